@@ -1,0 +1,328 @@
+"""What differs between database vendors: snapshots, streaming reads, bulk writes, locks.
+
+Everything goes through Django's connection; no client binaries are involved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from collections.abc import Iterable, Iterator
+
+from django.core.management.color import no_style
+from django.db import DatabaseError, connections, transaction
+
+from .codec import TEXT_KINDS, kind
+from .exceptions import OperationInProgressError
+from .graph import TableSpec
+
+LOCK_NAME = "backups_app.restore"
+
+
+class Backend:
+    """Operations shared by every vendor; subclasses override what their vendor needs."""
+
+    def __init__(self, using: str):
+        self.using = using
+        self.connection = connections[using]
+        self.quote = self.connection.ops.quote_name
+
+    # -- reading -------------------------------------------------------------------
+
+    def order_by_sql(self, spec: TableSpec) -> str:
+        parts = []
+        for field in spec.pk_fields:
+            column = self.quote(field.column)
+            if kind(field) in TEXT_KINDS:
+                column = self.binary_order(column)
+            parts.append(column)
+        return ", ".join(parts)
+
+    def binary_order(self, column: str) -> str:
+        """Make text sort by code point, the same on every vendor."""
+        return f"{column} COLLATE BINARY"
+
+    def select_sql(self, spec: TableSpec) -> str:
+        columns = ", ".join(self.quote(c) for c in spec.columns)
+        return (
+            f"SELECT {columns} FROM {self.quote(spec.table)} "
+            f"ORDER BY {self.order_by_sql(spec)}"
+        )
+
+    def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
+        """Yield the table's rows in primary key order, in lists of raw tuples."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.select_sql(spec))
+            while rows := cursor.fetchmany(batch_size):
+                yield rows
+
+    def count(self, spec: TableSpec) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {self.quote(spec.table)}")
+            return cursor.fetchone()[0]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Run the block in one read transaction that sees a single point in time."""
+        with transaction.atomic(using=self.using):
+            yield
+
+    # -- writing -------------------------------------------------------------------
+
+    def delete_all(self, specs: list[TableSpec]) -> None:
+        """Empty the tables, children first."""
+        with self.connection.cursor() as cursor:
+            for spec in reversed(specs):
+                cursor.execute(f"DELETE FROM {self.quote(spec.table)}")
+
+    def insert_sql(self, spec: TableSpec) -> str:
+        fields = spec.insert_fields
+        columns = ", ".join(self.quote(f.column) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        return (
+            f"INSERT INTO {self.quote(spec.table)} ({columns}) VALUES ({placeholders})"
+        )
+
+    def insert_rows(self, spec: TableSpec, batches: Iterable[list[tuple]]) -> int:
+        """Insert already decoded rows; return how many were written."""
+        sql = self.insert_sql(spec)
+        written = 0
+        with self.connection.cursor() as cursor:
+            for rows in batches:
+                cursor.executemany(sql, rows)
+                written += len(rows)
+        return written
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the session settings a restore needs while inserting."""
+        with self.connection.constraint_checks_disabled():
+            yield
+
+    def check_constraints(self, specs: list[TableSpec]) -> None:
+        self.connection.check_constraints(table_names=[s.table for s in specs])
+
+    def reset_sequences(self, specs: list[TableSpec]) -> None:
+        statements = self.connection.ops.sequence_reset_sql(
+            no_style(), [spec.model for spec in specs]
+        )
+        with self.connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)
+
+    # -- locking -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def restore_lock(self) -> Iterator[None]:
+        """Hold the restore lock; fail at once if another restore or backup holds it."""
+        yield
+
+    def ensure_no_restore(self) -> None:
+        """Fail if a restore is running on this database (called by backups)."""
+
+
+class SQLiteBackend(Backend):
+    def reset_sequences(self, specs: list[TableSpec]) -> None:
+        # Django makes AutoFields AUTOINCREMENT, whose counters live in sqlite_sequence;
+        # set them to what the restored rows imply so the next id is the backup's next id.
+        tables = [
+            spec
+            for spec in specs
+            if len(spec.pk_fields) == 1
+            and spec.pk_fields[0].get_internal_type().endswith("AutoField")
+        ]
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_sequence'"
+            )
+            if cursor.fetchone() is None:
+                return
+            for spec in tables:
+                cursor.execute(
+                    "DELETE FROM sqlite_sequence WHERE name = %s", [spec.table]
+                )
+                cursor.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) "
+                    f"SELECT %s, MAX({self.quote(spec.pk_columns[0])}) "
+                    f"FROM {self.quote(spec.table)} HAVING COUNT(*) > 0",
+                    [spec.table],
+                )
+
+
+class PostgreSQLBackend(Backend):
+    def binary_order(self, column: str) -> str:
+        return f'{column} COLLATE "C"'
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        outermost = not self.connection.in_atomic_block
+        with transaction.atomic(using=self.using):
+            if outermost:
+                with self.connection.cursor() as cursor:
+                    cursor.execute(
+                        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                    )
+            yield
+
+    def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
+        from psycopg.types.string import TextLoader
+
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        # A named (server-side) cursor streams; numeric and uuid come back as text,
+        # already in the file's canonical form, which saves a conversion per value.
+        with raw.cursor(name=f"backups_app_{spec.table[:40]}") as cursor:
+            cursor.adapters.register_loader("numeric", TextLoader)
+            cursor.adapters.register_loader("uuid", TextLoader)
+            cursor.itersize = batch_size
+            cursor.execute(self.select_sql(spec))
+            while rows := cursor.fetchmany(batch_size):
+                yield rows
+
+    def delete_all(self, specs: list[TableSpec]) -> None:
+        # One TRUNCATE is transactional here and skips per-row trigger work; it fails if
+        # a table outside the backup points at these tables, so fall back to DELETE.
+        tables = ", ".join(self.quote(spec.table) for spec in specs)
+        try:
+            with (
+                transaction.atomic(using=self.using),
+                self.connection.cursor() as cursor,
+            ):
+                cursor.execute(f"TRUNCATE {tables}")
+        except DatabaseError:
+            super().delete_all(specs)
+
+    def insert_rows(self, spec: TableSpec, batches: Iterable[list[tuple]]) -> int:
+        from .conf import app_settings
+
+        if not app_settings.POSTGRES_COPY:
+            return super().insert_rows(spec, batches)
+        columns = ", ".join(self.quote(f.column) for f in spec.insert_fields)
+        sql = f"COPY {self.quote(spec.table)} ({columns}) FROM STDIN"
+        written = 0
+        with self.connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            write_row = copy.write_row
+            for rows in batches:
+                for row in rows:
+                    write_row(row)
+                written += len(rows)
+        return written
+
+    def _lock_key(self) -> int:
+        return zlib.crc32(LOCK_NAME.encode())
+
+    @contextlib.contextmanager
+    def restore_lock(self) -> Iterator[None]:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [self._lock_key()])
+            if not cursor.fetchone()[0]:
+                raise OperationInProgressError(
+                    "Another restore or backup is running on this database."
+                )
+        yield
+
+    def ensure_no_restore(self) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_try_advisory_xact_lock_shared(%s)", [self._lock_key()]
+            )
+            if not cursor.fetchone()[0]:
+                raise OperationInProgressError("A restore is running on this database.")
+
+
+class MySQLBackend(Backend):
+    def binary_order(self, column: str) -> str:
+        return f"CAST({column} AS BINARY)"
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        outermost = not self.connection.in_atomic_block
+        with transaction.atomic(using=self.using):
+            if outermost:
+                with self.connection.cursor() as cursor:
+                    # Django opens MySQL connections at READ COMMITTED; a backup needs
+                    # one snapshot for all its tables.
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    cursor.execute(
+                        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+                    )
+            yield
+
+    def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
+        from MySQLdb.cursors import SSCursor
+
+        self.connection.ensure_connection()
+        # The default cursor buffers a whole result in memory; SSCursor streams it.
+        cursor = self.connection.connection.cursor(SSCursor)
+        try:
+            cursor.execute(self.select_sql(spec))
+            while rows := cursor.fetchmany(batch_size):
+                yield rows
+        finally:
+            cursor.close()
+
+    def delete_all(self, specs: list[TableSpec]) -> None:
+        # TRUNCATE would commit implicitly on MySQL; DELETE keeps the restore atomic.
+        super().delete_all(specs)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT @@SESSION.sql_mode")
+            sql_mode = cursor.fetchone()[0]
+            # A restored primary key of 0 must stay 0, not draw the next counter value.
+            cursor.execute(
+                "SET SESSION sql_mode = %s",
+                [",".join(filter(None, [sql_mode, "NO_AUTO_VALUE_ON_ZERO"]))],
+            )
+        try:
+            with super().writing():
+                yield
+        finally:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET SESSION sql_mode = %s", [sql_mode])
+
+    def reset_sequences(self, specs: list[TableSpec]) -> None:
+        # ALTER TABLE ... AUTO_INCREMENT would commit the transaction. InnoDB already
+        # keeps each counter above the largest restored id, so the next insert works.
+        return
+
+    def _lock_name(self) -> str:
+        return f"{LOCK_NAME}.{self.connection.settings_dict['NAME']}"[:64]
+
+    @contextlib.contextmanager
+    def restore_lock(self) -> Iterator[None]:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)", [self._lock_name()])
+            if cursor.fetchone()[0] != 1:
+                raise OperationInProgressError(
+                    "Another restore is running on this database."
+                )
+        try:
+            yield
+        finally:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SELECT RELEASE_LOCK(%s)", [self._lock_name()])
+
+    def ensure_no_restore(self) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name()])
+            holder = cursor.fetchone()[0]
+        if holder is not None and holder != self.connection.connection.thread_id():
+            raise OperationInProgressError("A restore is running on this database.")
+
+
+BACKENDS: dict[str, type[Backend]] = {
+    "sqlite": SQLiteBackend,
+    "postgresql": PostgreSQLBackend,
+    "mysql": MySQLBackend,
+}
+
+
+def backend_for(using: str) -> Backend:
+    vendor = connections[using].vendor
+    return BACKENDS.get(vendor, Backend)(using)
+
+
+def vendor_of(using: str) -> str:
+    return connections[using].vendor

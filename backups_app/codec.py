@@ -1,0 +1,291 @@
+"""How a column value becomes JSON in the file, and how it goes back into a database.
+
+This is the only module that knows value encodings. The rules (see docs/format.md):
+
+- integers, strings, booleans and null are JSON as they are;
+- floats are JSON numbers, except NaN and the infinities, which are the strings
+  ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (orjson would write null);
+- decimals are strings in plain notation with the column's scale (``"12.50"``);
+- datetimes, dates and times are ISO 8601 strings with microseconds when non-zero;
+  aware datetimes carry their UTC offset;
+- UUIDs are lower-case hyphenated strings;
+- durations are whole microseconds;
+- binary values are base64 strings;
+- JSON columns hold the JSON document as a string, compact with sorted keys, so
+  that SQL NULL (null) and JSON null (``"null"``) stay apart.
+
+Reading works on raw database values plus the backend's own converters (which undo
+vendor storage quirks such as SQLite's text datetimes); field ``from_db_value`` hooks
+are deliberately skipped, so custom fields are copied as stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import math
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.db import models
+from django.db.models.expressions import Col
+
+Encoder = Callable[[Any], Any]
+
+# One option set for every row line: rows are lists, so key sorting is not needed here.
+ROW_OPTIONS = 0
+JSON_DOCUMENT_OPTIONS = orjson.OPT_SORT_KEYS
+
+TEXT_KINDS = frozenset(
+    {
+        "CharField",
+        "TextField",
+        "SlugField",
+        "EmailField",
+        "URLField",
+        "FilePathField",
+        "FileField",
+        "ImageField",
+    }
+)
+
+
+def dumps_row(row: Any) -> bytes:
+    return orjson.dumps(row)
+
+
+def loads_row(line: bytes) -> list[Any]:
+    return orjson.loads(line)
+
+
+def base_field(field: models.Field) -> models.Field:
+    """Return the field whose type decides the stored value: FK targets, generated outputs."""
+    while field.is_relation and field.target_field is not field:
+        field = field.target_field
+    if field.generated:
+        field = field.output_field
+    return field
+
+
+def kind(field: models.Field) -> str:
+    return base_field(field).get_internal_type()
+
+
+# --- encoding: database value -> JSON value ---------------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    """Return a JSON document as compact text with sorted keys."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode()
+    try:
+        return orjson.dumps(orjson.loads(value), option=JSON_DOCUMENT_OPTIONS).decode()
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        # NaN, Infinity and integers beyond 64 bits: the standard library copes.
+        return json.dumps(
+            json.loads(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+
+
+def uuid_text(value: Any) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(uuid.UUID(value))
+
+
+def binary_text(value: Any) -> str:
+    return base64.b64encode(bytes(value)).decode("ascii")
+
+
+def decimal_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, Decimal):
+        value = Decimal(str(value))
+    return format(value, "f")
+
+
+def float_value(value: Any) -> Any:
+    value = float(value)
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def duration_micros(value: Any) -> int:
+    if isinstance(value, datetime.timedelta):
+        return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    return int(value)
+
+
+ENCODERS: dict[str, Encoder] = {
+    "JSONField": canonical_json,
+    "UUIDField": uuid_text,
+    "BinaryField": binary_text,
+    "DecimalField": decimal_text,
+    "FloatField": float_value,
+    "DurationField": duration_micros,
+}
+
+
+def column_encoder(field: models.Field, table: str, connection) -> Encoder | None:
+    """Return a function from a raw column value (not None) to its JSON value."""
+    base = base_field(field)
+    field_kind = base.get_internal_type()
+    steps: list[Encoder] = []
+    if field_kind != "JSONField":
+        expression = Col(table, base)
+        for converter in connection.ops.get_db_converters(expression):
+            steps.append(
+                lambda value, c=converter, e=expression: c(value, e, connection)
+            )
+    if field_kind in ENCODERS:
+        steps.append(ENCODERS[field_kind])
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+
+    def encode(value, steps=tuple(steps)):
+        for step in steps:
+            value = step(value)
+        return value
+
+    return encode
+
+
+def row_encoder(fields, table: str, connection) -> Callable[[tuple], bytes]:
+    """Return a function from a raw database row to its line in the file."""
+    steps = []
+    for index, field in enumerate(fields):
+        encoder = column_encoder(field, table, connection)
+        if encoder is not None:
+            steps.append((index, encoder))
+    if not steps:
+        return orjson.dumps
+
+    def encode(row):
+        row = list(row)
+        for index, encoder in steps:
+            value = row[index]
+            if value is not None:
+                row[index] = encoder(value)
+        return orjson.dumps(row)
+
+    return encode
+
+
+# --- decoding: JSON value -> parameter for an INSERT or COPY ------------------------
+
+
+def _binary(value: str) -> bytes:
+    return base64.b64decode(value)
+
+
+def _float(value: Any) -> float:
+    return float(value)
+
+
+def _uuid_hex(value: str) -> str:
+    return value.replace("-", "")
+
+
+def _timedelta(value: int) -> datetime.timedelta:
+    return datetime.timedelta(microseconds=value)
+
+
+def _datetime_decoder(connection) -> Encoder:
+    ops = connection.ops
+    utc = getattr(connection, "timezone_name", "UTC") == "UTC"
+
+    def decode(value: str):
+        # Django stores datetimes on SQLite and MySQL as naive UTC text with a space.
+        if utc and value.endswith("+00:00"):
+            return value[:-6].replace("T", " ", 1)
+        if utc and len(value) <= 26 and value[10:11] == "T":
+            return value.replace("T", " ", 1)
+        return ops.adapt_datetimefield_value(datetime.datetime.fromisoformat(value))
+
+    return decode
+
+
+def column_decoder(field: models.Field, connection) -> Encoder | None:
+    """Return a function from a JSON value (not None) to what the database accepts."""
+    field_kind = kind(field)
+    if field_kind == "BinaryField":
+        return _binary
+    if field_kind == "FloatField":
+        return _float
+    if connection.vendor == "postgresql":
+        # COPY parses ISO datetimes, decimals, UUIDs and JSON text by itself.
+        if field_kind == "DurationField":
+            return _timedelta
+        return None
+    if field_kind == "DurationField":
+        return None if not connection.features.has_native_duration_field else _timedelta
+    if field_kind == "UUIDField" and not connection.features.has_native_uuid_field:
+        return _uuid_hex
+    if field_kind == "DateTimeField":
+        return _datetime_decoder(connection)
+    return None
+
+
+def row_decoder(fields, insert_fields, connection) -> Callable[[list], tuple]:
+    """Return a function from a row of the file to the tuple an INSERT takes."""
+    positions = [fields.index(f) for f in insert_fields]
+    steps = []
+    for index, field in enumerate(insert_fields):
+        decoder = column_decoder(field, connection)
+        if decoder is not None:
+            steps.append((index, decoder))
+    keep_all = positions == list(range(len(fields)))
+    if not steps and keep_all:
+        return tuple
+
+    def decode(row):
+        if not keep_all:
+            row = [row[i] for i in positions]
+        for index, decoder in steps:
+            value = row[index]
+            if value is not None:
+                row[index] = decoder(value)
+        return tuple(row)
+
+    return decode
+
+
+# --- ordering keys, so validation can merge two sorted streams ----------------------
+
+
+def pk_key_function(fields, pk_fields) -> Callable[[list], tuple]:
+    """Return a function from a decoded row to a key sorted as the database sorts pks."""
+    positions = [fields.index(f) for f in pk_fields]
+    converters = []
+    for field in pk_fields:
+        field_kind = kind(field)
+        if field_kind == "DecimalField":
+            converters.append(Decimal)
+        elif field_kind == "FloatField":
+            converters.append(float)
+        else:
+            converters.append(None)
+
+    def key(row):
+        return tuple(
+            row[i] if convert is None or row[i] is None else convert(row[i])
+            for i, convert in zip(positions, converters, strict=True)
+        )
+
+    return key
+
+
+def pk_value(fields, pk_fields, row) -> Any:
+    """Return the primary key of a decoded row as shown to people: a value or a list."""
+    values = [row[fields.index(f)] for f in pk_fields]
+    return values[0] if len(values) == 1 else values

@@ -1,0 +1,81 @@
+"""Settings of the app, read lazily from ``settings.BACKUPS`` so override_settings works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Alias in settings.STORAGES; when absent, a FileSystemStorage on DIRECTORY is used.
+    "STORAGE": "backups",
+    # Used only when STORAGES has no entry for STORAGE; default: BASE_DIR / "backups".
+    "DIRECTORY": None,
+    "FILENAME_TEMPLATE": "backup-{database}-{timestamp}.jsonl.gz",
+    "SAFETY_FILENAME_TEMPLATE": "safety-{database}-{timestamp}.jsonl.gz",
+    # Labels "app" or "app.Model" left out of every backup and restore.
+    "EXCLUDE": (),
+    # Take a backup of the current data before every restore.
+    "SAFETY_BACKUP": True,
+    "COMPRESSION_LEVEL": 1,
+    # Rows a read or write batch holds at most; the writer lowers it to fit parameter limits.
+    "BATCH_SIZE": 2000,
+    # Use PostgreSQL COPY for restores.
+    "POSTGRES_COPY": True,
+}
+
+# Apps whose tables a restore must never touch: our own history, and task queues that
+# may be running the restore itself.
+ALWAYS_EXCLUDED_APPS = frozenset(
+    {"backups_app", "django_tasks_database", "django_tasks_db"}
+)
+
+
+class AppSettings:
+    """Typed accessors over ``settings.BACKUPS``; each read goes to the live settings."""
+
+    def _get(self, key: str) -> Any:
+        return getattr(settings, "BACKUPS", {}).get(key, DEFAULTS[key])
+
+    @property
+    def STORAGE(self) -> str:
+        return self._get("STORAGE")
+
+    @property
+    def DIRECTORY(self) -> Path:
+        directory = self._get("DIRECTORY")
+        if directory is None:
+            directory = Path(getattr(settings, "BASE_DIR", Path.cwd())) / "backups"
+        return Path(directory)
+
+    @property
+    def FILENAME_TEMPLATE(self) -> str:
+        return self._get("FILENAME_TEMPLATE")
+
+    @property
+    def SAFETY_FILENAME_TEMPLATE(self) -> str:
+        return self._get("SAFETY_FILENAME_TEMPLATE")
+
+    @property
+    def EXCLUDE(self) -> tuple[str, ...]:
+        return tuple(self._get("EXCLUDE"))
+
+    @property
+    def SAFETY_BACKUP(self) -> bool:
+        return bool(self._get("SAFETY_BACKUP"))
+
+    @property
+    def COMPRESSION_LEVEL(self) -> int:
+        return int(self._get("COMPRESSION_LEVEL"))
+
+    @property
+    def BATCH_SIZE(self) -> int:
+        return int(self._get("BATCH_SIZE"))
+
+    @property
+    def POSTGRES_COPY(self) -> bool:
+        return bool(self._get("POSTGRES_COPY"))
+
+
+app_settings = AppSettings()

@@ -1,0 +1,31 @@
+"""The errors the library raises; the commands turn each into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class BackupError(Exception):
+    """Root of every error the library raises on purpose."""
+
+
+class BackupFormatError(BackupError):
+    """The file is damaged, truncated or not a backup at all."""
+
+
+class IncompatibleBackupError(BackupError):
+    """The file is intact but does not fit this database (schema, version, vendor)."""
+
+    def __init__(self, message: str, differences: list[str] | tuple[str, ...] = ()):
+        super().__init__(message)
+        self.differences = tuple(differences)
+
+
+class RestoreError(BackupError):
+    """The restore failed and was rolled back; the database is as it was."""
+
+
+class StorageError(BackupError):
+    """A backup could not be found, read or written where it was asked for."""
+
+
+class OperationInProgressError(BackupError):
+    """Another restore (or a backup during a restore) holds the lock."""

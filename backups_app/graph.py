@@ -1,0 +1,154 @@
+"""Which tables a backup covers, and in which order, computed from the app registry."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db import models, router
+
+from .conf import ALWAYS_EXCLUDED_APPS, app_settings
+from .exceptions import BackupError
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One database table: the model that owns it and its columns in file order."""
+
+    model: type[models.Model]
+    label: str
+    table: str
+    fields: tuple[models.Field, ...]
+    pk_fields: tuple[models.Field, ...]
+    # Labels of the tables this one points at with a foreign key (its parents).
+    parents: frozenset[str] = field(default=frozenset())
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(f.column for f in self.fields)
+
+    @property
+    def pk_columns(self) -> tuple[str, ...]:
+        return tuple(f.column for f in self.pk_fields)
+
+    @property
+    def insert_fields(self) -> tuple[models.Field, ...]:
+        """Fields a restore writes: generated columns are computed by the database."""
+        return tuple(f for f in self.fields if not f.generated)
+
+
+def parse_labels(labels: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """Split labels into app labels and lower-cased model labels; raise on unknown ones."""
+    app_labels: set[str] = set()
+    model_labels: set[str] = set()
+    for label in labels:
+        if "." in label:
+            try:
+                model = apps.get_model(label)
+            except (LookupError, ValueError):
+                raise BackupError(f"Unknown model in exclude: {label!r}.") from None
+            model_labels.add(model._meta.label_lower)
+        else:
+            try:
+                apps.get_app_config(label)
+            except LookupError:
+                raise BackupError(f"Unknown app in exclude: {label!r}.") from None
+            app_labels.add(label)
+    return frozenset(app_labels), frozenset(model_labels)
+
+
+def _is_backed_up(model: type[models.Model], using: str) -> bool:
+    opts = model._meta
+    return (
+        not opts.proxy
+        and opts.managed
+        and not opts.swapped
+        and router.allow_migrate_model(using, model)
+    )
+
+
+def _excluded(model: type[models.Model], app_labels, model_labels) -> bool:
+    opts = model._meta
+    if opts.app_label in ALWAYS_EXCLUDED_APPS or opts.app_label in app_labels:
+        return True
+    if opts.label_lower in model_labels:
+        return True
+    # An auto-created M2M table goes with the model that declares the field;
+    # Django stores that model in Meta.auto_created.
+    if opts.auto_created:
+        return _excluded(opts.auto_created, app_labels, model_labels)
+    return False
+
+
+def _spec(model: type[models.Model]) -> TableSpec:
+    opts = model._meta
+    fields = tuple(opts.local_concrete_fields)
+    pk_fields = tuple(getattr(opts, "pk_fields", None) or (opts.pk,))
+    parents = frozenset(
+        f.related_model._meta.concrete_model._meta.label
+        for f in fields
+        if f.is_relation and f.related_model is not None
+    )
+    return TableSpec(
+        model=model,
+        label=opts.label,
+        table=opts.db_table,
+        fields=fields,
+        pk_fields=pk_fields,
+        parents=parents,
+    )
+
+
+def table_specs(using: str = "default", exclude: Iterable[str] = ()) -> list[TableSpec]:
+    """Return the tables of every installed model, parents before children."""
+    app_labels, model_labels = parse_labels([*app_settings.EXCLUDE, *exclude])
+    specs = [
+        _spec(model)
+        for model in apps.get_models(include_auto_created=True)
+        if _is_backed_up(model, using)
+        and not _excluded(model, app_labels, model_labels)
+    ]
+    return dependency_order(specs)
+
+
+def dependency_order(specs: list[TableSpec]) -> list[TableSpec]:
+    """Order tables so that every table comes after the tables it points at.
+
+    Ties are broken by label, so the order is the same on every run. Edges that close
+    a cycle (including self references) cannot be honoured; they are dropped, which is
+    safe because restores run with constraint checks deferred or disabled.
+    """
+    by_label = {spec.label: spec for spec in specs}
+    parents = {
+        spec.label: {p for p in spec.parents if p in by_label and p != spec.label}
+        for spec in specs
+    }
+    children: dict[str, set[str]] = {label: set() for label in by_label}
+    for label, its_parents in parents.items():
+        for parent in its_parents:
+            children[parent].add(label)
+    waiting = {label: len(its_parents) for label, its_parents in parents.items()}
+    ready = [label for label, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    ordered: list[str] = []
+    while len(ordered) < len(by_label):
+        if not ready:
+            # A cycle: release the waiting table with the fewest unmet parents.
+            stuck = min(
+                (label for label in waiting if label not in ordered and waiting[label]),
+                key=lambda label: (waiting[label], label),
+            )
+            waiting[stuck] = 0
+            heapq.heappush(ready, stuck)
+        label = heapq.heappop(ready)
+        if label in ordered:
+            continue
+        ordered.append(label)
+        for child in sorted(children[label]):
+            if waiting[child] > 0:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, child)
+    return [by_label[label] for label in ordered]

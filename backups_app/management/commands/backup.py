@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import DEFAULT_DB_ALIAS
+
+from backups_app.backup import create_backup
+from backups_app.exceptions import BackupError
+
+from ._output import command_error, human_size, json_text, number, progress_for, table
+
+
+class Command(BaseCommand):
+    help = "Write a complete, integrity-checked backup of a database."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "-o",
+            "--output",
+            help="Path of the backup file, or - for standard output. Default: a new "
+            "name in the backup storage. A .gz suffix compresses.",
+        )
+        parser.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            help="Database alias to back up (default: %(default)s).",
+        )
+        parser.add_argument(
+            "-e",
+            "--exclude",
+            action="append",
+            default=[],
+            metavar="APP[.MODEL]",
+            help="Leave out an app or model; repeat for more.",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print one JSON document, nothing else."
+        )
+
+    def handle(
+        self,
+        *args: Any,
+        output: str | None,
+        database: str,
+        exclude: list[str],
+        json: bool,
+        **options: Any,
+    ) -> None:
+        progress = progress_for(self, {**options, "json": json})
+        try:
+            summary = create_backup(
+                output, using=database, exclude=exclude, progress=progress
+            )
+        except BackupError as exc:
+            raise command_error(exc) from exc
+        finally:
+            progress.clear()
+        # Backing up to stdout leaves stdout to the backup itself.
+        out = self.stderr if output == "-" else self.stdout
+        if json:
+            out.write(json_text(summary.to_dict()))
+            return
+        verbosity = options["verbosity"]
+        if verbosity >= 2:
+            out.write(
+                table(
+                    ["table", "rows"],
+                    [(t.label, number(t.rows)) for t in summary.tables],
+                )
+            )
+        if verbosity >= 1:
+            out.write(f"Backup written to {summary.name}")
+            out.write(
+                self.style.SUCCESS(
+                    f"Backed up database {database!r}: {summary.table_count} tables, "
+                    f"{number(summary.rows)} rows, {human_size(summary.size)} "
+                    f"in {summary.seconds:.1f} s"
+                )
+            )

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS
+
+from backups_app.exceptions import BackupError, IncompatibleBackupError
+from backups_app.restore import RestorePlan, plan_restore, restore_backup
+
+from ._output import (
+    EXIT_FAILED,
+    command_error,
+    json_text,
+    number,
+    progress_for,
+    table,
+)
+
+
+class Command(BaseCommand):
+    help = "Make the database exactly equal to a backup, in one transaction."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "file", help="Backup file: a path, a name in the backup storage, or -."
+        )
+        parser.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            help="Database alias to restore into (default: %(default)s).",
+        )
+        parser.add_argument(
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="Do not ask for confirmation.",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Check the file and show what would change; change nothing.",
+        )
+        parser.add_argument(
+            "--no-safety-backup",
+            action="store_false",
+            dest="safety_backup",
+            default=None,
+            help="Do not back up the current data first (BACKUPS['SAFETY_BACKUP']).",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print one JSON document, nothing else."
+        )
+
+    def handle(
+        self,
+        *args: Any,
+        file: str,
+        database: str,
+        interactive: bool,
+        dry_run: bool,
+        safety_backup: bool | None,
+        json: bool,
+        **options: Any,
+    ) -> None:
+        verbosity = options["verbosity"]
+        if interactive and not dry_run:
+            if json:
+                raise CommandError("--json needs --noinput or --dry-run.")
+            if file == "-":
+                raise CommandError(
+                    "Restore cancelled: the backup comes from standard input, so there "
+                    "is no way to confirm; pass --noinput."
+                )
+        progress = progress_for(self, {**options, "json": json})
+        try:
+            plan = plan_restore(file, using=database, progress=progress)
+        except BackupError as exc:
+            raise command_error(exc) from exc
+        finally:
+            progress.clear()
+        if json and dry_run:
+            self.stdout.write(json_text(plan.to_dict()))
+        elif verbosity >= 1 and (dry_run or interactive or verbosity >= 2):
+            self._render_plan(plan)
+        if not plan.can_restore:
+            raise command_error(
+                IncompatibleBackupError(
+                    f"{plan.source.name} does not fit database {database!r}: "
+                    f"{len(plan.schema_differences)} schema differences (listed above); "
+                    "nothing was changed."
+                )
+            )
+        if dry_run:
+            if not json and verbosity >= 1:
+                self.stdout.write("Dry run: nothing was changed.")
+            return
+        if interactive:
+            self._confirm(plan)
+        try:
+            summary = restore_backup(
+                plan, safety_backup=safety_backup, progress=progress
+            )
+        except BackupError as exc:
+            raise command_error(exc) from exc
+        finally:
+            progress.clear()
+        if json:
+            self.stdout.write(json_text(summary.to_dict()))
+            return
+        if verbosity >= 1:
+            if summary.safety_backup:
+                self.stdout.write(
+                    f"Safety backup of the previous data: {summary.safety_backup}"
+                )
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Restored {plan.source.name} into database {database!r}: "
+                    f"{summary.tables} tables, {number(summary.rows_inserted)} rows "
+                    f"({number(summary.rows_deleted)} rows replaced) in "
+                    f"{summary.seconds:.1f} s"
+                )
+            )
+
+    def _render_plan(self, plan: RestorePlan) -> None:
+        header = plan.header
+        self.stdout.write(
+            f"Backup {plan.source.name}: taken {header.get('created')} from "
+            f"{header.get('vendor')} database {header.get('database')!r}"
+        )
+        rows = [
+            (t.label, number(t.rows_now), number(t.rows_in_file)) for t in plan.tables
+        ]
+        rows.append(("total", number(plan.rows_now), number(plan.rows_in_file)))
+        self.stdout.write(table(["table", "rows now", "rows in file"], rows))
+        for difference in plan.schema_differences:
+            self.stdout.write(self.style.ERROR(f"  schema: {difference}"))
+
+    def _confirm(self, plan: RestorePlan) -> None:
+        if not sys.stdin.isatty():
+            raise CommandError(
+                "Restore cancelled: standard input is not a terminal; pass --noinput "
+                "to restore without asking.",
+                returncode=EXIT_FAILED,
+            )
+        self.stdout.write(
+            self.style.WARNING(
+                f"This replaces every row of {len(plan.tables)} tables in database "
+                f"{plan.database!r} with the backup's rows."
+            )
+        )
+        try:
+            answer = input("Type 'yes' to continue, or 'no' to cancel: ")
+        except EOFError:
+            answer = ""
+        if answer.strip() != "yes":
+            raise CommandError("Restore cancelled.", returncode=EXIT_FAILED)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS
+
+from backups_app.exceptions import BackupError
+from backups_app.validate import ValidationReport, validate_backup
+
+from ._output import EXIT_FAILED, command_error, json_text, number, progress_for, table
+
+
+class Command(BaseCommand):
+    help = (
+        "Compare a backup with the database table by table; exit 0 when they are "
+        "equal, 1 when they differ, 2 when the file is unusable."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "file", help="Backup file: a path, a name in the backup storage, or -."
+        )
+        parser.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            help="Database alias to compare with (default: %(default)s).",
+        )
+        parser.add_argument(
+            "--file-only",
+            action="store_true",
+            help="Only check the file's integrity; do not touch the database.",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print one JSON document, nothing else."
+        )
+
+    def handle(
+        self,
+        *args: Any,
+        file: str,
+        database: str,
+        file_only: bool,
+        json: bool,
+        **options: Any,
+    ) -> None:
+        progress = progress_for(self, {**options, "json": json})
+        try:
+            report = validate_backup(
+                file, using=database, file_only=file_only, progress=progress
+            )
+        except BackupError as exc:
+            raise command_error(exc) from exc
+        finally:
+            progress.clear()
+        if json:
+            self.stdout.write(json_text(report.to_dict()))
+        else:
+            self._render(report, options["verbosity"])
+        if not report.ok:
+            # The differences are already printed; the exit code is the verdict.
+            raise CommandError(
+                "The database differs from the backup.", returncode=EXIT_FAILED
+            )
+
+    def _render(self, report: ValidationReport, verbosity: int) -> None:
+        if verbosity == 0:
+            return
+        if report.file_only:
+            if verbosity >= 2:
+                rows = [(t.label, number(t.file_rows)) for t in report.tables]
+                self.stdout.write(table(["table", "rows"], rows))
+            self.stdout.write(self.style.SUCCESS(report.summary_line()))
+            return
+        shown = (
+            report.tables
+            if verbosity >= 2
+            else [t for t in report.tables if not t.matches]
+        )
+        if shown:
+            self.stdout.write(
+                table(
+                    [
+                        "table",
+                        "in file",
+                        "in db",
+                        "missing",
+                        "extra",
+                        "changed",
+                        "status",
+                    ],
+                    [
+                        (
+                            t.label,
+                            number(t.file_rows),
+                            number(t.db_rows),
+                            number(t.missing),
+                            number(t.extra),
+                            number(t.changed),
+                            t.problem or t.status,
+                        )
+                        for t in shown
+                    ],
+                )
+            )
+        for t in report.tables:
+            for what in ("missing", "extra", "changed"):
+                examples = getattr(t, f"{what}_examples")
+                if examples:
+                    self.stdout.write(
+                        f"  {t.label}: {what} primary keys, e.g. "
+                        + ", ".join(json_text(e) for e in examples)
+                    )
+        for difference in report.schema_differences:
+            self.stdout.write(self.style.WARNING(f"  schema: {difference}"))
+        style = self.style.SUCCESS if report.ok else self.style.ERROR
+        self.stdout.write(style(report.summary_line()))

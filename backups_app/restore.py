@@ -1,0 +1,249 @@
+"""Restore a backup: make the database hold exactly the backup's rows, or change nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from django.db import DatabaseError, connections, transaction
+
+from . import signals
+from .backends import Backend, backend_for
+from .backup import create_backup
+from .caches import clear_stale_caches
+from .codec import loads_row, row_decoder, row_encoder
+from .conf import app_settings
+from .exceptions import BackupError, IncompatibleBackupError, RestoreError
+from .format import BackupReader, TableEnd, verify
+from .graph import TableSpec, table_specs
+from .progress import Progress, ProgressCallback, ignore_progress
+from .schema import aligned, compare_schema
+from .streams import BackupSource
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    label: str
+    table: str
+    rows_now: int | None  # None: the table is not in this database
+    rows_in_file: int | None  # None: the table is not in the backup
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a restore of ``source`` into ``database`` would do; nothing has changed yet."""
+
+    source: BackupSource
+    database: str
+    header: dict[str, Any]
+    tables: tuple[TablePlan, ...]
+    schema_differences: tuple[str, ...]
+    ends: dict[str, TableEnd] = field(repr=False)
+
+    @property
+    def can_restore(self) -> bool:
+        return not self.schema_differences
+
+    @property
+    def rows_now(self) -> int:
+        return sum(t.rows_now or 0 for t in self.tables)
+
+    @property
+    def rows_in_file(self) -> int:
+        return sum(t.rows_in_file or 0 for t in self.tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source.name,
+            "database": self.database,
+            "created": self.header.get("created"),
+            "vendor": self.header.get("vendor"),
+            "can_restore": self.can_restore,
+            "rows_now": self.rows_now,
+            "rows_in_file": self.rows_in_file,
+            "schema_differences": list(self.schema_differences),
+            "tables": [asdict(t) for t in self.tables],
+        }
+
+
+@dataclass(frozen=True)
+class RestoreSummary:
+    source: str
+    database: str
+    tables: int
+    rows_deleted: int
+    rows_inserted: int
+    seconds: float
+    safety_backup: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_restore(
+    source: str | os.PathLike | IO[bytes] | BackupSource,
+    *,
+    using: str = "default",
+    progress: ProgressCallback = ignore_progress,
+) -> RestorePlan:
+    """Check the whole file and its fit to the database; return what a restore would do.
+
+    Raises BackupFormatError for a damaged file. Schema differences are returned in the
+    plan (``restore_backup`` refuses them).
+    """
+    if using not in connections:
+        raise BackupError(f"Unknown database {using!r}.")
+    source = source if isinstance(source, BackupSource) else BackupSource(source)
+    progress(Progress("verify", "", 0, None))
+    with source.open() as stream:
+        header, ends = verify(stream, source.name)
+    specs = table_specs(using, header.get("exclude", ()))
+    backend = backend_for(using)
+    try:
+        differences = compare_schema(header, specs, using)
+        current = {spec.label: backend.count(spec) for spec in specs}
+    except DatabaseError as exc:
+        raise BackupError(f"Cannot read database {using!r}: {exc}".strip()) from exc
+    labels = [spec.label for spec in specs] + [
+        table["label"] for table in header["tables"] if table["label"] not in current
+    ]
+    tables = {t["label"]: t["table"] for t in header["tables"]}
+    tables.update({spec.label: spec.table for spec in specs})
+    plan = tuple(
+        TablePlan(
+            label,
+            tables[label],
+            current.get(label),
+            ends[label].rows if label in ends else None,
+        )
+        for label in labels
+    )
+    return RestorePlan(source, using, header, plan, tuple(differences), ends)
+
+
+def restore_backup(
+    source: str | os.PathLike | IO[bytes] | BackupSource | RestorePlan,
+    *,
+    using: str = "default",
+    safety_backup: bool | None = None,
+    progress: ProgressCallback = ignore_progress,
+) -> RestoreSummary:
+    """Replace the contents of every table in the backup's scope with the backup's rows.
+
+    One transaction: the file is checked completely before anything changes, and the
+    written tables are re-counted and re-digested before commit. Any failure rolls back
+    and raises, leaving the database as it was.
+    """
+    started = time.perf_counter()
+    plan = (
+        source
+        if isinstance(source, RestorePlan)
+        else plan_restore(source, using=using, progress=progress)
+    )
+    using = plan.database
+    if not plan.can_restore:
+        raise IncompatibleBackupError(
+            f"{plan.source.name} does not fit database {using!r}: "
+            f"{len(plan.schema_differences)} schema differences.",
+            plan.schema_differences,
+        )
+    exclude = tuple(plan.header.get("exclude", ()))
+    specs = table_specs(using, exclude)
+    if safety_backup is None:
+        safety_backup = app_settings.SAFETY_BACKUP
+    safety_name = None
+    if safety_backup:
+        progress(Progress("safety", "", 0, None))
+        safety = create_backup(
+            None,
+            using=using,
+            exclude=exclude,
+            origin="safety",
+            name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
+        )
+        safety_name = safety.name
+    signals.pre_restore.send(restore_backup, using=using, plan=plan)
+    backend = backend_for(using)
+    try:
+        with transaction.atomic(using=using), backend.restore_lock(), backend.writing():
+            progress(Progress("delete", "", 0, None))
+            backend.delete_all(specs)
+            written = _load(plan, specs, backend, progress)
+            progress(Progress("check", "", 0, None))
+            backend.check_constraints(specs)
+            backend.reset_sequences(specs)
+            _verify_written(written, backend, progress)
+    except DatabaseError as exc:
+        raise RestoreError(
+            f"Restore of {plan.source.name} failed and was rolled back: {exc}".strip()
+        ) from exc
+    clear_stale_caches(using)
+    summary = RestoreSummary(
+        source=plan.source.name,
+        database=using,
+        tables=len(specs),
+        rows_deleted=plan.rows_now,
+        rows_inserted=sum(end.rows for _, end in written),
+        seconds=round(time.perf_counter() - started, 3),
+        safety_backup=safety_name,
+    )
+    signals.post_restore.send(restore_backup, using=using, summary=summary)
+    return summary
+
+
+def _load(
+    plan: RestorePlan,
+    specs: list[TableSpec],
+    backend: Backend,
+    progress: ProgressCallback,
+) -> list[tuple[TableSpec, TableEnd]]:
+    """Insert every table's rows from the file, in the file's (dependency) order."""
+    by_label = {spec.label: spec for spec in specs}
+    batch_size = app_settings.BATCH_SIZE
+    connection = backend.connection
+    written: list[tuple[TableSpec, TableEnd]] = []
+    with plan.source.open() as stream:
+        reader = BackupReader(stream, plan.source.name)
+        for section in reader.tables():
+            spec = aligned(by_label[section.label], section.columns)
+            decode = row_decoder(
+                list(spec.fields), list(spec.insert_fields), connection
+            )
+            total = plan.ends[section.label].rows
+
+            def decoded(section=section, decode=decode, spec=spec, total=total):
+                done = 0
+                for lines in section.batches(batch_size):
+                    yield [decode(loads_row(line)) for line in lines]
+                    done += len(lines)
+                    progress(Progress("restore", spec.label, done, total))
+
+            backend.insert_rows(spec, decoded())
+            written.append((spec, section.end))
+    return written
+
+
+def _verify_written(
+    written: list[tuple[TableSpec, TableEnd]],
+    backend: Backend,
+    progress: ProgressCallback,
+) -> None:
+    """Read back every restored table and compare its count and digest with the file."""
+    batch_size = app_settings.BATCH_SIZE
+    for spec, end in written:
+        encode = row_encoder(spec.fields, spec.table, backend.connection)
+        digest = hashlib.sha256()
+        rows = 0
+        for batch in backend.stream_rows(spec, batch_size):
+            digest.update(b"\n".join(map(encode, batch)) + b"\n")
+            rows += len(batch)
+            progress(Progress("verify-written", spec.label, rows, end.rows))
+        if rows != end.rows or digest.hexdigest() != end.digest:
+            raise RestoreError(
+                f"{spec.label}: the database does not hold the backup's values after "
+                f"writing ({rows} rows read back, {end.rows} in the backup); "
+                "rolled back. The target cannot store some values exactly."
+            )

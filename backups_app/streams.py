@@ -1,0 +1,281 @@
+"""Where backups are read from and written to: paths, the backup storage, stdin/stdout.
+
+Writes go to a temporary name next to the destination and are moved into place only
+when complete, so a half-written file never carries a backup's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.core.files.storage.handler import InvalidStorageError
+
+from .conf import app_settings
+from .exceptions import StorageError
+
+GZIP_MAGIC = b"\x1f\x8b"
+READ_BUFFER = 1 << 20
+STDIO = "-"
+
+
+def backup_storage() -> Storage:
+    """Return the storage that holds backups (``STORAGES[BACKUPS['STORAGE']]``)."""
+    try:
+        return storages[app_settings.STORAGE]
+    except InvalidStorageError:
+        return FileSystemStorage(location=app_settings.DIRECTORY)
+
+
+def new_backup_name(database: str, template: str | None = None) -> str:
+    timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    template = template or app_settings.FILENAME_TEMPLATE
+    return template.format(database=database, timestamp=timestamp)
+
+
+def _local_path(storage: Storage, name: str) -> Path | None:
+    try:
+        return Path(storage.path(name))
+    except NotImplementedError:
+        return None
+
+
+class BackupSource:
+    """A backup to read: a path, a name in the backup storage, ``-`` or a file object.
+
+    ``open()`` may be called more than once (restores read the file twice); standard
+    input and file objects are spooled to a temporary file on first use.
+    """
+
+    def __init__(self, source: str | os.PathLike | IO[bytes]):
+        self._source = source
+        self._spooled: tempfile._TemporaryFileWrapper | None = None
+        self._storage_name: str | None = None
+        self._path: Path | None = None
+        if isinstance(source, (str, os.PathLike)):
+            text = os.fspath(source)
+            self.name = text
+            if text == STDIO:
+                return
+            path = Path(text)
+            if path.is_file():
+                self._path = path
+                return
+            storage = backup_storage()
+            try:
+                found = bool(text) and storage.exists(text)
+            except (
+                Exception
+            ) as exc:  # storages raise anything from OSError to SDK errors
+                raise StorageError(
+                    f"Cannot look up {text!r} in the backup storage: {exc}"
+                ) from exc
+            if path.exists() and not path.is_file():
+                raise StorageError(f"{text!r} is not a file.")
+            if not found:
+                raise StorageError(
+                    f"No backup at {text!r}: neither a file nor a name in the backup storage."
+                )
+            self._storage_name = text
+        else:
+            self.name = getattr(source, "name", None) or "stream"
+
+    @property
+    def storage_name(self) -> str | None:
+        return self._storage_name
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def _spool(self) -> IO[bytes]:
+        if self._spooled is None:
+            stream = sys.stdin.buffer if self._source == STDIO else self._source
+            # Kept open across reopenings; closed by close().
+            self._spooled = tempfile.TemporaryFile(prefix="backups_app-")  # noqa: SIM115
+            shutil.copyfileobj(stream, self._spooled, READ_BUFFER)
+        self._spooled.seek(0)
+        return _Unclosable(self._spooled)
+
+    def _open_raw(self) -> IO[bytes]:
+        if self._path is not None:
+            try:
+                return open(self._path, "rb")
+            except OSError as exc:
+                raise StorageError(
+                    f"Cannot read {self.name!r}: {exc.strerror}."
+                ) from exc
+        if self._storage_name is not None:
+            try:
+                return backup_storage().open(self._storage_name, "rb")
+            except OSError as exc:
+                raise StorageError(f"Cannot read {self.name!r}: {exc}.") from exc
+        return self._spool()
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[IO[bytes]]:
+        """Yield the decompressed content as a buffered binary stream."""
+        raw = self._open_raw()
+        try:
+            buffered = (
+                raw
+                if isinstance(raw, io.BufferedReader)
+                else io.BufferedReader(_Readable(raw), READ_BUFFER)
+            )
+            if buffered.peek(2)[:2] == GZIP_MAGIC:
+                stream = io.BufferedReader(gzip.GzipFile(fileobj=buffered), READ_BUFFER)
+            else:
+                stream = buffered
+            yield stream
+        finally:
+            raw.close()
+
+    def size(self) -> int | None:
+        if self._path is not None:
+            return self._path.stat().st_size
+        if self._storage_name is not None:
+            return backup_storage().size(self._storage_name)
+        return None
+
+    def close(self) -> None:
+        if self._spooled is not None:
+            self._spooled.close()
+            self._spooled = None
+
+
+class _Unclosable(io.RawIOBase):
+    """A view of the spooled file that survives ``close()`` so it can be reopened."""
+
+    def __init__(self, file: IO[bytes]):
+        self._file = file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._file.readinto(buffer)
+
+
+class _Readable(io.RawIOBase):
+    """Adapt any object with ``read()`` (a storage file) to what BufferedReader wants."""
+
+    def __init__(self, file):
+        self._file = file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class BackupTarget:
+    """Where a new backup goes: a path, the backup storage (by name), or ``-``."""
+
+    def __init__(
+        self,
+        target: str | os.PathLike | IO[bytes] | None,
+        database: str,
+        template: str | None = None,
+    ):
+        self.storage_name: str | None = None
+        self.path: Path | None = None
+        self.stream: IO[bytes] | None = None
+        if target is None:
+            self.storage_name = new_backup_name(database, template)
+            self.name = self.storage_name
+        elif isinstance(target, (str, os.PathLike)):
+            text = os.fspath(target)
+            if text == STDIO:
+                self.stream = sys.stdout.buffer
+                self.name = "<stdout>"
+            else:
+                self.path = Path(text)
+                self.name = text
+        else:
+            self.stream = target
+            self.name = getattr(target, "name", None) or "stream"
+        self.compressed = self.name.endswith(".gz")
+        self.final_name = self.name
+        self.size = 0
+
+    @contextlib.contextmanager
+    def open(self, compresslevel: int = 1) -> Iterator[IO[bytes]]:
+        """Yield a binary stream; on success move the file into place, else remove it."""
+        if self.stream is not None:
+            yield from self._yield_compressed(self.stream, compresslevel)
+            return
+        directory = self._temporary_directory()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below)
+                dir=directory, prefix=".backup-", suffix=".partial", delete=False
+            )
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot write to {str(directory)!r}: {exc.strerror}."
+            ) from exc
+        temporary = Path(handle.name)
+        try:
+            with handle:
+                yield from self._yield_compressed(handle, compresslevel)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.size = temporary.stat().st_size
+            self._move_into_place(temporary)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _yield_compressed(self, stream, compresslevel):
+        if self.compressed:
+            with gzip.GzipFile(
+                fileobj=stream, mode="wb", compresslevel=compresslevel, mtime=0
+            ) as compressed:
+                buffered = io.BufferedWriter(compressed, READ_BUFFER)
+                yield buffered
+                buffered.flush()
+        else:
+            yield stream
+
+    def _temporary_directory(self) -> Path:
+        if self.path is not None:
+            return self.path.parent if str(self.path.parent) else Path.cwd()
+        local = _local_path(backup_storage(), self.storage_name)
+        return local.parent if local is not None else Path(tempfile.gettempdir())
+
+    def _move_into_place(self, temporary: Path) -> None:
+        if self.path is not None:
+            try:
+                os.replace(temporary, self.path)
+            except OSError as exc:
+                raise StorageError(
+                    f"Cannot write {self.name!r}: {exc.strerror}."
+                ) from exc
+            return
+        storage = backup_storage()
+        name = storage.get_available_name(self.storage_name)
+        local = _local_path(storage, name)
+        try:
+            if local is not None:
+                os.replace(temporary, local)
+            else:
+                with open(temporary, "rb") as file:
+                    name = storage.save(name, File(file, name=name))
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot save {name!r} to the backup storage: {exc}."
+            ) from exc
+        self.storage_name = self.final_name = self.name = name

@@ -1,0 +1,257 @@
+"""Compare a backup with a live database, table by table, counts and contents."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from django.db import DatabaseError, connections
+
+from . import signals
+from .backends import Backend, backend_for
+from .codec import loads_row, pk_key_function, pk_value, row_encoder
+from .conf import app_settings
+from .exceptions import BackupError
+from .format import BackupReader, TableSection
+from .graph import TableSpec, table_specs
+from .progress import Progress, ProgressCallback, ignore_progress
+from .schema import aligned, compare_schema
+from .streams import BackupSource
+
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class TableReport:
+    """How one table of the backup compares with the database."""
+
+    label: str
+    table: str
+    file_rows: int | None = None
+    db_rows: int | None = None
+    missing: int = 0  # in the backup, not in the database
+    extra: int = 0  # in the database, not in the backup
+    changed: int = 0  # in both, with other values
+    missing_examples: list[Any] = field(default_factory=list)
+    extra_examples: list[Any] = field(default_factory=list)
+    changed_examples: list[Any] = field(default_factory=list)
+    problem: str = ""  # a difference that is not about rows (no such table, columns)
+
+    @property
+    def matches(self) -> bool:
+        return not (self.missing or self.extra or self.changed or self.problem)
+
+    @property
+    def status(self) -> str:
+        return "match" if self.matches else "differ"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status}
+
+
+@dataclass
+class ValidationReport:
+    """The result of ``validate_backup``: one TableReport per table, and a verdict."""
+
+    source: str
+    database: str | None
+    file_only: bool
+    created: str
+    vendor: str
+    tables: list[TableReport] = field(default_factory=list)
+    schema_differences: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def matching(self) -> int:
+        return sum(1 for table in self.tables if table.matches)
+
+    @property
+    def differing(self) -> int:
+        return len(self.tables) - self.matching
+
+    @property
+    def ok(self) -> bool:
+        return self.differing == 0 and not self.schema_differences
+
+    @property
+    def file_rows(self) -> int:
+        return sum(table.file_rows or 0 for table in self.tables)
+
+    def summary_line(self) -> str:
+        if self.file_only:
+            return f"Backup intact: {len(self.tables)} tables, {self.file_rows} rows"
+        line = f"{self.matching} tables match exactly, {self.differing} differ"
+        if self.schema_differences:
+            line += f"; {len(self.schema_differences)} schema differences"
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "database": self.database,
+            "file_only": self.file_only,
+            "created": self.created,
+            "vendor": self.vendor,
+            "ok": self.ok,
+            "summary": self.summary_line(),
+            "matching": self.matching,
+            "differing": self.differing,
+            "schema_differences": self.schema_differences,
+            "seconds": self.seconds,
+            "tables": [table.to_dict() for table in self.tables],
+        }
+
+
+def _example(examples: list[Any], spec: TableSpec, line: bytes) -> None:
+    if len(examples) < MAX_EXAMPLES:
+        examples.append(pk_value(spec.fields, spec.pk_fields, loads_row(line)))
+
+
+def _compare_rows(
+    report: TableReport,
+    spec: TableSpec,
+    section: TableSection,
+    backend: Backend,
+    progress: ProgressCallback,
+) -> None:
+    """Merge the file's rows and the database's rows, both in primary key order."""
+    batch_size = app_settings.BATCH_SIZE
+    encode = row_encoder(spec.fields, spec.table, backend.connection)
+    key = pk_key_function(spec.fields, spec.pk_fields)
+
+    def file_lines():
+        for batch in section.batches(batch_size):
+            for line in batch:
+                yield line[:-1]
+
+    def database_lines():
+        for rows in backend.stream_rows(spec, batch_size):
+            yield from map(encode, rows)
+
+    in_file = file_lines()
+    in_database = database_lines()
+    file_line = next(in_file, None)
+    database_line = next(in_database, None)
+    file_rows = database_rows = 0
+    while file_line is not None or database_line is not None:
+        if file_line == database_line:
+            order = 0
+        elif file_line is None:
+            order = 1
+        elif database_line is None:
+            order = -1
+        else:
+            file_key = key(loads_row(file_line))
+            database_key = key(loads_row(database_line))
+            order = (file_key > database_key) - (file_key < database_key)
+            if order == 0:
+                report.changed += 1
+                _example(report.changed_examples, spec, file_line)
+        if order < 0:
+            report.missing += 1
+            _example(report.missing_examples, spec, file_line)
+        elif order > 0:
+            report.extra += 1
+            _example(report.extra_examples, spec, database_line)
+        if order <= 0:
+            file_rows += 1
+            file_line = next(in_file, None)
+        if order >= 0:
+            database_rows += 1
+            if database_rows % batch_size == 0:
+                progress(Progress("validate", spec.label, database_rows, None))
+            database_line = next(in_database, None)
+    report.file_rows = file_rows
+    report.db_rows = database_rows
+
+
+def _extra_table(spec: TableSpec, backend: Backend) -> TableReport:
+    report = TableReport(
+        spec.label, spec.table, file_rows=0, problem="not in the backup"
+    )
+    report.db_rows = backend.count(spec)
+    report.extra = report.db_rows
+    return report
+
+
+def validate_backup(
+    source: str | os.PathLike | IO[bytes] | BackupSource,
+    *,
+    using: str = "default",
+    file_only: bool = False,
+    progress: ProgressCallback = ignore_progress,
+) -> ValidationReport:
+    """Compare the backup with database ``using`` (or, with ``file_only``, check the file).
+
+    Raises BackupFormatError when the file is damaged, truncated or not a backup.
+    """
+    started = time.perf_counter()
+    source = source if isinstance(source, BackupSource) else BackupSource(source)
+    if not file_only and using not in connections:
+        raise BackupError(f"Unknown database {using!r}.")
+    with source.open() as stream:
+        reader = BackupReader(stream, source.name)
+        header = reader.header
+        report = ValidationReport(
+            source=source.name,
+            database=None if file_only else using,
+            file_only=file_only,
+            created=header.get("created", ""),
+            vendor=header.get("vendor", ""),
+        )
+        if file_only:
+            for section in reader.tables():
+                section.skip()
+                report.tables.append(
+                    TableReport(
+                        section.label, section.table, file_rows=section.end.rows
+                    )
+                )
+        else:
+            _compare_database(report, reader, header, using, progress)
+    report.seconds = round(time.perf_counter() - started, 3)
+    signals.post_validate.send(validate_backup, using=using, report=report)
+    return report
+
+
+def _compare_database(
+    report: ValidationReport,
+    reader: BackupReader,
+    header: dict[str, Any],
+    using: str,
+    progress: ProgressCallback,
+) -> None:
+    specs = table_specs(using, header.get("exclude", ()))
+    current = {spec.label: spec for spec in specs}
+    backend = backend_for(using)
+    try:
+        with backend.snapshot():
+            report.schema_differences = compare_schema(header, specs, using)
+            seen = set()
+            for section in reader.tables():
+                seen.add(section.label)
+                table = TableReport(section.label, section.table)
+                report.tables.append(table)
+                spec = current.get(section.label)
+                if spec is None:
+                    section.skip()
+                    table.file_rows = section.end.rows
+                    table.problem = "not a table of this database"
+                    continue
+                if set(section.columns) != set(spec.columns):
+                    section.skip()
+                    table.file_rows = section.end.rows
+                    table.db_rows = backend.count(spec)
+                    table.problem = "columns differ"
+                    continue
+                _compare_rows(
+                    table, aligned(spec, section.columns), section, backend, progress
+                )
+            for spec in specs:
+                if spec.label not in seen:
+                    report.tables.append(_extra_table(spec, backend))
+    except DatabaseError as exc:
+        raise BackupError(f"Cannot read database {using!r}: {exc}".strip()) from exc
