@@ -171,7 +171,10 @@ class PostgreSQLBackend(Backend):
         raw = self.connection.connection
         # A named (server-side) cursor streams; numeric and uuid come back as text,
         # already in the file's canonical form, which saves a conversion per value.
-        with raw.cursor(name=f"backups_app_{spec.table[:40]}") as cursor:
+        with (
+            self.connection.wrap_database_errors,
+            raw.cursor(name=f"backups_app_{spec.table[:40]}") as cursor,
+        ):
             cursor.adapters.register_loader("numeric", TextLoader)
             cursor.adapters.register_loader("uuid", TextLoader)
             cursor.itersize = batch_size
@@ -200,7 +203,11 @@ class PostgreSQLBackend(Backend):
         columns = ", ".join(self.quote(f.column) for f in spec.insert_fields)
         sql = f"COPY {self.quote(spec.table)} ({columns}) FROM STDIN"
         written = 0
-        with self.connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        with (
+            self.connection.wrap_database_errors,
+            self.connection.cursor() as cursor,
+            cursor.cursor.copy(sql) as copy,
+        ):
             write_row = copy.write_row
             for rows in batches:
                 for row in rows:
@@ -255,9 +262,10 @@ class MySQLBackend(Backend):
         # The default cursor buffers a whole result in memory; SSCursor streams it.
         cursor = self.connection.connection.cursor(SSCursor)
         try:
-            cursor.execute(self.select_sql(spec))
-            while rows := cursor.fetchmany(batch_size):
-                yield rows
+            with self.connection.wrap_database_errors:
+                cursor.execute(self.select_sql(spec))
+                while rows := cursor.fetchmany(batch_size):
+                    yield rows
         finally:
             cursor.close()
 

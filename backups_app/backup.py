@@ -19,7 +19,7 @@ from . import __version__, signals
 from .backends import backend_for
 from .codec import kind, row_encoder
 from .conf import ALWAYS_EXCLUDED_APPS, app_settings
-from .exceptions import BackupError
+from .exceptions import BackupError, one_line
 from .format import BackupWriter
 from .graph import TableSpec, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
@@ -160,7 +160,7 @@ def create_backup(
                     tables.append(TableSummary(spec.label, spec.table, rows, digest))
             digest = writer.write_trailer()
     except DatabaseError as exc:
-        raise BackupError(f"Cannot read database {using!r}: {exc}".strip()) from exc
+        raise BackupError(f"Cannot read database {using!r}: {one_line(exc)}") from exc
     summary = BackupSummary(
         name=destination.final_name,
         storage_name=destination.storage_name,

@@ -29,3 +29,8 @@ class StorageError(BackupError):
 
 class OperationInProgressError(BackupError):
     """Another restore (or a backup during a restore) holds the lock."""
+
+
+def one_line(exc: BaseException) -> str:
+    """Return an exception's message on one line (drivers add DETAIL lines and such)."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())

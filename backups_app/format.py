@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import orjson
 
-from .exceptions import BackupFormatError
+from .exceptions import BackupFormatError, one_line
 
 FORMAT_NAME = "backups_app"
 FORMAT_VERSION = 1
@@ -137,7 +137,7 @@ class BackupReader:
             return None
         except (OSError, EOFError, ValueError) as exc:
             raise self._error(
-                f"cannot be read past line {self._line_number}: {exc}"
+                f"cannot be read past line {self._line_number}: {one_line(exc)}"
             ) from exc
         self._line_number += 1
         return line

@@ -16,7 +16,7 @@ from .backup import create_backup
 from .caches import clear_stale_caches
 from .codec import loads_row, row_decoder, row_encoder
 from .conf import app_settings
-from .exceptions import BackupError, IncompatibleBackupError, RestoreError
+from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
 from .format import BackupReader, TableEnd, verify
 from .graph import TableSpec, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
@@ -106,7 +106,7 @@ def plan_restore(
         differences = compare_schema(header, specs, using)
         current = {spec.label: backend.count(spec) for spec in specs}
     except DatabaseError as exc:
-        raise BackupError(f"Cannot read database {using!r}: {exc}".strip()) from exc
+        raise BackupError(f"Cannot read database {using!r}: {one_line(exc)}") from exc
     labels = [spec.label for spec in specs] + [
         table["label"] for table in header["tables"] if table["label"] not in current
     ]
@@ -178,7 +178,7 @@ def restore_backup(
             _verify_written(written, backend, progress)
     except DatabaseError as exc:
         raise RestoreError(
-            f"Restore of {plan.source.name} failed and was rolled back: {exc}".strip()
+            f"Restore of {plan.source.name} failed and was rolled back: {one_line(exc)}"
         ) from exc
     clear_stale_caches(using)
     summary = RestoreSummary(

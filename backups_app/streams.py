@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.core.files.storage.handler import InvalidStorageError
 
 from .conf import app_settings
-from .exceptions import StorageError
+from .exceptions import StorageError, one_line
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
@@ -72,24 +73,28 @@ class BackupSource:
             if path.is_file():
                 self._path = path
                 return
-            storage = backup_storage()
-            try:
-                found = bool(text) and storage.exists(text)
-            except (
-                Exception
-            ) as exc:  # storages raise anything from OSError to SDK errors
-                raise StorageError(
-                    f"Cannot look up {text!r} in the backup storage: {exc}"
-                ) from exc
-            if path.exists() and not path.is_file():
+            if path.exists():
                 raise StorageError(f"{text!r} is not a file.")
-            if not found:
+            if not self._in_storage(text):
                 raise StorageError(
-                    f"No backup at {text!r}: neither a file nor a name in the backup storage."
+                    f"No backup at {text!r}: no such file, and no such name in the "
+                    "backup storage."
                 )
             self._storage_name = text
         else:
             self.name = getattr(source, "name", None) or "stream"
+
+    @staticmethod
+    def _in_storage(name: str) -> bool:
+        try:
+            return bool(name) and backup_storage().exists(name)
+        except SuspiciousFileOperation:
+            # A path outside the storage's folder is simply not one of its names.
+            return False
+        except Exception as exc:  # storages raise anything from OSError to SDK errors
+            raise StorageError(
+                f"Cannot look up {name!r} in the backup storage: {one_line(exc)}"
+            ) from exc
 
     @property
     def storage_name(self) -> str | None:
@@ -120,7 +125,9 @@ class BackupSource:
             try:
                 return backup_storage().open(self._storage_name, "rb")
             except OSError as exc:
-                raise StorageError(f"Cannot read {self.name!r}: {exc}.") from exc
+                raise StorageError(
+                    f"Cannot read {self.name!r}: {one_line(exc)}."
+                ) from exc
         return self._spool()
 
     @contextlib.contextmanager
@@ -276,6 +283,6 @@ class BackupTarget:
                     name = storage.save(name, File(file, name=name))
         except OSError as exc:
             raise StorageError(
-                f"Cannot save {name!r} to the backup storage: {exc}."
+                f"Cannot save {name!r} to the backup storage: {one_line(exc)}."
             ) from exc
         self.storage_name = self.final_name = self.name = name

@@ -13,7 +13,7 @@ from . import signals
 from .backends import Backend, backend_for
 from .codec import loads_row, pk_key_function, pk_value, row_encoder
 from .conf import app_settings
-from .exceptions import BackupError
+from .exceptions import BackupError, one_line
 from .format import BackupReader, TableSection
 from .graph import TableSpec, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
@@ -254,4 +254,4 @@ def _compare_database(
                 if spec.label not in seen:
                     report.tables.append(_extra_table(spec, backend))
     except DatabaseError as exc:
-        raise BackupError(f"Cannot read database {using!r}: {exc}".strip()) from exc
+        raise BackupError(f"Cannot read database {using!r}: {one_line(exc)}") from exc

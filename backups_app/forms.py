@@ -1,0 +1,60 @@
+"""Forms of the backup admin: choose a database, upload a file, confirm a restore."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+
+def database_choices() -> list[tuple[str, str]]:
+    return [(alias, alias) for alias in settings.DATABASES]
+
+
+class DatabaseForm(forms.Form):
+    """Pick the database an operation works on; hidden when there is only one."""
+
+    database = forms.ChoiceField(label=_("Database"), choices=())
+
+    def __init__(self, *args, initial_database: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["database"]
+        field.choices = database_choices()
+        if initial_database in settings.DATABASES:
+            field.initial = initial_database
+        else:
+            field.initial = "default"
+        if len(field.choices) == 1:
+            field.widget = forms.HiddenInput()
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("Backup file"),
+        help_text=_(
+            "A file written by this app (.jsonl or .jsonl.gz). It is checked before "
+            "it is kept; a damaged or foreign file is refused."
+        ),
+    )
+
+
+class RestoreConfirmForm(forms.Form):
+    """Require the database alias typed out before a restore runs."""
+
+    confirm = forms.CharField(
+        label=_("Type the name of the database to confirm"), max_length=100
+    )
+
+    def __init__(self, *args, database: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.database = database
+
+    def clean_confirm(self) -> str:
+        value = self.cleaned_data["confirm"].strip()
+        if value != self.database:
+            raise forms.ValidationError(
+                _("Type %(database)s exactly to confirm the restore."),
+                code="mismatch",
+                params={"database": self.database},
+            )
+        return value

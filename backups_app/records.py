@@ -1,0 +1,308 @@
+"""Keep BackupRecord rows in step with the files in the backup storage.
+
+Every file reference here is a storage name taken from a BackupRecord or produced by
+the server. Names are flat (no directories) and are checked before they reach the
+storage, so a crafted record or upload name cannot point outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.text import get_valid_filename
+
+from .exceptions import BackupError, BackupFormatError, StorageError
+from .format import BackupReader
+from .models import BackupRecord, Integrity, Origin
+from .streams import BackupSource, backup_storage
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a plain file name in the storage, else raise."""
+    if (
+        not name
+        or name in {".", ".."}
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or os.path.isabs(name)
+        or name.startswith(".")
+    ):
+        raise SuspiciousFileOperation(f"Refusing backup name {name!r}.")
+    return name
+
+
+@contextlib.contextmanager
+def open_source(name: str) -> Iterator[BackupSource]:
+    """Yield a BackupSource for storage name ``name``, never a path from elsewhere.
+
+    BackupSource treats a string as a filesystem path before a storage name, so the
+    storage's own absolute path is passed when it has one; otherwise the storage
+    file is handed over as a stream (which BackupSource spools).
+    """
+    check_name(name)
+    storage = backup_storage()
+    try:
+        local = storage.path(name)
+    except NotImplementedError:
+        local = None
+    if local is not None:
+        if not os.path.isfile(local):
+            raise StorageError(f"{name!r} is not in the backup storage.")
+        source = BackupSource(local)
+        handle = None
+    else:
+        if not storage.exists(name):
+            raise StorageError(f"{name!r} is not in the backup storage.")
+        handle = storage.open(name, "rb")
+        source = BackupSource(handle)
+    try:
+        yield source
+    finally:
+        source.close()
+        if handle is not None:
+            handle.close()
+
+
+def public_message(exc: BaseException, source: BackupSource, name: str) -> str:
+    """Return the error text with the server's path replaced by the storage name."""
+    return str(exc).replace(source.name, name)
+
+
+def _aware(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = parse_datetime(value)
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed is not None and not settings.USE_TZ:
+        parsed = timezone.make_naive(parsed, UTC)
+    return parsed
+
+
+def _now() -> datetime:
+    return timezone.now()
+
+
+def record_backup(
+    summary: Any, *, username: str = "", user_id: str = ""
+) -> BackupRecord | None:
+    """Create or update the record of a backup written to the backup storage."""
+    if not getattr(summary, "storage_name", None):
+        return None
+    record, _created = BackupRecord.objects.update_or_create(
+        name=summary.storage_name,
+        defaults={
+            "database": summary.database,
+            "vendor": summary.vendor,
+            "created": _aware(summary.created),
+            "size": summary.size,
+            "table_count": summary.table_count,
+            "rows": summary.rows,
+            "digest": summary.digest,
+            "origin": summary.origin
+            if summary.origin in Origin.values
+            else Origin.COMMAND,
+            # Written and sealed with per-table and whole-file digests just now.
+            "integrity": Integrity.INTACT,
+            "integrity_checked": _now(),
+            "problem": "",
+        },
+    )
+    if username and not record.username:
+        record.username = username
+        record.user_id = user_id
+        record.save(update_fields=["username", "user_id"])
+    return record
+
+
+def on_post_backup(sender: Any, summary: Any = None, **kwargs: Any) -> None:
+    """Receiver of ``post_backup``: record every backup that lands in storage."""
+    if summary is not None:
+        record_backup(summary)
+
+
+def read_header(name: str) -> dict[str, Any]:
+    """Return the header of a stored backup, reading only its first line."""
+    with open_source(name) as source, source.open() as stream:
+        return BackupReader(stream, name).header
+
+
+def _listed_files() -> list[str]:
+    _directories, files = backup_storage().listdir("")
+    return sorted(
+        name
+        for name in files
+        if not name.startswith(".")  # temporary files of backups being written
+    )
+
+
+def sync_from_storage() -> tuple[list[BackupRecord], list[str]]:
+    """Record stored files that have no record; forget records whose file is gone.
+
+    Only each new file's header line is read, so its integrity is "unchecked" until
+    it is validated. Returns the new records and the names of removed records.
+    """
+    storage = backup_storage()
+    files = _listed_files()
+    known = set(BackupRecord.objects.values_list("name", flat=True))
+    added = []
+    for name in files:
+        if name in known:
+            continue
+        try:
+            check_name(name)
+        except SuspiciousFileOperation:
+            continue
+        record = BackupRecord(
+            name=name,
+            origin=Origin.SAFETY if name.startswith("safety-") else Origin.STORAGE,
+            size=storage.size(name),
+        )
+        try:
+            header = read_header(name)
+        except BackupError as exc:
+            record.integrity = Integrity.DAMAGED
+            record.integrity_checked = _now()
+            record.problem = str(exc)
+        else:
+            record.database = str(header.get("database", ""))[:100]
+            record.vendor = str(header.get("vendor", ""))[:30]
+            record.created = _aware(header.get("created"))
+            record.table_count = len(header.get("tables", ()))
+        if record.created is None:
+            with contextlib.suppress(NotImplementedError, OSError):
+                record.created = storage.get_modified_time(name)
+        record.save()
+        added.append(record)
+    present = set(files)
+    gone = [name for name in known if name not in present]
+    BackupRecord.objects.filter(name__in=gone).delete()
+    return added, sorted(gone)
+
+
+def upload_name(client_name: str) -> str:
+    """Return a storage name for an uploaded file, built from its base name only."""
+    base = os.path.basename(client_name.replace("\\", "/")) or "backup"
+    base = get_valid_filename(base).lstrip(".") or "backup"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return check_name(f"upload-{stamp}-{base}"[:200])
+
+
+def store_upload(
+    uploaded: Any, *, username: str = "", user_id: str = ""
+) -> BackupRecord:
+    """Save an uploaded backup into storage, check it, and record it.
+
+    The storage copies the upload chunk by chunk (or moves Django's temporary file);
+    a file that is not an intact backup is removed again and BackupFormatError is
+    raised with a message that names it as the user did.
+    """
+    storage = backup_storage()
+    name = storage.save(upload_name(uploaded.name), uploaded)
+    try:
+        check_name(name)
+        with open_source(name) as source:
+            try:
+                header = read_header(name)
+                from .validate import validate_backup
+
+                report = validate_backup(source, file_only=True)
+            except BackupError as exc:
+                raise BackupFormatError(
+                    public_message(exc, source, uploaded.name).replace(
+                        name, uploaded.name
+                    )
+                ) from exc
+    except BaseException:
+        storage.delete(name)
+        raise
+    return BackupRecord.objects.create(
+        name=name,
+        database=str(header.get("database", ""))[:100],
+        vendor=str(header.get("vendor", ""))[:30],
+        created=_aware(header.get("created")),
+        size=storage.size(name),
+        table_count=len(report.tables),
+        rows=report.file_rows,
+        origin=Origin.UPLOAD,
+        username=username,
+        user_id=user_id,
+        integrity=Integrity.INTACT,
+        integrity_checked=_now(),
+    )
+
+
+def delete_backup_file(record: BackupRecord) -> None:
+    """Remove a record's file from the storage (a missing file is fine)."""
+    check_name(record.name)
+    storage = backup_storage()
+    if storage.exists(record.name):
+        storage.delete(record.name)
+
+
+def record_integrity(record: BackupRecord, problem: str | None) -> None:
+    """Note the outcome of reading the whole file: intact, or damaged with why."""
+    record.integrity = Integrity.DAMAGED if problem else Integrity.INTACT
+    record.integrity_checked = _now()
+    record.problem = problem or ""
+    record.save(update_fields=["integrity", "integrity_checked", "problem"])
+
+
+def who_survives(
+    source: BackupSource, user: Any, session_key: str | None
+) -> dict[str, bool | None]:
+    """Tell whether ``user`` and the session ``session_key`` are in the backup.
+
+    Streams the file up to the user and session tables and reads only their key
+    columns. A value is None when the backup does not carry that table.
+    """
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    user_label = user_model._meta.label
+    pk_column = user_model._meta.pk.column
+    name_column = user_model._meta.get_field(user_model.USERNAME_FIELD).column
+    wanted = {user_label}
+    session_label = None
+    if session_key:
+        from django.apps import apps
+
+        if apps.is_installed("django.contrib.sessions"):
+            session_label = "sessions.Session"
+            wanted.add(session_label)
+    found: dict[str, bool | None] = {"user": None, "session": None}
+    username = str(user.get_username())
+    user_pk = str(user.pk)
+    with source.open() as stream:
+        reader = BackupReader(stream, source.name)
+        for section in reader.tables():
+            if section.label not in wanted:
+                continue
+            wanted.discard(section.label)
+            if section.label == user_label:
+                key = ("user", [pk_column, name_column], [user_pk, username])
+            else:
+                key = ("session", ["session_key"], [session_key])
+            slot, columns, values = key
+            if not set(columns) <= set(section.columns):
+                continue
+            positions = [section.columns.index(column) for column in columns]
+            found[slot] = False
+            for lines in section.batches(2000):
+                for line in lines:
+                    row = orjson.loads(line)
+                    if [str(row[i]) for i in positions] == values:
+                        found[slot] = True
+            if not wanted:
+                break
+    return found

@@ -1,0 +1,356 @@
+"""Run admin operations (backup, validate, restore) in a worker, or in the request.
+
+Django's Tasks framework (``django.tasks`` on Django 6, the ``django-tasks`` backport
+on 5.2) runs them when the default task backend is a real queue such as
+``django_tasks_db.DatabaseBackend``. Without one, or with the Immediate or Dummy
+backend, the operation runs in the request that started it. Either way its state
+lives in an ``Operation`` row, which the status page reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from importlib import import_module
+from types import ModuleType
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, router, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .exceptions import BackupError, OperationInProgressError
+from .models import BackupRecord, Operation, ValidationRun
+from .progress import Progress
+from .records import open_source, public_message, record_backup, record_integrity
+
+logger = logging.getLogger(__name__)
+
+# Progress is written at most this often, in seconds.
+PROGRESS_INTERVAL = 1.0
+
+
+def tasks_framework() -> ModuleType | None:
+    """Return ``django.tasks`` or the ``django_tasks`` backport, whichever exists."""
+    for name in ("django.tasks", "django_tasks"):
+        try:
+            return import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+def queue_backend() -> Any | None:
+    """Return the default task backend if it runs tasks outside the request."""
+    framework = tasks_framework()
+    if framework is None:
+        return None
+    backend = framework.task_backends[framework.DEFAULT_TASK_BACKEND_ALIAS]
+    in_process = []
+    for module, name in (("immediate", "ImmediateBackend"), ("dummy", "DummyBackend")):
+        try:
+            backend_module = import_module(f"{framework.__name__}.backends.{module}")
+        except ImportError:
+            continue
+        in_process.append(getattr(backend_module, name))
+    if isinstance(backend, tuple(in_process)):
+        return None
+    return backend
+
+
+_task = None
+
+
+def operation_task():
+    """Return ``run_operation`` wrapped as a task of the tasks framework."""
+    global _task
+    if _task is None:
+        framework = tasks_framework()
+        _task = framework.task()(run_operation)
+    return _task
+
+
+def run_operation(operation_id: int) -> str:
+    """Run the operation with this id to its end; return its final status."""
+    operation = Operation.objects.get(pk=operation_id)
+    if operation.status != Operation.Status.QUEUED:
+        return operation.status
+    runner = OperationRunner(operation)
+    runner.run()
+    return operation.status
+
+
+# -- starting ------------------------------------------------------------------------
+
+
+class OperationRefused(Exception):
+    """The operation cannot start now; the message says why."""
+
+
+def start_operation(
+    kind: str,
+    *,
+    database: str,
+    user: Any,
+    backup: BackupRecord | None = None,
+) -> Operation:
+    """Create the Operation, then enqueue it or run it here; return it.
+
+    Refuses (OperationRefused) while a restore is queued or running, and refuses a
+    restore while any other operation is.
+    """
+    fields = {
+        "kind": kind,
+        "database": database,
+        "backup": backup,
+        "backup_name": backup.name if backup else "",
+        "username": user.get_username(),
+        "user_id": str(user.pk),
+        "exclusive": kind if kind == Operation.Kind.RESTORE else None,
+    }
+    db = router.db_for_write(Operation)
+    try:
+        with transaction.atomic(using=db):
+            active = Operation.objects.using(db).filter(status__in=Operation.ACTIVE)
+            if active.filter(kind=Operation.Kind.RESTORE).exists():
+                raise OperationRefused(
+                    _(
+                        "A restore is queued or running; wait until it has finished "
+                        "before starting anything else."
+                    )
+                )
+            if kind == Operation.Kind.RESTORE and active.exists():
+                raise OperationRefused(
+                    _(
+                        "Another backup operation is queued or running; wait until "
+                        "it has finished before restoring."
+                    )
+                )
+            operation = Operation.objects.using(db).create(**fields)
+    except IntegrityError as exc:
+        # Another request created an active restore between the check and the insert.
+        raise OperationRefused(
+            _("A restore is queued or running; wait until it has finished.")
+        ) from exc
+    backend = queue_backend()
+    if backend is None:
+        run_operation(operation.pk)
+        operation.refresh_from_db()
+        return operation
+    try:
+        result = operation_task().enqueue(operation.pk)
+    except Exception as exc:
+        OperationRunner(operation).fail(
+            _("Could not queue the operation: %(error)s") % {"error": exc}
+        )
+        raise
+    Operation.objects.filter(pk=operation.pk).update(task_id=str(result.id)[:64])
+    operation.task_id = str(result.id)[:64]
+    return operation
+
+
+# -- running -------------------------------------------------------------------------
+
+
+class OperationRunner:
+    """Carry out one Operation and keep its row up to date."""
+
+    def __init__(self, operation: Operation):
+        self.operation = operation
+        self.db = operation._state.db or DEFAULT_DB_ALIAS
+        self._last_write = 0.0
+        self._depth = len(connections[self.db].atomic_blocks)
+
+    # Progress is written through the ORM only when the engine holds no transaction
+    # open on the Operation's database: a backup's snapshot is read-only, and rows a
+    # restore writes are invisible (and rolled back on failure) until it commits.
+    def _engine_in_transaction(self) -> bool:
+        return len(connections[self.db].atomic_blocks) > self._depth
+
+    def _save(self, **fields: Any) -> None:
+        for name, value in fields.items():
+            setattr(self.operation, name, value)
+        if self._engine_in_transaction():
+            return
+        Operation.objects.using(self.db).filter(pk=self.operation.pk).update(**fields)
+
+    def progress(self, report: Progress) -> None:
+        now = time.monotonic()
+        if now - self._last_write < PROGRESS_INTERVAL and report.label:
+            return
+        self._last_write = now
+        text = report.label
+        if report.total:
+            text = f"{report.label}: {report.done:,} / {report.total:,} rows"
+        elif report.done:
+            text = f"{report.label}: {report.done:,} rows"
+        self._save(stage=report.stage[:40], progress=text[:255])
+
+    def fail(self, message: str) -> None:
+        self._save(
+            status=Operation.Status.FAILED,
+            finished=timezone.now(),
+            message=message,
+            exclusive=None,
+        )
+
+    def run(self) -> None:
+        self._depth = len(connections[self.db].atomic_blocks)
+        self._save(status=Operation.Status.RUNNING, started=timezone.now())
+        try:
+            handler = getattr(self, f"run_{self.operation.kind}")
+            message, result = handler()
+        except OperationInProgressError as exc:
+            self.fail(
+                _("Refused: %(error)s Try again when it has finished.") % {"error": exc}
+            )
+        except BackupError as exc:
+            self.fail(str(exc))
+        except Exception as exc:
+            logger.exception("Operation %s failed", self.operation.pk)
+            self.fail(
+                _("Unexpected error (%(type)s): %(error)s")
+                % {"type": type(exc).__name__, "error": exc}
+            )
+        else:
+            self._save(
+                status=Operation.Status.SUCCEEDED,
+                finished=timezone.now(),
+                message=message,
+                result=result,
+                stage="",
+                progress="",
+                exclusive=None,
+            )
+
+    def _record(self) -> BackupRecord:
+        record = self.operation.backup
+        if record is None:
+            raise BackupError(
+                _("The backup %(name)s is no longer recorded.")
+                % {"name": self.operation.backup_name}
+            )
+        return record
+
+    def run_backup(self) -> tuple[str, dict[str, Any]]:
+        from .backup import create_backup
+
+        summary = create_backup(
+            None, using=self.operation.database, origin="admin", progress=self.progress
+        )
+        record = record_backup(
+            summary, username=self.operation.username, user_id=self.operation.user_id
+        )
+        record.origin = "admin"
+        record.username = self.operation.username
+        record.user_id = self.operation.user_id
+        record.save(update_fields=["origin", "username", "user_id"])
+        self._save(backup=record, backup_name=record.name)
+        self.log(record, _("Backed up database %(database)s") % self._names())
+        message = _(
+            "Backed up database %(database)s to %(name)s: %(tables)s tables, %(rows)s rows."
+        ) % {
+            "database": summary.database,
+            "name": record.name,
+            "tables": summary.table_count,
+            "rows": summary.rows,
+        }
+        data = summary.to_dict()
+        data.pop("path", None)
+        data.pop("tables", None)
+        return message, data
+
+    def run_validate(self) -> tuple[str, dict[str, Any]]:
+        from .exceptions import BackupFormatError
+        from .validate import validate_backup
+
+        record = self._record()
+        with open_source(record.name) as source:
+            try:
+                report = validate_backup(
+                    source, using=self.operation.database, progress=self.progress
+                )
+            except BackupFormatError as exc:
+                problem = public_message(exc, source, record.name)
+                record_integrity(record, problem)
+                raise BackupFormatError(problem) from exc
+        record_integrity(record, None)
+        run = ValidationRun.objects.create(
+            backup=record,
+            backup_name=record.name,
+            database=self.operation.database,
+            seconds=report.seconds,
+            username=self.operation.username,
+            ok=report.ok,
+            matching=report.matching,
+            differing=report.differing,
+            summary=report.summary_line()[:255],
+            schema_differences=list(report.schema_differences),
+            tables=[table.to_dict() for table in report.tables],
+        )
+        BackupRecord.objects.filter(pk=record.pk).update(
+            last_validated=run.started,
+            last_validation_ok=run.ok,
+            last_validation_summary=run.summary,
+        )
+        self._save(validation=run)
+        self.log(
+            record,
+            _("Validated against database %(database)s: %(summary)s")
+            % {**self._names(), "summary": run.summary},
+        )
+        return run.summary, {"validation": run.pk, "ok": run.ok}
+
+    def run_restore(self) -> tuple[str, dict[str, Any]]:
+        from .restore import plan_restore, restore_backup
+
+        record = self._record()
+        using = self.operation.database
+        with open_source(record.name) as source:
+            try:
+                plan = plan_restore(source, using=using, progress=self.progress)
+                summary = restore_backup(plan, progress=self.progress)
+            except BackupError as exc:
+                raise type(exc)(public_message(exc, source, record.name)) from exc
+        data = summary.to_dict()
+        data["source"] = record.name
+        # The admin log is one of the tables the restore replaced; write to it only
+        # now that the restore has committed, and only if the user still exists.
+        data["logged"] = self.log(
+            record, _("Restored database %(database)s") % self._names()
+        )
+        message = _(
+            "Restored database %(database)s from %(name)s: %(deleted)s rows deleted, "
+            "%(inserted)s rows inserted."
+        ) % {
+            "database": using,
+            "name": record.name,
+            "deleted": summary.rows_deleted,
+            "inserted": summary.rows_inserted,
+        }
+        return message, data
+
+    def _names(self) -> dict[str, str]:
+        return {"database": self.operation.database, "name": self.operation.backup_name}
+
+    def log(self, record: BackupRecord, message: str) -> bool:
+        """Write an admin log entry for ``record`` if the operation's user exists."""
+        from django.contrib.admin.models import CHANGE, LogEntry
+        from django.contrib.auth import get_user_model
+
+        user_model = get_user_model()
+        username = self.operation.username
+        try:
+            user = user_model._default_manager.get(
+                pk=self.operation.user_id, **{user_model.USERNAME_FIELD: username}
+            )
+        except (user_model.DoesNotExist, ValueError):
+            return False
+        LogEntry.objects.log_actions(
+            user.pk,
+            BackupRecord.objects.filter(pk=record.pk),
+            CHANGE,
+            change_message=message,
+            single_object=True,
+        )
+        return True
