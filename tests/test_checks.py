@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.checks import Error
 from django.core.management.base import SystemCheckError
-from django.test import SimpleTestCase, override_settings
+from django.test import SimpleTestCase, TestCase, override_settings
 
 from backups_app.checks import check_settings
 from backups_app.conf import DEFAULTS
@@ -64,7 +64,10 @@ class CheckSettingsTests(SimpleTestCase):
         ]
 
 
-class CheckCommandTests(SimpleTestCase):
+class CheckCommandTests(TestCase):
+    # Since Django 6.0 the check command runs database checks on every alias.
+    databases = "__all__"
+
     def test_check_command_passes_with_valid_settings(self):
         stdout, stderr = run_command("check")
         assert stdout.startswith("System check identified no issues")
