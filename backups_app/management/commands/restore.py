@@ -82,10 +82,12 @@ class Command(BaseCommand):
             raise command_error(exc) from exc
         finally:
             progress.clear()
-        if json and dry_run:
+        if json and (dry_run or not plan.can_restore):
             self.stdout.write(json_text(plan.to_dict()))
         elif verbosity >= 1 and (dry_run or interactive or verbosity >= 2):
             self._render_plan(plan)
+        elif verbosity >= 1:
+            self._render_differences(plan)
         if not plan.can_restore:
             raise command_error(
                 IncompatibleBackupError(
@@ -136,6 +138,9 @@ class Command(BaseCommand):
         ]
         rows.append(("total", number(plan.rows_now), number(plan.rows_in_file)))
         self.stdout.write(table(["table", "rows now", "rows in file"], rows))
+        self._render_differences(plan)
+
+    def _render_differences(self, plan: RestorePlan) -> None:
         for difference in plan.schema_differences:
             self.stdout.write(self.style.ERROR(f"  schema: {difference}"))
 
