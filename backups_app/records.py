@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,10 @@ from .exceptions import BackupError, BackupFormatError, StorageError
 from .format import BackupReader
 from .models import BackupRecord, Integrity, Origin
 from .streams import BackupSource, backup_storage
+
+# What reading a damaged file can raise. A corrupt deflate stream surfaces as
+# zlib.error, which BackupReader does not turn into BackupFormatError.
+FILE_ERRORS = (BackupError, zlib.error)
 
 
 def check_name(name: str) -> str:
@@ -138,7 +143,10 @@ def read_header(name: str) -> dict[str, Any]:
 
 
 def _listed_files() -> list[str]:
-    _directories, files = backup_storage().listdir("")
+    try:
+        _directories, files = backup_storage().listdir("")
+    except FileNotFoundError:  # no backup has been written yet
+        return []
     return sorted(
         name
         for name in files
@@ -170,7 +178,7 @@ def sync_from_storage() -> tuple[list[BackupRecord], list[str]]:
         )
         try:
             header = read_header(name)
-        except BackupError as exc:
+        except FILE_ERRORS as exc:
             record.integrity = Integrity.DAMAGED
             record.integrity_checked = _now()
             record.problem = str(exc)
@@ -217,12 +225,13 @@ def store_upload(
                 from .validate import validate_backup
 
                 report = validate_backup(source, file_only=True)
-            except BackupError as exc:
-                raise BackupFormatError(
-                    public_message(exc, source, uploaded.name).replace(
-                        name, uploaded.name
-                    )
-                ) from exc
+            except FILE_ERRORS as exc:
+                message = public_message(exc, source, uploaded.name).replace(
+                    name, uploaded.name
+                )
+                if not isinstance(exc, BackupError):
+                    message = f"{uploaded.name}: is damaged ({message})"
+                raise BackupFormatError(message) from exc
     except BaseException:
         storage.delete(name)
         raise

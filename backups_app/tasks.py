@@ -22,7 +22,13 @@ from django.utils.translation import gettext as _
 from .exceptions import BackupError, OperationInProgressError
 from .models import BackupRecord, Operation, ValidationRun
 from .progress import Progress
-from .records import open_source, public_message, record_backup, record_integrity
+from .records import (
+    FILE_ERRORS,
+    open_source,
+    public_message,
+    record_backup,
+    record_integrity,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +241,12 @@ class OperationRunner:
     def run_backup(self) -> tuple[str, dict[str, Any]]:
         from .backup import create_backup
 
+        # Logged before the backup starts, so that the backup holds its own log entry
+        # and a validation right after it finds nothing changed.
+        self.log(
+            self.operation,
+            _("Started a backup of database %(database)s") % self._names(),
+        )
         summary = create_backup(
             None, using=self.operation.database, origin="admin", progress=self.progress
         )
@@ -246,7 +258,6 @@ class OperationRunner:
         record.user_id = self.operation.user_id
         record.save(update_fields=["origin", "username", "user_id"])
         self._save(backup=record, backup_name=record.name)
-        self.log(record, _("Backed up database %(database)s") % self._names())
         message = _(
             "Backed up database %(database)s to %(name)s: %(tables)s tables, %(rows)s rows."
         ) % {
@@ -270,8 +281,13 @@ class OperationRunner:
                 report = validate_backup(
                     source, using=self.operation.database, progress=self.progress
                 )
-            except BackupFormatError as exc:
+            except (BackupFormatError, *FILE_ERRORS[1:]) as exc:
                 problem = public_message(exc, source, record.name)
+                if not isinstance(exc, BackupError):
+                    problem = _("%(name)s is damaged: %(error)s") % {
+                        "name": record.name,
+                        "error": exc,
+                    }
                 record_integrity(record, problem)
                 raise BackupFormatError(problem) from exc
         record_integrity(record, None)
@@ -302,6 +318,7 @@ class OperationRunner:
         return run.summary, {"validation": run.pk, "ok": run.ok}
 
     def run_restore(self) -> tuple[str, dict[str, Any]]:
+        from .exceptions import BackupFormatError
         from .restore import plan_restore, restore_backup
 
         record = self._record()
@@ -312,6 +329,11 @@ class OperationRunner:
                 summary = restore_backup(plan, progress=self.progress)
             except BackupError as exc:
                 raise type(exc)(public_message(exc, source, record.name)) from exc
+            except FILE_ERRORS as exc:
+                raise BackupFormatError(
+                    _("%(name)s is damaged: %(error)s")
+                    % {"name": record.name, "error": exc}
+                ) from exc
         data = summary.to_dict()
         data["source"] = record.name
         # The admin log is one of the tables the restore replaced; write to it only
@@ -333,8 +355,8 @@ class OperationRunner:
     def _names(self) -> dict[str, str]:
         return {"database": self.operation.database, "name": self.operation.backup_name}
 
-    def log(self, record: BackupRecord, message: str) -> bool:
-        """Write an admin log entry for ``record`` if the operation's user exists."""
+    def log(self, obj: Any, message: str) -> bool:
+        """Write an admin log entry about ``obj`` if the operation's user exists."""
         from django.contrib.admin.models import CHANGE, LogEntry
         from django.contrib.auth import get_user_model
 
@@ -348,7 +370,7 @@ class OperationRunner:
             return False
         LogEntry.objects.log_actions(
             user.pk,
-            BackupRecord.objects.filter(pk=record.pk),
+            type(obj)._default_manager.filter(pk=obj.pk),
             CHANGE,
             change_message=message,
             single_object=True,

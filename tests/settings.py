@@ -10,6 +10,7 @@ each only when that vendor answers, for tests that move data between vendors.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import shutil
 import socket
@@ -156,6 +157,13 @@ INSTALLED_APPS = [
     # The demo shop is a schema the engine was not written around: it is tested too.
     "project.shop",
 ]
+
+# The admin runs long operations through a task queue when one is configured;
+# tests/test_admin_tasks.py switches TASKS to django-tasks-db's database backend.
+if importlib.util.find_spec("django_tasks_db"):
+    INSTALLED_APPS.append("django_tasks_db")
+    if importlib.util.find_spec("django.tasks") is None:
+        INSTALLED_APPS.append("django_tasks")  # the backport, on Django 5.2
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

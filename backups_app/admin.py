@@ -1,0 +1,611 @@
+"""The Backups section of the admin: list, back up, upload, download, validate, restore.
+
+``admin_view`` only makes sure of an active staff user; every view here checks its
+own permission. A backup is always chosen by record pk, never by a name or path
+from the browser. Long operations go through ``tasks.start_operation``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
+from django.db import router
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+)
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from .exceptions import BackupError, BackupFormatError, StorageError
+from .forms import DatabaseForm, RestoreConfirmForm, UploadForm
+from .models import BackupRecord, Integrity, Operation, ValidationRun
+from .records import (
+    FILE_ERRORS,
+    check_name,
+    delete_backup_file,
+    open_source,
+    public_message,
+    store_upload,
+    sync_from_storage,
+    who_survives,
+)
+from .streams import backup_storage
+
+PERMISSION_RUN = "backups_app.run_backup"
+PERMISSION_VALIDATE = "backups_app.validate_backup"
+PERMISSION_RESTORE = "backups_app.restore_backup"
+
+STATUS_CLASSES = {
+    # Colour and text always go together: the class only adds the colour.
+    "match": "status-ok",
+    "differ": "status-bad",
+    Integrity.INTACT: "status-ok",
+    Integrity.DAMAGED: "status-bad",
+    Integrity.UNCHECKED: "status-unknown",
+    Operation.Status.SUCCEEDED: "status-ok",
+    Operation.Status.FAILED: "status-bad",
+    Operation.Status.QUEUED: "status-unknown",
+    Operation.Status.RUNNING: "status-unknown",
+}
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "–"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def status_badge(value: str, text: str) -> str:
+    return format_html(
+        '<span class="backup-status {}">{}</span>',
+        STATUS_CLASSES.get(value, "status-unknown"),
+        text,
+    )
+
+
+def require(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+
+
+@admin.register(BackupRecord)
+class BackupRecordAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "created",
+        "database",
+        "size_display",
+        "table_count",
+        "rows",
+        "made_by",
+        "integrity_display",
+        "validation_display",
+        "actions_display",
+    )
+    list_filter = ("origin", "integrity", "database", "vendor", "last_validation_ok")
+    search_fields = ("name", "database", "username", "vendor")
+    ordering = ("-created", "-pk")
+    readonly_fields = (
+        "name",
+        "database",
+        "vendor",
+        "created",
+        "size_display",
+        "table_count",
+        "rows",
+        "digest",
+        "made_by",
+        "integrity_display",
+        "integrity_checked",
+        "problem",
+        "validation_display",
+        "recorded",
+    )
+    fields = readonly_fields
+    change_list_template = "admin/backups_app/backuprecord/change_list.html"
+    change_form_template = "admin/backups_app/backuprecord/change_form.html"
+
+    # -- list columns --------------------------------------------------------------
+
+    @admin.display(description=gettext_lazy("size"), ordering="size")
+    def size_display(self, obj: BackupRecord) -> str:
+        return human_size(obj.size)
+
+    @admin.display(description=gettext_lazy("made by"), ordering="origin")
+    def made_by(self, obj: BackupRecord) -> str:
+        origin = obj.get_origin_display()
+        return f"{origin} ({obj.username})" if obj.username else origin
+
+    @admin.display(description=gettext_lazy("integrity"), ordering="integrity")
+    def integrity_display(self, obj: BackupRecord) -> str:
+        return status_badge(obj.integrity, obj.get_integrity_display())
+
+    @admin.display(
+        description=gettext_lazy("last validation"), ordering="last_validated"
+    )
+    def validation_display(self, obj: BackupRecord) -> str:
+        if obj.last_validated is None:
+            return _("never")
+        return status_badge(
+            "match" if obj.last_validation_ok else "differ",
+            obj.last_validation_summary,
+        )
+
+    @admin.display(description=gettext_lazy("actions"))
+    def actions_display(self, obj: BackupRecord) -> str:
+        info = self.opts.app_label, self.opts.model_name
+        return format_html(
+            '<a href="{}">{}</a> | <a href="{}">{}</a> | <a href="{}">{}</a>',
+            reverse("admin:{}_{}_download".format(*info), args=[obj.pk]),
+            _("Download"),
+            reverse("admin:{}_{}_validate".format(*info), args=[obj.pk]),
+            _("Validate"),
+            reverse("admin:{}_{}_restore".format(*info), args=[obj.pk]),
+            _("Restore"),
+        )
+
+    # -- permissions: records are made by operations, never typed in ---------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: BackupRecord) -> None:
+        delete_backup_file(obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for record in queryset:
+            delete_backup_file(record)
+        super().delete_queryset(request, queryset)
+
+    # -- urls ----------------------------------------------------------------------
+
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        wrap = self.admin_site.admin_view
+        return [
+            path("backup/", wrap(self.backup_view), name=f"{prefix}_backup"),
+            path("upload/", wrap(self.upload_view), name=f"{prefix}_upload"),
+            path("sync/", wrap(self.sync_view), name=f"{prefix}_sync"),
+            path(
+                "<int:pk>/download/",
+                wrap(self.download_view),
+                name=f"{prefix}_download",
+            ),
+            path(
+                "<int:pk>/validate/",
+                wrap(self.validate_view),
+                name=f"{prefix}_validate",
+            ),
+            path(
+                "<int:pk>/restore/",
+                wrap(self.restore_view),
+                name=f"{prefix}_restore",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_url(self) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+
+    def context(self, request: HttpRequest, title: str, **extra: Any) -> dict:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "active_restore": Operation.objects.filter(
+                kind=Operation.Kind.RESTORE, status__in=Operation.ACTIVE
+            ).first(),
+            **extra,
+        }
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        user = request.user
+        extra_context = {
+            **(extra_context or {}),
+            "can_run_backup": user.has_perm(PERMISSION_RUN),
+            "recent_operations": Operation.objects.all()[:5],
+            "active_restore": Operation.objects.filter(
+                kind=Operation.Kind.RESTORE, status__in=Operation.ACTIVE
+            ).first(),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        user = request.user
+        extra_context = {
+            **(extra_context or {}),
+            "can_run_backup": user.has_perm(PERMISSION_RUN),
+            "can_validate": user.has_perm(PERMISSION_VALIDATE),
+            "can_restore": user.has_perm(PERMISSION_RESTORE),
+            "validations": ValidationRun.objects.filter(backup_id=object_id)[:10],
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_record(self, pk: int) -> BackupRecord:
+        record = get_object_or_404(BackupRecord, pk=pk)
+        try:
+            check_name(record.name)
+        except SuspiciousFileOperation:
+            raise Http404(
+                _("This record does not name a file in the backup storage.")
+            ) from None
+        return record
+
+    def start(
+        self,
+        request: HttpRequest,
+        kind: str,
+        database: str,
+        record: BackupRecord | None = None,
+    ) -> HttpResponse | None:
+        """Start an operation and redirect to its status page, or return None."""
+        from .tasks import OperationRefused, start_operation
+
+        try:
+            operation = start_operation(
+                kind, database=database, user=request.user, backup=record
+            )
+        except OperationRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        if operation.status == Operation.Status.SUCCEEDED:
+            self.message_user(request, operation.message, messages.SUCCESS)
+            if operation.validation_id:
+                return HttpResponseRedirect(
+                    reverse(
+                        "admin:backups_app_validationrun_change",
+                        args=[operation.validation_id],
+                    )
+                )
+        elif operation.status == Operation.Status.FAILED:
+            self.message_user(request, operation.message, messages.ERROR)
+        return HttpResponseRedirect(
+            reverse("admin:backups_app_operation_change", args=[operation.pk])
+        )
+
+    # -- views ---------------------------------------------------------------------
+
+    def backup_view(self, request: HttpRequest) -> HttpResponse:
+        require(request, PERMISSION_RUN)
+        form = DatabaseForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            response = self.start(
+                request, Operation.Kind.BACKUP, form.cleaned_data["database"]
+            )
+            if response is not None:
+                return response
+        return TemplateResponse(
+            request,
+            "admin/backups_app/backup_form.html",
+            self.context(request, _("Back up now"), form=form),
+        )
+
+    def upload_view(self, request: HttpRequest) -> HttpResponse:
+        require(request, PERMISSION_RUN)
+        form = UploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            uploaded = form.cleaned_data["file"]
+            try:
+                record = store_upload(
+                    uploaded,
+                    username=request.user.get_username(),
+                    user_id=str(request.user.pk),
+                )
+            except BackupFormatError as exc:
+                form.add_error(
+                    "file",
+                    _("This file was refused and not kept: %(error)s") % {"error": exc},
+                )
+            except (StorageError, SuspiciousFileOperation) as exc:
+                form.add_error("file", str(exc))
+            else:
+                self.log_addition(request, record, _("Uploaded"))
+                self.message_user(
+                    request,
+                    _("Uploaded %(name)s: an intact backup of %(tables)s tables.")
+                    % {"name": record.name, "tables": record.table_count},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(self.changelist_url())
+        return TemplateResponse(
+            request,
+            "admin/backups_app/upload_form.html",
+            self.context(request, _("Upload a backup"), form=form),
+        )
+
+    def sync_view(self, request: HttpRequest) -> HttpResponse:
+        return require_POST(self._sync)(request)
+
+    def _sync(self, request: HttpRequest) -> HttpResponse:
+        require(request, PERMISSION_RUN)
+        try:
+            added, gone = sync_from_storage()
+        except (OSError, BackupError) as exc:
+            self.message_user(
+                request,
+                _("Cannot list the backup storage: %(error)s") % {"error": exc},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(self.changelist_url())
+        if added:
+            LogEntry.objects.log_actions(
+                request.user.pk,
+                BackupRecord.objects.filter(pk__in=[r.pk for r in added]),
+                ADDITION,
+                change_message=_("Found in the backup storage"),
+            )
+        self.message_user(
+            request,
+            _(
+                "Recorded %(added)s new files from the backup storage; forgot "
+                "%(gone)s records whose files are gone."
+            )
+            % {"added": len(added), "gone": len(gone)},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(self.changelist_url())
+
+    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        require(request, PERMISSION_RUN)
+        record = self.get_record(pk)
+        storage = backup_storage()
+        try:
+            handle = storage.open(record.name, "rb")
+        except (OSError, SuspiciousFileOperation):
+            self.message_user(
+                request,
+                _("%(name)s is no longer in the backup storage.")
+                % {"name": record.name},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(self.changelist_url())
+        self.log_change(request, record, _("Downloaded"))
+        return FileResponse(
+            handle,
+            as_attachment=True,
+            filename=record.name,
+            content_type="application/octet-stream",
+        )
+
+    def validate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        require(request, PERMISSION_VALIDATE)
+        record = self.get_record(pk)
+        form = DatabaseForm(request.POST or None, initial_database=record.database)
+        if request.method == "POST" and form.is_valid():
+            response = self.start(
+                request, Operation.Kind.VALIDATE, form.cleaned_data["database"], record
+            )
+            if response is not None:
+                return response
+        return TemplateResponse(
+            request,
+            "admin/backups_app/validate_form.html",
+            self.context(
+                request,
+                _("Validate %(name)s") % {"name": record.name},
+                form=form,
+                record=record,
+                validations=record.validations.all()[:10],
+            ),
+        )
+
+    def restore_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        require(request, PERMISSION_RESTORE)
+        record = self.get_record(pk)
+        data = request.POST if request.method == "POST" else request.GET
+        database_form = DatabaseForm(
+            data if "database" in data else None, initial_database=record.database
+        )
+        if database_form.is_bound and database_form.is_valid():
+            database = database_form.cleaned_data["database"]
+        else:
+            database = database_form.fields["database"].initial
+        confirm_form = RestoreConfirmForm(
+            request.POST if request.method == "POST" else None, database=database
+        )
+        if (
+            request.method == "POST"
+            and database_form.is_valid()
+            and confirm_form.is_valid()
+        ):
+            response = self.start(request, Operation.Kind.RESTORE, database, record)
+            if response is not None:
+                return response
+        return TemplateResponse(
+            request,
+            "admin/backups_app/restore_preview.html",
+            self.context(
+                request,
+                _("Restore %(name)s") % {"name": record.name},
+                record=record,
+                database=database,
+                database_form=database_form,
+                confirm_form=confirm_form,
+                **self.preview(request, record, database),
+            ),
+        )
+
+    def preview(
+        self, request: HttpRequest, record: BackupRecord, database: str
+    ) -> dict:
+        """Plan the restore (reads the whole file) and check who survives it."""
+        from .conf import app_settings
+        from .restore import plan_restore
+
+        result: dict[str, Any] = {
+            "plan": None,
+            "error": "",
+            "safety_backup": app_settings.SAFETY_BACKUP,
+        }
+        with_session = request.session.session_key
+        try:
+            with open_source(record.name) as source:
+                try:
+                    plan = plan_restore(source, using=database)
+                    survivors = who_survives(source, request.user, with_session)
+                except FILE_ERRORS as exc:
+                    result["error"] = public_message(exc, source, record.name)
+                    return result
+        except (BackupError, SuspiciousFileOperation) as exc:
+            result["error"] = str(exc)
+            return result
+        result["plan"] = plan
+        result["header"] = plan.header
+        result["user_survives"] = survivors["user"]
+        result["session_survives"] = survivors["session"]
+        result["operations_db"] = router.db_for_write(Operation)
+        return result
+
+
+@admin.register(ValidationRun)
+class ValidationRunAdmin(admin.ModelAdmin):
+    list_display = ("backup_name", "database", "started", "summary_display", "username")
+    list_filter = ("ok", "database")
+    search_fields = ("backup_name", "summary", "username")
+    date_hierarchy = "started"
+
+    @admin.display(description=gettext_lazy("result"), ordering="ok")
+    def summary_display(self, obj: ValidationRun) -> str:
+        return status_badge("match" if obj.ok else "differ", obj.summary)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(
+            PERMISSION_VALIDATE
+        ) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(ValidationRun, pk=object_id)
+        differing = [t for t in run.tables if t.get("status") != "match"]
+        matching = [t for t in run.tables if t.get("status") == "match"]
+        return TemplateResponse(
+            request,
+            "admin/backups_app/validation_report.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": _("Validation of %(name)s") % {"name": run.backup_name},
+                "run": run,
+                "tables": differing + matching,
+                "differing": differing,
+                "record_opts": BackupRecord._meta,
+            },
+        )
+
+
+@admin.register(Operation)
+class OperationAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "kind",
+        "status_display",
+        "database",
+        "backup_name",
+        "username",
+        "created",
+        "finished",
+    )
+    list_filter = ("kind", "status", "database")
+    search_fields = ("backup_name", "username", "message")
+    actions = ["mark_failed"]
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_display(self, obj: Operation) -> str:
+        return status_badge(obj.status, obj.get_status_display())
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user = request.user
+        return (
+            user.has_perm(PERMISSION_RUN)
+            or user.has_perm(PERMISSION_VALIDATE)
+            or user.has_perm(PERMISSION_RESTORE)
+            or super().has_view_permission(request, obj)
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        if not request.user.has_perm(PERMISSION_RESTORE):
+            actions.pop("mark_failed", None)
+        return actions
+
+    @admin.action(
+        description=gettext_lazy(
+            "Mark as failed (only when its worker died; it frees the restore lock)"
+        )
+    )
+    def mark_failed(self, request: HttpRequest, queryset: Any) -> None:
+        from django.utils import timezone
+
+        if not request.user.has_perm(PERMISSION_RESTORE):
+            raise PermissionDenied
+        active = queryset.filter(status__in=Operation.ACTIVE)
+        count = active.update(
+            status=Operation.Status.FAILED,
+            finished=timezone.now(),
+            exclusive=None,
+            message=_("Marked as failed by %(user)s.")
+            % {"user": request.user.get_username()},
+        )
+        self.message_user(
+            request,
+            _("Marked %(count)s operations as failed.") % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        operation = get_object_or_404(Operation, pk=object_id)
+        return TemplateResponse(
+            request,
+            "admin/backups_app/operation_status.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": capfirst(str(operation)),
+                "operation": operation,
+                "refresh": operation.is_active,
+                "record_opts": BackupRecord._meta,
+                "status_badge": status_badge(
+                    operation.status, capfirst(operation.get_status_display())
+                ),
+            },
+        )
