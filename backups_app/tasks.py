@@ -64,26 +64,26 @@ def queue_backend() -> Any | None:
     return backend
 
 
-_task = None
-
-
-def operation_task():
-    """Return ``run_operation`` wrapped as a task of the tasks framework."""
-    global _task
-    if _task is None:
-        framework = tasks_framework()
-        _task = framework.task()(run_operation)
-    return _task
-
-
-def run_operation(operation_id: int) -> str:
-    """Run the operation with this id to its end; return its final status."""
+def perform_operation(operation_id: int) -> str:
+    """Run the operation with this id to its end, here; return its final status."""
     operation = Operation.objects.get(pk=operation_id)
     if operation.status != Operation.Status.QUEUED:
         return operation.status
-    runner = OperationRunner(operation)
-    runner.run()
+    OperationRunner(operation).run()
     return operation.status
+
+
+def run_operation(operation_id: int) -> str:
+    """The task a worker runs: ``perform_operation``."""
+    return perform_operation(operation_id)
+
+
+# A worker finds a task by its function's dotted path, so the module attribute of
+# that name must be the Task itself. This module is imported only when an operation
+# starts or a worker runs one, never at startup, so reading TASKS here is safe.
+_framework = tasks_framework()
+if _framework is not None:
+    run_operation = _framework.task()(run_operation)
 
 
 # -- starting ------------------------------------------------------------------------
@@ -140,11 +140,11 @@ def start_operation(
         ) from exc
     backend = queue_backend()
     if backend is None:
-        run_operation(operation.pk)
+        perform_operation(operation.pk)
         operation.refresh_from_db()
         return operation
     try:
-        result = operation_task().enqueue(operation.pk)
+        result = run_operation.enqueue(operation.pk)
     except Exception as exc:
         OperationRunner(operation).fail(
             _("Could not queue the operation: %(error)s") % {"error": exc}
