@@ -1,0 +1,143 @@
+"""Every value rule of the file format, one by one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from backups_app import codec
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ('{"b": [1, 2], "a": {"z": 1, "y": null}}', '{"a":{"y":null,"z":1},"b":[1,2]}'),
+        ("null", "null"),
+        ('"just a string"', '"just a string"'),
+        ("9007199254740991", "9007199254740991"),
+        ('{"ü": "😀"}', '{"ü":"😀"}'),
+        # The standard library's own extensions, which orjson refuses to read.
+        ('{"x": NaN}', '{"x":NaN}'),
+        ("123456789012345678901234567890", "123456789012345678901234567890"),
+    ],
+)
+def test_json_documents_become_compact_text_with_sorted_keys(text, canonical):
+    assert codec.canonical_json(text) == canonical
+    assert codec.canonical_json(text.encode()) == canonical
+
+
+def test_sql_null_and_json_null_stay_apart_in_a_row():
+    encode = codec.ENCODERS["JSONField"]
+    row = [None, encode("null")]
+    assert orjson.loads(orjson.dumps(row)) == [None, "null"]
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        (0.1, 0.1),
+        (-0.0, -0.0),
+        (5e-324, 5e-324),
+        (math.inf, "Infinity"),
+        (-math.inf, "-Infinity"),
+    ],
+)
+def test_floats_keep_every_bit_and_name_the_infinities(value, encoded):
+    result = codec.float_value(value)
+    assert result == encoded
+    back = codec._float(orjson.loads(orjson.dumps(result)))
+    assert back.hex() == value.hex()
+
+
+def test_nan_is_a_string_not_null():
+    assert codec.float_value(math.nan) == "NaN"
+    assert math.isnan(codec._float("NaN"))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("12.50"), "12.50"),
+        (Decimal("0E-10"), "0.0000000000"),
+        (
+            Decimal("-99999999999999999999.9999999999"),
+            "-99999999999999999999.9999999999",
+        ),
+        (Decimal("1E+3"), "1000"),
+        ("42.00", "42.00"),
+    ],
+)
+def test_decimals_are_plain_text(value, text):
+    assert codec.decimal_text(value) == text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.timedelta(0),
+        dt.timedelta(microseconds=-1),
+        dt.timedelta(days=-3, microseconds=1),
+        dt.timedelta(days=99999, seconds=86399, microseconds=999999),
+    ],
+)
+def test_durations_are_whole_microseconds(value):
+    micros = codec.duration_micros(value)
+    assert isinstance(micros, int)
+    assert codec._timedelta(micros) == value
+    # SQLite and MySQL store the microseconds already.
+    assert codec.duration_micros(micros) == micros
+
+
+def test_uuids_are_hyphenated_whatever_the_driver_returns():
+    value = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert codec.uuid_text(value) == str(value)
+    assert codec.uuid_text(value.hex) == str(value)
+    assert codec._uuid_hex(str(value)) == value.hex
+
+
+def test_binary_is_base64_of_every_byte():
+    data = bytes(range(256))
+    assert codec._binary(codec.binary_text(memoryview(data))) == data
+    assert codec.binary_text(b"") == ""
+
+
+def test_datetimes_keep_microseconds_and_offset():
+    moment = dt.datetime(2024, 2, 29, 13, 14, 15, 161718, tzinfo=dt.UTC)
+    assert orjson.dumps(moment) == b'"2024-02-29T13:14:15.161718+00:00"'
+
+
+class FakeOps:
+    def adapt_datetimefield_value(self, value):
+        return f"adapted {value.isoformat()}"
+
+
+class FakeConnection:
+    ops = FakeOps()
+    timezone_name = "UTC"
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("2024-02-29T13:14:15.161718+00:00", "2024-02-29 13:14:15.161718"),
+        ("2024-02-29T13:14:15+00:00", "2024-02-29 13:14:15"),
+        ("2024-02-29T13:14:15", "2024-02-29 13:14:15"),
+        ("2024-02-29T15:14:15+02:00", "adapted 2024-02-29T15:14:15+02:00"),
+    ],
+)
+def test_datetimes_are_stored_as_django_stores_them_on_sqlite_and_mysql(text, stored):
+    assert codec._datetime_decoder(FakeConnection())(text) == stored
+
+
+def test_primary_key_order_of_decimals_is_numeric():
+    from django.db import models
+
+    field = models.DecimalField(max_digits=10, decimal_places=2)
+    field.column = "amount"
+    key = codec.pk_key_function([field], [field])
+    assert sorted([["10.00"], ["9.50"]], key=key) == [["9.50"], ["10.00"]]
