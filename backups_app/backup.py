@@ -17,9 +17,9 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from . import __version__, signals
 from .backends import backend_for
-from .codec import kind, row_encoder
+from .codec import block_encoder, kind
 from .conf import ALWAYS_EXCLUDED_APPS, app_settings
-from .exceptions import BackupError, one_line
+from .exceptions import BackupError, StorageError, one_line
 from .format import BackupWriter
 from .graph import TableSpec, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
@@ -148,12 +148,12 @@ def create_backup(
                     total = (
                         backend.count(spec) if progress is not ignore_progress else None
                     )
-                    encode = row_encoder(spec.fields, spec.table, connection)
+                    encode = block_encoder(spec.fields, spec.table, connection)
                     writer.begin_table(spec.label, spec.table, spec.columns)
                     done = 0
                     progress(Progress("backup", spec.label, 0, total))
                     for rows in backend.stream_rows(spec, batch_size):
-                        writer.write_rows(list(map(encode, rows)))
+                        writer.write_block(encode(rows), len(rows))
                         done += len(rows)
                         progress(Progress("backup", spec.label, done, total))
                     rows, digest = writer.end_table()
@@ -161,6 +161,11 @@ def create_backup(
             digest = writer.write_trailer()
     except DatabaseError as exc:
         raise BackupError(f"Cannot read database {using!r}: {one_line(exc)}") from exc
+    except OSError as exc:
+        # A full disk or a vanished folder midway; the partial file is already gone.
+        raise StorageError(
+            f"Cannot write {destination.name}: {exc.strerror or one_line(exc)}."
+        ) from exc
     summary = BackupSummary(
         name=destination.final_name,
         storage_name=destination.storage_name,
