@@ -45,6 +45,8 @@ def changes(model: type[models.Model], before: list[tuple], after: list[tuple]) 
 
 
 class ZooTests(TestCase):
+    databases = {"default", "other"}
+
     def test_zoo_covers_the_table_shapes(self):
         labels = {model._meta.label for model in ZOO_MODELS}
         assert {"testapp.Person_friends", "testapp.Tagged_labels"} <= labels
@@ -110,8 +112,6 @@ class ZooTests(TestCase):
         populate_zoo(using="other")
         assert snapshot("other")["testapp.Node"] != []
         assert snapshot("default")["testapp.Node"] == []
-
-    databases = {"default", "other"}
 
 
 class SnapshotTests(TestCase):
