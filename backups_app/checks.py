@@ -29,7 +29,17 @@ def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
                 id="backups_app.E002",
             )
         )
-    for label in config.get("EXCLUDE", ()):
+    exclude = config.get("EXCLUDE", ())
+    if isinstance(exclude, str) or not all(isinstance(label, str) for label in exclude):
+        messages.append(
+            Error(
+                "BACKUPS['EXCLUDE'] must be a list of labels.",
+                hint="For example: BACKUPS = {'EXCLUDE': ['sessions', 'shop.Cart']}.",
+                id="backups_app.E004",
+            )
+        )
+        exclude = ()
+    for label in exclude:
         if not _label_resolves(label):
             messages.append(
                 Error(

@@ -64,6 +64,17 @@ class CheckSettingsTests(SimpleTestCase):
         ]
 
 
+@override_settings(BACKUPS={"EXCLUDE": "testapp"})
+def test_e004_exclude_given_as_one_string():
+    assert check_settings() == [
+        Error(
+            "BACKUPS['EXCLUDE'] must be a list of labels.",
+            hint="For example: BACKUPS = {'EXCLUDE': ['sessions', 'shop.Cart']}.",
+            id="backups_app.E004",
+        )
+    ]
+
+
 class CheckCommandTests(TestCase):
     # Since Django 6.0 the check command runs database checks on every alias.
     databases = "__all__"

@@ -7,6 +7,7 @@ Run with ``BACKUPS_CROSSVENDOR=1``; the aliases ``xsqlite``, ``xpostgres`` and
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,33 @@ class CrossVendorTests(TestCase):
                 assert again.tables == taken.tables
             for alias in (source, target):
                 restore_backup(baselines[alias], using=alias, safety_backup=False)
+
+    def test_values_changed_on_the_way_in_are_caught_before_commit(self):
+        # SQLite keeps decimals as 64-bit floats: 21 digits go in, 15 come back. The
+        # insert succeeds; only reading back and digesting the rows notices.
+        populate_zoo("xpostgres")
+        AllFields._base_manager.using("xpostgres").update(
+            decimal_wide=Decimal("12345678901.2345678901")
+        )
+        file = self.tmp_path / "wide.jsonl.gz"
+        create_backup(file, using="xpostgres")
+        before = as_sets(snapshot("xsqlite"))
+        with pytest.raises(RestoreError) as excinfo:
+            restore_backup(file, using="xsqlite", safety_backup=False)
+        assert str(excinfo.value).startswith(
+            "testapp.AllFields: the database does not hold the backup's values"
+        )
+        assert as_sets(snapshot("xsqlite")) == before
+
+    def test_values_too_wide_to_read_back_roll_the_restore_back(self):
+        populate_zoo("xpostgres")
+        file = self.tmp_path / "widest.jsonl.gz"
+        create_backup(file, using="xpostgres")
+        before = as_sets(snapshot("xsqlite"))
+        with pytest.raises(RestoreError) as excinfo:
+            restore_backup(file, using="xsqlite", safety_backup=False)
+        assert "does not fit database 'xsqlite' (InvalidOperation" in str(excinfo.value)
+        assert as_sets(snapshot("xsqlite")) == before
 
     def test_values_the_target_cannot_hold_roll_the_restore_back(self):
         populate_zoo("xpostgres")

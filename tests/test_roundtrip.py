@@ -24,7 +24,7 @@ def _tmp(request, tmp_path):
 
 
 class RoundTripTests(TestCase):
-    databases = {"default"}
+    databases = {"default", "other"}
     tmp_path: Path
 
     def setUp(self):
@@ -114,6 +114,25 @@ class RoundTripTests(TestCase):
         assert summary.safety_backup
         restore_backup(summary.safety_backup, safety_backup=False)
         assert snapshot() == changed
+
+    def test_caches_of_replaced_rows_are_cleared(self):
+        from admin_interface.cache import (
+            get_cached_active_theme,
+            set_cached_active_theme,
+        )
+        from admin_interface.models import Theme
+        from django.contrib.contenttypes.models import ContentType
+
+        ContentType.objects.get_for_model(Node)
+        set_cached_active_theme(Theme(name="stale"))
+        assert ContentType.objects._cache and get_cached_active_theme() is not None
+        restore_backup(self.file, safety_backup=False)
+        assert not ContentType.objects._cache
+        assert get_cached_active_theme() is None
+
+    def test_restore_into_another_database(self):
+        restore_backup(self.file, using="other", safety_backup=False)
+        assert snapshot("other") == self.before
 
     def test_dry_run_plan_counts_rows_now_and_in_file(self):
         Node.objects.create(name="extra")
