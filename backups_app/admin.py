@@ -92,14 +92,12 @@ class BackupRecordAdmin(admin.ModelAdmin):
         "name",
         "created",
         "database",
-        "size_display",
-        "table_count",
-        "rows",
+        "contents_display",
         "made_by",
         "integrity_display",
         "validation_display",
-        "actions_display",
     )
+    list_display_links = ("name",)
     list_filter = ("origin", "integrity", "database", "vendor", "last_validation_ok")
     search_fields = ("name", "database", "username", "vendor")
     ordering = ("-created", "-pk")
@@ -129,6 +127,16 @@ class BackupRecordAdmin(admin.ModelAdmin):
     def size_display(self, obj: BackupRecord) -> str:
         return human_size(obj.size)
 
+    @admin.display(description=gettext_lazy("contents"), ordering="rows")
+    def contents_display(self, obj: BackupRecord) -> str:
+        tables = "–" if obj.table_count is None else obj.table_count
+        rows = "–" if obj.rows is None else obj.rows
+        return _("%(tables)s tables, %(rows)s rows, %(size)s") % {
+            "tables": tables,
+            "rows": rows,
+            "size": human_size(obj.size),
+        }
+
     @admin.display(description=gettext_lazy("made by"), ordering="origin")
     def made_by(self, obj: BackupRecord) -> str:
         origin = obj.get_origin_display()
@@ -147,19 +155,6 @@ class BackupRecordAdmin(admin.ModelAdmin):
         return status_badge(
             "match" if obj.last_validation_ok else "differ",
             obj.last_validation_summary,
-        )
-
-    @admin.display(description=gettext_lazy("actions"))
-    def actions_display(self, obj: BackupRecord) -> str:
-        info = self.opts.app_label, self.opts.model_name
-        return format_html(
-            '<a href="{}">{}</a> | <a href="{}">{}</a> | <a href="{}">{}</a>',
-            reverse("admin:{}_{}_download".format(*info), args=[obj.pk]),
-            _("Download"),
-            reverse("admin:{}_{}_validate".format(*info), args=[obj.pk]),
-            _("Validate"),
-            reverse("admin:{}_{}_restore".format(*info), args=[obj.pk]),
-            _("Restore"),
         )
 
     # -- permissions: records are made by operations, never typed in ---------------
@@ -270,17 +265,20 @@ class BackupRecordAdmin(admin.ModelAdmin):
         except OperationRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return None
-        if operation.status == Operation.Status.SUCCEEDED:
-            self.message_user(request, operation.message, messages.SUCCESS)
-            if operation.validation_id:
-                return HttpResponseRedirect(
-                    reverse(
-                        "admin:backups_app_validationrun_change",
-                        args=[operation.validation_id],
-                    )
+        # A finished operation's page shows its outcome; a finished validation goes
+        # straight to its results.
+        if operation.status == Operation.Status.SUCCEEDED and operation.validation_id:
+            self.message_user(
+                request,
+                operation.message,
+                messages.SUCCESS if operation.result.get("ok") else messages.WARNING,
+            )
+            return HttpResponseRedirect(
+                reverse(
+                    "admin:backups_app_validationrun_change",
+                    args=[operation.validation_id],
                 )
-        elif operation.status == Operation.Status.FAILED:
-            self.message_user(request, operation.message, messages.ERROR)
+            )
         return HttpResponseRedirect(
             reverse("admin:backups_app_operation_change", args=[operation.pk])
         )
@@ -560,16 +558,14 @@ class OperationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def get_actions(self, request: HttpRequest):
-        actions = super().get_actions(request)
-        if not request.user.has_perm(PERMISSION_RESTORE):
-            actions.pop("mark_failed", None)
-        return actions
+    def has_restore_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(PERMISSION_RESTORE)
 
     @admin.action(
+        permissions=["restore"],
         description=gettext_lazy(
             "Mark as failed (only when its worker died; it frees the restore lock)"
-        )
+        ),
     )
     def mark_failed(self, request: HttpRequest, queryset: Any) -> None:
         from django.utils import timezone

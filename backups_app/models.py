@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 class Origin(models.TextChoices):
     COMMAND = "command", _("command")
     ADMIN = "admin", _("admin")
-    SAFETY = "safety", _("safety backup before a restore")
+    SAFETY = "safety", _("safety backup")
     UPLOAD = "upload", _("upload")
     STORAGE = "storage", _("found in storage")
 

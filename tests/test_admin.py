@@ -570,6 +570,14 @@ class RestoreTests(AdminTestCase):
         running = Operation.objects.create(
             kind="restore", database="default", status="running", exclusive="restore"
         )
+        self.client.force_login(staff("runner", "run_backup"))
+        self.client.post(
+            url("operation_changelist"),
+            {"action": "mark_failed", "_selected_action": [running.pk]},
+        )
+        running.refresh_from_db()
+        assert running.status == "running"
+        self.client.force_login(self.superuser)
         response = self.client.post(
             url("operation_changelist"),
             {"action": "mark_failed", "_selected_action": [running.pk]},
