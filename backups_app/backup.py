@@ -180,5 +180,5 @@ def create_backup(
         digest=digest,
         tables=tuple(tables),
     )
-    signals.post_backup.send(create_backup, using=using, summary=summary)
+    signals.announce(signals.post_backup, create_backup, using=using, summary=summary)
     return summary

@@ -11,7 +11,7 @@ from django.db import DatabaseError, connections
 
 from . import signals
 from .backends import Backend, backend_for
-from .codec import loads_row, pk_key_function, pk_value, row_encoder
+from .codec import block_encoder, loads_row, pk_key_function, pk_value, row_encoder
 from .conf import app_settings
 from .exceptions import BackupError, one_line
 from .format import BackupReader, TableSection
@@ -121,21 +121,46 @@ def _compare_rows(
     batch_size = app_settings.BATCH_SIZE
     encode = row_encoder(spec.fields, spec.table, backend.connection)
     key = pk_key_function(spec.fields, spec.pk_fields)
+    file_batches = section.batches(batch_size)
+    database_batches = backend.stream_rows(spec, batch_size)
+    file_rows = database_rows = 0
+    file_pending: list[bytes] = []
+    database_pending: list[bytes] = []
+    # Fast path: as long as a batch of the file and one of the database are the same
+    # bytes, they hold the same rows; only from the first batch that differs on are
+    # the rows merged one by one below.
+    encode_block = block_encoder(spec.fields, spec.table, backend.connection)
+    for file_batch in file_batches:
+        rows = next(database_batches, None)
+        if rows is None:
+            file_pending = file_batch
+            break
+        block = encode_block(rows)
+        if len(rows) == len(file_batch) and block == b"".join(file_batch):
+            file_rows += len(rows)
+            database_rows += len(rows)
+            progress(Progress("validate", spec.label, database_rows, None))
+            continue
+        file_pending = file_batch
+        database_pending = block.split(b"\n")[:-1]
+        break
 
     def file_lines():
-        for batch in section.batches(batch_size):
+        for line in file_pending:
+            yield line[:-1]
+        for batch in file_batches:
             for line in batch:
                 yield line[:-1]
 
     def database_lines():
-        for rows in backend.stream_rows(spec, batch_size):
+        yield from database_pending
+        for rows in database_batches:
             yield from map(encode, rows)
 
     in_file = file_lines()
     in_database = database_lines()
     file_line = next(in_file, None)
     database_line = next(in_database, None)
-    file_rows = database_rows = 0
     while file_line is not None or database_line is not None:
         if file_line == database_line:
             order = 0
@@ -213,7 +238,7 @@ def validate_backup(
         else:
             _compare_database(report, reader, header, using, progress)
     report.seconds = round(time.perf_counter() - started, 3)
-    signals.post_validate.send(validate_backup, using=using, report=report)
+    signals.announce(signals.post_validate, validate_backup, using=using, report=report)
     return report
 
 

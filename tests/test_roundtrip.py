@@ -107,6 +107,19 @@ class RoundTripTests(TestCase):
                 signal.disconnect(restore_signal)
         assert [kind for kind, _ in received] == ["ours", "ours"]
 
+    def test_a_failing_post_signal_receiver_is_logged_not_raised(self):
+        def broken(sender, **kwargs):
+            raise RuntimeError("receiver bug")
+
+        signals.post_backup.connect(broken)
+        try:
+            with self.assertLogs("backups_app", level="ERROR") as logs:
+                summary = create_backup(self.tmp_path / "again.jsonl.gz")
+        finally:
+            signals.post_backup.disconnect(broken)
+        assert summary.rows == self.summary.rows
+        assert "receiver bug" in logs.output[0]
+
     def test_safety_backup_holds_the_data_the_restore_replaced(self):
         mutate_zoo()
         changed = snapshot()
