@@ -52,6 +52,11 @@ def _local_path(storage: Storage, name: str) -> Path | None:
         return None
 
 
+def stored_path(name: str) -> Path | None:
+    """Return the local path of a name in the backup storage, when it has one."""
+    return _local_path(backup_storage(), name)
+
+
 class BackupSource:
     """A backup to read: a path, a name in the backup storage, ``-`` or a file object.
 

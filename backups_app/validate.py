@@ -82,7 +82,7 @@ class ValidationReport:
 
     def summary_line(self) -> str:
         if self.file_only:
-            return f"Backup intact: {len(self.tables)} tables, {self.file_rows} rows"
+            return f"Backup intact: {len(self.tables)} tables, {self.file_rows:,} rows"
         line = f"{self.matching} tables match exactly, {self.differing} differ"
         if self.schema_differences:
             line += f"; {len(self.schema_differences)} schema differences"

@@ -41,8 +41,10 @@ class BackupCommandTests(TestCase):
 
     def test_without_output_the_file_goes_to_the_backup_storage(self):
         stdout, _ = run_command("backup")
-        name = stdout.splitlines()[0].removeprefix("Backup written to ")
+        first = stdout.splitlines()[0].removeprefix("Backup written to ")
+        name, place = first.split(" in the backup storage ")
         assert name.startswith("backup-default-") and name.endswith(".jsonl.gz")
+        assert place == f"({backup_storage().path(name)})"
         assert backup_storage().exists(name)
         assert "Backed up database 'default':" in stdout
 
@@ -159,8 +161,8 @@ class RestoreCommandTests(TestCase):
         assert summary["rows_deleted"] == summary["rows_inserted"] + 1
 
     def test_file_by_name_in_the_backup_storage(self):
-        stdout, _ = run_command("backup")
-        name = stdout.splitlines()[0].removeprefix("Backup written to ")
+        stdout, _ = run_command("backup", "--json")
+        name = json.loads(stdout)["storage_name"]
         Node.objects.create(name="one more")
         run_command("restore", name, "--noinput", "--no-safety-backup")
         assert snapshot() == self.before

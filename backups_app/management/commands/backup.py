@@ -8,8 +8,18 @@ from django.db import DEFAULT_DB_ALIAS
 
 from backups_app.backup import create_backup
 from backups_app.exceptions import BackupError
+from backups_app.streams import stored_path
 
 from ._output import command_error, human_size, json_text, number, progress_for, table
+
+
+def where(summary) -> str:
+    """Say where a backup went: a path, or a name in the backup storage."""
+    if summary.storage_name is None:
+        return summary.name
+    location = stored_path(summary.storage_name)
+    suffix = f" ({location})" if location else ""
+    return f"{summary.storage_name} in the backup storage{suffix}"
 
 
 class Command(BaseCommand):
@@ -71,7 +81,7 @@ class Command(BaseCommand):
                 )
             )
         if verbosity >= 1:
-            out.write(f"Backup written to {summary.name}")
+            out.write(f"Backup written to {where(summary)}")
             out.write(
                 self.style.SUCCESS(
                     f"Backed up database {database!r}: {summary.table_count} tables, "
