@@ -336,11 +336,10 @@ class OperationRunner:
                 ) from exc
         data = summary.to_dict()
         data["source"] = record.name
-        # The admin log is one of the tables the restore replaced; write to it only
-        # now that the restore has committed, and only if the user still exists.
-        data["logged"] = self.log(
-            record, _("Restored database %(database)s") % self._names()
-        )
+        # No admin log entry: the admin log is one of the tables a restore replaces,
+        # so an entry written now would make the database differ from the backup it
+        # was just made equal to, and the next restore would erase it. The durable
+        # record of a restore is this Operation, which restores never touch.
         message = _(
             "Restored database %(database)s from %(name)s: %(deleted)s rows deleted, "
             "%(inserted)s rows inserted."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from admin_interface.cache import del_cached_active_theme
 from django.contrib.auth import get_user_model
 
 from backups_app.models import BackupRecord
@@ -19,6 +20,10 @@ SUMMARY = re.compile(r"(\d+) tables match exactly, (\d+) differ")
 @pytest.fixture
 def admin_user():
     clear_storage()
+    # The theme cache outlives the tables of earlier tests; with it cleared, the first
+    # page creates the active theme row, as on a fresh site, before anything is
+    # backed up.
+    del_cached_active_theme()
     yield get_user_model().objects.create_superuser("admin", "a@example.com", "pw")
     clear_storage()
 
@@ -120,24 +125,10 @@ def test_back_up_validate_change_restore_validate(
     assert_themed(page)
     screenshot("09-restore-done")
 
-    # Validate again: the data is the backup's. The only difference is the admin
-    # log entry of the restore itself, written after the restore committed.
+    # Validate again: the database is the backup again, row for row.
     matching, differing = validate(page, live_server, record)
-    assert differing == 1, page.inner_text("#validation-tables")
-    first_row = page.locator("#validation-tables tbody tr").first.inner_text()
-    assert "admin.LogEntry" in first_row
-    assert "\t0\t1\t0\t" in first_row  # missing 0, extra 1, changed 0
+    assert differing == 0, page.inner_text("#validation-tables")
     screenshot("10-validation-after-restore")
-
-    # A fresh backup of the restored database validates with 0 differ.
-    page.goto(f"{live_server.url}/admin/backups_app/backuprecord/backup/")
-    page.select_option("#id_database", "default")
-    page.click("#backup-form input[type=submit]")
-    page.wait_for_selector("#operation-status")
-    fresh = BackupRecord.objects.filter(origin="admin").order_by("-pk").first()
-    assert fresh != record
-    matching, differing = validate(page, live_server, fresh)
-    assert differing == 0
 
     page.goto(f"{live_server.url}/admin/backups_app/backuprecord/upload/")
     assert_themed(page)
