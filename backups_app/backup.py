@@ -94,7 +94,7 @@ def describe_table(spec: TableSpec) -> dict[str, Any]:
 
 
 def _header(
-    using: str, specs: list[TableSpec], exclude: tuple[str, ...]
+    using: str, specs: list[TableSpec], exclude: tuple[str, ...], origin: str
 ) -> dict[str, Any]:
     connection = connections[using]
     return {
@@ -104,6 +104,7 @@ def _header(
         "python_version": platform.python_version(),
         "vendor": connection.vendor,
         "database": using,
+        "origin": origin,
         "use_tz": settings.USE_TZ,
         "exclude": list(exclude),
         "migrations": applied_migrations(using),
@@ -142,7 +143,7 @@ def create_backup(
             writer = BackupWriter(stream)
             with backend.snapshot():
                 backend.ensure_no_restore()
-                header = _header(using, specs, exclude)
+                header = _header(using, specs, exclude, origin)
                 writer.write_header(header)
                 for spec in specs:
                     total = (

@@ -89,6 +89,19 @@ class BackupSource:
         else:
             self.name = getattr(source, "name", None) or "stream"
 
+    @classmethod
+    def from_storage(cls, name: str) -> BackupSource:
+        """Return the backup stored under ``name``, never a path on this machine."""
+        source = cls.__new__(cls)
+        source._source = name
+        source._spooled = None
+        source._path = None
+        source.name = name
+        if not cls._in_storage(name):
+            raise StorageError(f"No backup named {name!r} in the backup storage.")
+        source._storage_name = name
+        return source
+
     @staticmethod
     def _in_storage(name: str) -> bool:
         try:

@@ -177,3 +177,31 @@ class FailedRestoreTests(TestCase):
             validate_backup(broken)
         with pytest.raises(BackupFormatError):
             validate_backup(broken, file_only=True)
+
+
+class SourceTests(TestCase):
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_a_name_in_the_storage_is_never_read_as_a_local_path(self):
+        from backups_app.streams import BackupSource
+
+        local = self.tmp_path / "local.jsonl.gz"
+        create_backup(local)
+        with pytest.raises(StorageError) as excinfo:
+            BackupSource.from_storage(str(local))
+        assert str(excinfo.value) == (
+            f"No backup named {str(local)!r} in the backup storage."
+        )
+        stored = create_backup(None).storage_name
+        source = BackupSource.from_storage(stored)
+        assert validate_backup(source, file_only=True).ok
+
+    def test_corrupt_compressed_data_is_a_format_error(self):
+        file = self.tmp_path / "zoo.jsonl.gz"
+        create_backup(file)
+        data = bytearray(file.read_bytes())
+        data[20:60] = bytes(40)
+        file.write_bytes(bytes(data))
+        with pytest.raises(BackupFormatError):
+            validate_backup(file, file_only=True)
