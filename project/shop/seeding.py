@@ -66,6 +66,8 @@ SHOP_MODELS: tuple[type[models.Model], ...] = (
     Order,
     OrderItem,
 )
+# mutate() needs rows in these.
+MUTATED_MODELS = (ProductVariant, StockMovement, Order)
 CATEGORY_CODES = {
     "apparel": "APP",
     "footwear": "SHO",
@@ -80,6 +82,14 @@ OPENING_START = datetime(2015, 3, 1, tzinfo=UTC)
 LEDGER_START = datetime(2022, 1, 1, tzinfo=UTC)
 LEDGER_END = datetime(2025, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
 
+Role = Employee.Role
+STAFF_ROLES = [Role.CLERK, Role.CLERK, Role.CLERK, Role.STOCKKEEPER]
+HOURLY_RATE_CENTS = {
+    Role.OWNER: (3500, 6000),
+    Role.MANAGER: (2200, 3200),
+    Role.CLERK: (1350, 1900),
+    Role.STOCKKEEPER: (1350, 1900),
+}
 Reason = StockMovement.Reason
 REASONS = [
     Reason.SALE,
@@ -170,16 +180,6 @@ def shop_tables_in(using: str) -> set[str]:
     """Return the names of the shop tables that exist in database ``using``."""
     existing = set(connections[using].introspection.table_names())
     return {m._meta.db_table for m in SHOP_MODELS} & existing
-
-
-def shop_row_counts(using: str) -> dict[str, int]:
-    """Return the number of rows in each non-empty shop table."""
-    counts = {}
-    for model in SHOP_MODELS:
-        count = model._base_manager.using(using).count()
-        if count:
-            counts[model._meta.label] = count
-    return counts
 
 
 def seed(rows: int, *, using: str, seed: int = 1, clear: bool = False) -> SeedSummary:
@@ -324,18 +324,13 @@ class _Seeder:
             owner_id = ids[0]
             for i, pk in enumerate(ids):
                 if i == 0:
-                    role, manager_id, rate = Employee.Role.OWNER, None, (3500, 6000)
+                    role, manager_id = Employee.Role.OWNER, None
                 elif i <= n_managers:
-                    role, manager_id, rate = (
-                        Employee.Role.MANAGER,
-                        owner_id,
-                        (2200, 3200),
-                    )
+                    role, manager_id = Employee.Role.MANAGER, owner_id
                 else:
-                    role = rng.choice(
-                        [Employee.Role.CLERK] * 3 + [Employee.Role.STOCKKEEPER]
-                    )
-                    manager_id, rate = ids[rng.randint(1, n_managers)], (1350, 1900)
+                    role = rng.choice(STAFF_ROLES)
+                    manager_id = ids[rng.randint(1, n_managers)]
+                low, high = HOURLY_RATE_CENTS[role]
                 first, last = self.person()
                 local_part = _ascii(first) + "." + _ascii(last)
                 objs.append(
@@ -350,7 +345,7 @@ class _Seeder:
                         hired_on=self.moment(
                             shop.business.created_at, LEDGER_END
                         ).date(),
-                        hourly_rate=_cents(rng.randrange(rate[0], rate[1], 25)),
+                        hourly_rate=_cents(rng.randrange(low, high, 25)),
                     )
                 )
         self.insert(Employee, objs)
@@ -508,8 +503,10 @@ class _Seeder:
                 quantity = rng.choice((-20, -10, 10, 20))
                 note = rng.choice(TRANSFER_NOTES)
             # Online sales are booked by the shop system, not by a person.
-            by_system = reason == Reason.SALE and rng.random() < 0.4
-            employees = shop.employee_ids
+            created_by_id = None
+            if reason != Reason.SALE or rng.random() >= 0.4:
+                employees = shop.employee_ids
+                created_by_id = employees[rng.randrange(len(employees))]
             yield StockMovement(
                 id=i + 1,
                 variant_id=variant_index + 1,
@@ -517,9 +514,7 @@ class _Seeder:
                 quantity=quantity,
                 reason=reason,
                 note=note,
-                created_by_id=None
-                if by_system
-                else employees[rng.randrange(len(employees))],
+                created_by_id=created_by_id,
             )
 
     def create_customers(self) -> None:
@@ -536,10 +531,8 @@ class _Seeder:
                     email = f"{local_part}{pk}@example.com"
                 phone = ""
                 if rng.random() < 0.7:
-                    country, number = (
-                        rng.choice((1, 33, 44, 46, 49)),
-                        rng.randrange(10**9),
-                    )
+                    country = rng.choice((1, 33, 44, 46, 49))
+                    number = rng.randrange(10**9)
                     phone = f"+{country} {number:09d}"
                 objs.append(
                     Customer(
@@ -687,17 +680,32 @@ def mutate(*, using: str, seed: int = 1) -> MutationSummary:
         Tag.objects.using(using).create(business=pop_up, name="pop-up")
         added.update({"shop.Business": 1, "shop.Employee": 2, "shop.Tag": 1})
 
-        # An order placed today, and the stock it took.
-        variants = _random_rows(ProductVariant, using, rng, 2)
-        business_id = variants[0].product.business_id
-        variants = [v for v in variants if v.product.business_id == business_id]
-        customer = Customer.objects.using(using).filter(business_id=business_id).first()
+        # A new customer's first web order, and the stock it took.
+        first = _random_rows(ProductVariant, using, rng, 1)[0]
+        business_id = first.product.business_id
+        same_shop = (
+            ProductVariant.objects.using(using)
+            .filter(product__business_id=business_id)
+            .exclude(pk=first.pk)
+            .order_by("pk")
+        )
+        count = same_shop.count()
+        variants = [first, same_shop[rng.randrange(count)]] if count else [first]
+        customer = Customer.objects.using(using).create(
+            business_id=business_id,
+            name="Ada Nováková",
+            email="ada.novakova@example.com",
+        )
+        web_orders = Order.objects.using(using).filter(
+            business_id=business_id, number__startswith="WEB-"
+        )
+        web_number = web_orders.count() + 1
         order = Order.objects.using(using).create(
             business_id=business_id,
             customer=customer,
-            number=f"WEB-{rng.randrange(10**6):06d}",
+            number=f"WEB-{web_number:06d}",
             status=Order.Status.PAID,
-            placed_at=datetime.now(UTC),
+            placed_at=timezone.now(),
             total=sum((v.price for v in variants), Decimal("0.00")),
         )
         for variant in variants:
@@ -713,17 +721,32 @@ def mutate(*, using: str, seed: int = 1) -> MutationSummary:
             )
         added.update(
             {
+                "shop.Customer": 1,
                 "shop.Order": 1,
                 "shop.OrderItem": len(variants),
                 "shop.StockMovement": len(variants),
             }
         )
 
+        # One more tag on the product sold first: a row in the many-to-many table.
+        product = first.product
+        new_tag = (
+            Tag.objects.using(using)
+            .filter(business_id=business_id)
+            .exclude(products=product)
+            .order_by("pk")
+            .first()
+        )
+        if new_tag is not None:
+            product.tags.add(new_tag)
+            added["shop.Product_tags"] = 1
+
         # A price rise and a batch of shipped orders.
-        for variant in _random_rows(ProductVariant, using, rng, 20):
+        raised = _random_rows(ProductVariant, using, rng, 20)
+        for variant in raised:
             variant.price = (variant.price * Decimal("1.05")).quantize(Decimal("0.01"))
             variant.save(using=using, update_fields=["price"])
-        updated["shop.ProductVariant"] = 20
+        updated["shop.ProductVariant"] = len(raised)
         shipped = Order.objects.using(using).filter(
             pk__in=[o.pk for o in _random_rows(Order, using, rng, 5)]
         )

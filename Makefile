@@ -1,0 +1,89 @@
+# Tasks for the demo and the test suite. Needs python3 (3.11 or later), pip and make.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+STAMP := $(VENV)/.installed
+DEMO_ROWS ?= 20000
+DEMO_FILE ?= backups/demo.jsonl.gz
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-sqlite test-postgres test-mysql lint
+
+help:
+	@echo "make demo           seed a demo shop, back it up, change it, restore, validate"
+	@echo "make test           run the test suite on SQLite, PostgreSQL and MySQL/MariaDB"
+	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
+	@echo "make lint           ruff check"
+	@echo "make venv           create $(VENV) and install everything (the other targets do this first)"
+
+venv: $(STAMP)
+
+# Installed once; again only when a requirements file or pyproject.toml changes.
+$(STAMP): requirements.txt requirements-mysql.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -e .
+	@$(PY) -m pip install --quiet -r requirements-mysql.txt || { \
+		echo; \
+		echo "!!! mysqlclient could not be installed: it needs pkg-config and libmariadb-dev."; \
+		echo "!!! Everything else works; tests on MySQL/MariaDB will report it as unavailable."; \
+		echo "!!! To add it later: apt-get install pkg-config libmariadb-dev"; \
+		echo "!!!                  $(PY) -m pip install -r requirements-mysql.txt"; \
+		echo; \
+	}
+	@touch $@
+
+demo: venv
+	@echo "==> Migrate the demo database"
+	$(MANAGE) migrate --noinput --verbosity 0
+	@echo
+	@echo "==> Fill the demo shop with $(DEMO_ROWS) rows"
+	$(MANAGE) seeddemo --rows $(DEMO_ROWS) --clear
+	@echo
+	@echo "==> Back up the whole database"
+	@mkdir -p $(dir $(DEMO_FILE))
+	$(MANAGE) backup --output $(DEMO_FILE)
+	@echo
+	@echo "==> Validate the backup against the database (expected: exact match)"
+	$(MANAGE) validatebackup $(DEMO_FILE)
+	@echo
+	@echo "==> Change the data: add, update and delete some rows"
+	$(MANAGE) seeddemo --mutate
+	@echo
+	@echo "==> Validate again (expected: differences, exit status 1)"
+	@echo "$(MANAGE) validatebackup $(DEMO_FILE)"
+	@status=0; $(MANAGE) validatebackup $(DEMO_FILE) || status=$$?; \
+	if [ $$status -ne 1 ]; then \
+		echo "validatebackup exited with status $$status where 1 was expected."; \
+		exit 1; \
+	fi; \
+	echo "(exit status 1, as expected: the database no longer matches the backup)"
+	@echo
+	@echo "==> Restore the backup"
+	$(MANAGE) restore $(DEMO_FILE) --noinput
+	@echo
+	@echo "==> Validate once more (expected: exact match)"
+	$(MANAGE) validatebackup $(DEMO_FILE)
+	@echo
+	@echo "Demo done: the restored database equals $(DEMO_FILE), row for row."
+
+test: test-sqlite test-postgres test-mysql
+
+test-sqlite: venv
+	@echo "==> Test suite on SQLite"
+	BACKUPS_TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: venv
+	@echo "==> Test suite on PostgreSQL"
+	BACKUPS_TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
+
+test-mysql: venv
+	@echo "==> Test suite on MySQL/MariaDB"
+	BACKUPS_TEST_DB=mysql $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
