@@ -6,6 +6,7 @@ Everything goes through Django's connection; no client binaries are involved.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import zlib
 from collections.abc import Iterable, Iterator
 
@@ -99,6 +100,11 @@ class Backend:
         with self.connection.constraint_checks_disabled():
             yield
 
+    @contextlib.contextmanager
+    def restore_session(self) -> Iterator[None]:
+        """Session settings for a restore that can only change outside a transaction."""
+        yield
+
     def check_constraints(self, specs: list[TableSpec]) -> None:
         self.connection.check_constraints(table_names=[s.table for s in specs])
 
@@ -122,6 +128,49 @@ class Backend:
 
 
 class SQLiteBackend(Backend):
+    _foreign_keys_off = False
+
+    @contextlib.contextmanager
+    def restore_session(self) -> Iterator[None]:
+        # PRAGMA foreign_keys changes nothing inside a transaction, so a restore
+        # would run with enforcement on: every DELETE goes row by row (no truncate)
+        # and every insert looks its references up. Off, and checked once before
+        # commit (check_constraints), the same restore is several times faster.
+        if self.connection.in_atomic_block:
+            yield
+            return
+        with self.connection.cursor() as cursor:
+            cursor.execute("PRAGMA foreign_keys")
+            was_on = bool(cursor.fetchone()[0])
+            cursor.execute("PRAGMA foreign_keys = OFF")
+        self._foreign_keys_off = was_on
+        try:
+            yield
+        finally:
+            self._foreign_keys_off = False
+            if was_on:
+                with self.connection.cursor() as cursor:
+                    cursor.execute("PRAGMA foreign_keys = ON")
+
+    def check_constraints(self, specs: list[TableSpec]) -> None:
+        tables = [spec.table for spec in specs]
+        if self._foreign_keys_off:
+            # What enforcement would have caught at commit: rows of other tables
+            # left pointing at rows the restore removed.
+            tables += self._tables_referencing(set(tables))
+        self.connection.check_constraints(table_names=tables)
+
+    def _tables_referencing(self, targets: set[str]) -> list[str]:
+        found = []
+        with self.connection.cursor() as cursor:
+            for table in self.connection.introspection.table_names(cursor):
+                if table in targets:
+                    continue
+                cursor.execute(f"PRAGMA foreign_key_list({self.quote(table)})")
+                if any(row[2] in targets for row in cursor.fetchall()):
+                    found.append(table)
+        return found
+
     def reset_sequences(self, specs: list[TableSpec]) -> None:
         # Django makes AutoFields AUTOINCREMENT, whose counters live in sqlite_sequence;
         # set them to what the restored rows imply so the next id is the backup's next id.
@@ -149,6 +198,15 @@ class SQLiteBackend(Backend):
                 )
 
 
+def _psycopg_tz_loader():
+    import psycopg
+    from psycopg.pq import Format
+
+    return psycopg.adapters.get_loader(
+        psycopg.postgres.types["timestamptz"].oid, Format.TEXT
+    )
+
+
 class PostgreSQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f'{column} COLLATE "C"'
@@ -164,6 +222,11 @@ class PostgreSQLBackend(Backend):
                     )
             yield
 
+    def _utc_session(self, raw) -> bool:
+        return self.connection.timezone is datetime.UTC and raw.info.parameter_status(
+            "TimeZone"
+        ) in ("UTC", "Etc/UTC")
+
     def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
         from psycopg.types.string import TextLoader
 
@@ -177,6 +240,11 @@ class PostgreSQLBackend(Backend):
         ):
             cursor.adapters.register_loader("numeric", TextLoader)
             cursor.adapters.register_loader("uuid", TextLoader)
+            if self._utc_session(raw):
+                # Django's timestamptz loader is Python code that only swaps in the
+                # connection's tzinfo; with a UTC session psycopg's own (C) loader
+                # gives the same values, about four times faster.
+                cursor.adapters.register_loader("timestamptz", _psycopg_tz_loader())
             cursor.itersize = batch_size
             cursor.execute(self.select_sql(spec))
             while rows := cursor.fetchmany(batch_size):

@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import models
 from django.db.models.expressions import Col
 
@@ -56,6 +57,15 @@ def dumps_row(row: Any) -> bytes:
 
 def loads_row(line: bytes) -> list[Any]:
     return orjson.loads(line)
+
+
+def loads_rows(lines: list[bytes]) -> list[list[Any]]:
+    """Parse a batch of row lines with one orjson call; the same rows as line by line."""
+    rows = orjson.loads(b"[" + b",".join(lines) + b"]")
+    if len(rows) != len(lines):
+        # Some line is not one JSON value; let the line-by-line parse say which.
+        rows = list(map(orjson.loads, lines))
+    return rows
 
 
 def base_field(field: models.Field) -> models.Field:
@@ -134,6 +144,9 @@ def column_encoder(field: models.Field, table: str, connection) -> Encoder | Non
     """Return a function from a raw column value (not None) to its JSON value."""
     base = base_field(field)
     field_kind = base.get_internal_type()
+    fast = _sqlite_encoder(field_kind, base, table, connection)
+    if fast is not None:
+        return fast
     steps: list[Encoder] = []
     if field_kind != "JSONField":
         expression = Col(table, base)
@@ -149,6 +162,63 @@ def column_encoder(field: models.Field, table: str, connection) -> Encoder | Non
         return steps[0]
 
     def encode(value, steps=tuple(steps)):
+        for step in steps:
+            value = step(value)
+        return value
+
+    return encode
+
+
+def _sqlite_encoder(field_kind: str, base, table: str, connection) -> Encoder | None:
+    """Shortcuts for SQLite's two costly converters, giving the same values faster."""
+    if connection.vendor != "sqlite":
+        return None
+    if field_kind == "DateTimeField" and settings.USE_TZ:
+        # sqlite3 already parsed the text into a naive datetime; Django's converter
+        # then only makes it aware in the connection's time zone.
+        tz = connection.timezone
+        slow = column_encoder_steps(base, table, connection)
+
+        def encode_datetime(value, datetime_type=datetime.datetime):
+            if type(value) is datetime_type and value.tzinfo is None:
+                return value.replace(tzinfo=tz)
+            return slow(value)
+
+        return encode_datetime
+    if field_kind == "DecimalField":
+        # Decimals come back as floats or ints; the text of equal numbers is equal
+        # (zero aside: 0.0 and -0.0 are equal keys but print differently), and the
+        # columns repeat values a lot, so remember the recent ones.
+        slow = column_encoder_steps(base, table, connection)
+        memo: dict[Any, str] = {}
+
+        def encode_decimal(value, number_types=(int, float)):
+            if type(value) in number_types and value:
+                try:
+                    return memo[value]
+                except KeyError:
+                    if len(memo) >= 100_000:
+                        memo.clear()
+                    text = memo[value] = slow(value)
+                    return text
+            return slow(value)
+
+        return encode_decimal
+    return None
+
+
+def column_encoder_steps(base, table: str, connection) -> Encoder:
+    """The general encoder of a column: the backend's converters, then ours."""
+    field_kind = base.get_internal_type()
+    expression = Col(table, base)
+    steps = [
+        lambda value, c=converter, e=expression: c(value, e, connection)
+        for converter in connection.ops.get_db_converters(expression)
+    ]
+    if field_kind in ENCODERS:
+        steps.append(ENCODERS[field_kind])
+
+    def encode(value):
         for step in steps:
             value = step(value)
         return value

@@ -14,7 +14,7 @@ from . import signals
 from .backends import Backend, backend_for
 from .backup import create_backup
 from .caches import clear_stale_caches
-from .codec import loads_row, row_decoder, row_encoder
+from .codec import block_encoder, loads_rows, row_decoder
 from .conf import app_settings
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
 from .format import BackupReader, TableEnd, verify
@@ -168,7 +168,12 @@ def restore_backup(
     signals.pre_restore.send(restore_backup, using=using, plan=plan)
     backend = backend_for(using)
     try:
-        with transaction.atomic(using=using), backend.restore_lock(), backend.writing():
+        with (
+            backend.restore_session(),
+            transaction.atomic(using=using),
+            backend.restore_lock(),
+            backend.writing(),
+        ):
             progress(Progress("delete", "", 0, None))
             backend.delete_all(specs)
             written = _load(plan, specs, backend, progress)
@@ -217,7 +222,7 @@ def _load(
             def decoded(section=section, decode=decode, spec=spec, total=total):
                 done = 0
                 for lines in section.batches(batch_size):
-                    yield [decode(loads_row(line)) for line in lines]
+                    yield list(map(decode, loads_rows(lines)))
                     done += len(lines)
                     progress(Progress("restore", spec.label, done, total))
 
@@ -234,11 +239,11 @@ def _verify_written(
     """Read back every restored table and compare its count and digest with the file."""
     batch_size = app_settings.BATCH_SIZE
     for spec, end in written:
-        encode = row_encoder(spec.fields, spec.table, backend.connection)
+        encode = block_encoder(spec.fields, spec.table, backend.connection)
         digest = hashlib.sha256()
         rows = 0
         for batch in backend.stream_rows(spec, batch_size):
-            digest.update(b"\n".join(map(encode, batch)) + b"\n")
+            digest.update(encode(batch))
             rows += len(batch)
             progress(Progress("verify-written", spec.label, rows, end.rows))
         if rows != end.rows or digest.hexdigest() != end.digest:
