@@ -7,6 +7,8 @@ start with ``[`` are rows of the current table. docs/format.md describes it in f
 from __future__ import annotations
 
 import hashlib
+import itertools
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -150,6 +152,15 @@ class BackupReader:
         self._line_number += 1
         return line
 
+    def _next_lines(self, size: int) -> list[bytes]:
+        """Up to ``size`` more lines, fewer only at the end; counted by the caller."""
+        try:
+            return list(itertools.islice(self._lines, size))
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
+            raise self._error(
+                f"cannot be read past line {self._line_number}: {one_line(exc)}"
+            ) from exc
+
     def _parse_record(self, line: bytes) -> dict[str, Any]:
         try:
             record = orjson.loads(line)
@@ -205,28 +216,38 @@ class BackupReader:
         table_digest = hashlib.sha256()
         file_digest = self._file_digest
         count = 0
-        batch: list[bytes] = []
         while True:
-            line = self._next_line()
-            if line is None:
-                raise self._error(f"is truncated inside table {section.label}")
-            if line[:1] != b"[":
-                break
-            batch.append(line)
-            if len(batch) >= size:
+            # Lines are taken ``size`` at a time; rows start with "[" and, as lines
+            # split at newlines, all of them do exactly when the batch holds one
+            # "\n[" per line after the first. Else the rows end inside this batch.
+            batch = self._next_lines(size)
+            data = b"".join(batch)
+            if data[:1] == b"[" and data.count(b"\n[") == len(batch) - 1:
+                if len(batch) < size:
+                    raise self._error(f"is truncated inside table {section.label}")
+                self._line_number += len(batch)
                 # One digest update per batch: the same digest, far fewer calls.
-                data = b"".join(batch)
                 file_digest.update(data)
                 table_digest.update(data)
                 count += len(batch)
                 yield batch
-                batch = []
-        if batch:
-            data = b"".join(batch)
-            file_digest.update(data)
-            table_digest.update(data)
-            count += len(batch)
-            yield batch
+                continue
+            end = next(
+                (i for i, line in enumerate(batch) if line[:1] != b"["), len(batch)
+            )
+            if end == len(batch):
+                raise self._error(f"is truncated inside table {section.label}")
+            rows, line = batch[:end], batch[end]
+            self._line_number += end + 1
+            if end + 1 < len(batch):
+                self._lines = itertools.chain(batch[end + 1 :], self._lines)
+            if rows:
+                data = b"".join(rows)
+                file_digest.update(data)
+                table_digest.update(data)
+                count += len(rows)
+                yield rows
+            break
         record = self._parse_record(line)
         if record["kind"] != "end" or record.get("label") != section.label:
             raise self._error(
