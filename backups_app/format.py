@@ -145,7 +145,7 @@ class BackupReader:
             line = next(self._lines)
         except StopIteration:
             return None
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise self._error(
                 f"cannot be read past line {self._line_number}: {one_line(exc)}"
             ) from exc

@@ -185,6 +185,13 @@ def restore_backup(
         raise RestoreError(
             f"Restore of {plan.source.name} failed and was rolled back: {one_line(exc)}"
         ) from exc
+    except (ValueError, ArithmeticError, TypeError) as exc:
+        # A value the target changed or cannot represent, met while writing or
+        # reading back (SQLite's decimals, for one).
+        raise RestoreError(
+            f"Restore of {plan.source.name} failed and was rolled back: a value does "
+            f"not fit database {using!r} ({type(exc).__name__}: {one_line(exc)})"
+        ) from exc
     clear_stale_caches(using)
     summary = RestoreSummary(
         source=plan.source.name,
@@ -195,7 +202,7 @@ def restore_backup(
         seconds=round(time.perf_counter() - started, 3),
         safety_backup=safety_name,
     )
-    signals.post_restore.send(restore_backup, using=using, summary=summary)
+    signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary
 
 
