@@ -10,11 +10,12 @@ DEMO_FILE ?= backups/demo.jsonl.gz
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-sqlite test-postgres test-mysql lint
+.PHONY: help venv demo test test-sqlite test-postgres test-mysql test-crossvendor lint
 
 help:
 	@echo "make demo           seed a demo shop, back it up, change it, restore, validate"
-	@echo "make test           run the test suite on SQLite, PostgreSQL and MySQL/MariaDB"
+	@echo "make test           run the test suite on SQLite, PostgreSQL and MySQL/MariaDB,"
+	@echo "                    then the cross-vendor tests"
 	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
 	@echo "make lint           ruff check"
 	@echo "make venv           create $(VENV) and install everything (the other targets do this first)"
@@ -71,7 +72,7 @@ demo: venv
 	@echo
 	@echo "Demo done: the restored database equals $(DEMO_FILE), row for row."
 
-test: test-sqlite test-postgres test-mysql
+test: test-sqlite test-postgres test-mysql test-crossvendor
 
 test-sqlite: venv
 	@echo "==> Test suite on SQLite"
@@ -84,6 +85,12 @@ test-postgres: venv
 test-mysql: venv
 	@echo "==> Test suite on MySQL/MariaDB"
 	BACKUPS_TEST_DB=mysql $(PY) -m pytest $(PYTEST_ARGS)
+
+# Backups taken on one vendor and restored into another, every pair; a vendor that
+# cannot be reached is reported and its pairs skipped (unless BACKUPS_REQUIRE_DBS).
+test-crossvendor: venv
+	@echo "==> Cross-vendor tests (SQLite, PostgreSQL, MySQL/MariaDB at once)"
+	BACKUPS_CROSSVENDOR=1 $(PY) -m pytest -m crossvendor $(PYTEST_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .
