@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 from django.core.management.base import CommandError
+from django.db import DEFAULT_DB_ALIAS
 
 from backups_app.exceptions import (
     BackupError,
@@ -104,3 +107,33 @@ class ProgressLine:
 def progress_for(command, options: dict[str, Any]) -> ProgressLine:
     enabled = options["verbosity"] >= 1 and not options.get("json")
     return ProgressLine(command.stderr, enabled and sys.stderr.isatty())
+
+
+@contextlib.contextmanager
+def running(command, options: dict[str, Any]) -> Iterator[ProgressLine]:
+    """Call the library: show progress, and turn its errors into CommandErrors."""
+    progress = progress_for(command, options)
+    try:
+        yield progress
+    except BackupError as exc:
+        raise command_error(exc) from exc
+    finally:
+        progress.clear()
+
+
+def add_common_arguments(
+    parser: argparse.ArgumentParser, *, database_help: str, takes_file: bool
+) -> None:
+    """Add FILE (for commands that read a backup), --database and --json."""
+    if takes_file:
+        parser.add_argument(
+            "file", help="Backup file: a path, a name in the backup storage, or -."
+        )
+    parser.add_argument(
+        "--database",
+        default=DEFAULT_DB_ALIAS,
+        help=f"{database_help} (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="Print one JSON document, nothing else."
+    )

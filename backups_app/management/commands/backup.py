@@ -4,13 +4,18 @@ import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db import DEFAULT_DB_ALIAS
 
 from backups_app.backup import create_backup
-from backups_app.exceptions import BackupError
 from backups_app.streams import stored_path
 
-from ._output import command_error, human_size, json_text, number, progress_for, table
+from ._output import (
+    add_common_arguments,
+    human_size,
+    json_text,
+    number,
+    running,
+    table,
+)
 
 
 def where(summary) -> str:
@@ -33,11 +38,6 @@ class Command(BaseCommand):
             "name in the backup storage. A .gz suffix compresses.",
         )
         parser.add_argument(
-            "--database",
-            default=DEFAULT_DB_ALIAS,
-            help="Database alias to back up (default: %(default)s).",
-        )
-        parser.add_argument(
             "-e",
             "--exclude",
             action="append",
@@ -45,8 +45,8 @@ class Command(BaseCommand):
             metavar="APP[.MODEL]",
             help="Leave out an app or model; repeat for more.",
         )
-        parser.add_argument(
-            "--json", action="store_true", help="Print one JSON document, nothing else."
+        add_common_arguments(
+            parser, database_help="Database alias to back up", takes_file=False
         )
 
     def handle(
@@ -58,15 +58,10 @@ class Command(BaseCommand):
         json: bool,
         **options: Any,
     ) -> None:
-        progress = progress_for(self, {**options, "json": json})
-        try:
+        with running(self, {**options, "json": json}) as progress:
             summary = create_backup(
                 output, using=database, exclude=exclude, progress=progress
             )
-        except BackupError as exc:
-            raise command_error(exc) from exc
-        finally:
-            progress.clear()
         # Backing up to stdout leaves stdout to the backup itself.
         out = self.stderr if output == "-" else self.stdout
         if json:

@@ -5,17 +5,17 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS
 
-from backups_app.exceptions import BackupError, IncompatibleBackupError
+from backups_app.exceptions import IncompatibleBackupError
 from backups_app.restore import RestorePlan, plan_restore, restore_backup
 
 from ._output import (
     EXIT_FAILED,
+    add_common_arguments,
     command_error,
     json_text,
     number,
-    progress_for,
+    running,
     table,
 )
 
@@ -24,13 +24,8 @@ class Command(BaseCommand):
     help = "Make the database exactly equal to a backup, in one transaction."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "file", help="Backup file: a path, a name in the backup storage, or -."
-        )
-        parser.add_argument(
-            "--database",
-            default=DEFAULT_DB_ALIAS,
-            help="Database alias to restore into (default: %(default)s).",
+        add_common_arguments(
+            parser, database_help="Database alias to restore into", takes_file=True
         )
         parser.add_argument(
             "--noinput",
@@ -50,9 +45,6 @@ class Command(BaseCommand):
             dest="safety_backup",
             default=None,
             help="Do not back up the current data first (BACKUPS['SAFETY_BACKUP']).",
-        )
-        parser.add_argument(
-            "--json", action="store_true", help="Print one JSON document, nothing else."
         )
 
     def handle(
@@ -75,13 +67,8 @@ class Command(BaseCommand):
                     "Restore cancelled: the backup comes from standard input, so there "
                     "is no way to confirm; pass --noinput."
                 )
-        progress = progress_for(self, {**options, "json": json})
-        try:
+        with running(self, {**options, "json": json}) as progress:
             plan = plan_restore(file, using=database, progress=progress)
-        except BackupError as exc:
-            raise command_error(exc) from exc
-        finally:
-            progress.clear()
         if json and (dry_run or not plan.can_restore):
             self.stdout.write(json_text(plan.to_dict()))
         elif verbosity >= 1 and (dry_run or interactive or verbosity >= 2):
@@ -102,14 +89,10 @@ class Command(BaseCommand):
             return
         if interactive:
             self._confirm(plan)
-        try:
+        with running(self, {**options, "json": json}) as progress:
             summary = restore_backup(
                 plan, safety_backup=safety_backup, progress=progress
             )
-        except BackupError as exc:
-            raise command_error(exc) from exc
-        finally:
-            progress.clear()
         if json:
             self.stdout.write(json_text(summary.to_dict()))
             return

@@ -4,12 +4,17 @@ import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS
 
-from backups_app.exceptions import BackupError
 from backups_app.validate import ValidationReport, validate_backup
 
-from ._output import EXIT_FAILED, command_error, json_text, number, progress_for, table
+from ._output import (
+    EXIT_FAILED,
+    add_common_arguments,
+    json_text,
+    number,
+    running,
+    table,
+)
 
 
 class Command(BaseCommand):
@@ -19,21 +24,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "file", help="Backup file: a path, a name in the backup storage, or -."
-        )
-        parser.add_argument(
-            "--database",
-            default=DEFAULT_DB_ALIAS,
-            help="Database alias to compare with (default: %(default)s).",
+        add_common_arguments(
+            parser, database_help="Database alias to compare with", takes_file=True
         )
         parser.add_argument(
             "--file-only",
             action="store_true",
             help="Only check the file's integrity; do not touch the database.",
-        )
-        parser.add_argument(
-            "--json", action="store_true", help="Print one JSON document, nothing else."
         )
 
     def handle(
@@ -45,15 +42,10 @@ class Command(BaseCommand):
         json: bool,
         **options: Any,
     ) -> None:
-        progress = progress_for(self, {**options, "json": json})
-        try:
+        with running(self, {**options, "json": json}) as progress:
             report = validate_backup(
                 file, using=database, file_only=file_only, progress=progress
             )
-        except BackupError as exc:
-            raise command_error(exc) from exc
-        finally:
-            progress.clear()
         if json:
             self.stdout.write(json_text(report.to_dict()))
         else:
