@@ -65,8 +65,18 @@ class Backend:
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
         """Run the block in one read transaction that sees a single point in time."""
+        outermost = not self.connection.in_atomic_block
         with transaction.atomic(using=self.using):
+            if outermost:
+                with self.connection.cursor() as cursor:
+                    self.begin_snapshot(cursor)
             yield
+
+    def begin_snapshot(self, cursor) -> None:
+        """Make the transaction just opened a consistent, read-only snapshot.
+
+        Not called inside an enclosing transaction (tests), which has its own.
+        """
 
     # -- writing -------------------------------------------------------------------
 
@@ -211,16 +221,8 @@ class PostgreSQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f'{column} COLLATE "C"'
 
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[None]:
-        outermost = not self.connection.in_atomic_block
-        with transaction.atomic(using=self.using):
-            if outermost:
-                with self.connection.cursor() as cursor:
-                    cursor.execute(
-                        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-                    )
-            yield
+    def begin_snapshot(self, cursor) -> None:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
     def _utc_session(self, raw) -> bool:
         return self.connection.timezone is datetime.UTC and raw.info.parameter_status(
@@ -309,19 +311,11 @@ class MySQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f"CAST({column} AS BINARY)"
 
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[None]:
-        outermost = not self.connection.in_atomic_block
-        with transaction.atomic(using=self.using):
-            if outermost:
-                with self.connection.cursor() as cursor:
-                    # Django opens MySQL connections at READ COMMITTED; a backup needs
-                    # one snapshot for all its tables.
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    cursor.execute(
-                        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
-                    )
-            yield
+    def begin_snapshot(self, cursor) -> None:
+        # Django opens MySQL connections at READ COMMITTED; a backup needs one
+        # snapshot for all its tables.
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
 
     def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
         from MySQLdb.cursors import SSCursor
