@@ -144,7 +144,7 @@ def column_encoder(field: models.Field, table: str, connection) -> Encoder | Non
     """Return a function from a raw column value (not None) to its JSON value."""
     base = base_field(field)
     field_kind = base.get_internal_type()
-    fast = _sqlite_encoder(field_kind, base, table, connection)
+    fast = _fast_encoder(field_kind, base, table, connection)
     if fast is not None:
         return fast
     steps: list[Encoder] = []
@@ -169,13 +169,13 @@ def column_encoder(field: models.Field, table: str, connection) -> Encoder | Non
     return encode
 
 
-def _sqlite_encoder(field_kind: str, base, table: str, connection) -> Encoder | None:
-    """Shortcuts for SQLite's two costly converters, giving the same values faster."""
-    if connection.vendor != "sqlite":
+def _fast_encoder(field_kind: str, base, table: str, connection) -> Encoder | None:
+    """Shortcuts for costly SQLite and MySQL converters, giving the same values faster."""
+    if connection.vendor not in ("sqlite", "mysql"):
         return None
     if field_kind == "DateTimeField" and settings.USE_TZ:
-        # sqlite3 already parsed the text into a naive datetime; Django's converter
-        # then only makes it aware in the connection's time zone.
+        # The driver already made a naive datetime (sqlite3 from text); Django's
+        # converter then only makes it aware in the connection's time zone.
         tz = connection.timezone
         slow = column_encoder_steps(base, table, connection)
 
@@ -185,7 +185,7 @@ def _sqlite_encoder(field_kind: str, base, table: str, connection) -> Encoder | 
             return slow(value)
 
         return encode_datetime
-    if field_kind == "DecimalField":
+    if field_kind == "DecimalField" and connection.vendor == "sqlite":
         # Decimals come back as floats or ints; the text of equal numbers is equal
         # (zero aside: 0.0 and -0.0 are equal keys but print differently), and the
         # columns repeat values a lot, so remember the recent ones.
