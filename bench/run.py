@@ -550,7 +550,7 @@ def main() -> None:
         bench.memory_run(args.memory_rows)
     if args.merge:
         merge(bench, args.merge)
-        table, summary = report(bench, args.rows)
+    table, summary = report(bench, args.rows)
     print(table)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
