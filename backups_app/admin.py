@@ -33,11 +33,9 @@ from .exceptions import BackupError, BackupFormatError, StorageError
 from .forms import DatabaseForm, RestoreConfirmForm, UploadForm
 from .models import BackupRecord, Integrity, Operation, ValidationRun
 from .records import (
-    FILE_ERRORS,
     check_name,
     delete_backup_file,
     open_source,
-    public_message,
     store_upload,
     sync_from_storage,
     who_survives,
@@ -460,12 +458,8 @@ class BackupRecordAdmin(admin.ModelAdmin):
         with_session = request.session.session_key
         try:
             with open_source(record.name) as source:
-                try:
-                    plan = plan_restore(source, using=database)
-                    survivors = who_survives(source, request.user, with_session)
-                except FILE_ERRORS as exc:
-                    result["error"] = public_message(exc, source, record.name)
-                    return result
+                plan = plan_restore(source, using=database)
+                survivors = who_survives(source, request.user, with_session)
         except (BackupError, SuspiciousFileOperation) as exc:
             result["error"] = str(exc)
             return result

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,14 +20,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import get_valid_filename
 
-from .exceptions import BackupError, BackupFormatError, StorageError
+from .exceptions import BackupError, BackupFormatError
 from .format import BackupReader
 from .models import BackupRecord, Integrity, Origin
 from .streams import BackupSource, backup_storage
-
-# What reading a damaged file can raise. A corrupt deflate stream surfaces as
-# zlib.error, which BackupReader does not turn into BackupFormatError.
-FILE_ERRORS = (BackupError, zlib.error)
 
 
 def check_name(name: str) -> str:
@@ -48,39 +43,13 @@ def check_name(name: str) -> str:
 
 @contextlib.contextmanager
 def open_source(name: str) -> Iterator[BackupSource]:
-    """Yield a BackupSource for storage name ``name``, never a path from elsewhere.
-
-    BackupSource treats a string as a filesystem path before a storage name, so the
-    storage's own absolute path is passed when it has one; otherwise the storage
-    file is handed over as a stream (which BackupSource spools).
-    """
+    """Yield the BackupSource of storage name ``name``, never a path from elsewhere."""
     check_name(name)
-    storage = backup_storage()
-    try:
-        local = storage.path(name)
-    except NotImplementedError:
-        local = None
-    if local is not None:
-        if not os.path.isfile(local):
-            raise StorageError(f"{name!r} is not in the backup storage.")
-        source = BackupSource(local)
-        handle = None
-    else:
-        if not storage.exists(name):
-            raise StorageError(f"{name!r} is not in the backup storage.")
-        handle = storage.open(name, "rb")
-        source = BackupSource(handle)
+    source = BackupSource.from_storage(name)
     try:
         yield source
     finally:
         source.close()
-        if handle is not None:
-            handle.close()
-
-
-def public_message(exc: BaseException, source: BackupSource, name: str) -> str:
-    """Return the error text with the server's path replaced by the storage name."""
-    return str(exc).replace(source.name, name)
 
 
 def _aware(value: str | None) -> datetime | None:
@@ -178,7 +147,7 @@ def sync_from_storage() -> tuple[list[BackupRecord], list[str]]:
         )
         try:
             header = read_header(name)
-        except FILE_ERRORS as exc:
+        except BackupError as exc:
             record.integrity = Integrity.DAMAGED
             record.integrity_checked = _now()
             record.problem = str(exc)
@@ -225,12 +194,8 @@ def store_upload(
                 from .validate import validate_backup
 
                 report = validate_backup(source, file_only=True)
-            except FILE_ERRORS as exc:
-                message = public_message(exc, source, uploaded.name).replace(
-                    name, uploaded.name
-                )
-                if not isinstance(exc, BackupError):
-                    message = f"{uploaded.name}: is damaged ({message})"
+            except BackupError as exc:
+                message = str(exc).replace(name, uploaded.name)
                 raise BackupFormatError(message) from exc
     except BaseException:
         storage.delete(name)

@@ -23,9 +23,7 @@ from .exceptions import BackupError, OperationInProgressError
 from .models import BackupRecord, Operation, ValidationRun
 from .progress import Progress
 from .records import (
-    FILE_ERRORS,
     open_source,
-    public_message,
     record_backup,
     record_integrity,
 )
@@ -281,15 +279,9 @@ class OperationRunner:
                 report = validate_backup(
                     source, using=self.operation.database, progress=self.progress
                 )
-            except (BackupFormatError, *FILE_ERRORS[1:]) as exc:
-                problem = public_message(exc, source, record.name)
-                if not isinstance(exc, BackupError):
-                    problem = _("%(name)s is damaged: %(error)s") % {
-                        "name": record.name,
-                        "error": exc,
-                    }
-                record_integrity(record, problem)
-                raise BackupFormatError(problem) from exc
+            except BackupFormatError as exc:
+                record_integrity(record, str(exc))
+                raise
         record_integrity(record, None)
         run = ValidationRun.objects.create(
             backup=record,
@@ -318,22 +310,13 @@ class OperationRunner:
         return run.summary, {"validation": run.pk, "ok": run.ok}
 
     def run_restore(self) -> tuple[str, dict[str, Any]]:
-        from .exceptions import BackupFormatError
         from .restore import plan_restore, restore_backup
 
         record = self._record()
         using = self.operation.database
         with open_source(record.name) as source:
-            try:
-                plan = plan_restore(source, using=using, progress=self.progress)
-                summary = restore_backup(plan, progress=self.progress)
-            except BackupError as exc:
-                raise type(exc)(public_message(exc, source, record.name)) from exc
-            except FILE_ERRORS as exc:
-                raise BackupFormatError(
-                    _("%(name)s is damaged: %(error)s")
-                    % {"name": record.name, "error": exc}
-                ) from exc
+            plan = plan_restore(source, using=using, progress=self.progress)
+            summary = restore_backup(plan, progress=self.progress)
         data = summary.to_dict()
         data["source"] = record.name
         # No admin log entry: the admin log is one of the tables a restore replaces,
