@@ -408,7 +408,7 @@ def report(bench: Bench, rows: int) -> tuple[str, dict]:
     if merged:
         lines += [
             "",
-            f"({', '.join(merged['keys'])}: from an earlier run on the same "
+            f"({', '.join(merged['keys'])}: from a separate run on the same "
             f"machine, {Path(merged['from']).name})",
         ]
     ratios = {}
