@@ -174,7 +174,10 @@ class KilledRestoreTests(TransactionTestCase):
 
     def test_database_is_unchanged_after_a_restore_is_killed_midway(self):
         populate_zoo()
-        Node.objects.bulk_create(Node(name=f"bulk {i}") for i in range(60_000))
+        # Enough rows that the restore is still writing when it is killed.
+        Node.objects.bulk_create(
+            (Node(name=f"bulk {i}") for i in range(300_000)), batch_size=5_000
+        )
         file = self.tmp_path / "big.jsonl.gz"
         create_backup(file)
         mutate_zoo()
@@ -201,7 +204,7 @@ class KilledRestoreTests(TransactionTestCase):
                 assert child.poll() is None, child.stderr.read().decode()
                 assert time.monotonic() < deadline, "the restore never started"
                 time.sleep(0.01)
-            time.sleep(0.3)
+            time.sleep(0.05)
             assert child.poll() is None, "the restore finished before it was killed"
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=30)
