@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from django.core.management.color import no_style
 from django.db import DatabaseError, connections, transaction
 
-from .codec import TEXT_KINDS, kind
+from .codec import TEMPORAL_KINDS, TEXT_KINDS, kind
 from .exceptions import OperationInProgressError
 from .graph import TableSpec
 
@@ -43,8 +43,11 @@ class Backend:
         """Make text sort by code point, the same on every vendor."""
         return f"{column} COLLATE BINARY"
 
+    def select_column(self, field) -> str:
+        return self.quote(field.column)
+
     def select_sql(self, spec: TableSpec) -> str:
-        columns = ", ".join(self.quote(c) for c in spec.columns)
+        columns = ", ".join(self.select_column(f) for f in spec.fields)
         return (
             f"SELECT {columns} FROM {self.quote(spec.table)} "
             f"ORDER BY {self.order_by_sql(spec)}"
@@ -139,6 +142,15 @@ class Backend:
 
 class SQLiteBackend(Backend):
     _foreign_keys_off = False
+
+    def select_column(self, field) -> str:
+        column = super().select_column(field)
+        if kind(field) in TEMPORAL_KINDS:
+            # As text, so that sqlite3's per-value parsing (Django registers it for
+            # these declared types) is skipped; the text is already nearly the
+            # file's form (codec.sqlite_temporal_encoder).
+            return f"CAST({column} AS TEXT)"
+        return column
 
     @contextlib.contextmanager
     def restore_session(self) -> Iterator[None]:

@@ -139,8 +139,10 @@ def create_backup(
     started = time.perf_counter()
     tables: list[TableSummary] = []
     try:
-        with destination.open(app_settings.COMPRESSION_LEVEL) as stream:
-            writer = BackupWriter(stream)
+        with (
+            destination.open(app_settings.COMPRESSION_LEVEL) as stream,
+            BackupWriter(stream, background=True) as writer,
+        ):
             with backend.snapshot():
                 backend.ensure_no_restore()
                 header = _header(using, specs, exclude, origin)

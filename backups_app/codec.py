@@ -37,6 +37,8 @@ from django.db.models.expressions import Col
 
 Encoder = Callable[[Any], Any]
 
+TEMPORAL_KINDS = frozenset({"DateTimeField", "DateField", "TimeField"})
+
 TEXT_KINDS = frozenset(
     {
         "CharField",
@@ -173,6 +175,8 @@ def _fast_encoder(field_kind: str, base, table: str, connection) -> Encoder | No
     """Shortcuts for costly SQLite and MySQL converters, giving the same values faster."""
     if connection.vendor not in ("sqlite", "mysql"):
         return None
+    if field_kind in TEMPORAL_KINDS and connection.vendor == "sqlite":
+        return sqlite_temporal_encoder(field_kind, base, table, connection)
     if field_kind == "DateTimeField" and settings.USE_TZ:
         # The driver already made a naive datetime (sqlite3 from text); Django's
         # converter then only makes it aware in the connection's time zone.
@@ -186,25 +190,96 @@ def _fast_encoder(field_kind: str, base, table: str, connection) -> Encoder | No
 
         return encode_datetime
     if field_kind == "DecimalField" and connection.vendor == "sqlite":
-        # Decimals come back as floats or ints; the text of equal numbers is equal
-        # (zero aside: 0.0 and -0.0 are equal keys but print differently), and the
-        # columns repeat values a lot, so remember the recent ones.
-        slow = column_encoder_steps(base, table, connection)
-        memo: dict[Any, str] = {}
-
-        def encode_decimal(value, number_types=(int, float)):
-            if type(value) in number_types and value:
-                try:
-                    return memo[value]
-                except KeyError:
-                    if len(memo) >= 100_000:
-                        memo.clear()
-                    text = memo[value] = slow(value)
-                    return text
-            return slow(value)
-
-        return encode_decimal
+        return sqlite_decimal_encoder(base, table, connection)
     return None
+
+
+MEMO_SIZE = 100_000
+
+
+def sqlite_decimal_encoder(base, table: str, connection) -> Encoder:
+    """Turn SQLite's float or integer decimals into the file's text directly.
+
+    Django reads them with a 15-digit context and quantizes to the column's places;
+    Python's "%.15g" rounds the same way (to nearest, ties to even, from the exact
+    binary value), so padding its text with zeros gives the same result. Anything it
+    cannot pad (more places than the column has, exponents, too many digits) goes
+    through Django's converter.
+    """
+    slow = column_encoder_steps(base, table, connection)
+    places = base.decimal_places
+    whole_digits = base.max_digits - places
+
+    # Columns of prices repeat their values a lot: remember recent texts. Zero is
+    # left out, as 0.0 and -0.0 are one key but two texts.
+    memo: dict[float | int, str] = {}
+
+    def encode_decimal(value):
+        if value and (text := memo.get(value)) is not None:
+            return text
+        text = padded(value)
+        if text is None:
+            return slow(value)
+        if value:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[value] = text
+        return text
+
+    def padded(value) -> str | None:
+        if type(value) is float or type(value) is int:
+            text = f"{value:.15g}"
+            whole, _, fraction = text.partition(".")
+            if (
+                len(fraction) <= places
+                and len(whole.lstrip("-")) <= whole_digits
+                and "e" not in text
+                and "n" not in text
+            ):
+                return f"{whole}.{fraction:0<{places}}" if places else whole
+        return None
+
+    return encode_decimal
+
+
+# Lengths of the text Django writes on SQLite: "YYYY-MM-DD HH:MM:SS[.ffffff]",
+# "HH:MM:SS[.ffffff]" (no fraction when it is zero, as in the file).
+SQLITE_DATETIME_LENGTHS = frozenset({19, 26})
+SQLITE_TIME_LENGTHS = frozenset({8, 15})
+
+
+def sqlite_temporal_encoder(field_kind: str, base, table: str, connection) -> Encoder:
+    """Turn SQLite's text dates, times and datetimes into the file's text directly.
+
+    Text in any other shape (written by other programs, or with a zero fraction) goes
+    through Django's converters, which parse it, and comes out the same as from any
+    other vendor.
+    """
+    slow = column_encoder_steps(base, table, connection)
+
+    def usual(value, lengths) -> bool:
+        return (
+            type(value) is str
+            and len(value) in lengths
+            and not value.endswith(".000000")
+        )
+
+    if field_kind == "DateField":
+        return lambda value: (
+            value if type(value) is str and len(value) == 10 else slow(value)
+        )
+    if field_kind == "TimeField":
+        return lambda value: value if usual(value, SQLITE_TIME_LENGTHS) else slow(value)
+    if settings.USE_TZ and getattr(connection, "timezone_name", "UTC") != "UTC":
+        return slow
+    offset = "+00:00" if settings.USE_TZ else ""
+
+    def encode_datetime(value):
+        if usual(value, SQLITE_DATETIME_LENGTHS) and value[10] == " ":
+            return value[:10] + "T" + value[11:] + offset
+        return slow(value)
+
+    return encode_datetime
 
 
 def column_encoder_steps(base, table: str, connection) -> Encoder:

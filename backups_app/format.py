@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -21,6 +23,8 @@ FORMAT_NAME = "backups_app"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 DIGEST = "sha256"
+# Blocks of encoded rows that may wait for the writer thread.
+MAX_PENDING_BLOCKS = 8
 
 
 def _record(**fields: Any) -> bytes:
@@ -28,9 +32,16 @@ def _record(**fields: Any) -> bytes:
 
 
 class BackupWriter:
-    """Write a backup to a binary stream, keeping counts and digests as it goes."""
+    """Write a backup to a binary stream, keeping counts and digests as it goes.
 
-    def __init__(self, stream: IO[bytes]):
+    With ``background=True`` the digests, compression and writes happen, in order,
+    on a thread of their own: hashlib, zlib and file writes release the GIL, so they
+    overlap with reading and encoding the next rows. At most MAX_PENDING_BLOCKS
+    blocks wait for it, which bounds memory. Use it as a context manager, so the
+    thread has stopped before the stream is closed.
+    """
+
+    def __init__(self, stream: IO[bytes], *, background: bool = False):
         self.stream = stream
         self.file_digest = hashlib.sha256()
         self.tables = 0
@@ -38,10 +49,53 @@ class BackupWriter:
         self._table: str | None = None
         self._table_digest = None
         self._table_rows = 0
+        self._worker = (
+            ThreadPoolExecutor(1, thread_name_prefix="backups_app-writer")
+            if background
+            else None
+        )
+        self._slots = threading.BoundedSemaphore(MAX_PENDING_BLOCKS)
+        self._failure: BaseException | None = None
 
-    def _write(self, data: bytes) -> None:
+    def __enter__(self) -> BackupWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+
+    def _run(self, step, data: bytes) -> None:
+        """Run a write step after the ones before it."""
+        if self._worker is None:
+            step(data)
+            return
+        if self._failure is not None:
+            raise self._failure
+        self._slots.acquire()
+        self._worker.submit(step, data).add_done_callback(self._step_done)
+
+    def _step_done(self, future) -> None:
+        self._slots.release()
+        if future.exception() is not None and self._failure is None:
+            self._failure = future.exception()
+
+    def _wait(self) -> None:
+        """Wait until every step so far is done; raise what one of them raised."""
+        if self._worker is not None:
+            self._worker.submit(lambda: None).result()
+            if self._failure is not None:
+                raise self._failure
+
+    def _write_now(self, data: bytes) -> None:
         self.file_digest.update(data)
         self.stream.write(data)
+
+    def _write_rows_now(self, data: bytes) -> None:
+        self._table_digest.update(data)
+        self._write_now(data)
+
+    def _write(self, data: bytes) -> None:
+        self._run(self._write_now, data)
 
     def write_header(self, header: dict[str, Any]) -> None:
         self._write(
@@ -58,22 +112,18 @@ class BackupWriter:
 
     def write_rows(self, lines: list[bytes]) -> None:
         """Write encoded rows (each one line without its newline)."""
-        if not lines:
-            return
-        data = b"\n".join(lines) + b"\n"
-        self._table_digest.update(data)
-        self._table_rows += len(lines)
-        self._write(data)
+        if lines:
+            self.write_block(b"\n".join(lines) + b"\n", len(lines))
 
     def write_block(self, data: bytes, rows: int) -> None:
         """Write ``rows`` encoded rows already joined, each line ending in a newline."""
         if not rows:
             return
-        self._table_digest.update(data)
         self._table_rows += rows
-        self._write(data)
+        self._run(self._write_rows_now, data)
 
     def end_table(self) -> tuple[int, str]:
+        self._wait()
         digest = self._table_digest.hexdigest()
         self._write(
             _record(kind="end", label=self._table, rows=self._table_rows, digest=digest)
@@ -85,6 +135,7 @@ class BackupWriter:
         return result
 
     def write_trailer(self) -> str:
+        self._wait()
         digest = self.file_digest.hexdigest()
         self.stream.write(
             _record(kind="trailer", tables=self.tables, rows=self.rows, digest=digest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import uuid
 from decimal import Decimal
@@ -141,3 +142,58 @@ def test_primary_key_order_of_decimals_is_numeric():
     field.column = "amount"
     key = codec.pk_key_function([field], [field])
     assert sorted([["10.00"], ["9.50"]], key=key) == [["9.50"], ["10.00"]]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("places", [0, 2, 4, 10])
+def test_sqlite_decimal_shortcut_agrees_with_djangos_converter(places):
+    import random
+
+    from django.db import connection, models
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the shortcut is SQLite's")
+    field = models.DecimalField(max_digits=places + 12, decimal_places=places)
+    field.set_attributes_from_name("amount")
+    fast = codec.sqlite_decimal_encoder(field, "t", connection)
+    slow = codec.column_encoder_steps(field, "t", connection)
+    generator = random.Random(places)
+    values = [0, -0.0, 0.1, 2.675, 1.005, 1 / 3, 123456.785, -7, 10**11]
+    values += [
+        round(generator.uniform(-1e9, 1e9), generator.randint(0, 6))
+        for _ in range(5000)
+    ]
+    for value in values:
+        try:
+            expected = slow(value)
+        except decimal.InvalidOperation:
+            continue
+        assert fast(value) == expected, value
+        assert fast(value) == expected, value  # and again, from the memo
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("DateTimeField", "2024-02-29 13:14:15.161718"),
+        ("DateTimeField", "2024-02-29 13:14:15"),
+        ("DateTimeField", "2024-02-29 13:14:15.000000"),
+        ("DateTimeField", "2024-02-29T13:14:15.5"),
+        ("DateTimeField", "0001-01-01 00:00:00"),
+        ("DateField", "2024-02-29"),
+        ("TimeField", "23:59:59.999999"),
+        ("TimeField", "00:00:00"),
+        ("TimeField", "12:00:00.000000"),
+    ],
+)
+def test_sqlite_temporal_shortcut_agrees_with_djangos_converters(kind, text):
+    from django.db import connection, models
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the shortcut is SQLite's")
+    field = getattr(models, kind)()
+    field.set_attributes_from_name("moment")
+    fast = codec.sqlite_temporal_encoder(kind, field, "t", connection)
+    slow = codec.column_encoder_steps(field, "t", connection)
+    assert orjson.dumps(fast(text)) == orjson.dumps(slow(text))

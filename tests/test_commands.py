@@ -78,6 +78,28 @@ class BackupCommandTests(TestCase):
         assert str(excinfo.value).startswith(f"Cannot write to {str(not_a_folder)!r}")
         assert excinfo.value.returncode == 2
 
+    def test_a_write_failing_on_the_writer_thread_stops_the_backup(self):
+        from backups_app.format import BackupWriter
+
+        file = self.tmp_path / "zoo.jsonl.gz"
+        calls = 0
+        write = BackupWriter._write_now
+
+        def disk_fills_up(self, data):
+            nonlocal calls
+            calls += 1
+            if calls > 3:
+                raise OSError(28, "No space left on device")
+            write(self, data)
+
+        with (
+            mock.patch.object(BackupWriter, "_write_now", disk_fills_up),
+            pytest.raises(CommandError) as excinfo,
+        ):
+            run_command("backup", "-o", str(file))
+        assert str(excinfo.value) == f"Cannot write {file}: No space left on device."
+        assert list(self.tmp_path.iterdir()) == []
+
     def test_a_failure_midway_leaves_no_file_under_the_name(self):
         file = self.tmp_path / "zoo.jsonl.gz"
         with (
