@@ -149,26 +149,13 @@ def column_encoder(field: models.Field, table: str, connection) -> Encoder | Non
     fast = _fast_encoder(field_kind, base, table, connection)
     if fast is not None:
         return fast
-    steps: list[Encoder] = []
-    if field_kind != "JSONField":
-        expression = Col(table, base)
-        for converter in connection.ops.get_db_converters(expression):
-            steps.append(
-                lambda value, c=converter, e=expression: c(value, e, connection)
-            )
-    if field_kind in ENCODERS:
-        steps.append(ENCODERS[field_kind])
+    if field_kind == "JSONField":
+        # Raw text: Django's converters would lose SQL NULL versus JSON null.
+        return canonical_json
+    steps = _encoder_steps(base, table, connection)
     if not steps:
         return None
-    if len(steps) == 1:
-        return steps[0]
-
-    def encode(value, steps=tuple(steps)):
-        for step in steps:
-            value = step(value)
-        return value
-
-    return encode
+    return steps[0] if len(steps) == 1 else _chain(steps)
 
 
 def _fast_encoder(field_kind: str, base, table: str, connection) -> Encoder | None:
@@ -282,18 +269,20 @@ def sqlite_temporal_encoder(field_kind: str, base, table: str, connection) -> En
     return encode_datetime
 
 
-def column_encoder_steps(base, table: str, connection) -> Encoder:
-    """The general encoder of a column: the backend's converters, then ours."""
-    field_kind = base.get_internal_type()
+def _encoder_steps(base, table: str, connection) -> list[Encoder]:
+    """The backend's converters for the column's type, then our encoding rule."""
     expression = Col(table, base)
-    steps = [
-        lambda value, c=converter, e=expression: c(value, e, connection)
+    steps: list[Encoder] = [
+        lambda value, c=converter: c(value, expression, connection)
         for converter in connection.ops.get_db_converters(expression)
     ]
-    if field_kind in ENCODERS:
-        steps.append(ENCODERS[field_kind])
+    if base.get_internal_type() in ENCODERS:
+        steps.append(ENCODERS[base.get_internal_type()])
+    return steps
 
-    def encode(value):
+
+def _chain(steps: list[Encoder]) -> Encoder:
+    def encode(value, steps=tuple(steps)):
         for step in steps:
             value = step(value)
         return value
@@ -301,25 +290,38 @@ def column_encoder_steps(base, table: str, connection) -> Encoder:
     return encode
 
 
-def row_encoder(fields, table: str, connection) -> Callable[[tuple], bytes]:
-    """Return a function from a raw database row to its line in the file."""
-    steps = []
-    for index, field in enumerate(fields):
-        encoder = column_encoder(field, table, connection)
-        if encoder is not None:
-            steps.append((index, encoder))
-    if not steps:
-        return orjson.dumps
+def column_encoder_steps(base, table: str, connection) -> Encoder:
+    """The general encoder of a column, which the shortcuts fall back on."""
+    return _chain(_encoder_steps(base, table, connection))
 
-    def encode(row):
+
+def row_converter(fields, table: str, connection) -> Callable[[tuple], list] | None:
+    """Return a function from a raw row to its JSON values; None if rows need none."""
+    steps = [
+        (index, encoder)
+        for index, field in enumerate(fields)
+        if (encoder := column_encoder(field, table, connection)) is not None
+    ]
+    if not steps:
+        return None
+
+    def convert(row):
         row = list(row)
         for index, encoder in steps:
             value = row[index]
             if value is not None:
                 row[index] = encoder(value)
-        return orjson.dumps(row)
+        return row
 
-    return encode
+    return convert
+
+
+def row_encoder(fields, table: str, connection) -> Callable[[tuple], bytes]:
+    """Return a function from a raw database row to its line in the file."""
+    convert = row_converter(fields, table, connection)
+    if convert is None:
+        return orjson.dumps
+    return lambda row: orjson.dumps(convert(row))
 
 
 def block_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
@@ -330,24 +332,8 @@ def block_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
     break. Rows are flat lists of scalars, so ``],[`` separates rows unless a string
     value holds it; then the count is off and the batch is encoded row by row.
     """
-    encode = row_encoder(fields, table, connection)
+    convert = row_converter(fields, table, connection)
     dumps = orjson.dumps
-    if encode is dumps:
-        convert = None
-    else:
-        steps = [
-            (index, encoder)
-            for index, field in enumerate(fields)
-            if (encoder := column_encoder(field, table, connection)) is not None
-        ]
-
-        def convert(row):
-            row = list(row)
-            for index, encoder in steps:
-                value = row[index]
-                if value is not None:
-                    row[index] = encoder(value)
-            return row
 
     def encode_block(rows):
         if not rows:

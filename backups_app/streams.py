@@ -10,9 +10,11 @@ import contextlib
 import gzip
 import io
 import os
+import queue
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ from .exceptions import StorageError, one_line
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
+READ_AHEAD_CHUNKS = 4
 STDIO = "-"
 
 
@@ -159,10 +162,13 @@ class BackupSource:
                 else io.BufferedReader(_Readable(raw), READ_BUFFER)
             )
             if buffered.peek(2)[:2] == GZIP_MAGIC:
-                stream = io.BufferedReader(gzip.GzipFile(fileobj=buffered), READ_BUFFER)
+                decompressed = _ReadAhead(gzip.GzipFile(fileobj=buffered))
+                try:
+                    yield io.BufferedReader(decompressed, READ_BUFFER)
+                finally:
+                    decompressed.stop()
             else:
-                stream = buffered
-            yield stream
+                yield buffered
         finally:
             raw.close()
 
@@ -190,6 +196,65 @@ class _Unclosable(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         return self._file.readinto(buffer)
+
+
+class _ReadAhead(io.RawIOBase):
+    """Decompress on a thread of its own, a few chunks ahead of the reader.
+
+    zlib releases the GIL, so decompressing overlaps with parsing and comparing
+    rows. At most READ_AHEAD_CHUNKS chunks wait, which bounds memory; an error in
+    the thread is raised to the reader in stream order.
+    """
+
+    def __init__(self, stream: IO[bytes]):
+        self._chunks: queue.Queue = queue.Queue(READ_AHEAD_CHUNKS)
+        self._stopping = threading.Event()
+        self._pending = memoryview(b"")
+        self._at_end = False
+        self._thread = threading.Thread(
+            target=self._fill, args=(stream,), name="backups_app-reader", daemon=True
+        )
+        self._thread.start()
+
+    def _fill(self, stream: IO[bytes]) -> None:
+        try:
+            while not self._stopping.is_set():
+                chunk = stream.read(READ_BUFFER)
+                self._put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:  # handed to the reader, which raises it
+            self._put(exc)
+
+    def _put(self, item) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._chunks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self._pending:
+            if self._at_end:
+                return 0
+            item = self._chunks.get()
+            if isinstance(item, BaseException):
+                self._chunks.put(item)  # the same error for every later read
+                raise item
+            self._pending = memoryview(item)
+            self._at_end = not item
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
 
 
 class _Readable(io.RawIOBase):
