@@ -16,6 +16,7 @@ from .conf import app_settings
 from .exceptions import BackupError, one_line
 from .format import BackupReader, TableSection
 from .graph import TableSpec, table_specs
+from .prefetch import Prefetched
 from .progress import Progress, ProgressCallback, ignore_progress
 from .schema import aligned, compare_schema
 from .streams import BackupSource
@@ -121,74 +122,78 @@ def _compare_rows(
     batch_size = app_settings.BATCH_SIZE
     encode = row_encoder(spec.fields, spec.table, backend.connection)
     key = pk_key_function(spec.fields, spec.pk_fields)
-    file_batches = section.batches(batch_size)
-    database_batches = backend.stream_rows(spec, batch_size)
-    file_rows = database_rows = 0
-    file_pending: list[bytes] = []
-    database_pending: list[bytes] = []
-    # Fast path: as long as a batch of the file and one of the database are the same
-    # bytes, they hold the same rows; only from the first batch that differs on are
-    # the rows merged one by one below.
-    encode_block = block_encoder(spec.fields, spec.table, backend.connection)
-    for file_batch in file_batches:
-        rows = next(database_batches, None)
-        if rows is None:
-            file_pending = file_batch
-            break
-        block = encode_block(rows)
-        if len(rows) == len(file_batch) and block == b"".join(file_batch):
-            file_rows += len(rows)
-            database_rows += len(rows)
-            progress(Progress("validate", spec.label, database_rows, None))
-            continue
-        file_pending = file_batch
-        database_pending = block.split(b"\n")[:-1]
-        break
-
-    def file_lines():
-        for line in file_pending:
-            yield line[:-1]
-        for batch in file_batches:
-            for line in batch:
-                yield line[:-1]
-
-    def database_lines():
-        yield from database_pending
-        for rows in database_batches:
-            yield from map(encode, rows)
-
-    in_file = file_lines()
-    in_database = database_lines()
-    file_line = next(in_file, None)
-    database_line = next(in_database, None)
-    while file_line is not None or database_line is not None:
-        if file_line == database_line:
-            order = 0
-        elif file_line is None:
-            order = 1
-        elif database_line is None:
-            order = -1
-        else:
-            file_key = key(loads_row(file_line))
-            database_key = key(loads_row(database_line))
-            order = (file_key > database_key) - (file_key < database_key)
-            if order == 0:
-                report.changed += 1
-                _example(report.changed_examples, spec, file_line)
-        if order < 0:
-            report.missing += 1
-            _example(report.missing_examples, spec, file_line)
-        elif order > 0:
-            report.extra += 1
-            _example(report.extra_examples, spec, database_line)
-        if order <= 0:
-            file_rows += 1
-            file_line = next(in_file, None)
-        if order >= 0:
-            database_rows += 1
-            if database_rows % batch_size == 0:
+    # The file's lines and digests are read on a thread, beside the database's rows.
+    file_batches = Prefetched(section.batches(batch_size))
+    try:
+        database_batches = backend.stream_rows(spec, batch_size)
+        file_rows = database_rows = 0
+        file_pending: list[bytes] = []
+        database_pending: list[bytes] = []
+        # Fast path: as long as a batch of the file and one of the database are the same
+        # bytes, they hold the same rows; only from the first batch that differs on are
+        # the rows merged one by one below.
+        encode_block = block_encoder(spec.fields, spec.table, backend.connection)
+        for file_batch in file_batches:
+            rows = next(database_batches, None)
+            if rows is None:
+                file_pending = file_batch
+                break
+            block = encode_block(rows)
+            if len(rows) == len(file_batch) and block == b"".join(file_batch):
+                file_rows += len(rows)
+                database_rows += len(rows)
                 progress(Progress("validate", spec.label, database_rows, None))
-            database_line = next(in_database, None)
+                continue
+            file_pending = file_batch
+            database_pending = block.split(b"\n")[:-1]
+            break
+
+        def file_lines():
+            for line in file_pending:
+                yield line[:-1]
+            for batch in file_batches:
+                for line in batch:
+                    yield line[:-1]
+
+        def database_lines():
+            yield from database_pending
+            for rows in database_batches:
+                yield from map(encode, rows)
+
+        in_file = file_lines()
+        in_database = database_lines()
+        file_line = next(in_file, None)
+        database_line = next(in_database, None)
+        while file_line is not None or database_line is not None:
+            if file_line == database_line:
+                order = 0
+            elif file_line is None:
+                order = 1
+            elif database_line is None:
+                order = -1
+            else:
+                file_key = key(loads_row(file_line))
+                database_key = key(loads_row(database_line))
+                order = (file_key > database_key) - (file_key < database_key)
+                if order == 0:
+                    report.changed += 1
+                    _example(report.changed_examples, spec, file_line)
+            if order < 0:
+                report.missing += 1
+                _example(report.missing_examples, spec, file_line)
+            elif order > 0:
+                report.extra += 1
+                _example(report.extra_examples, spec, database_line)
+            if order <= 0:
+                file_rows += 1
+                file_line = next(in_file, None)
+            if order >= 0:
+                database_rows += 1
+                if database_rows % batch_size == 0:
+                    progress(Progress("validate", spec.label, database_rows, None))
+                database_line = next(in_database, None)
+    finally:
+        file_batches.close()
     report.file_rows = file_rows
     report.db_rows = database_rows
 
