@@ -144,15 +144,23 @@ def test_primary_key_order_of_decimals_is_numeric():
     assert sorted([["10.00"], ["9.50"]], key=key) == [["9.50"], ["10.00"]]
 
 
-@pytest.mark.django_db
+def sqlite_connection():
+    """A SQLite connection object, never opened: its converters are what count."""
+    from django.db.utils import ConnectionHandler
+
+    handler = ConnectionHandler(
+        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    )
+    return handler["default"]
+
+
 @pytest.mark.parametrize("places", [0, 2, 4, 10])
 def test_sqlite_decimal_shortcut_agrees_with_djangos_converter(places):
     import random
 
-    from django.db import connection, models
+    from django.db import models
 
-    if connection.vendor != "sqlite":
-        pytest.skip("the shortcut is SQLite's")
+    connection = sqlite_connection()
     field = models.DecimalField(max_digits=places + 12, decimal_places=places)
     field.set_attributes_from_name("amount")
     fast = codec.sqlite_decimal_encoder(field, "t", connection)
@@ -172,7 +180,6 @@ def test_sqlite_decimal_shortcut_agrees_with_djangos_converter(places):
         assert fast(value) == expected, value  # and again, from the memo
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("kind", "text"),
     [
@@ -188,10 +195,9 @@ def test_sqlite_decimal_shortcut_agrees_with_djangos_converter(places):
     ],
 )
 def test_sqlite_temporal_shortcut_agrees_with_djangos_converters(kind, text):
-    from django.db import connection, models
+    from django.db import models
 
-    if connection.vendor != "sqlite":
-        pytest.skip("the shortcut is SQLite's")
+    connection = sqlite_connection()
     field = getattr(models, kind)()
     field.set_attributes_from_name("moment")
     fast = codec.sqlite_temporal_encoder(kind, field, "t", connection)
