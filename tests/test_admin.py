@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from unittest import mock
 
+from admin_interface.cache import del_cached_active_theme
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -60,6 +61,10 @@ class AdminTestCase(TestCase):
         self.addCleanup(clear_storage)
         self.superuser = User.objects.create_superuser("root", password="pw")
         self.client.force_login(self.superuser)
+        # As on a live site, the first admin page creates the active theme row (and
+        # caches it): before any backup, whatever earlier tests left in the cache.
+        del_cached_active_theme()
+        self.client.get(reverse("admin:index"))
 
     def stored_backup(self) -> BackupRecord:
         summary = create_backup()
@@ -426,6 +431,14 @@ class ValidateTests(AdminTestCase):
         assert "0 differ" in page
         record.refresh_from_db()
         assert record.last_validation_ok is False
+        # Both runs are listed, newest first, on the backup and on the validate form.
+        for page_url in (
+            url("backuprecord_change", record.pk),
+            url("backuprecord_validate", record.pk),
+        ):
+            page = self.client.get(page_url).content.decode()
+            listed = page[page.index('id="past-validations"') :]
+            assert listed.index(second.summary) < listed.index(run.summary)
         assert (
             LogEntry.objects.filter(
                 change_message__startswith="Validated against database default"
