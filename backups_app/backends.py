@@ -404,7 +404,3 @@ BACKENDS: dict[str, type[Backend]] = {
 def backend_for(using: str) -> Backend:
     vendor = connections[using].vendor
     return BACKENDS.get(vendor, Backend)(using)
-
-
-def vendor_of(using: str) -> str:
-    return connections[using].vendor

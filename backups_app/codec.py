@@ -53,10 +53,6 @@ TEXT_KINDS = frozenset(
 )
 
 
-def dumps_row(row: Any) -> bytes:
-    return orjson.dumps(row)
-
-
 def loads_row(line: bytes) -> list[Any]:
     return orjson.loads(line)
 

@@ -22,7 +22,6 @@ from .exceptions import BackupFormatError, one_line
 FORMAT_NAME = "backups_app"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
-DIGEST = "sha256"
 # Blocks of encoded rows that may wait for the writer thread.
 MAX_PENDING_BLOCKS = 8
 
