@@ -6,6 +6,7 @@ import os
 import platform
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -155,10 +156,11 @@ def create_backup(
                     writer.begin_table(spec.label, spec.table, spec.columns)
                     done = 0
                     progress(Progress("backup", spec.label, 0, total))
-                    for rows in backend.stream_rows(spec, batch_size):
-                        writer.write_block(encode(rows), len(rows))
-                        done += len(rows)
-                        progress(Progress("backup", spec.label, done, total))
+                    with closing(backend.stream_rows(spec, batch_size)) as batches:
+                        for rows in batches:
+                            writer.write_block(encode(rows), len(rows))
+                            done += len(rows)
+                            progress(Progress("backup", spec.label, done, total))
                     rows, digest = writer.end_table()
                     tables.append(TableSummary(spec.label, spec.table, rows, digest))
             digest = writer.write_trailer()

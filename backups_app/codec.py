@@ -57,12 +57,17 @@ def loads_row(line: bytes) -> list[Any]:
     return orjson.loads(line)
 
 
-def loads_rows(lines: list[bytes]) -> list[list[Any]]:
-    """Parse a batch of row lines with one orjson call; the same rows as line by line."""
-    rows = orjson.loads(b"[" + b",".join(lines) + b"]")
-    if len(rows) != len(lines):
+def loads_block(block: bytes) -> list[list[Any]]:
+    """Parse a block of row lines (each ending in a newline) with one orjson call.
+
+    The same rows as parsing line by line: the newlines become commas of one array.
+    """
+    if not block:
+        return []
+    rows = orjson.loads(b"[" + block[:-1].replace(b"\n", b",") + b"]")
+    if len(rows) != block.count(b"\n"):
         # Some line is not one JSON value; let the line-by-line parse say which.
-        rows = list(map(orjson.loads, lines))
+        rows = [orjson.loads(line) for line in block[:-1].split(b"\n")]
     return rows
 
 
@@ -312,34 +317,50 @@ def row_converter(fields, table: str, connection) -> Callable[[tuple], list] | N
     return convert
 
 
-def row_encoder(fields, table: str, connection) -> Callable[[tuple], bytes]:
-    """Return a function from a raw database row to its line in the file."""
+def batch_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
+    """Return a function from a batch of raw rows to one JSON array: ``[[row],[row]]``."""
     convert = row_converter(fields, table, connection)
+    dumps = orjson.dumps
     if convert is None:
-        return orjson.dumps
-    return lambda row: orjson.dumps(convert(row))
+        return dumps
+    return lambda rows: dumps(list(map(convert, rows)))
+
+
+def lines_encoder(
+    fields, table: str, connection
+) -> Callable[[list], memoryview | None]:
+    """Return a function from a batch of raw rows to their lines, without the last
+    newline, or None when the batch must be encoded row by row.
+
+    One orjson call per batch: ``[[row],[row]]`` with each ``],[`` turned into a
+    line break, the outer brackets left out. orjson escapes line breaks inside
+    strings, so the lines are right exactly when there are as many line breaks as
+    rows between them; a string value holding ``],[`` adds one.
+    """
+    encode_batch = batch_encoder(fields, table, connection)
+
+    def encode_lines(rows):
+        data = encode_batch(rows).replace(b"],[", b"]\n[")
+        if data.count(b"\n") != len(rows) - 1:
+            return None
+        return memoryview(data)[1:-1]
+
+    return encode_lines
 
 
 def block_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
-    """Return a function from a batch of raw rows to their lines, each ending in ``\n``.
-
-    The bytes are exactly those of joining ``row_encoder``'s lines, but made with one
-    orjson call per batch: ``[[row],[row]]`` with each ``],[`` turned into a line
-    break. Rows are flat lists of scalars, so ``],[`` separates rows unless a string
-    value holds it; then the count is off and the batch is encoded row by row.
-    """
-    convert = row_converter(fields, table, connection)
-    dumps = orjson.dumps
+    """Return a function from a batch of raw rows to their lines, each ending in a
+    newline: the bytes of the rows in a backup."""
+    encode_batch = batch_encoder(fields, table, connection)
+    encode_lines = lines_encoder(fields, table, connection)
 
     def encode_block(rows):
         if not rows:
             return b""
-        if convert is not None:
-            rows = list(map(convert, rows))
-        data = dumps(rows)[1:-1]
-        if data.count(b"],[") == len(rows) - 1:
-            return data.replace(b"],[", b"]\n[") + b"\n"
-        return b"\n".join(map(dumps, rows)) + b"\n"
+        lines = encode_lines(rows)
+        if lines is not None:
+            return b"".join((lines, b"\n"))
+        return b"".join(encode_batch([row])[1:-1] + b"\n" for row in rows)
 
     return encode_block
 

@@ -2,22 +2,18 @@
 
 Every line is one JSON value. Lines that start with ``{`` are records, lines that
 start with ``[`` are rows of the current table. docs/format.md describes it in full.
+This module writes it; ``reader`` reads it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import threading
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
-
-from .exceptions import BackupFormatError, one_line
 
 FORMAT_NAME = "backups_app"
 FORMAT_VERSION = 1
@@ -140,201 +136,3 @@ class BackupWriter:
             _record(kind="trailer", tables=self.tables, rows=self.rows, digest=digest)
         )
         return digest
-
-
-@dataclass(frozen=True)
-class TableEnd:
-    label: str
-    rows: int
-    digest: str
-
-
-class TableSection:
-    """One table of a backup being read: its columns, then its rows, once."""
-
-    def __init__(self, reader: BackupReader, record: dict[str, Any]):
-        self._reader = reader
-        self.label: str = record["label"]
-        self.table: str = record["table"]
-        self.columns: list[str] = record["columns"]
-        self.end: TableEnd | None = None
-
-    def batches(self, size: int) -> Iterator[list[bytes]]:
-        """Yield the row lines of the table in lists of at most ``size``."""
-        return self._reader._row_batches(self, size)
-
-    def skip(self) -> None:
-        for _ in self.batches(10_000):
-            pass
-
-
-class BackupReader:
-    """Read a backup from a (decompressed) binary stream, checking it as it goes.
-
-    Each table's row count and digest are checked when its section ends, and the
-    whole-file digest when the trailer is reached; any mismatch, a missing trailer
-    or bytes after it raise BackupFormatError.
-    """
-
-    def __init__(self, stream: IO[bytes], name: str = "backup"):
-        self._lines = iter(stream)
-        self.name = name
-        self._file_digest = hashlib.sha256()
-        self._line_number = 0
-        self.trailer: dict[str, Any] | None = None
-        self._pending: dict[str, Any] | None = None
-        self._tables_seen = 0
-        self._rows_seen = 0
-        self.header = self._read_header()
-
-    def _error(self, message: str) -> BackupFormatError:
-        return BackupFormatError(f"{self.name}: {message}")
-
-    def _next_line(self) -> bytes | None:
-        try:
-            line = next(self._lines)
-        except StopIteration:
-            return None
-        except (OSError, EOFError, ValueError, zlib.error) as exc:
-            raise self._error(
-                f"cannot be read past line {self._line_number}: {one_line(exc)}"
-            ) from exc
-        self._line_number += 1
-        return line
-
-    def _next_lines(self, size: int) -> list[bytes]:
-        """Up to ``size`` more lines, fewer only at the end; counted by the caller."""
-        try:
-            return list(itertools.islice(self._lines, size))
-        except (OSError, EOFError, ValueError, zlib.error) as exc:
-            raise self._error(
-                f"cannot be read past line {self._line_number}: {one_line(exc)}"
-            ) from exc
-
-    def _parse_record(self, line: bytes) -> dict[str, Any]:
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise self._error(f"line {self._line_number} is not valid JSON") from None
-        if not isinstance(record, dict) or "kind" not in record:
-            raise self._error(f"line {self._line_number} is not a record")
-        return record
-
-    def _read_header(self) -> dict[str, Any]:
-        line = self._next_line()
-        if not line:
-            raise self._error("is empty")
-        if not line.startswith(b"{"):
-            raise self._error("is not a backups_app backup (no header)")
-        try:
-            header = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise self._error("is not a backups_app backup (no header)") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-            raise self._error("is not a backups_app backup (no header)")
-        if header.get("version") not in SUPPORTED_VERSIONS:
-            raise self._error(
-                f"has format version {header.get('version')!r}; this version of "
-                f"backups_app reads {sorted(SUPPORTED_VERSIONS)}"
-            )
-        self._file_digest.update(line)
-        return header
-
-    def tables(self) -> Iterator[TableSection]:
-        """Yield each table section in file order; then check the trailer."""
-        while True:
-            line = self._next_line()
-            if line is None:
-                raise self._error("is truncated: it ends before its trailer")
-            record = self._parse_record(line)
-            if record["kind"] == "trailer":
-                self._check_trailer(record)
-                return
-            if record["kind"] != "table":
-                raise self._error(
-                    f"line {self._line_number}: expected a table, found {record['kind']!r}"
-                )
-            self._file_digest.update(line)
-            section = TableSection(self, record)
-            yield section
-            if section.end is None:
-                section.skip()
-
-    def _row_batches(self, section: TableSection, size: int) -> Iterator[list[bytes]]:
-        if section.end is not None:
-            return
-        table_digest = hashlib.sha256()
-        file_digest = self._file_digest
-        count = 0
-        while True:
-            # Lines are taken ``size`` at a time; rows start with "[" and, as lines
-            # split at newlines, all of them do exactly when the batch holds one
-            # "\n[" per line after the first. Else the rows end inside this batch.
-            batch = self._next_lines(size)
-            data = b"".join(batch)
-            if data[:1] == b"[" and data.count(b"\n[") == len(batch) - 1:
-                if len(batch) < size:
-                    raise self._error(f"is truncated inside table {section.label}")
-                self._line_number += len(batch)
-                # One digest update per batch: the same digest, far fewer calls.
-                file_digest.update(data)
-                table_digest.update(data)
-                count += len(batch)
-                yield batch
-                continue
-            end = next(
-                (i for i, line in enumerate(batch) if line[:1] != b"["), len(batch)
-            )
-            if end == len(batch):
-                raise self._error(f"is truncated inside table {section.label}")
-            rows, line = batch[:end], batch[end]
-            self._line_number += end + 1
-            if end + 1 < len(batch):
-                self._lines = itertools.chain(batch[end + 1 :], self._lines)
-            if rows:
-                data = b"".join(rows)
-                file_digest.update(data)
-                table_digest.update(data)
-                count += len(rows)
-                yield rows
-            break
-        record = self._parse_record(line)
-        if record["kind"] != "end" or record.get("label") != section.label:
-            raise self._error(
-                f"line {self._line_number}: table {section.label} is not closed"
-            )
-        if (
-            record.get("rows") != count
-            or record.get("digest") != table_digest.hexdigest()
-        ):
-            raise self._error(
-                f"table {section.label} is damaged: its rows do not match its digest"
-            )
-        self._file_digest.update(line)
-        self._tables_seen += 1
-        self._rows_seen += count
-        section.end = TableEnd(section.label, count, record["digest"])
-
-    def _check_trailer(self, record: dict[str, Any]) -> None:
-        if record.get("digest") != self._file_digest.hexdigest():
-            raise self._error("is damaged: the file digest does not match")
-        if (
-            record.get("tables") != self._tables_seen
-            or record.get("rows") != self._rows_seen
-        ):
-            raise self._error("is damaged: the trailer's counts do not match")
-        if self._next_line() is not None:
-            raise self._error("has data after its trailer")
-        self.trailer = record
-
-
-def verify(
-    stream: IO[bytes], name: str = "backup"
-) -> tuple[dict[str, Any], dict[str, TableEnd]]:
-    """Read a whole backup, checking every digest; return its header and table ends."""
-    reader = BackupReader(stream, name)
-    ends: dict[str, TableEnd] = {}
-    for section in reader.tables():
-        section.skip()
-        ends[section.label] = section.end
-    return reader.header, ends

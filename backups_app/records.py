@@ -21,8 +21,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.text import get_valid_filename
 
 from .exceptions import BackupError, BackupFormatError
-from .format import BackupReader
 from .models import BackupRecord, Integrity, Origin
+from .reader import BackupReader
 from .streams import BackupSource, backup_storage
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -14,12 +15,12 @@ from . import signals
 from .backends import Backend, backend_for
 from .backup import create_backup
 from .caches import clear_stale_caches
-from .codec import block_encoder, loads_rows, row_decoder
+from .codec import block_encoder, loads_block, row_decoder
 from .conf import app_settings
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
-from .format import BackupReader, TableEnd, verify
 from .graph import TableSpec, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
+from .reader import BackupReader, TableEnd, verify
 from .schema import aligned, compare_schema
 from .streams import BackupSource
 
@@ -228,10 +229,13 @@ def _load(
 
             def decoded(section=section, decode=decode, spec=spec, total=total):
                 done = 0
-                for lines in section.batches(batch_size):
-                    yield list(map(decode, loads_rows(lines)))
-                    done += len(lines)
-                    progress(Progress("restore", spec.label, done, total))
+                for block in section.blocks():
+                    rows = loads_block(block)
+                    for start in range(0, len(rows), batch_size):
+                        batch = rows[start : start + batch_size]
+                        yield list(map(decode, batch))
+                        done += len(batch)
+                        progress(Progress("restore", spec.label, done, total))
 
             backend.insert_rows(spec, decoded())
             written.append((spec, section.end))
@@ -249,10 +253,11 @@ def _verify_written(
         encode = block_encoder(spec.fields, spec.table, backend.connection)
         digest = hashlib.sha256()
         rows = 0
-        for batch in backend.stream_rows(spec, batch_size):
-            digest.update(encode(batch))
-            rows += len(batch)
-            progress(Progress("verify-written", spec.label, rows, end.rows))
+        with closing(backend.stream_rows(spec, batch_size)) as batches:
+            for batch in batches:
+                digest.update(encode(batch))
+                rows += len(batch)
+                progress(Progress("verify-written", spec.label, rows, end.rows))
         if rows != end.rows or digest.hexdigest() != end.digest:
             raise RestoreError(
                 f"{spec.label}: the database does not hold the backup's values after "

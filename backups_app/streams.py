@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,13 @@ from .exceptions import StorageError, one_line
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
-READ_AHEAD_CHUNKS = 4
+# Decompression reads 1 MB of gzip at a time and hands out at most 4 MB at a time:
+# few, long stretches without the GIL, so it gets in the way of the reader seldom.
+COMPRESSED_READ = 1 << 20
+DECOMPRESSED_CHUNK = 4 << 20
+# zlib's window bits for a gzip header and trailer around deflate data.
+GZIP_WBITS = 16 + zlib.MAX_WBITS
+READ_AHEAD_CHUNKS = 2
 STDIO = "-"
 
 
@@ -162,9 +169,9 @@ class BackupSource:
                 else io.BufferedReader(_Readable(raw), READ_BUFFER)
             )
             if buffered.peek(2)[:2] == GZIP_MAGIC:
-                decompressed = _ReadAhead(gzip.GzipFile(fileobj=buffered))
+                decompressed = _Decompressed(buffered)
                 try:
-                    yield io.BufferedReader(decompressed, READ_BUFFER)
+                    yield decompressed
                 finally:
                     decompressed.stop()
             else:
@@ -198,59 +205,108 @@ class _Unclosable(io.RawIOBase):
         return self._file.readinto(buffer)
 
 
-class _ReadAhead(io.RawIOBase):
-    """Decompress on a thread of its own, a few chunks ahead of the reader.
+def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
+    """Yield the decompressed bytes of a gzip stream, in pieces of DECOMPRESSED_CHUNK
+    bytes at most.
+
+    Reads every member of the stream, skips the zero bytes gzip allows between
+    them, and checks each member's CRC and length (zlib does, with ``wbits=31``).
+    Raises EOFError when the stream ends inside a member, zlib.error when it is not
+    gzip or is damaged, as the gzip module does.
+    """
+    inflater = None
+    while data := compressed.read(COMPRESSED_READ):
+        while data:
+            if inflater is None:
+                data = data.lstrip(b"\0")
+                if not data:
+                    break
+                inflater = zlib.decompressobj(GZIP_WBITS)
+            out = inflater.decompress(data, DECOMPRESSED_CHUNK)
+            # All the input is taken and all its output given only when the output
+            # is shorter than asked; else the rest comes with the next call.
+            while len(out) == DECOMPRESSED_CHUNK:
+                yield out
+                out = inflater.decompress(inflater.unconsumed_tail, DECOMPRESSED_CHUNK)
+            if out:
+                yield out
+            data = b""
+            if inflater.eof:
+                data, inflater = inflater.unused_data, None
+    if inflater is not None:
+        raise EOFError(
+            "Compressed file ended before the end-of-stream marker was reached"
+        )
+
+
+class _Decompressed(io.RawIOBase):
+    """Decompress gzip on a thread of its own, a few chunks ahead of the reader.
 
     zlib releases the GIL, so decompressing overlaps with parsing and comparing
     rows. At most READ_AHEAD_CHUNKS chunks wait, which bounds memory; an error in
-    the thread is raised to the reader in stream order.
+    the thread is raised to the reader in stream order. ``read()`` of at least a
+    chunk's size hands the chunk over as it is, without copying it.
     """
 
-    def __init__(self, stream: IO[bytes]):
+    def __init__(self, compressed: IO[bytes]):
         self._chunks: queue.Queue = queue.Queue(READ_AHEAD_CHUNKS)
         self._stopping = threading.Event()
-        self._pending = memoryview(b"")
+        self._chunk = b""
+        self._offset = 0
         self._at_end = False
+        self._error: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._fill, args=(stream,), name="backups_app-reader", daemon=True
+            target=self._fill,
+            args=(compressed,),
+            name="backups_app-reader",
+            daemon=True,
         )
         self._thread.start()
 
-    def _fill(self, stream: IO[bytes]) -> None:
+    def _fill(self, compressed: IO[bytes]) -> None:
         try:
-            while not self._stopping.is_set():
-                chunk = stream.read(READ_BUFFER)
-                self._put(chunk)
-                if not chunk:
+            for chunk in gunzip(compressed):
+                if not self._put(chunk):
                     return
+            self._put(b"")
         except BaseException as exc:  # handed to the reader, which raises it
             self._put(exc)
 
-    def _put(self, item) -> None:
+    def _put(self, item) -> bool:
         while not self._stopping.is_set():
             try:
                 self._chunks.put(item, timeout=0.1)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
-        if not self._pending:
+    def read(self, size: int | None = -1) -> bytes:
+        if self._offset == len(self._chunk):
+            if self._error is not None:
+                raise self._error
             if self._at_end:
-                return 0
+                return b""
             item = self._chunks.get()
             if isinstance(item, BaseException):
-                self._chunks.put(item)  # the same error for every later read
+                self._error = item  # the same error for every later read
                 raise item
-            self._pending = memoryview(item)
+            self._chunk, self._offset = item, 0
             self._at_end = not item
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+        start = self._offset
+        if size is None or size < 0 or size >= len(self._chunk) - start:
+            self._offset = len(self._chunk)
+            return self._chunk if start == 0 else self._chunk[start:]
+        self._offset += size
+        return self._chunk[start : start + size]
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     def stop(self) -> None:
         self._stopping.set()

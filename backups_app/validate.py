@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -11,13 +14,18 @@ from django.db import DatabaseError, connections
 
 from . import signals
 from .backends import Backend, backend_for
-from .codec import block_encoder, loads_row, pk_key_function, pk_value, row_encoder
+from .codec import (
+    block_encoder,
+    lines_encoder,
+    loads_row,
+    pk_key_function,
+    pk_value,
+)
 from .conf import app_settings
 from .exceptions import BackupError, one_line
-from .format import BackupReader, TableSection
 from .graph import TableSpec, table_specs
-from .prefetch import Prefetched
 from .progress import Progress, ProgressCallback, ignore_progress
+from .reader import BackupReader, TableSection, row_lines
 from .schema import aligned, compare_schema
 from .streams import BackupSource
 
@@ -118,84 +126,80 @@ def _compare_rows(
     backend: Backend,
     progress: ProgressCallback,
 ) -> None:
-    """Merge the file's rows and the database's rows, both in primary key order."""
-    batch_size = app_settings.BATCH_SIZE
-    encode = row_encoder(spec.fields, spec.table, backend.connection)
-    key = pk_key_function(spec.fields, spec.pk_fields)
-    # The file's lines and digests are read on a thread, beside the database's rows.
-    file_batches = Prefetched(section.batches(batch_size))
-    try:
-        database_batches = backend.stream_rows(spec, batch_size)
-        file_rows = database_rows = 0
-        file_pending: list[bytes] = []
-        database_pending: list[bytes] = []
-        # Fast path: as long as a batch of the file and one of the database are the same
-        # bytes, they hold the same rows; only from the first batch that differs on are
-        # the rows merged one by one below.
-        encode_block = block_encoder(spec.fields, spec.table, backend.connection)
-        for file_batch in file_batches:
-            rows = next(database_batches, None)
-            if rows is None:
-                file_pending = file_batch
+    """Compare the file's rows with the database's rows, both in primary key order.
+
+    While the database's rows, encoded, are the very bytes that come next in the
+    file, they are the same rows: batches are compared in place as bytes, and only
+    from the first batch that differs on are rows merged one by one by primary key.
+    """
+    encode_lines = lines_encoder(spec.fields, spec.table, backend.connection)
+    encode_block = block_encoder(spec.fields, spec.table, backend.connection)
+    # Closed on the way out, read to the end or not: a server-side cursor must be
+    # closed inside its transaction.
+    with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
+        same_rows = 0
+        database_rest: list[bytes] = []
+        for rows in batches:
+            lines = encode_lines(rows)
+            encoded = (lines, b"\n") if lines is not None else (encode_block(rows),)
+            if not section.take(*encoded, rows=len(rows)):
+                database_rest = row_lines(b"".join(encoded))
                 break
-            block = encode_block(rows)
-            if len(rows) == len(file_batch) and block == b"".join(file_batch):
-                file_rows += len(rows)
-                database_rows += len(rows)
+            same_rows += len(rows)
+            progress(Progress("validate", spec.label, same_rows, None))
+        file_lines = itertools.chain.from_iterable(map(row_lines, section.blocks()))
+        database_lines = itertools.chain(
+            database_rest,
+            itertools.chain.from_iterable(
+                row_lines(encode_block(rows)) for rows in batches
+            ),
+        )
+        database_rows = _merge_rows(report, spec, file_lines, database_lines, progress)
+    report.file_rows = section.end.rows
+    report.db_rows = same_rows + database_rows
+
+
+def _merge_rows(
+    report: TableReport,
+    spec: TableSpec,
+    file_lines: Iterator[bytes],
+    database_lines: Iterator[bytes],
+    progress: ProgressCallback,
+) -> int:
+    """Count the rows missing, extra and changed; return how many database rows
+    there were."""
+    key = pk_key_function(spec.fields, spec.pk_fields)
+    database_rows = 0
+    file_line = next(file_lines, None)
+    database_line = next(database_lines, None)
+    while file_line is not None or database_line is not None:
+        if file_line == database_line:
+            order = 0
+        elif file_line is None:
+            order = 1
+        elif database_line is None:
+            order = -1
+        else:
+            file_key = key(loads_row(file_line))
+            database_key = key(loads_row(database_line))
+            order = (file_key > database_key) - (file_key < database_key)
+            if order == 0:
+                report.changed += 1
+                _example(report.changed_examples, spec, file_line)
+        if order < 0:
+            report.missing += 1
+            _example(report.missing_examples, spec, file_line)
+        elif order > 0:
+            report.extra += 1
+            _example(report.extra_examples, spec, database_line)
+        if order <= 0:
+            file_line = next(file_lines, None)
+        if order >= 0:
+            database_rows += 1
+            if database_rows % app_settings.BATCH_SIZE == 0:
                 progress(Progress("validate", spec.label, database_rows, None))
-                continue
-            file_pending = file_batch
-            database_pending = block.split(b"\n")[:-1]
-            break
-
-        def file_lines():
-            for line in file_pending:
-                yield line[:-1]
-            for batch in file_batches:
-                for line in batch:
-                    yield line[:-1]
-
-        def database_lines():
-            yield from database_pending
-            for rows in database_batches:
-                yield from map(encode, rows)
-
-        in_file = file_lines()
-        in_database = database_lines()
-        file_line = next(in_file, None)
-        database_line = next(in_database, None)
-        while file_line is not None or database_line is not None:
-            if file_line == database_line:
-                order = 0
-            elif file_line is None:
-                order = 1
-            elif database_line is None:
-                order = -1
-            else:
-                file_key = key(loads_row(file_line))
-                database_key = key(loads_row(database_line))
-                order = (file_key > database_key) - (file_key < database_key)
-                if order == 0:
-                    report.changed += 1
-                    _example(report.changed_examples, spec, file_line)
-            if order < 0:
-                report.missing += 1
-                _example(report.missing_examples, spec, file_line)
-            elif order > 0:
-                report.extra += 1
-                _example(report.extra_examples, spec, database_line)
-            if order <= 0:
-                file_rows += 1
-                file_line = next(in_file, None)
-            if order >= 0:
-                database_rows += 1
-                if database_rows % batch_size == 0:
-                    progress(Progress("validate", spec.label, database_rows, None))
-                database_line = next(in_database, None)
-    finally:
-        file_batches.close()
-    report.file_rows = file_rows
-    report.db_rows = database_rows
+            database_line = next(database_lines, None)
+    return database_rows
 
 
 def _extra_table(spec: TableSpec, backend: Backend) -> TableReport:

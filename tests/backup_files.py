@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from backups_app.format import BackupReader, BackupWriter
+from backups_app.format import BackupWriter
+from backups_app.reader import BackupReader
 
 
 def plain_copy(source: Path, target: Path) -> Path:
