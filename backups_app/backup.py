@@ -19,6 +19,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from . import __version__, signals
 from .backends import backend_for
 from .codec import block_encoder, kind
+from .collector import collector_paused
 from .conf import ALWAYS_EXCLUDED_APPS, app_settings
 from .exceptions import BackupError, StorageError, one_line
 from .format import BackupWriter
@@ -113,6 +114,7 @@ def _header(
     }
 
 
+@collector_paused()
 def create_backup(
     target: str | os.PathLike | IO[bytes] | None = None,
     *,

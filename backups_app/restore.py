@@ -16,6 +16,7 @@ from .backends import Backend, backend_for
 from .backup import create_backup
 from .caches import clear_stale_caches
 from .codec import block_encoder, loads_block, row_decoder
+from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
 from .graph import TableSpec, table_specs
@@ -84,6 +85,7 @@ class RestoreSummary:
         return asdict(self)
 
 
+@collector_paused()
 def plan_restore(
     source: str | os.PathLike | IO[bytes] | BackupSource,
     *,
@@ -125,6 +127,7 @@ def plan_restore(
     return RestorePlan(source, using, header, plan, tuple(differences), ends)
 
 
+@collector_paused()
 def restore_backup(
     source: str | os.PathLike | IO[bytes] | BackupSource | RestorePlan,
     *,

@@ -21,6 +21,7 @@ from .codec import (
     pk_key_function,
     pk_value,
 )
+from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, one_line
 from .graph import TableSpec, table_specs
@@ -211,6 +212,7 @@ def _extra_table(spec: TableSpec, backend: Backend) -> TableReport:
     return report
 
 
+@collector_paused()
 def validate_backup(
     source: str | os.PathLike | IO[bytes] | BackupSource,
     *,
