@@ -22,7 +22,10 @@ from .exceptions import BackupFormatError, one_line
 from .format import FORMAT_NAME, MAX_PENDING_BLOCKS, SUPPORTED_VERSIONS
 
 # How much of a backup is read at a time: as much as decompression hands out.
-READ_SIZE = 4 << 20
+READ_SIZE = 2 << 20
+# The most bytes of rows in one block from ``blocks()``, unless one row is longer:
+# a restore holds a block's rows as Python values at once.
+ROW_BLOCK = 1 << 19
 ROW_START = ord("[")
 
 
@@ -326,6 +329,10 @@ class BackupReader:
             )
             if start < len(buffer) and buffer[start] != ROW_START:
                 return None
+            if whole - start > ROW_BLOCK:
+                whole = buffer.rfind(b"\n", start, start + ROW_BLOCK) + 1 or (
+                    buffer.index(b"\n", start) + 1
+                )
             if whole > start:
                 break
             if not self._fill():

@@ -31,10 +31,10 @@ from .exceptions import StorageError, one_line
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
-# Decompression reads 1 MB of gzip at a time and hands out at most 4 MB at a time:
+# Decompression reads 512 KB of gzip at a time and hands out at most 2 MB at a time:
 # few, long stretches without the GIL, so it gets in the way of the reader seldom.
-COMPRESSED_READ = 1 << 20
-DECOMPRESSED_CHUNK = 4 << 20
+COMPRESSED_READ = 1 << 19
+DECOMPRESSED_CHUNK = 2 << 20
 # zlib's window bits for a gzip header and trailer around deflate data.
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 READ_AHEAD_CHUNKS = 2

@@ -91,6 +91,22 @@ class BlockReadingTests(TestCase):
                     assert block.endswith(b"\n")
                     assert all(line.startswith(b"[") for line in block.splitlines())
 
+    def test_blocks_are_bounded_unless_one_row_is_longer(self):
+        limit = 50
+        reader.ROW_BLOCK, saved = limit, reader.ROW_BLOCK
+        try:
+            with BackupSource(self.file).open() as stream:
+                for section in BackupReader(stream).tables():
+                    blocks = list(section.blocks())
+                    for block in blocks:
+                        assert len(block) <= limit or block.count(b"\n") == 1
+                    rows = [
+                        orjson.loads(line) for b in blocks for line in b.splitlines()
+                    ]
+                    assert rows == self.expected[section.label]
+        finally:
+            reader.ROW_BLOCK = saved
+
     def test_take_compares_in_place_and_leaves_a_mismatch_unread(self):
         node_rows = self.expected["testapp.Node"]
         lines = [orjson.dumps(row) + b"\n" for row in node_rows]

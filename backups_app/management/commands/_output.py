@@ -19,7 +19,7 @@ from backups_app.exceptions import (
     IncompatibleBackupError,
     StorageError,
 )
-from backups_app.progress import Progress
+from backups_app.progress import Progress, ProgressCallback, ignore_progress
 
 EXIT_FAILED = 1
 EXIT_UNUSABLE_FILE = 2
@@ -110,11 +110,15 @@ def progress_for(command, options: dict[str, Any]) -> ProgressLine:
 
 
 @contextlib.contextmanager
-def running(command, options: dict[str, Any]) -> Iterator[ProgressLine]:
-    """Call the library: show progress, and turn its errors into CommandErrors."""
+def running(command, options: dict[str, Any]) -> Iterator[ProgressCallback]:
+    """Call the library: show progress, and turn its errors into CommandErrors.
+
+    Where no progress is shown the library is told so, and skips the work only
+    progress needs (a backup counts each table's rows to show a percentage).
+    """
     progress = progress_for(command, options)
     try:
-        yield progress
+        yield progress if progress.enabled else ignore_progress
     except BackupError as exc:
         raise command_error(exc) from exc
     finally:
