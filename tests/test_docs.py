@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 import re
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from django.test import TestCase
 
 from backups_app.backup import create_backup
 from tests.factories import populate_zoo
+from tests.utils import snapshot
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -50,3 +53,29 @@ class FormatPageTests(TestCase):
             [sys.executable, str(script), str(cut)], capture_output=True, text=True
         )
         assert result.returncode != 0
+
+
+class UsagePageTests(TestCase):
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_the_python_example_runs_as_written(self):
+        example = next(
+            block for block in python_blocks("usage.md") if "create_backup(" in block
+        )
+        populate_zoo()
+        before = snapshot()
+        code = example.replace("/var/backups", str(self.tmp_path))
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, "docs/usage.md", "exec"), {})  # noqa: S102
+        lines = printed.getvalue().splitlines()
+        rows, size, digest = lines[0].split()
+        assert int(rows) == sum(map(len, before.values()))
+        assert int(size) == (self.tmp_path / "shop.jsonl.gz").stat().st_size
+        assert len(digest) == 64
+        assert lines[1].endswith("match exactly, 0 differ")
+        inserted, safety = lines[2].split()
+        assert int(inserted) == int(rows)
+        assert safety.startswith("safety-")
+        assert snapshot() == before
