@@ -205,3 +205,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if lines:
         for line in banner(lines):
             terminalreporter.write_line(line, red=True, bold=True)
+
+
+@pytest.fixture
+def tmp_path_on_test_case(request, tmp_path):
+    """Give the methods of a Django TestCase ``self.tmp_path``.
+
+    unittest-style test methods take no fixtures; a module marks itself with
+    ``pytest.mark.usefixtures("tmp_path_on_test_case")`` instead.
+    """
+    if request.instance is not None:
+        request.instance.tmp_path = tmp_path
+    return tmp_path

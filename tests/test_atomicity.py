@@ -21,11 +21,7 @@ from tests.backup_files import plain_copy, rewrite
 from tests.factories import mutate_zoo, populate_zoo
 from tests.utils import snapshot
 
-
-@pytest.fixture(autouse=True)
-def _tmp(request, tmp_path):
-    if request.instance is not None:
-        request.instance.tmp_path = tmp_path
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
 
 class FailedRestoreTests(TestCase):

@@ -15,11 +15,7 @@ from backups_app.exceptions import StorageError
 from backups_app.restore import restore_backup
 from tests.factories import populate_zoo
 
-
-@pytest.fixture(autouse=True)
-def _tmp(request, tmp_path):
-    if request.instance is not None:
-        request.instance.tmp_path = tmp_path
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
 
 class CollectorTests(TestCase):

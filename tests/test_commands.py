@@ -26,10 +26,7 @@ def run_failing(name: str, *args: str) -> tuple[str, int]:
     return stdout.getvalue(), excinfo.value.returncode
 
 
-@pytest.fixture(autouse=True)
-def _tmp(request, tmp_path):
-    if request.instance is not None:
-        request.instance.tmp_path = tmp_path
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
 
 class BackupCommandTests(TestCase):

@@ -43,10 +43,7 @@ def as_sets(contents: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
     return {label: sorted(rows, key=repr) for label, rows in contents.items()}
 
 
-@pytest.fixture(autouse=True)
-def _tmp(request, tmp_path):
-    if request.instance is not None:
-        request.instance.tmp_path = tmp_path
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
 
 @pytest.mark.crossvendor

@@ -24,10 +24,7 @@ def python_blocks(page: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.DOTALL)
 
 
-@pytest.fixture(autouse=True)
-def _tmp(request, tmp_path):
-    if request.instance is not None:
-        request.instance.tmp_path = tmp_path
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
 
 class FormatPageTests(TestCase):

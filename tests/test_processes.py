@@ -46,10 +46,7 @@ def child_environment() -> dict[str, str]:
     }
 
 
-@pytest.fixture(autouse=True)
-def _tmp(request, tmp_path):
-    if request.instance is not None:
-        request.instance.tmp_path = tmp_path
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
 
 class ExitCodeTests(TransactionTestCase):

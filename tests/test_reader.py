@@ -34,10 +34,7 @@ from tests.utils import snapshot
 SMALL_BUFFERS = (7, 64, 1000)
 
 
-@pytest.fixture(autouse=True)
-def _tmp(request, tmp_path):
-    if request.instance is not None:
-        request.instance.tmp_path = tmp_path
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
 
 def rows_by_table(file: Path) -> dict[str, list[list]]:

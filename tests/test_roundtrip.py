@@ -16,11 +16,7 @@ from tests.factories import mutate_zoo, populate_zoo
 from tests.testapp.models import AllFields, Label, Node
 from tests.utils import snapshot
 
-
-@pytest.fixture(autouse=True)
-def _tmp(request, tmp_path):
-    if request.instance is not None:
-        request.instance.tmp_path = tmp_path
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
 
 class RoundTripTests(TestCase):

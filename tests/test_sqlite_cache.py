@@ -15,15 +15,12 @@ from backups_app.restore import restore_backup
 from tests.factories import mutate_zoo, populate_zoo
 from tests.utils import snapshot
 
-pytestmark = pytest.mark.skipif(
-    connection.vendor != "sqlite", reason="the page cache is SQLite's"
-)
-
-
-@pytest.fixture(autouse=True)
-def _tmp(request, tmp_path):
-    if request.instance is not None:
-        request.instance.tmp_path = tmp_path
+pytestmark = [
+    pytest.mark.usefixtures("tmp_path_on_test_case"),
+    pytest.mark.skipif(
+        connection.vendor != "sqlite", reason="the page cache is SQLite's"
+    ),
+]
 
 
 def cache_size() -> int:
