@@ -165,18 +165,15 @@ class SQLiteBackend(Backend):
         if self.connection.in_atomic_block:
             yield
             return
-        with self.connection.cursor() as cursor:
-            cursor.execute("PRAGMA foreign_keys")
-            was_on = bool(cursor.fetchone()[0])
-            cursor.execute("PRAGMA foreign_keys = OFF")
+        was_on = bool(self._pragma("foreign_keys"))
+        self._pragma("foreign_keys = OFF")
         self._foreign_keys_off = was_on
         try:
             yield
         finally:
             self._foreign_keys_off = False
             if was_on:
-                with self.connection.cursor() as cursor:
-                    cursor.execute("PRAGMA foreign_keys = ON")
+                self._pragma("foreign_keys = ON")
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:

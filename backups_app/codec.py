@@ -333,8 +333,12 @@ def lines_encoder(
     strings, so the lines are right exactly when there are as many line breaks as
     rows between them; a string value holding ``],[`` adds one.
     """
-    encode_batch = batch_encoder(fields, table, connection)
+    return _lines_of(batch_encoder(fields, table, connection))
 
+
+def _lines_of(
+    encode_batch: Callable[[list], bytes],
+) -> Callable[[list], memoryview | None]:
     def encode_lines(rows):
         data = encode_batch(rows).replace(b"],[", b"]\n[")
         if data.count(b"\n") != len(rows) - 1:
@@ -348,7 +352,7 @@ def block_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
     """Return a function from a batch of raw rows to their lines, each ending in a
     newline: the bytes of the rows in a backup."""
     encode_batch = batch_encoder(fields, table, connection)
-    encode_lines = lines_encoder(fields, table, connection)
+    encode_lines = _lines_of(encode_batch)
 
     def encode_block(rows):
         if not rows:

@@ -160,7 +160,7 @@ class BackupSource:
 
     @contextlib.contextmanager
     def open(self) -> Iterator[IO[bytes]]:
-        """Yield the decompressed content as a buffered binary stream."""
+        """Yield the decompressed content as a binary stream to ``read()`` from."""
         raw = self._open_raw()
         try:
             buffered = (
