@@ -1,0 +1,1 @@
+"""What operators run around the entry points: retention, listing, health, drills."""
