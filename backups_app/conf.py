@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 2000,
     # Use PostgreSQL COPY for restores.
     "POSTGRES_COPY": True,
+    # What prunebackups keeps of each database's backups, and of its safety backups.
+    "RETENTION": {"last": 3, "daily": 7, "weekly": 5, "monthly": 12, "yearly": 5},
+    "SAFETY_RETENTION": {"last": 3, "daily": 7},
 }
 
 # Apps whose tables a restore must never touch: our own history, and task queues that
@@ -76,6 +79,14 @@ class AppSettings:
     @property
     def POSTGRES_COPY(self) -> bool:
         return bool(self._get("POSTGRES_COPY"))
+
+    @property
+    def RETENTION(self) -> dict[str, Any]:
+        return dict(self._get("RETENTION"))
+
+    @property
+    def SAFETY_RETENTION(self) -> dict[str, Any]:
+        return dict(self._get("SAFETY_RETENTION"))
 
 
 app_settings = AppSettings()

@@ -280,3 +280,8 @@ def who_survives(
             if not wanted:
                 break
     return found
+
+
+def forget_backup(name: str) -> None:
+    """Remove the record of a file that was deleted from the storage."""
+    BackupRecord.objects.filter(name=name).delete()

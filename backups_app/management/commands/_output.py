@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -12,6 +15,8 @@ from typing import Any
 import orjson
 from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from backups_app.exceptions import (
     BackupError,
@@ -48,24 +53,78 @@ def human_size(size: int | None) -> str:
     return f"{value:.1f} TB"
 
 
+def age(value: datetime.datetime, now: datetime.datetime | None = None) -> str:
+    """Return how long ago ``value`` was: ``just now``, ``3 hours ago``."""
+    now = now or (
+        timezone.now() if timezone.is_aware(value) else datetime.datetime.now()
+    )
+    if (now - value).total_seconds() < 60:
+        return "just now"
+    return timesince(value, now, depth=1).replace("\xa0", " ") + " ago"
+
+
+def local_time(value: datetime.datetime | None) -> str:
+    """Return a time as the site's local date and time with its age."""
+    if value is None:
+        return "-"
+    shown = timezone.localtime(value) if timezone.is_aware(value) else value
+    return f"{shown:%Y-%m-%d %H:%M} ({age(value)})"
+
+
 def number(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Return a plain text table, first column left-aligned, the others right-aligned."""
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    width: int | None = None,
+    optional: Sequence[str] = (),
+    text_last: bool = False,
+) -> str:
+    """Return a plain text table, first column left-aligned, the others right-aligned.
+
+    With ``width``, the ``optional`` columns are left out, in the order given, until
+    the table fits. ``text_last`` left-aligns the last column and, with ``width``,
+    wraps it onto continuation lines instead of letting the terminal wrap the row.
+    """
     cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    shown = list(range(len(headers)))
+
+    def total() -> int:
+        return sum(widths[i] + 2 for i in shown) - 2
+
+    for name in optional:
+        if width is None or total() <= width:
+            break
+        shown.remove(list(headers).index(name))
+    last = shown[-1]
+    if text_last and width is not None and total() > width:
+        widths[last] = max(len(cells[0][last]), width - (total() - widths[last]), 12)
     lines = []
     for index, row in enumerate(cells):
-        parts = [row[0].ljust(widths[0])]
-        parts += [
-            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)
-        ]
+        texts = [row[last]]
+        if text_last:
+            texts = textwrap.wrap(row[last], widths[last]) or [""]
+        parts = [row[shown[0]].ljust(widths[shown[0]])]
+        parts += [row[i].rjust(widths[i]) for i in shown[1:-1]]
+        if len(shown) > 1:
+            parts.append(texts[0] if text_last else texts[0].rjust(widths[last]))
         lines.append("  ".join(parts).rstrip())
+        indent = " " * (total() - widths[last])
+        lines += [indent + text for text in texts[1:]]
         if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
+            lines.append("  ".join("-" * widths[i] for i in shown))
     return "\n".join(lines)
+
+
+def terminal_width(stream) -> int | None:
+    """Return the width of the terminal ``stream`` writes to, or None for a pipe."""
+    if not getattr(stream, "isatty", lambda: False)():
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def json_text(data: Any) -> str:

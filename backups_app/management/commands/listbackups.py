@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from backups_app.operations.inventory import StoredBackup, list_backups
+
+from ._output import (
+    age,
+    human_size,
+    json_text,
+    number,
+    running,
+    table,
+    terminal_width,
+)
+
+
+def health(backup: StoredBackup) -> str:
+    if backup.integrity == "damaged":
+        return "damaged"
+    if backup.last_validation is not None:
+        return backup.last_validation
+    return backup.integrity
+
+
+def local_created(backup: StoredBackup) -> str:
+    if backup.created is None:
+        return "-"
+    return f"{timezone.localtime(backup.created):%Y-%m-%d %H:%M}"
+
+
+class Command(BaseCommand):
+    help = "List the backups in the backup storage, newest first."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--database", help="Only the backups of this alias.")
+        parser.add_argument(
+            "--json", action="store_true", help="Print one JSON document, nothing else."
+        )
+
+    def handle(
+        self, *args: Any, database: str | None, json: bool, **options: Any
+    ) -> None:
+        with running(self, {**options, "json": json}):
+            backups = list_backups(database)
+        if json:
+            self.stdout.write(json_text([b.to_dict() for b in backups]))
+            return
+        if not backups:
+            self.stdout.write("No backups in the backup storage.")
+            return
+        self.stdout.write(
+            table(
+                [
+                    "name",
+                    "kind",
+                    "database",
+                    "created",
+                    "age",
+                    "size",
+                    "rows",
+                    "health",
+                ],
+                [
+                    (
+                        b.name,
+                        b.kind,
+                        b.database or "-",
+                        local_created(b),
+                        age(b.created) if b.created else "-",
+                        human_size(b.size),
+                        number(b.rows),
+                        health(b),
+                    )
+                    for b in backups
+                ],
+                width=terminal_width(self.stdout),
+                optional=["created", "rows", "database", "kind"],
+            )
+        )

@@ -1,0 +1,142 @@
+"""What the backup storage holds: each file's kind, database, time and health.
+
+Read straight from the storage (each file's header line only), whatever the admin's
+records say; the records only add what a header cannot know (rows counted when the
+file was checked, the last validation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.core.exceptions import SuspiciousFileOperation
+from django.db import DatabaseError
+from django.utils.dateparse import parse_datetime
+
+from ..exceptions import BackupError, StorageError, one_line
+from ..streams import backup_storage
+
+BACKUP = "backup"
+SAFETY = "safety"
+UPLOAD = "upload"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class StoredBackup:
+    """One file in the backup storage, as far as its header and records tell."""
+
+    name: str
+    kind: str  # backup, safety, upload, or unknown (not readable as a backup)
+    database: str
+    vendor: str
+    created: datetime.datetime | None
+    size: int | None
+    tables: int | None
+    rows: int | None
+    integrity: str  # intact, damaged or unchecked
+    last_validation: str | None  # match, differ, or None when never validated
+    problem: str = ""
+
+    @property
+    def ours(self) -> bool:
+        """Whether retention may ever delete it: a readable backup this site made."""
+        return self.kind in (BACKUP, SAFETY)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created"] = self.created.isoformat() if self.created else None
+        return data
+
+
+def stored_names() -> list[str]:
+    """Return the names of the files in the backup storage, sorted.
+
+    Names starting with a dot are the temporary files of backups being written.
+    """
+    try:
+        _directories, files = backup_storage().listdir("")
+    except FileNotFoundError:  # nothing has been written yet
+        return []
+    except Exception as exc:  # storages raise anything from OSError to SDK errors
+        raise StorageError(f"Cannot list the backup storage: {one_line(exc)}") from exc
+    return sorted(name for name in files if not name.startswith("."))
+
+
+def _created(value: Any) -> datetime.datetime | None:
+    if not isinstance(value, str):
+        return None
+    with contextlib.suppress(ValueError):
+        parsed = parse_datetime(value)
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.UTC)
+        return parsed
+    return None
+
+
+def _records() -> dict[str, Any]:
+    from ..models import BackupRecord
+
+    try:
+        return {record.name: record for record in BackupRecord.objects.all()}
+    except DatabaseError:  # the app's tables are not migrated on this database
+        return {}
+
+
+def _kind(name: str, header: dict[str, Any], record: Any) -> str:
+    from ..models import Origin
+
+    if (record is not None and record.origin == Origin.UPLOAD) or name.startswith(
+        "upload-"
+    ):
+        return UPLOAD
+    return SAFETY if header.get("origin") == "safety" else BACKUP
+
+
+def describe(name: str, record: Any = None) -> StoredBackup:
+    """Return what the storage's file ``name`` is, reading only its header."""
+    from ..records import check_name, read_header
+
+    storage = backup_storage()
+    size = None
+    with contextlib.suppress(NotImplementedError, OSError):
+        size = storage.size(name)
+    try:
+        check_name(name)
+        header = read_header(name)
+    except (BackupError, SuspiciousFileOperation) as exc:
+        return StoredBackup(
+            name, UNKNOWN, "", "", None, size, None, None, "damaged", None, str(exc)
+        )
+    integrity, validation, rows = "unchecked", None, None
+    if record is not None:
+        integrity = record.integrity
+        rows = record.rows
+        if record.last_validation_ok is not None:
+            validation = "match" if record.last_validation_ok else "differ"
+    return StoredBackup(
+        name=name,
+        kind=_kind(name, header, record),
+        database=str(header.get("database", "")),
+        vendor=str(header.get("vendor", "")),
+        created=_created(header.get("created")),
+        size=size,
+        tables=len(header.get("tables", ())),
+        rows=rows,
+        integrity=integrity,
+        last_validation=validation,
+        problem=record.problem if record is not None else "",
+    )
+
+
+def list_backups(database: str | None = None) -> list[StoredBackup]:
+    """Return the files of the backup storage, newest first (unreadable ones last)."""
+    records = _records()
+    backups = [describe(name, records.get(name)) for name in stored_names()]
+    if database is not None:
+        backups = [b for b in backups if b.database == database]
+    oldest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    return sorted(backups, key=lambda b: (b.created or oldest, b.name), reverse=True)

@@ -1,0 +1,29 @@
+"""Sizes and durations as operators type them: ``500M``, ``10GB``, ``90s``, ``7d``."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+SIZE_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+DURATION_PATTERN = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Return a number of bytes from ``1048576``, ``512K``, ``10GB`` or ``1.5GiB``."""
+    match = SIZE_PATTERN.fullmatch(str(text).strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a size (examples: 500M, 10G, 1.5TB).")
+    number, unit = match.groups()
+    return int(float(number) * SIZE_UNITS[unit.upper()])
+
+
+def parse_duration(text: str) -> datetime.timedelta:
+    """Return a duration from ``90s``, ``45m``, ``26h``, ``7d`` or ``2w``."""
+    match = DURATION_PATTERN.fullmatch(str(text).strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (examples: 90s, 45m, 26h, 7d).")
+    number, unit = match.groups()
+    return datetime.timedelta(seconds=int(number) * DURATION_UNITS[unit.lower()])
