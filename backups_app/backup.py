@@ -114,6 +114,7 @@ def _header(
     }
 
 
+@signals.announces_failure(signals.backup_failed, "target")
 @collector_paused()
 def create_backup(
     target: str | os.PathLike | IO[bytes] | None = None,

@@ -26,6 +26,16 @@ DEFAULTS: dict[str, Any] = {
     # What prunebackups keeps of each database's backups, and of its safety backups.
     "RETENTION": {"last": 3, "daily": 7, "weekly": 5, "monthly": 12, "yearly": 5},
     "SAFETY_RETENTION": {"last": 3, "daily": 7},
+    # Who hears of failures: Django's mail_admins (nothing is sent while ADMINS is
+    # empty) and a webhook URL that gets a JSON POST; ON_SUCCESS adds good news.
+    "NOTIFY": {"MAIL": True, "WEBHOOK_URL": None, "ON_SUCCESS": False, "TIMEOUT": 10},
+    # What checkbackups calls unhealthy, and which aliases it looks at.
+    "HEALTH": {
+        "DATABASES": ["default"],
+        "MAX_AGE": "26h",
+        "MIN_SIZE": None,
+        "SHRINK_RATIO": 0.5,
+    },
 }
 
 # Apps whose tables a restore must never touch: our own history, and task queues that
@@ -87,6 +97,14 @@ class AppSettings:
     @property
     def SAFETY_RETENTION(self) -> dict[str, Any]:
         return dict(self._get("SAFETY_RETENTION"))
+
+    @property
+    def NOTIFY(self) -> dict[str, Any]:
+        return {**DEFAULTS["NOTIFY"], **self._get("NOTIFY")}
+
+    @property
+    def HEALTH(self) -> dict[str, Any]:
+        return {**DEFAULTS["HEALTH"], **self._get("HEALTH")}
 
 
 app_settings = AppSettings()

@@ -127,6 +127,7 @@ def plan_restore(
     return RestorePlan(source, using, header, plan, tuple(differences), ends)
 
 
+@signals.announces_failure(signals.restore_failed, "source")
 @collector_paused()
 def restore_backup(
     source: str | os.PathLike | IO[bytes] | BackupSource | RestorePlan,

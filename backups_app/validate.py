@@ -212,6 +212,7 @@ def _extra_table(spec: TableSpec, backend: Backend) -> TableReport:
     return report
 
 
+@signals.announces_failure(signals.validation_failed, "source")
 @collector_paused()
 def validate_backup(
     source: str | os.PathLike | IO[bytes] | BackupSource,
