@@ -113,6 +113,29 @@ class ValidationRun(models.Model):
         return f"{self.backup_name} / {self.database}: {self.summary}"
 
 
+class DrillRun(models.Model):
+    """One restore drill: a backup restored into a scratch database and validated."""
+
+    backup_name = models.CharField(_("backup name"), max_length=255)
+    source_database = models.CharField(_("backed-up database"), max_length=100)
+    scratch_database = models.CharField(_("scratch database"), max_length=100)
+    started = models.DateTimeField(_("started"), auto_now_add=True)
+    seconds = models.FloatField(_("seconds"), default=0)
+    ok = models.BooleanField(_("restored exactly"), default=False)
+    # The step that failed (migrate, restore, validate), or "" when it passed.
+    failed_step = models.CharField(_("failed step"), max_length=20, blank=True)
+    summary = models.CharField(_("summary"), max_length=255, blank=True)
+    message = models.TextField(_("message"), blank=True)
+
+    class Meta:
+        verbose_name = _("restore drill")
+        verbose_name_plural = _("restore drills")
+        ordering = ["-started", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.backup_name} -> {self.scratch_database}: {self.summary}"
+
+
 class Operation(models.Model):
     """A backup, validation or restore started from the admin, and how it went."""
 

@@ -285,3 +285,19 @@ def who_survives(
 def forget_backup(name: str) -> None:
     """Remove the record of a file that was deleted from the storage."""
     BackupRecord.objects.filter(name=name).delete()
+
+
+def record_drill(result: Any) -> None:
+    """Keep the outcome of a restore drill, for checkbackups and the admin."""
+    from .models import DrillRun
+
+    DrillRun.objects.create(
+        backup_name=result.backup_name[:255],
+        source_database=result.source_database[:100],
+        scratch_database=result.scratch_database[:100],
+        seconds=result.seconds,
+        ok=result.ok,
+        failed_step=result.failed_step,
+        summary=result.summary[:255],
+        message=result.message,
+    )

@@ -27,3 +27,18 @@ def parse_duration(text: str) -> datetime.timedelta:
         raise ValueError(f"{text!r} is not a duration (examples: 90s, 45m, 26h, 7d).")
     number, unit = match.groups()
     return datetime.timedelta(seconds=int(number) * DURATION_UNITS[unit.lower()])
+
+
+def format_duration(value: datetime.timedelta) -> str:
+    """Return a duration in the unit people would say: ``45 seconds``, ``26 hours``."""
+    seconds = int(value.total_seconds())
+    for unit, size, below in (
+        ("second", 1, 120),
+        ("minute", 60, 120 * 60),
+        ("hour", 3600, 72 * 3600),
+    ):
+        if seconds < below:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    days = seconds // 86_400
+    return f"{days} day{'' if days == 1 else 's'}"
