@@ -77,22 +77,22 @@ def check_database(
         if age > policy.max_age:
             add(
                 "too-old",
-                f"the newest backup, {newest.name}, is {format_duration(age)} old "
-                f"(more than {format_duration(policy.max_age)})",
+                f"the newest backup is {format_duration(age)} old, more than "
+                f"{format_duration(policy.max_age)}: {newest.name}",
             )
     if policy.min_size is not None and (newest.size or 0) < policy.min_size:
         add(
             "too-small",
-            f"the newest backup, {newest.name}, has {_size(newest.size)} "
-            f"(less than {_size(policy.min_size)})",
+            f"the newest backup has {_size(newest.size)}, less than "
+            f"{_size(policy.min_size)}: {newest.name}",
         )
     if policy.shrink_ratio and len(backups) > 1:
         previous = backups[1]
         if previous.size and (newest.size or 0) < previous.size * policy.shrink_ratio:
             add(
                 "shrunk",
-                f"the newest backup, {newest.name}, has {_size(newest.size)}, much "
-                f"less than the {_size(previous.size)} of {previous.name} before it",
+                f"the newest backup has {_size(newest.size)}, much less than the "
+                f"{_size(previous.size)} of the one before: {newest.name}",
             )
     damaged = newest.integrity == "damaged"
     problem = newest.problem
@@ -102,7 +102,7 @@ def check_database(
         except BackupFormatError as exc:
             damaged, problem = True, one_line(exc)
     if damaged:
-        add("damaged", f"the newest backup, {newest.name}, is damaged: {problem}")
+        add("damaged", f"the newest backup is damaged: {problem}")
     if newest.last_validation == "differ":
         add(
             "differs",

@@ -131,6 +131,9 @@ def json_text(data: Any) -> str:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode()
 
 
+ERASE_LINE = "\x1b[K"
+
+
 class ProgressLine:
     """Show progress on one rewritten line of a terminal; silent elsewhere."""
 
@@ -152,13 +155,16 @@ class ProgressLine:
             text += f" {progress.done:>12,}"
             if progress.total:
                 text += f" / {progress.total:,} ({progress.done * 100 // max(progress.total, 1)}%)"
-        self.stream.write("\r" + text.ljust(90)[:120], ending="")
+        # One character short of the width, and the rest of the line erased
+        # (ESC [ K): a line that filled the terminal would wrap onto a new one.
+        width = shutil.get_terminal_size().columns - 1
+        self.stream.write("\r" + text[:width] + ERASE_LINE, ending="")
         self.stream.flush()
         self._shown = True
 
     def clear(self) -> None:
         if self._shown:
-            self.stream.write("\r" + " " * 120 + "\r", ending="")
+            self.stream.write("\r" + ERASE_LINE, ending="")
             self.stream.flush()
             self._shown = False
 
