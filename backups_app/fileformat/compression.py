@@ -1,0 +1,199 @@
+"""Compression codecs of backup files: gzip (the default), zstd and none.
+
+A writer picks the codec from the file name's suffix (``.jsonl``, ``.jsonl.gz``,
+``.jsonl.zst``, each optionally followed by ``.age`` for encryption) and refuses any
+other suffix, so that a file is never silently written in a form its name denies. A
+reader ignores the name and recognises the codec by the file's first bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from ..exceptions import StorageError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+AGE_SUFFIX = ".age"
+# Reads of compressed input, and the most decompressed output handed out at once.
+COMPRESSED_READ = 1 << 19
+DECOMPRESSED_CHUNK = 2 << 20
+GZIP_WBITS = 16 + zlib.MAX_WBITS
+WRITE_BUFFER = 1 << 20
+
+
+def _zstd():
+    """Return the zstd module: the standard library's from Python 3.14, else the
+    backport; a one-line error when neither is installed."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from backports import zstd  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            raise StorageError(
+                "zstd needs the backports.zstd package before Python 3.14: "
+                "pip install 'django-backups-app[zstd]'."
+            ) from None
+    return zstd
+
+
+def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
+    """Yield the decompressed bytes of a gzip stream, in pieces of DECOMPRESSED_CHUNK
+    bytes at most.
+
+    Reads every member of the stream, skips the zero bytes gzip allows between
+    them, and checks each member's CRC and length (zlib does, with ``wbits=31``).
+    Raises EOFError when the stream ends inside a member, zlib.error when it is not
+    gzip or is damaged, as the gzip module does.
+    """
+    inflater = None
+    while data := compressed.read(COMPRESSED_READ):
+        while data:
+            if inflater is None:
+                data = data.lstrip(b"\0")
+                if not data:
+                    break
+                inflater = zlib.decompressobj(GZIP_WBITS)
+            out = inflater.decompress(data, DECOMPRESSED_CHUNK)
+            # All the input is taken and all its output given only when the output
+            # is shorter than asked; else the rest comes with the next call.
+            while len(out) == DECOMPRESSED_CHUNK:
+                yield out
+                out = inflater.decompress(inflater.unconsumed_tail, DECOMPRESSED_CHUNK)
+            if out:
+                yield out
+            data = b""
+            if inflater.eof:
+                data, inflater = inflater.unused_data, None
+    if inflater is not None:
+        raise EOFError(
+            "Compressed file ended before the end-of-stream marker was reached"
+        )
+
+
+def unzstd(compressed: IO[bytes]) -> Iterator[bytes]:
+    """Yield the decompressed bytes of a zstd stream (every frame of it), in pieces
+    of DECOMPRESSED_CHUNK bytes at most. Raises EOFError when the stream ends inside
+    a frame and the zstd module's error when it is damaged."""
+    zstd = _zstd()
+    decompressor = None
+    while data := compressed.read(COMPRESSED_READ):
+        while data:
+            if decompressor is None:
+                decompressor = zstd.ZstdDecompressor()
+            out = decompressor.decompress(data, DECOMPRESSED_CHUNK)
+            while True:
+                if out:
+                    yield out
+                if decompressor.eof or decompressor.needs_input:
+                    break
+                out = decompressor.decompress(b"", DECOMPRESSED_CHUNK)
+            data = b""
+            if decompressor.eof:
+                data, decompressor = decompressor.unused_data, None
+    if decompressor is not None:
+        raise EOFError(
+            "Compressed file ended before the end-of-stream marker was reached"
+        )
+
+
+def identity(stream: IO[bytes]) -> Iterator[bytes]:
+    while data := stream.read(DECOMPRESSED_CHUNK):
+        yield data
+
+
+@contextlib.contextmanager
+def _gzip_writer(stream: IO[bytes], level: int) -> Iterator[IO[bytes]]:
+    with gzip.GzipFile(fileobj=stream, mode="wb", compresslevel=level, mtime=0) as out:
+        buffered = io.BufferedWriter(out, WRITE_BUFFER)
+        yield buffered
+        buffered.flush()
+
+
+class _ZstdWriter(io.RawIOBase):
+    def __init__(self, stream: IO[bytes], level: int):
+        self._stream = stream
+        self._compressor = _zstd().ZstdCompressor(level=level)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._stream.write(self._compressor.compress(data))
+        return len(data)
+
+    def finish(self) -> None:
+        self._stream.write(self._compressor.flush())
+
+
+@contextlib.contextmanager
+def _zstd_writer(stream: IO[bytes], level: int) -> Iterator[IO[bytes]]:
+    writer = _ZstdWriter(stream, level)
+    buffered = io.BufferedWriter(writer, WRITE_BUFFER)
+    yield buffered
+    buffered.flush()
+    writer.finish()
+
+
+@contextlib.contextmanager
+def _plain_writer(stream: IO[bytes], level: int) -> Iterator[IO[bytes]]:
+    yield stream
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    suffix: str  # after ".jsonl"
+    magic: bytes
+    default_level: int
+    levels: range
+    writer: Callable[[IO[bytes], int], contextlib.AbstractContextManager[IO[bytes]]]
+    chunks: Callable[[IO[bytes]], Iterator[bytes]]
+
+
+GZIP = Codec("gzip", ".gz", GZIP_MAGIC, 1, range(0, 10), _gzip_writer, gunzip)
+ZSTD = Codec("zstd", ".zst", ZSTD_MAGIC, 3, range(-7, 23), _zstd_writer, unzstd)
+NONE = Codec("none", "", b"", 0, range(0, 1), _plain_writer, identity)
+CODECS = (GZIP, ZSTD, NONE)
+SUFFIXES = tuple(f".jsonl{codec.suffix}" for codec in CODECS)
+
+
+def split_name(name: str) -> tuple[Codec, bool]:
+    """Return the codec a file name asks for, and whether it asks for encryption.
+
+    Raises StorageError for a name that does not end in a known suffix.
+    """
+    encrypted = name.endswith(AGE_SUFFIX)
+    base = name.removesuffix(AGE_SUFFIX) if encrypted else name
+    for codec in (GZIP, ZSTD, NONE):
+        if base.endswith(f".jsonl{codec.suffix}"):
+            return codec, encrypted
+    known = ", ".join(SUFFIXES)
+    raise StorageError(
+        f"{name!r} does not end in a backup suffix: one of {known}, optionally "
+        f"followed by {AGE_SUFFIX} for an encrypted file."
+    )
+
+
+def codec_named(name: str) -> Codec:
+    for codec in CODECS:
+        if codec.name == name:
+            return codec
+    raise StorageError(
+        f"Unknown compression {name!r}: one of {', '.join(c.name for c in CODECS)}."
+    )
+
+
+def detect(first_bytes: bytes) -> Codec:
+    """Return the codec of a stream that starts with ``first_bytes``."""
+    for codec in (GZIP, ZSTD):
+        if first_bytes.startswith(codec.magic):
+            return codec
+    return NONE
