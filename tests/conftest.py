@@ -17,6 +17,9 @@ from django.conf import settings
 
 from tests import settings as test_settings
 
+# The S3 server fixture (SeaweedFS), for the tests of object storage.
+pytest_plugins = ["tests.s3server"]
+
 ENGINE_NAMES = {"sqlite3": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL"}
 
 

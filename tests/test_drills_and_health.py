@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from django.template.defaultfilters import filesizeformat
 from django.core.files.base import ContentFile
+from django.template.defaultfilters import filesizeformat
 from django.test import TestCase, TransactionTestCase, override_settings
 
 from backups_app import signals

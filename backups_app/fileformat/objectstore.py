@@ -1,0 +1,227 @@
+"""Backups on S3-compatible object storage, streamed both ways.
+
+django-storages' S3 backend holds the configuration (``STORAGES`` options: bucket,
+credentials, endpoint URL, location); its file objects, though, spool a whole file
+before an upload and can read a whole object into memory. Here the same boto3 client
+is used directly:
+
+- writing is a multipart upload fed while the backup is produced, a part at a time
+  (PART_SIZE of memory, no local copy of the file); the upload is completed only when
+  the backup is complete, with ``If-None-Match: *`` so that an existing object is
+  never replaced, and aborted on any error, so no partial object ever carries a name;
+- reading is a series of ranged GETs of READ_SIZE bytes, each made with ``If-Match``
+  on the object's ETag, so that an object replaced while it is read is an error
+  rather than a mix of two files.
+
+A writer killed outright cannot abort its upload; ``abort_stale_uploads`` removes
+the multipart uploads left under the storage's location that are older than a bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import StorageError, one_line
+
+PART_SIZE = 8 << 20  # S3 takes parts of at least 5 MiB, except the last one
+READ_SIZE = 8 << 20
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    """The boto3 client, bucket and key prefix behind an S3 storage."""
+
+    client: Any
+    bucket: str
+    location: str
+
+    def key(self, name: str) -> str:
+        return (
+            f"{self.location.strip('/')}/{name}" if self.location.strip("/") else name
+        )
+
+
+def object_store(storage: Any) -> ObjectStore | None:
+    """Return the object store behind a django-storages S3 storage, else None."""
+    try:
+        from storages.backends.s3 import S3Storage
+    except ImportError:
+        return None
+    if not isinstance(storage, S3Storage):
+        return None
+    return ObjectStore(
+        storage.connection.meta.client, storage.bucket_name, storage.location or ""
+    )
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+class MultipartUpload(io.RawIOBase):
+    """A writable stream whose bytes become the object ``name``: on ``complete()``,
+    or never (``abort()``)."""
+
+    def __init__(self, store: ObjectStore, name: str, part_size: int = PART_SIZE):
+        self.store = store
+        self.name = name
+        self.key = store.key(name)
+        self.part_size = part_size
+        self.size = 0
+        self._buffer = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        try:
+            self._upload_id = store.client.create_multipart_upload(
+                Bucket=store.bucket, Key=self.key
+            )["UploadId"]
+        except Exception as exc:  # botocore raises ClientError and connection errors
+            raise StorageError(
+                f"Cannot start writing {name!r} to the object storage: {one_line(exc)}"
+            ) from exc
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= self.part_size:
+            part = bytes(self._buffer[: self.part_size])
+            del self._buffer[: self.part_size]
+            self._send(part)
+        return len(data)
+
+    def _send(self, part: bytes) -> None:
+        number = len(self._parts) + 1
+        try:
+            response = self.store.client.upload_part(
+                Bucket=self.store.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=part,
+            )
+        except Exception as exc:
+            raise StorageError(
+                f"Cannot write {self.name!r} to the object storage: {one_line(exc)}"
+            ) from exc
+        self._parts.append({"ETag": response["ETag"], "PartNumber": number})
+
+    def complete(self) -> None:
+        """Make the object appear under its name, unless one is already there."""
+        if self._buffer or not self._parts:
+            self._send(bytes(self._buffer))
+            self._buffer.clear()
+        try:
+            self.store.client.complete_multipart_upload(
+                Bucket=self.store.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+                IfNoneMatch="*",
+            )
+        except Exception as exc:
+            self.abort()
+            if _error_code(exc) in ("PreconditionFailed", "412"):
+                raise StorageError(
+                    f"{self.name!r} already exists in the object storage; it was "
+                    "left as it was."
+                ) from exc
+            raise StorageError(
+                f"Cannot finish writing {self.name!r} to the object storage: "
+                f"{one_line(exc)}"
+            ) from exc
+
+    def abort(self) -> None:
+        """Drop the uploaded parts; nothing appears under the name."""
+        # If it fails (gone already, server unreachable), abort_stale_uploads is
+        # what removes it later.
+        with contextlib.suppress(Exception):
+            self.store.client.abort_multipart_upload(
+                Bucket=self.store.bucket, Key=self.key, UploadId=self._upload_id
+            )
+
+
+class RangedReader(io.RawIOBase):
+    """A readable stream over one version of an object, read a range at a time."""
+
+    def __init__(self, store: ObjectStore, name: str, read_size: int = READ_SIZE):
+        self.store = store
+        self.name = name
+        self.key = store.key(name)
+        self.read_size = read_size
+        try:
+            head = store.client.head_object(Bucket=store.bucket, Key=self.key)
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise StorageError(
+                    f"No backup named {name!r} in the backup storage."
+                ) from exc
+            raise StorageError(
+                f"Cannot read {name!r} from the object storage: {one_line(exc)}"
+            ) from exc
+        self.etag = head["ETag"]
+        self.size = head["ContentLength"]
+        self._position = 0
+        self._chunk = b""
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _fetch(self) -> bytes:
+        last = min(self._position + self.read_size, self.size) - 1
+        try:
+            response = self.store.client.get_object(
+                Bucket=self.store.bucket,
+                Key=self.key,
+                Range=f"bytes={self._position}-{last}",
+                IfMatch=self.etag,
+            )
+            data = response["Body"].read()
+        except Exception as exc:
+            if _error_code(exc) in ("PreconditionFailed", "412"):
+                raise StorageError(
+                    f"{self.name!r} was replaced in the object storage while it was "
+                    "being read."
+                ) from exc
+            raise StorageError(
+                f"Cannot read {self.name!r} from the object storage: {one_line(exc)}"
+            ) from exc
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        if self._offset == len(self._chunk):
+            if self._position >= self.size:
+                return 0
+            self._chunk, self._offset = self._fetch(), 0
+            if not self._chunk:
+                return 0
+        size = min(len(buffer), len(self._chunk) - self._offset)
+        buffer[:size] = self._chunk[self._offset : self._offset + size]
+        self._offset += size
+        return size
+
+
+def abort_stale_uploads(
+    store: ObjectStore, older_than: datetime.timedelta
+) -> list[str]:
+    """Abort multipart uploads under the store's location started more than
+    ``older_than`` ago (writers killed before they could abort); return their keys."""
+    cutoff = datetime.datetime.now(datetime.UTC) - older_than
+    prefix = store.key("")
+    aborted = []
+    paginator = store.client.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=store.bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            if upload["Initiated"] <= cutoff:
+                store.client.abort_multipart_upload(
+                    Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted.append(upload["Key"])
+    return aborted
