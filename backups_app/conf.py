@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 2000,
     # Use PostgreSQL COPY for restores.
     "POSTGRES_COPY": True,
+    # Key (or list of keys, the first signs) of the trailer's mac; None: SECRET_KEY.
+    "SIGNING_KEY": None,
 }
 
 # Apps whose tables a restore must never touch: our own history, and task queues that
@@ -76,6 +78,10 @@ class AppSettings:
     @property
     def POSTGRES_COPY(self) -> bool:
         return bool(self._get("POSTGRES_COPY"))
+
+    @property
+    def SIGNING_KEY(self) -> str | list[str] | None:
+        return self._get("SIGNING_KEY")
 
 
 app_settings = AppSettings()
