@@ -20,6 +20,7 @@ from django.conf import settings
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .conf import app_settings
+from .exceptions import BackupFormatError, one_line
 from .reader import BackupReader, TableEnd
 
 OURS = "ours"
@@ -164,6 +165,19 @@ def _file_accounts(source: Any, models: dict[str, Any]) -> tuple[_Accounts, list
     wanted = {
         model._meta.label: key for key, model in models.items() if model is not None
     }
+    pk_column = user_model._meta.pk.column
+    # Only these columns are kept, to hold as little of each row as can be.
+    needed = {
+        "user": {pk_column, *user_columns.values()},
+        "group": {"id", "name"},
+        "permission": {"id", "content_type_id", "codename"},
+        "content_type": {"id", "app_label"},
+        **{
+            key: set(_link_columns(models[key]))
+            for key in ("user_groups", "user_permissions", "group_permissions")
+            if models[key] is not None
+        },
+    }
     rows: dict[str, list[dict[str, Any]]] = {key: [] for key in models}
     truncated = []
     with source.open() as stream:
@@ -172,7 +186,11 @@ def _file_accounts(source: Any, models: dict[str, Any]) -> tuple[_Accounts, list
             key = wanted.get(section.label)
             if key is None:
                 continue
-            columns = section.columns
+            positions = [
+                (column, index)
+                for index, column in enumerate(section.columns)
+                if column in needed[key]
+            ]
             kept = rows[key]
             for lines in section.batches(2000):
                 for line in lines:
@@ -180,20 +198,16 @@ def _file_accounts(source: Any, models: dict[str, Any]) -> tuple[_Accounts, list
                         if section.label not in truncated:
                             truncated.append(section.label)
                         break
-                    kept.append(dict(zip(columns, orjson.loads(line), strict=False)))
-    content_types = {
-        row.get("id"): f"{row.get('app_label')}.{row.get('model')}"
-        for row in rows["content_type"]
+                    values = orjson.loads(line)
+                    kept.append({column: values[i] for column, i in positions})
+    app_labels = {row.get("id"): row.get("app_label") for row in rows["content_type"]}
+    permissions = {
+        row.get("id"): f"{app_labels.get(row.get('content_type_id'), '?')}."
+        f"{row.get('codename')}"
+        for row in rows["permission"]
     }
-    permissions = {}
-    for row in rows["permission"]:
-        model_label = content_types.get(row.get("content_type_id"), "?.?")
-        permissions[row.get("id")] = (
-            f"{model_label.split('.')[0]}.{row.get('codename')}"
-        )
     users = {}
     usernames = {}
-    pk_column = user_model._meta.pk.column
     for row in rows["user"]:
         username = str(row.get(user_columns["username"]))
         usernames[row.get(pk_column)] = username
@@ -357,7 +371,14 @@ def auth_changes(source: Any, using: str) -> AuthChanges | None:
     models = _auth_models()
     if not models:
         return None
-    then, truncated = _file_accounts(source, models)
+    try:
+        then, truncated = _file_accounts(source, models)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        # Digests recomputed over rows that are not lists of the columns' values.
+        raise BackupFormatError(
+            f"{source.name}: its user, group and permission rows cannot be read "
+            f"({type(exc).__name__}: {one_line(exc)})"
+        ) from exc
     now = _database_accounts(using, models)
     changes = _compare(now, then)
     changes.sort(key=lambda change: not change.alarming)

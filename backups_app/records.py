@@ -339,8 +339,6 @@ def who_survives(
 
     user_model = get_user_model()
     user_label = user_model._meta.label
-    pk_column = user_model._meta.pk.column
-    name_column = user_model._meta.get_field(user_model.USERNAME_FIELD).column
     wanted = {user_label}
     session_label = None
     if session_key:
@@ -350,6 +348,28 @@ def who_survives(
             session_label = "sessions.Session"
             wanted.add(session_label)
     found: dict[str, bool | None] = {"user": None, "session": None}
+    try:
+        _find_user_and_session(source, found, wanted, user_model, user, session_key)
+    except (ValueError, IndexError, TypeError) as exc:
+        # Digests recomputed over rows that are not lists of the columns' values.
+        raise BackupFormatError(
+            f"{source.name}: its user and session rows cannot be read "
+            f"({type(exc).__name__}: {one_line(exc)})"
+        ) from exc
+    return found
+
+
+def _find_user_and_session(
+    source: BackupSource,
+    found: dict[str, bool | None],
+    wanted: set[str],
+    user_model: Any,
+    user: Any,
+    session_key: str | None,
+) -> None:
+    user_label = user_model._meta.label
+    pk_column = user_model._meta.pk.column
+    name_column = user_model._meta.get_field(user_model.USERNAME_FIELD).column
     username = str(user.get_username())
     user_pk = str(user.pk)
     with source.open() as stream:
@@ -374,4 +394,3 @@ def who_survives(
                         found[slot] = True
             if not wanted:
                 break
-    return found

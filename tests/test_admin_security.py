@@ -8,11 +8,13 @@ plus a preview that names the accounts it would create or change.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import stat
 from pathlib import Path
 
+import orjson
 import pytest
 from admin_interface.cache import del_cached_active_theme
 from django.contrib.auth import get_user_model
@@ -24,7 +26,10 @@ from django.utils.crypto import get_random_string
 
 from backups_app import conf
 from backups_app.backup import create_backup
+from backups_app.exceptions import BackupFormatError
 from backups_app.models import BackupRecord, Integrity, Operation, Provenance
+from backups_app.provenance import auth_changes
+from backups_app.records import open_source
 from backups_app.streams import backup_storage
 from backups_app.tasks import start_operation
 from tests.test_admin import AdminTestCase, clear_storage, staff, url
@@ -477,3 +482,91 @@ def _permission_matrix(kind: str, tmp_path: Path) -> None:
     if not allowed(kind, "delete_backuprecord"):
         assert BackupRecord.objects.filter(pk=ours.pk).exists()
     assert not Operation.objects.exclude(pk=operation.pk).exists()
+
+
+def redigest(lines: list[bytes]) -> bytes:
+    """Join record and row lines into a file whose counts and digests all match.
+
+    What an attacker does after editing rows, however malformed; there is no mac.
+    """
+    out = []
+    file_digest = hashlib.sha256()
+    tables = rows = 0
+    table_digest, table_rows = None, 0
+    for line in lines:
+        if line.startswith(b"["):
+            table_digest.update(line + b"\n")
+            table_rows += 1
+        else:
+            record = orjson.loads(line)
+            if record["kind"] == "table":
+                table_digest, table_rows = hashlib.sha256(), 0
+            elif record["kind"] == "end":
+                record.update(rows=table_rows, digest=table_digest.hexdigest())
+                tables, rows = tables + 1, rows + table_rows
+                line = orjson.dumps(record)
+            elif record["kind"] == "trailer":
+                line = orjson.dumps(
+                    {
+                        "kind": "trailer",
+                        "tables": tables,
+                        "rows": rows,
+                        "digest": file_digest.hexdigest(),
+                    }
+                )
+        out.append(line + b"\n")
+        if not line.startswith(b'{"kind":"trailer"'):
+            file_digest.update(line + b"\n")
+    return b"".join(out)
+
+
+class MalformedAccountRowsTests(AdminTestCase):
+    """Recomputed digests over rows that are not lists of their columns' values."""
+
+    def file_with_user_row(self, row: bytes) -> bytes:
+        User.objects.create_user("victim", password="pw")
+        stream = io.BytesIO()
+        stream.name = "plain.jsonl"
+        create_backup(stream)
+        lines = stream.getvalue().rstrip(b"\n").split(b"\n")
+        start = next(
+            i
+            for i, line in enumerate(lines)
+            if line.startswith(b'{"kind":"table","label":"auth.User"')
+        )
+        lines[start + 1] = row
+        return redigest(lines)
+
+    def upload_and_preview(self, content: bytes):
+        self.client.post(
+            url("backuprecord_upload"),
+            {"file": SimpleUploadedFile("short.jsonl", content)},
+        )
+        record = BackupRecord.objects.get()
+        assert record.provenance == Provenance.FOREIGN
+        response = self.client.get(url("backuprecord_restore", record.pk))
+        assert response.status_code == 200
+        return record, response.context["error"]
+
+    def test_a_short_user_row_is_reported_not_a_server_error(self):
+        record, error = self.upload_and_preview(self.file_with_user_row(b"[1]"))
+        assert error == (
+            f"{record.name}: its user and session rows cannot be read "
+            "(IndexError: list index out of range)"
+        )
+        with (
+            open_source(record.name) as source,
+            pytest.raises(BackupFormatError) as caught,
+        ):
+            auth_changes(source, "default")
+        assert str(caught.value) == (
+            f"{record.name}: its user, group and permission rows cannot be read "
+            "(IndexError: list index out of range)"
+        )
+
+    def test_a_user_row_that_is_not_json_is_reported(self):
+        record, error = self.upload_and_preview(self.file_with_user_row(b"[1,"))
+        assert error.startswith(
+            f"{record.name}: its user and session rows cannot be read "
+            "(JSONDecodeError: "
+        )
