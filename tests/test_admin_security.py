@@ -46,6 +46,7 @@ needs_line_bound = pytest.mark.skipif(
     "MAX_LINE_BYTES" not in conf.DEFAULTS,
     reason="the reader has no BACKUPS['MAX_LINE_BYTES'] bound yet",
 )
+LINE_BOUND = 1 << 16
 
 
 class UploadAndRestoreForeignTests(AdminTestCase):
@@ -264,22 +265,32 @@ class DamagedSyncTests(AdminTestCase):
 
     @needs_line_bound
     def test_an_oversized_header_line_is_recorded_damaged_once(self):
-        line = b'{"kind":"header","format":"backups_app","pad":"' + b"x" * 5000
-        backup_storage().save("bomb.jsonl.gz", io.BytesIO(gzip.compress(line)))
-        with override_settings(BACKUPS={"MAX_LINE_BYTES": 1024}):
+        # An intact backup whose header line is 8 MB long: a few KB of gzip.
+        header, rest = gzip.decompress(self._ours()).split(b"\n", 1)
+        padded = header[:-1] + b',"pad":"' + b"x" * (8 << 20) + b'"}\n' + rest
+        backup_storage().save("bomb.jsonl.gz", io.BytesIO(gzip.compress(padded)))
+        with override_settings(BACKUPS={"MAX_LINE_BYTES": LINE_BOUND}):
             [(name, integrity, problem)] = self.sync_twice()
         assert (name, integrity) == ("bomb.jsonl.gz", Integrity.DAMAGED)
         assert problem.startswith("bomb.jsonl.gz: ")
 
     @needs_line_bound
     def test_an_upload_with_an_oversized_line_is_refused_and_deleted(self):
-        data = gzip.decompress(self._ours())
-        header, rest = data.split(b"\n", 1)
-        padded = header[:-1] + b',"pad":"' + b"x" * 5000 + b'"}\n' + rest
-        with override_settings(BACKUPS={"MAX_LINE_BYTES": 1024}):
+        stream = io.BytesIO()
+        stream.name = "plain.jsonl"
+        create_backup(stream)
+        lines = stream.getvalue().rstrip(b"\n").split(b"\n")
+        assert len(lines[0]) < LINE_BOUND  # the header fits; one row does not
+        start = next(
+            i
+            for i, line in enumerate(lines)
+            if line.startswith(b'{"kind":"table","label":"auth.User"')
+        )
+        lines.insert(start + 1, b'[1,"' + b"x" * (4 * LINE_BOUND) + b'"]')
+        with override_settings(BACKUPS={"MAX_LINE_BYTES": LINE_BOUND}):
             response = self.client.post(
                 url("backuprecord_upload"),
-                {"file": SimpleUploadedFile("bomb.jsonl", padded)},
+                {"file": SimpleUploadedFile("bomb.jsonl", redigest(lines))},
             )
         assert response.status_code == 200
         [error] = response.context["form"].errors["file"]
