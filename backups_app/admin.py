@@ -11,7 +11,11 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, LogEntry
-from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
+from django.core.exceptions import (
+    PermissionDenied,
+    SuspiciousFileOperation,
+    ValidationError,
+)
 from django.db import router
 from django.http import (
     FileResponse,
@@ -31,20 +35,24 @@ from django.views.decorators.http import require_POST
 
 from .exceptions import BackupError, BackupFormatError, StorageError
 from .forms import DatabaseForm, RestoreConfirmForm, UploadForm
-from .models import BackupRecord, Integrity, Operation, ValidationRun
+from .models import BackupRecord, Integrity, Operation, Provenance, ValidationRun
 from .records import (
     check_name,
     delete_backup_file,
+    is_regular_file,
     open_source,
+    open_stored_file,
+    record_provenance,
     store_upload,
     sync_from_storage,
     who_survives,
 )
-from .streams import backup_storage
 
 PERMISSION_RUN = "backups_app.run_backup"
+PERMISSION_UPLOAD = "backups_app.upload_backup"
 PERMISSION_VALIDATE = "backups_app.validate_backup"
 PERMISSION_RESTORE = "backups_app.restore_backup"
+PERMISSION_RESTORE_FOREIGN = "backups_app.restore_foreign_backup"
 
 STATUS_CLASSES = {
     # Colour and text always go together: the class only adds the colour.
@@ -57,6 +65,9 @@ STATUS_CLASSES = {
     Operation.Status.FAILED: "status-bad",
     Operation.Status.QUEUED: "status-unknown",
     Operation.Status.RUNNING: "status-unknown",
+    Provenance.OURS: "status-ok",
+    Provenance.FOREIGN: "status-bad",
+    Provenance.UNCHECKED: "status-unknown",
 }
 
 
@@ -84,8 +95,38 @@ def require(request: HttpRequest, permission: str) -> None:
         raise PermissionDenied
 
 
+class NumericIdAdmin(admin.ModelAdmin):
+    """Answer 404, not 500 (or a redirect), for an id that is not one of ours."""
+
+    def check_object_id(self, object_id: Any) -> Any:
+        """Return the id as the primary key's value; raise Http404 if it cannot be."""
+        try:
+            value = self.opts.pk.to_python(object_id)
+        except ValidationError:
+            value = None
+        # Beyond 64 bits, drivers raise OverflowError (SQLite) or DataError.
+        if value is None or (isinstance(value, int) and not 0 < value < 2**63):
+            raise Http404(
+                _("No %(name)s with id %(id)r.")
+                % {"name": self.opts.verbose_name, "id": str(object_id)[:40]}
+            )
+        return value
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.check_object_id(object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        self.check_object_id(object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self.check_object_id(object_id)
+        return super().history_view(request, object_id, extra_context)
+
+
 @admin.register(BackupRecord)
-class BackupRecordAdmin(admin.ModelAdmin):
+class BackupRecordAdmin(NumericIdAdmin):
     list_display = (
         "name",
         "created",
@@ -93,10 +134,18 @@ class BackupRecordAdmin(admin.ModelAdmin):
         "contents_display",
         "made_by",
         "integrity_display",
+        "provenance_display",
         "validation_display",
     )
     list_display_links = ("name",)
-    list_filter = ("origin", "integrity", "database", "vendor", "last_validation_ok")
+    list_filter = (
+        "origin",
+        "integrity",
+        "provenance",
+        "database",
+        "vendor",
+        "last_validation_ok",
+    )
     search_fields = ("name", "database", "username", "vendor")
     ordering = ("-created", "-pk")
     readonly_fields = (
@@ -112,6 +161,7 @@ class BackupRecordAdmin(admin.ModelAdmin):
         "integrity_display",
         "integrity_checked",
         "problem",
+        "provenance_display",
         "validation_display",
         "recorded",
     )
@@ -143,6 +193,10 @@ class BackupRecordAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("integrity"), ordering="integrity")
     def integrity_display(self, obj: BackupRecord) -> str:
         return status_badge(obj.integrity, obj.get_integrity_display())
+
+    @admin.display(description=gettext_lazy("provenance"), ordering="provenance")
+    def provenance_display(self, obj: BackupRecord) -> str:
+        return status_badge(obj.provenance, obj.get_provenance_display())
 
     @admin.display(
         description=gettext_lazy("last validation"), ordering="last_validated"
@@ -218,6 +272,7 @@ class BackupRecordAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "can_run_backup": user.has_perm(PERMISSION_RUN),
+            "can_upload": user.has_perm(PERMISSION_UPLOAD),
             "recent_operations": Operation.objects.all()[:5],
             "active_restore": Operation.objects.filter(
                 kind=Operation.Kind.RESTORE, status__in=Operation.ACTIVE
@@ -226,6 +281,7 @@ class BackupRecordAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.check_object_id(object_id)  # before it goes into a query below
         user = request.user
         extra_context = {
             **(extra_context or {}),
@@ -237,13 +293,17 @@ class BackupRecordAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_record(self, pk: int) -> BackupRecord:
-        record = get_object_or_404(BackupRecord, pk=pk)
+        record = get_object_or_404(BackupRecord, pk=self.check_object_id(pk))
         try:
             check_name(record.name)
+            regular = is_regular_file(record.name)
         except SuspiciousFileOperation:
             raise Http404(
                 _("This record does not name a file in the backup storage.")
             ) from None
+        if not regular:
+            # A link (or folder, or device) put into the storage is never followed.
+            raise Http404(_("This record does not name a regular file."))
         return record
 
     def start(
@@ -252,13 +312,18 @@ class BackupRecordAdmin(admin.ModelAdmin):
         kind: str,
         database: str,
         record: BackupRecord | None = None,
+        allow_foreign: bool = False,
     ) -> HttpResponse | None:
         """Start an operation and redirect to its status page, or return None."""
         from .tasks import OperationRefused, start_operation
 
         try:
             operation = start_operation(
-                kind, database=database, user=request.user, backup=record
+                kind,
+                database=database,
+                user=request.user,
+                backup=record,
+                allow_foreign=allow_foreign,
             )
         except OperationRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
@@ -299,7 +364,8 @@ class BackupRecordAdmin(admin.ModelAdmin):
         )
 
     def upload_view(self, request: HttpRequest) -> HttpResponse:
-        require(request, PERMISSION_RUN)
+        # Not run_backup: an upload brings in a file from elsewhere.
+        require(request, PERMISSION_UPLOAD)
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             uploaded = form.cleaned_data["file"]
@@ -318,11 +384,23 @@ class BackupRecordAdmin(admin.ModelAdmin):
                 form.add_error("file", str(exc))
             else:
                 self.log_addition(request, record, _("Uploaded"))
+                if record.provenance == Provenance.OURS:
+                    message = _(
+                        "Uploaded %(name)s: an intact backup of %(tables)s tables, "
+                        "made by this installation."
+                    )
+                    level = messages.SUCCESS
+                else:
+                    message = _(
+                        "Uploaded %(name)s: an intact backup of %(tables)s tables, "
+                        "but not made by this installation (foreign); restoring it "
+                        "needs the permission to restore foreign backups."
+                    )
+                    level = messages.WARNING
                 self.message_user(
                     request,
-                    _("Uploaded %(name)s: an intact backup of %(tables)s tables.")
-                    % {"name": record.name, "tables": record.table_count},
-                    messages.SUCCESS,
+                    message % {"name": record.name, "tables": record.table_count},
+                    level,
                 )
                 return HttpResponseRedirect(self.changelist_url())
         return TemplateResponse(
@@ -366,9 +444,10 @@ class BackupRecordAdmin(admin.ModelAdmin):
     def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         require(request, PERMISSION_RUN)
         record = self.get_record(pk)
-        storage = backup_storage()
         try:
-            handle = storage.open(record.name, "rb")
+            handle = open_stored_file(record.name)
+        except StorageError:
+            raise Http404(_("This record does not name a regular file.")) from None
         except (OSError, SuspiciousFileOperation):
             self.message_user(
                 request,
@@ -421,12 +500,25 @@ class BackupRecordAdmin(admin.ModelAdmin):
         confirm_form = RestoreConfirmForm(
             request.POST if request.method == "POST" else None, database=database
         )
+        may_restore_foreign = request.user.has_perm(PERMISSION_RESTORE_FOREIGN)
+        if (
+            request.method == "POST"
+            and not may_restore_foreign
+            and self.provenance(record) != Provenance.OURS
+        ):
+            raise PermissionDenied
         if (
             request.method == "POST"
             and database_form.is_valid()
             and confirm_form.is_valid()
         ):
-            response = self.start(request, Operation.Kind.RESTORE, database, record)
+            response = self.start(
+                request,
+                Operation.Kind.RESTORE,
+                database,
+                record,
+                allow_foreign=may_restore_foreign,
+            )
             if response is not None:
                 return response
         return TemplateResponse(
@@ -439,15 +531,30 @@ class BackupRecordAdmin(admin.ModelAdmin):
                 database=database,
                 database_form=database_form,
                 confirm_form=confirm_form,
+                may_restore_foreign=may_restore_foreign,
                 **self.preview(request, record, database),
             ),
         )
+
+    def provenance(self, record: BackupRecord) -> str:
+        """Return whether the record's file was made here, reading it if not known."""
+        if record.provenance == Provenance.UNCHECKED:
+            from .provenance import provenance_of, verify_with_trailer
+
+            try:
+                with open_source(record.name) as source, source.open() as stream:
+                    header, _ends, trailer = verify_with_trailer(stream, record.name)
+            except (BackupError, SuspiciousFileOperation):
+                return Provenance.UNCHECKED
+            record_provenance(record, provenance_of(header, trailer))
+        return record.provenance
 
     def preview(
         self, request: HttpRequest, record: BackupRecord, database: str
     ) -> dict:
         """Plan the restore (reads the whole file) and check who survives it."""
         from .conf import app_settings
+        from .provenance import auth_changes
         from .restore import plan_restore
 
         result: dict[str, Any] = {
@@ -460,10 +567,22 @@ class BackupRecordAdmin(admin.ModelAdmin):
             with open_source(record.name) as source:
                 plan = plan_restore(source, using=database)
                 survivors = who_survives(source, request.user, with_session)
+                # Only for a foreign file: what it would do to the accounts.
+                changes = (
+                    None
+                    if plan.provenance == Provenance.OURS
+                    else auth_changes(source, database)
+                )
         except (BackupError, SuspiciousFileOperation) as exc:
             result["error"] = str(exc)
             return result
+        record_provenance(record, plan.provenance)
         result["plan"] = plan
+        result["foreign"] = plan.provenance != Provenance.OURS
+        result["can_confirm"] = plan.can_restore and (
+            not result["foreign"] or request.user.has_perm(PERMISSION_RESTORE_FOREIGN)
+        )
+        result["auth_changes"] = changes
         result["header"] = plan.header
         result["user_survives"] = survivors["user"]
         result["session_survives"] = survivors["session"]
@@ -472,7 +591,7 @@ class BackupRecordAdmin(admin.ModelAdmin):
 
 
 @admin.register(ValidationRun)
-class ValidationRunAdmin(admin.ModelAdmin):
+class ValidationRunAdmin(NumericIdAdmin):
     list_display = ("backup_name", "database", "started", "summary_display", "username")
     list_filter = ("ok", "database")
     search_fields = ("backup_name", "summary", "username")
@@ -494,6 +613,7 @@ class ValidationRunAdmin(admin.ModelAdmin):
         return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.check_object_id(object_id)
         if not self.has_view_permission(request):
             raise PermissionDenied
         run = get_object_or_404(ValidationRun, pk=object_id)
@@ -515,7 +635,7 @@ class ValidationRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(NumericIdAdmin):
     list_display = (
         "__str__",
         "kind",
@@ -581,6 +701,7 @@ class OperationAdmin(admin.ModelAdmin):
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.check_object_id(object_id)
         if not self.has_view_permission(request):
             raise PermissionDenied
         operation = get_object_or_404(Operation, pk=object_id)

@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "MIN_SIZE": None,
         "SHRINK_RATIO": 0.5,
     },
+    # Key (or list of keys, the first signs) of the trailer's mac; None: SECRET_KEY.
+    "SIGNING_KEY": None,
 }
 
 # Apps whose tables a restore must never touch: our own history, and task queues that
@@ -105,6 +107,10 @@ class AppSettings:
     @property
     def HEALTH(self) -> dict[str, Any]:
         return {**DEFAULTS["HEALTH"], **self._get("HEALTH")}
+
+    @property
+    def SIGNING_KEY(self) -> str | list[str] | None:
+        return self._get("SIGNING_KEY")
 
 
 app_settings = AppSettings()

@@ -42,6 +42,7 @@ class BackupWriter:
         self.tables = 0
         self.rows = 0
         self._table: str | None = None
+        self._header: dict[str, Any] = {}
         self._table_digest = None
         self._table_rows = 0
         self._worker = (
@@ -93,6 +94,7 @@ class BackupWriter:
         self._run(self._write_now, data)
 
     def write_header(self, header: dict[str, Any]) -> None:
+        self._header = header  # signed in the trailer (provenance)
         self._write(
             _record(kind="header", format=FORMAT_NAME, version=FORMAT_VERSION, **header)
         )
@@ -132,7 +134,16 @@ class BackupWriter:
     def write_trailer(self) -> str:
         self._wait()
         digest = self.file_digest.hexdigest()
+        from .provenance import sign
+
+        mac = sign(digest, self._header)
         self.stream.write(
-            _record(kind="trailer", tables=self.tables, rows=self.rows, digest=digest)
+            _record(
+                kind="trailer",
+                tables=self.tables,
+                rows=self.rows,
+                digest=digest,
+                mac=mac,
+            )
         )
         return digest

@@ -32,8 +32,10 @@ class UploadForm(forms.Form):
     file = forms.FileField(
         label=_("Backup file"),
         help_text=_(
-            "A file written by this app (.jsonl or .jsonl.gz). It is checked before "
-            "it is kept; a damaged or foreign file is refused."
+            "A file written by this app (.jsonl or .jsonl.gz). It is checked "
+            "completely before it is kept, and a damaged file is refused. A file not "
+            "made by this installation is kept as foreign: restoring it needs its "
+            "own permission."
         ),
     )
 

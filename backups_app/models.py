@@ -26,6 +26,12 @@ class Integrity(models.TextChoices):
     DAMAGED = "damaged", _("damaged")
 
 
+class Provenance(models.TextChoices):
+    UNCHECKED = "unchecked", _("unchecked")
+    OURS = "ours", _("made here")
+    FOREIGN = "foreign", _("foreign")
+
+
 class BackupRecord(models.Model):
     """A backup file in the backup storage, by its storage name."""
 
@@ -52,6 +58,14 @@ class BackupRecord(models.Model):
         _("integrity checked"), null=True, blank=True
     )
     problem = models.TextField(_("problem"), blank=True)
+    # Whether the trailer's mac verifies with this installation's key: known once
+    # the whole file has been read (written here, uploaded, previewed for restore).
+    provenance = models.CharField(
+        _("provenance"),
+        max_length=20,
+        choices=Provenance.choices,
+        default=Provenance.UNCHECKED,
+    )
     recorded = models.DateTimeField(_("recorded"), auto_now_add=True)
     last_validated = models.DateTimeField(_("last validated"), null=True, blank=True)
     last_validation_ok = models.BooleanField(
@@ -66,9 +80,14 @@ class BackupRecord(models.Model):
         verbose_name_plural = _("backups")
         ordering = ["-created", "-pk"]
         permissions = [
-            ("run_backup", _("Can take, upload and download backups")),
+            ("run_backup", _("Can take and download backups")),
+            ("upload_backup", _("Can upload backup files")),
             ("validate_backup", _("Can validate backups against the database")),
             ("restore_backup", _("Can restore backups over the database")),
+            (
+                "restore_foreign_backup",
+                _("Can restore backups not made by this installation"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -184,6 +203,9 @@ class Operation(models.Model):
     message = models.TextField(_("message"), blank=True)
     result = models.JSONField(_("result"), default=dict, blank=True)
     task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    # Set when the user who started a restore may restore a foreign file; the worker
+    # checks the file's provenance again, as it reads it.
+    allow_foreign = models.BooleanField(_("foreign file allowed"), default=False)
     # "restore" while a restore is queued or running, else NULL: the unique index
     # lets only one restore be active at a time, whatever races between requests.
     exclusive = models.CharField(max_length=20, null=True, blank=True, unique=True)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import tempfile
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +23,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import get_valid_filename
 
-from .exceptions import BackupError, BackupFormatError
-from .models import BackupRecord, Integrity, Origin
+from .exceptions import BackupError, BackupFormatError, StorageError, one_line
+from .models import BackupRecord, Integrity, Origin, Provenance
+from .provenance import provenance_of, verify_with_trailer
 from .reader import BackupReader
-from .streams import BackupSource, backup_storage
+from .streams import BackupSource, backup_storage, stored_path
+
+# Uploads are copied into the storage this much at a time.
+UPLOAD_CHUNK = 1 << 20
 
 
 def check_name(name: str) -> str:
@@ -88,6 +95,7 @@ def record_backup(
             else Origin.COMMAND,
             # Written and sealed with per-table and whole-file digests just now.
             "integrity": Integrity.INTACT,
+            "provenance": Provenance.OURS,
             "integrity_checked": _now(),
             "problem": "",
         },
@@ -143,14 +151,20 @@ def sync_from_storage() -> tuple[list[BackupRecord], list[str]]:
         record = BackupRecord(
             name=name,
             origin=Origin.SAFETY if name.startswith("safety-") else Origin.STORAGE,
-            size=storage.size(name),
         )
+        # Whatever is wrong with one file is recorded with it, so the file is not
+        # read again by every later sync, and the sync goes on with the others.
         try:
+            record.size = storage.size(name)
+            if not is_regular_file(name):
+                raise BackupFormatError(
+                    f"{name}: is not a regular file in the backup storage"
+                )
             header = read_header(name)
-        except BackupError as exc:
+        except (BackupError, OSError, EOFError, ValueError, zlib.error) as exc:
             record.integrity = Integrity.DAMAGED
             record.integrity_checked = _now()
-            record.problem = str(exc)
+            record.problem = one_line(exc) or type(exc).__name__
         else:
             record.database = str(header.get("database", ""))[:100]
             record.vendor = str(header.get("vendor", ""))[:30]
@@ -167,6 +181,80 @@ def sync_from_storage() -> tuple[list[BackupRecord], list[str]]:
     return added, sorted(gone)
 
 
+def is_regular_file(name: str) -> bool:
+    """Tell whether a stored name is a regular file, not a link, folder or device.
+
+    Storages without local paths hold only regular files.
+    """
+    path = stored_path(check_name(name))
+    if path is None:
+        return True
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True  # the caller reports the missing file in its own words
+
+
+def open_stored_file(name: str):
+    """Open a stored backup for download: a regular file in the storage, no link.
+
+    Raises StorageError for a link or anything else that is not a regular file,
+    and OSError when the file is gone.
+    """
+    storage = backup_storage()
+    path = stored_path(check_name(name))
+    if path is None:
+        return storage.open(name, "rb")
+    try:
+        # O_NOFOLLOW: a symbolic link put in the storage, even just now, is refused
+        # rather than followed out of it.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise StorageError(
+                f"{name} is a link, not a regular file in the backup storage."
+            ) from exc
+        raise
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise StorageError(f"{name} is not a regular file in the backup storage.")
+    return os.fdopen(descriptor, "rb")
+
+
+def _save_upload(storage: Any, name: str, uploaded: Any) -> str:
+    """Copy an upload into the storage with the same mode as the backups made here.
+
+    Local storages get it through a temporary file (0600, like every backup this
+    app writes; Django's FILE_UPLOAD_PERMISSIONS would make it 0644) that is linked
+    into place only when complete, so no half-copied file carries a backup's name.
+    """
+    name = storage.get_available_name(name)
+    path = stored_path(name)
+    if path is None:
+        return storage.save(name, uploaded)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=".upload-", suffix=".partial"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            for chunk in uploaded.chunks(UPLOAD_CHUNK):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        for _attempt in range(10):
+            try:
+                # link, not replace: never overwrite a file that took the name since.
+                os.link(temporary, path)
+                return name
+            except FileExistsError:
+                name = storage.get_available_name(name)
+                path = stored_path(name)
+        raise StorageError(f"Cannot find a free name for {name!r} in the storage.")
+    finally:
+        os.unlink(temporary)
+
+
 def upload_name(client_name: str) -> str:
     """Return a storage name for an uploaded file, built from its base name only."""
     base = os.path.basename(client_name.replace("\\", "/")) or "backup"
@@ -180,20 +268,18 @@ def store_upload(
 ) -> BackupRecord:
     """Save an uploaded backup into storage, check it, and record it.
 
-    The storage copies the upload chunk by chunk (or moves Django's temporary file);
-    a file that is not an intact backup is removed again and BackupFormatError is
-    raised with a message that names it as the user did.
+    The upload is copied chunk by chunk, then read whole; a file that is not an
+    intact backup is removed again and BackupFormatError is raised with a message
+    that names it as the user did. The record notes whether the file's mac verifies
+    (provenance): an intact file is still foreign unless it was made here.
     """
     storage = backup_storage()
-    name = storage.save(upload_name(uploaded.name), uploaded)
+    name = _save_upload(storage, upload_name(uploaded.name), uploaded)
     try:
         check_name(name)
-        with open_source(name) as source:
+        with open_source(name) as source, source.open() as stream:
             try:
-                header = read_header(name)
-                from .validate import validate_backup
-
-                report = validate_backup(source, file_only=True)
+                header, ends, trailer = verify_with_trailer(stream, name)
             except BackupError as exc:
                 message = str(exc).replace(name, uploaded.name)
                 raise BackupFormatError(message) from exc
@@ -206,13 +292,15 @@ def store_upload(
         vendor=str(header.get("vendor", ""))[:30],
         created=_aware(header.get("created")),
         size=storage.size(name),
-        table_count=len(report.tables),
-        rows=report.file_rows,
+        table_count=len(ends),
+        rows=sum(end.rows for end in ends.values()),
         origin=Origin.UPLOAD,
         username=username,
         user_id=user_id,
         integrity=Integrity.INTACT,
         integrity_checked=_now(),
+        # Foreign unless its mac verifies with our key: a file can be made anywhere.
+        provenance=provenance_of(header, trailer),
     )
 
 
@@ -222,6 +310,13 @@ def delete_backup_file(record: BackupRecord) -> None:
     storage = backup_storage()
     if storage.exists(record.name):
         storage.delete(record.name)
+
+
+def record_provenance(record: BackupRecord, provenance: str) -> None:
+    """Note whether the record's file was made here, once it has been read whole."""
+    if record.provenance != provenance:
+        record.provenance = provenance
+        record.save(update_fields=["provenance"])
 
 
 def record_integrity(record: BackupRecord, problem: str | None) -> None:
@@ -244,8 +339,6 @@ def who_survives(
 
     user_model = get_user_model()
     user_label = user_model._meta.label
-    pk_column = user_model._meta.pk.column
-    name_column = user_model._meta.get_field(user_model.USERNAME_FIELD).column
     wanted = {user_label}
     session_label = None
     if session_key:
@@ -255,6 +348,28 @@ def who_survives(
             session_label = "sessions.Session"
             wanted.add(session_label)
     found: dict[str, bool | None] = {"user": None, "session": None}
+    try:
+        _find_user_and_session(source, found, wanted, user_model, user, session_key)
+    except (ValueError, IndexError, TypeError) as exc:
+        # Digests recomputed over rows that are not lists of the columns' values.
+        raise BackupFormatError(
+            f"{source.name}: its user and session rows cannot be read "
+            f"({type(exc).__name__}: {one_line(exc)})"
+        ) from exc
+    return found
+
+
+def _find_user_and_session(
+    source: BackupSource,
+    found: dict[str, bool | None],
+    wanted: set[str],
+    user_model: Any,
+    user: Any,
+    session_key: str | None,
+) -> None:
+    user_label = user_model._meta.label
+    pk_column = user_model._meta.pk.column
+    name_column = user_model._meta.get_field(user_model.USERNAME_FIELD).column
     username = str(user.get_username())
     user_pk = str(user.pk)
     with source.open() as stream:
@@ -279,7 +394,6 @@ def who_survives(
                         found[slot] = True
             if not wanted:
                 break
-    return found
 
 
 def forget_backup(name: str) -> None:

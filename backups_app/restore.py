@@ -21,7 +21,8 @@ from .conf import app_settings
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
 from .graph import TableSpec, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
-from .reader import BackupReader, TableEnd, verify
+from .provenance import provenance_of, verify_with_trailer
+from .reader import BackupReader, TableEnd
 from .schema import aligned, compare_schema
 from .streams import BackupSource
 
@@ -44,6 +45,8 @@ class RestorePlan:
     tables: tuple[TablePlan, ...]
     schema_differences: tuple[str, ...]
     ends: dict[str, TableEnd] = field(repr=False)
+    # "ours" when the trailer's mac verifies with this installation's key (provenance).
+    provenance: str = "foreign"
 
     @property
     def can_restore(self) -> bool:
@@ -64,6 +67,7 @@ class RestorePlan:
             "created": self.header.get("created"),
             "vendor": self.header.get("vendor"),
             "can_restore": self.can_restore,
+            "provenance": self.provenance,
             "rows_now": self.rows_now,
             "rows_in_file": self.rows_in_file,
             "schema_differences": list(self.schema_differences),
@@ -102,7 +106,7 @@ def plan_restore(
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        header, ends = verify(stream, source.name)
+        header, ends, trailer = verify_with_trailer(stream, source.name)
     specs = table_specs(using, header.get("exclude", ()))
     backend = backend_for(using)
     try:
@@ -124,7 +128,15 @@ def plan_restore(
         )
         for label in labels
     )
-    return RestorePlan(source, using, header, plan, tuple(differences), ends)
+    return RestorePlan(
+        source,
+        using,
+        header,
+        plan,
+        tuple(differences),
+        ends,
+        provenance_of(header, trailer),
+    )
 
 
 @signals.announces_failure(signals.restore_failed, "source")

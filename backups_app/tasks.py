@@ -20,12 +20,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .exceptions import BackupError, OperationInProgressError
-from .models import BackupRecord, Operation, ValidationRun
+from .models import BackupRecord, Operation, Provenance, ValidationRun
 from .progress import Progress
 from .records import (
     open_source,
     record_backup,
     record_integrity,
+    record_provenance,
 )
 
 logger = logging.getLogger(__name__)
@@ -97,11 +98,13 @@ def start_operation(
     database: str,
     user: Any,
     backup: BackupRecord | None = None,
+    allow_foreign: bool = False,
 ) -> Operation:
     """Create the Operation, then enqueue it or run it here; return it.
 
     Refuses (OperationRefused) while a restore is queued or running, and refuses a
-    restore while any other operation is.
+    restore while any other operation is. A restore with ``allow_foreign`` false
+    refuses (fails) a file not made by this installation.
     """
     fields = {
         "kind": kind,
@@ -111,6 +114,7 @@ def start_operation(
         "username": user.get_username(),
         "user_id": str(user.pk),
         "exclusive": kind if kind == Operation.Kind.RESTORE else None,
+        "allow_foreign": allow_foreign,
     }
     db = router.db_for_write(Operation)
     try:
@@ -316,6 +320,18 @@ class OperationRunner:
         using = self.operation.database
         with open_source(record.name) as source:
             plan = plan_restore(source, using=using, progress=self.progress)
+            record_provenance(record, plan.provenance)
+            # Checked again on the file as read now: it may have been replaced in
+            # the storage since the preview.
+            if plan.provenance != Provenance.OURS and not self.operation.allow_foreign:
+                raise BackupError(
+                    _(
+                        "%(name)s was not made by this installation; restoring it "
+                        "needs the permission to restore foreign backups. Nothing "
+                        "was changed."
+                    )
+                    % {"name": record.name}
+                )
             summary = restore_backup(plan, progress=self.progress)
         data = summary.to_dict()
         data["source"] = record.name

@@ -46,6 +46,11 @@ class Command(BaseCommand):
             default=None,
             help="Do not back up the current data first (BACKUPS['SAFETY_BACKUP']).",
         )
+        parser.add_argument(
+            "--allow-foreign",
+            action="store_true",
+            help="With --noinput, restore a file not made by this installation.",
+        )
 
     def handle(
         self,
@@ -56,6 +61,7 @@ class Command(BaseCommand):
         dry_run: bool,
         safety_backup: bool | None,
         json: bool,
+        allow_foreign: bool = False,
         **options: Any,
     ) -> None:
         verbosity = options["verbosity"]
@@ -75,6 +81,14 @@ class Command(BaseCommand):
             self._render_plan(plan)
         elif verbosity >= 1:
             self._render_differences(plan)
+        foreign = plan.provenance != "ours"
+        if foreign and verbosity >= 1:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Warning: {plan.source.name} was not made by this installation "
+                    "(its mac does not verify); it may hold any users and permissions."
+                )
+            )
         if not plan.can_restore:
             raise command_error(
                 IncompatibleBackupError(
@@ -87,8 +101,14 @@ class Command(BaseCommand):
             if not json and verbosity >= 1:
                 self.stdout.write("Dry run: nothing was changed.")
             return
+        if foreign and not interactive and not allow_foreign:
+            raise CommandError(
+                f"Restore refused: {plan.source.name} was not made by this "
+                "installation; pass --allow-foreign to restore it anyway.",
+                returncode=EXIT_FAILED,
+            )
         if interactive:
-            self._confirm(plan)
+            self._confirm(plan, foreign)
         with running(self, {**options, "json": json}) as progress:
             summary = restore_backup(
                 plan, safety_backup=safety_backup, progress=progress
@@ -127,7 +147,7 @@ class Command(BaseCommand):
         for difference in plan.schema_differences:
             self.stdout.write(self.style.ERROR(f"  schema: {difference}"))
 
-    def _confirm(self, plan: RestorePlan) -> None:
+    def _confirm(self, plan: RestorePlan, foreign: bool = False) -> None:
         if not sys.stdin.isatty():
             raise CommandError(
                 "Restore cancelled: standard input is not a terminal; pass --noinput "
@@ -138,6 +158,7 @@ class Command(BaseCommand):
             self.style.WARNING(
                 f"This replaces every row of {len(plan.tables)} tables in database "
                 f"{plan.database!r} with the backup's rows."
+                + (" The file was NOT made by this installation." if foreign else "")
             )
         )
         try:

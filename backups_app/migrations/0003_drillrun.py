@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backups_app', '0001_initial'),
+        ('backups_app', '0002_provenance_and_permissions'),
     ]
 
     operations = [
