@@ -33,9 +33,18 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from .conf import app_settings
 from .exceptions import BackupError, BackupFormatError, StorageError
 from .forms import DatabaseForm, RestoreConfirmForm, UploadForm
-from .models import BackupRecord, Integrity, Operation, Provenance, ValidationRun
+from .models import (
+    BackupRecord,
+    DrillRun,
+    Integrity,
+    Operation,
+    Provenance,
+    ValidationRun,
+)
+from .operations.health import check_all
 from .records import (
     check_name,
     delete_backup_file,
@@ -274,6 +283,8 @@ class BackupRecordAdmin(NumericIdAdmin):
             "can_run_backup": user.has_perm(PERMISSION_RUN),
             "can_upload": user.has_perm(PERMISSION_UPLOAD),
             "recent_operations": Operation.objects.all()[:5],
+            "health_problems": check_all(verify=False),
+            "health_databases": app_settings.HEALTH["DATABASES"],
             "active_restore": Operation.objects.filter(
                 kind=Operation.Kind.RESTORE, status__in=Operation.ACTIVE
             ).first(),
@@ -632,6 +643,49 @@ class ValidationRunAdmin(NumericIdAdmin):
                 "record_opts": BackupRecord._meta,
             },
         )
+
+
+@admin.register(DrillRun)
+class DrillRunAdmin(NumericIdAdmin):
+    """Restore drills (``drillbackup``): read-only, like every record here."""
+
+    list_display = (
+        "backup_name",
+        "source_database",
+        "scratch_database",
+        "started",
+        "result_display",
+        "seconds",
+    )
+    list_filter = ("ok", "source_database", "scratch_database")
+    search_fields = ("backup_name", "summary")
+    date_hierarchy = "started"
+    readonly_fields = (
+        "backup_name",
+        "source_database",
+        "scratch_database",
+        "started",
+        "seconds",
+        "result_display",
+        "failed_step",
+        "message",
+    )
+    fields = readonly_fields
+
+    @admin.display(description=gettext_lazy("result"), ordering="ok")
+    def result_display(self, obj: DrillRun) -> str:
+        return status_badge("match" if obj.ok else "differ", obj.summary)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(
+            PERMISSION_VALIDATE
+        ) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Operation)

@@ -27,7 +27,13 @@ from django.utils.crypto import get_random_string
 from backups_app import conf
 from backups_app.backup import create_backup
 from backups_app.exceptions import BackupFormatError
-from backups_app.models import BackupRecord, Integrity, Operation, Provenance
+from backups_app.models import (
+    BackupRecord,
+    DrillRun,
+    Integrity,
+    Operation,
+    Provenance,
+)
 from backups_app.provenance import auth_changes
 from backups_app.records import open_source
 from backups_app.streams import backup_storage
@@ -344,6 +350,7 @@ KINDS = [
     "delete_backuprecord",
     "view_operation",
     "view_validationrun",
+    "view_drillrun",
     "superuser",
 ]
 ALL_CODENAMES = KINDS[3:-1]
@@ -388,6 +395,8 @@ def expected(kind: str, cell: str) -> int:
         )
     elif view.startswith("validationrun") and kind == "validate_backup":
         permitted = True
+    elif view.startswith("drillrun"):
+        permitted = kind in ("superuser", "view_drillrun", "validate_backup")
     elif view == "restore-foreign" and method == "GET":
         # The preview opens with restore_backup alone; it shows the warning.
         permitted = allowed(kind, "restore_backup")
@@ -442,6 +451,9 @@ def _permission_matrix(kind: str, tmp_path: Path) -> None:
     )
     operation = Operation.objects.create(kind="backup", database="default")
     run = ours.validations.create(backup_name=ours.name, database="default")
+    drill = DrillRun.objects.create(
+        backup_name=ours.name, source_database="default", scratch_database="other"
+    )
     cells = {
         "GET changelist": url("backuprecord_changelist"),
         "GET change": url("backuprecord_change", ours.pk),
@@ -458,6 +470,8 @@ def _permission_matrix(kind: str, tmp_path: Path) -> None:
         "GET operation_change": url("operation_change", operation.pk),
         "GET validationrun_changelist": url("validationrun_changelist"),
         "GET validationrun_change": url("validationrun_change", run.pk),
+        "GET drillrun_changelist": url("drillrun_changelist"),
+        "GET drillrun_change": url("drillrun_change", drill.pk),
         # POSTs that pass the permission check stop at a form error (unknown
         # database, no file, no typed confirmation), except sync and delete.
         "POST backup": url("backuprecord_backup"),

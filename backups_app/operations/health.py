@@ -14,7 +14,7 @@ from typing import Any
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..exceptions import BackupFormatError, one_line
+from ..exceptions import BackupError, BackupFormatError, one_line
 from ..validate import validate_backup
 from .inventory import BACKUP, list_backups
 from .units import format_duration, parse_duration, parse_size
@@ -131,3 +131,18 @@ def _last_drill(database: str) -> Any:
         return DrillRun.objects.filter(source_database=database).first()
     except DatabaseError:  # the app's tables are not migrated on this database
         return None
+
+
+def check_all(*, verify: bool = False) -> list[Problem]:
+    """Return the problems of every database in ``BACKUPS['HEALTH']['DATABASES']``;
+    a failure to look is itself a problem (the admin shows them, it never raises)."""
+    databases = list(app_settings.HEALTH["DATABASES"])
+    try:
+        policy = HealthPolicy.from_settings()
+        return [
+            problem
+            for database in databases
+            for problem in check_database(database, policy, verify=verify)
+        ]
+    except (BackupError, ValueError) as exc:
+        return [Problem("", "cannot-check", f"Cannot check the backups: {exc}")]
