@@ -10,13 +10,16 @@ DEMO_FILE ?= backups/demo.jsonl.gz
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-sqlite test-postgres test-mysql test-crossvendor lint
+.PHONY: help venv demo test test-quick test-slow test-sqlite test-postgres test-mysql test-crossvendor lint matrix
 
 help:
 	@echo "make demo           seed a demo shop, back it up, change it, restore, validate"
 	@echo "make test           run the test suite on SQLite, PostgreSQL and MySQL/MariaDB,"
-	@echo "                    then the cross-vendor tests"
+	@echo "                    then the cross-vendor tests (about 15 minutes on 2 cores)"
+	@echo "make test-quick     SQLite only, for iteration (a few minutes)"
+	@echo "make test-slow      the slow tests (big files, many examples), on SQLite"
 	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
+	@echo "make matrix         nox: every Python x Django x database (nox -l lists them)"
 	@echo "make lint           ruff check"
 	@echo "make venv           create $(VENV) and install everything (the other targets do this first)"
 
@@ -72,25 +75,40 @@ demo: venv
 	@echo
 	@echo "Demo done: the restored database equals $(DEMO_FILE), row for row."
 
-test: test-sqlite test-postgres test-mysql test-crossvendor
+# Slow tests (marked slow) are left out of these; test-slow runs them.
+QUICK := not crossvendor and not slow
+
+test:
+	@started=$$(date +%s); \
+	status=0; $(MAKE) --no-print-directory -k test-sqlite test-postgres test-mysql test-crossvendor || status=$$?; \
+	echo "==> make test took $$(( $$(date +%s) - started )) s"; exit $$status
+
+test-quick: test-sqlite
+
+test-slow: venv
+	@echo "==> Slow tests on SQLite"
+	BACKUPS_TEST_DB=sqlite $(PY) -m pytest -m "slow and not crossvendor" $(PYTEST_ARGS)
+
+matrix: venv
+	$(PY) -m nox $(NOX_ARGS)
 
 test-sqlite: venv
 	@echo "==> Test suite on SQLite"
-	BACKUPS_TEST_DB=sqlite $(PY) -m pytest -m "not crossvendor" $(PYTEST_ARGS)
+	BACKUPS_TEST_DB=sqlite $(PY) -m pytest -m "$(QUICK)" $(PYTEST_ARGS)
 
 test-postgres: venv
 	@echo "==> Test suite on PostgreSQL"
-	BACKUPS_TEST_DB=postgres $(PY) -m pytest -m "not crossvendor" $(PYTEST_ARGS)
+	BACKUPS_TEST_DB=postgres $(PY) -m pytest -m "$(QUICK)" $(PYTEST_ARGS)
 
 test-mysql: venv
 	@echo "==> Test suite on MySQL/MariaDB"
-	BACKUPS_TEST_DB=mysql $(PY) -m pytest -m "not crossvendor" $(PYTEST_ARGS)
+	BACKUPS_TEST_DB=mysql $(PY) -m pytest -m "$(QUICK)" $(PYTEST_ARGS)
 
 # Backups taken on one vendor and restored into another, every pair; a vendor that
 # cannot be reached is reported and its pairs skipped (unless BACKUPS_REQUIRE_DBS).
 test-crossvendor: venv
 	@echo "==> Cross-vendor tests (SQLite, PostgreSQL, MySQL/MariaDB at once)"
-	BACKUPS_CROSSVENDOR=1 $(PY) -m pytest -m crossvendor $(PYTEST_ARGS)
+	BACKUPS_CROSSVENDOR=1 $(PY) -m pytest -m "crossvendor and not slow" $(PYTEST_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .
