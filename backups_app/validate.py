@@ -10,7 +10,7 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 
 from . import signals
 from .backends import Backend, backend_for
@@ -24,7 +24,7 @@ from .codec import (
 from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, one_line
-from .graph import TableSpec, table_specs
+from .graph import TableSpec, require_database, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
 from .reader import BackupReader, TableSection, row_lines
 from .schema import aligned, compare_schema
@@ -226,8 +226,8 @@ def validate_backup(
     """
     started = time.perf_counter()
     source = source if isinstance(source, BackupSource) else BackupSource(source)
-    if not file_only and using not in connections:
-        raise BackupError(f"Unknown database {using!r}.")
+    if not file_only:
+        require_database(using)
     with source.open() as stream:
         reader = BackupReader(stream, source.name)
         header = reader.header
