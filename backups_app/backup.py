@@ -218,6 +218,25 @@ def unreadable_value(
     Called only once a batch has failed: the batch is encoded again value by value,
     with fresh encoders, until one fails.
     """
+    return _locate(spec, rows, connection) or (
+        f"{spec.label}: cannot back up a row ({type(error).__name__}: "
+        f"{one_line(error)})"
+    )
+
+
+def unreadable_value_in_table(spec: TableSpec, backend, error: Exception) -> str:
+    """Like ``unreadable_value``, for an error met while the table was being read
+    in some other way (validation): read the table again to find the value."""
+    with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
+        for rows in batches:
+            if found := _locate(spec, rows, backend.connection):
+                return found
+    return (
+        f"{spec.label}: cannot read a row ({type(error).__name__}: {one_line(error)})"
+    )
+
+
+def _locate(spec: TableSpec, rows: list[tuple], connection) -> str | None:
     pk_indexes = [spec.fields.index(f) for f in spec.pk_fields]
     encoders = [column_encoder(f, spec.table, connection) for f in spec.fields]
     for row in rows:
@@ -231,10 +250,7 @@ def unreadable_value(
                 return (
                     f"{spec.label}.{column.name}, pk {pk}: {_what(column, value, exc)}"
                 )
-    return (
-        f"{spec.label}: cannot back up a row ({type(error).__name__}: "
-        f"{one_line(error)})"
-    )
+    return None
 
 
 def _shown_pk(values: tuple) -> str:

@@ -14,6 +14,7 @@ from django.db import DatabaseError
 
 from . import signals
 from .backends import Backend, backend_for
+from .backup import unreadable_value_in_table
 from .codec import (
     block_encoder,
     lines_encoder,
@@ -283,9 +284,14 @@ def _compare_database(
                     table.db_rows = backend.count(spec)
                     table.problem = "columns differ"
                     continue
-                _compare_rows(
-                    table, aligned(spec, section.columns), section, backend, progress
-                )
+                columns = aligned(spec, section.columns)
+                try:
+                    _compare_rows(table, columns, section, backend, progress)
+                except (ValueError, ArithmeticError, TypeError, AttributeError) as exc:
+                    # A stored value Django cannot read (SQLite keeps anything).
+                    raise BackupError(
+                        unreadable_value_in_table(spec, backend, exc)
+                    ) from exc
             for spec in specs:
                 if spec.label not in seen:
                     report.tables.append(_extra_table(spec, backend))

@@ -149,3 +149,17 @@ class UnreadableValueTests(TestCase):
             "JSON (Expecting value: line 1 column 202 (char 201))",
             1,
         )
+
+    def test_validatebackup_names_the_value_and_could_not_run(self):
+        from django.core.management.base import CommandError
+
+        file = self.tmp_path / "zoo.jsonl.gz"
+        create_backup(file)
+        pk = self.store("decimal_money", 123456789012.5)
+        with pytest.raises(CommandError) as excinfo:
+            run_command("validatebackup", str(file))
+        assert (str(excinfo.value), excinfo.value.returncode) == (
+            f"testapp.AllFields.decimal_money, pk {pk}: the stored value "
+            "123456789012.5 does not fit the field (max_digits 10, decimal_places 2)",
+            4,
+        )
