@@ -263,3 +263,15 @@ class CheckCommandTests(TestCase):
     def test_an_unknown_key_is_reported_but_does_not_stop_commands(self):
         _, stderr = run_command("check")
         assert "(backups_app.W001) Unknown key 'STORGE' in BACKUPS." in stderr
+
+
+def test_every_check_id_is_documented():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    source = (root / "backups_app" / "checks.py").read_text()
+    used = set(re.findall(r'id="(backups_app\.[EW]\d{3})"', source))
+    documented = (root / "docs" / "usage.md").read_text()
+    assert len(used) == 11
+    assert {check_id for check_id in used if f"`{check_id}`" not in documented} == set()
