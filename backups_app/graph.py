@@ -92,8 +92,10 @@ def _is_backed_up(model: type[models.Model], using: str) -> bool:
     )
 
 
-def require_tables(specs: Iterable[TableSpec], using: str) -> None:
-    """Raise BackupError naming the first model whose table the database lacks."""
+def require_tables(
+    specs: Iterable[TableSpec], using: str, error: type[BackupError] = BackupError
+) -> None:
+    """Raise ``error`` naming the first model whose table the database lacks."""
     connection = connections[using]
     with connection.cursor() as cursor:
         existing = set(connection.introspection.table_names(cursor))
@@ -104,7 +106,7 @@ def require_tables(specs: Iterable[TableSpec], using: str) -> None:
         if connection.features.ignores_table_name_case:
             table = table.lower()
         if table not in existing:
-            raise BackupError(
+            raise error(
                 f"{spec.label}: table {spec.table!r} does not exist in database "
                 f"{using!r}; run migrate, or exclude the model."
             )

@@ -19,7 +19,7 @@ from .codec import block_encoder, loads_block, row_decoder
 from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
-from .graph import TableSpec, require_database, table_specs
+from .graph import TableSpec, require_database, require_tables, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
 from .reader import BackupReader, TableEnd, verify
 from .schema import aligned, compare_schema
@@ -105,6 +105,7 @@ def plan_restore(
     specs = table_specs(using, header.get("exclude", ()))
     backend = backend_for(using)
     try:
+        require_tables(specs, using, IncompatibleBackupError)
         differences = compare_schema(header, specs, using)
         current = {spec.label: backend.count(spec) for spec in specs}
     except DatabaseError as exc:

@@ -25,7 +25,7 @@ from .codec import (
 from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, one_line
-from .graph import TableSpec, require_database, table_specs
+from .graph import TableSpec, require_database, require_tables, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
 from .reader import BackupReader, TableSection, row_lines
 from .schema import aligned, compare_schema
@@ -266,6 +266,7 @@ def _compare_database(
     backend = backend_for(using)
     try:
         with backend.snapshot():
+            require_tables(specs, using)
             report.schema_differences = compare_schema(header, specs, using)
             seen = set()
             for section in reader.tables():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.core.management.base import CommandError
 from django.db import connection
 from django.test import TestCase, TransactionTestCase
 
@@ -66,6 +67,24 @@ class MissingTableTests(TransactionTestCase):
         )
         assert list(self.tmp_path.iterdir()) == []
 
+    def test_restore_and_validate_name_the_model_too(self):
+        file = self.tmp_path / "zoo.jsonl"
+        self.recreate()
+        create_backup(file)
+        with connection.schema_editor() as editor:
+            editor.delete_model(Secretive)
+        message = (
+            "testapp.Secretive: table 'testapp_secretive' does not exist in database "
+            "'default'; run migrate, or exclude the model."
+        )
+        for command, code in (
+            (["validatebackup", str(file)], 4),
+            (["restore", str(file), "--noinput"], 3),
+        ):
+            with pytest.raises(CommandError) as excinfo:
+                run_command(*command)
+            assert (str(excinfo.value), excinfo.value.returncode) == (message, code)
+
     def test_excluding_the_model_makes_the_backup_work(self):
         summary = create_backup(
             self.tmp_path / "zoo.jsonl", exclude=["testapp.Secretive"]
@@ -101,8 +120,6 @@ class UnreadableValueTests(TestCase):
         return pk
 
     def backup_error(self) -> tuple[str, int]:
-        from django.core.management.base import CommandError
-
         with pytest.raises(CommandError) as excinfo:
             run_command("backup", "--output", str(self.tmp_path / "zoo.jsonl.gz"))
         assert list(self.tmp_path.iterdir()) == []
@@ -151,8 +168,6 @@ class UnreadableValueTests(TestCase):
         )
 
     def test_validatebackup_names_the_value_and_could_not_run(self):
-        from django.core.management.base import CommandError
-
         file = self.tmp_path / "zoo.jsonl.gz"
         create_backup(file)
         pk = self.store("decimal_money", 123456789012.5)
