@@ -161,19 +161,30 @@ def create_backup(
                     writer.begin_table(spec.label, spec.table, spec.columns)
                     done = 0
                     progress(Progress("backup", spec.label, 0, total))
-                    with closing(backend.stream_rows(spec, batch_size)) as batches:
-                        for rows in batches:
-                            try:
-                                block = encode(rows)
-                            except Exception as exc:
-                                # Any error at all: the value came from the database,
-                                # so say which one, whatever the converter raised.
-                                raise BackupError(
-                                    unreadable_value(spec, rows, connection, exc)
-                                ) from exc
-                            writer.write_block(block, len(rows))
-                            done += len(rows)
-                            progress(Progress("backup", spec.label, done, total))
+                    try:
+                        with closing(backend.stream_rows(spec, batch_size)) as batches:
+                            for rows in batches:
+                                try:
+                                    block = encode(rows)
+                                except Exception as exc:
+                                    # Any error at all: the value came from the
+                                    # database, so say which one, whatever the
+                                    # converter raised.
+                                    raise BackupError(
+                                        unreadable_value(spec, rows, connection, exc)
+                                    ) from exc
+                                writer.write_block(block, len(rows))
+                                done += len(rows)
+                                progress(Progress("backup", spec.label, done, total))
+                    except DatabaseError as exc:
+                        # The driver could not read a value (PostgreSQL's infinite
+                        # dates, for one); find which, while the snapshot is open.
+                        found = unfetchable_value(spec, backend)
+                        if found is None:
+                            raise
+                        raise BackupError(
+                            f"Cannot read database {using!r}: {found}: {one_line(exc)}"
+                        ) from exc
                     rows, digest = writer.end_table()
                     tables.append(TableSummary(spec.label, spec.table, rows, digest))
                 reading = None
@@ -251,6 +262,62 @@ def _locate(spec: TableSpec, rows: list[tuple], connection) -> str | None:
                     f"{spec.label}.{column.name}, pk {pk}: {_what(column, value, exc)}"
                 )
     return None
+
+
+# Rows per query while looking for a value the driver cannot read.
+LOCATE_PAGE = 500
+
+
+def unfetchable_value(spec: TableSpec, backend) -> str | None:
+    """Return ``app.Model.field, pk N`` of the first value the driver fails to read.
+
+    Only after a read has failed: primary keys are read in pages (they always read),
+    then each page's rows, then, in the page that fails, one value at a time. None
+    when the table has a composite key, or when the failure cannot be found again
+    (the connection is gone, or the transaction was aborted).
+    """
+    if len(spec.pk_fields) != 1:
+        return None
+    quote = backend.quote
+    table = quote(spec.table)
+    pk = quote(spec.pk_fields[0].column)
+    columns = [(f, backend.select_column(f)) for f in spec.fields]
+    every = ", ".join(select for _, select in columns)
+    last = None
+    try:
+        with backend.connection.cursor() as cursor:
+            while True:
+                after = f" WHERE {pk} > %s" if last is not None else ""
+                cursor.execute(
+                    f"SELECT {pk} FROM {table}{after} ORDER BY {pk} "
+                    f"LIMIT {LOCATE_PAGE}",
+                    [] if last is None else [last],
+                )
+                keys = [row[0] for row in cursor.fetchall()]
+                if not keys:
+                    return None
+                page = ", ".join(["%s"] * len(keys))
+                try:
+                    cursor.execute(
+                        f"SELECT {every} FROM {table} WHERE {pk} IN ({page})", keys
+                    )
+                    cursor.fetchall()
+                except DatabaseError:
+                    for key in keys:
+                        for column, select in columns:
+                            try:
+                                cursor.execute(
+                                    f"SELECT {select} FROM {table} WHERE {pk} = %s",
+                                    [key],
+                                )
+                                cursor.fetchall()
+                            except DatabaseError:
+                                shown = _shown_pk((key,))
+                                return f"{spec.label}.{column.name}, pk {shown}"
+                    return None
+                last = keys[-1]
+    except DatabaseError:
+        return None
 
 
 def _shown_pk(values: tuple) -> str:

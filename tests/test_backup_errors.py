@@ -178,3 +178,30 @@ class UnreadableValueTests(TestCase):
             "123456789012.5 does not fit the field (max_digits 10, decimal_places 2)",
             4,
         )
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="only PostgreSQL stores infinite dates, which Python cannot read",
+)
+class UnfetchableValueTests(TransactionTestCase):
+    """A value the driver itself cannot read: found again by key pages."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_backup_names_model_field_and_pk_of_an_infinite_date(self):
+        AllFields.objects.bulk_create(AllFields() for _ in range(1200))
+        pk = AllFields.objects.order_by("pk").values_list("pk", flat=True)[700]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE testapp_allfields SET moment = '-infinity' WHERE id = %s", [pk]
+            )
+        with pytest.raises(CommandError) as excinfo:
+            run_command("backup", "--output", str(self.tmp_path / "zoo.jsonl.gz"))
+        assert (str(excinfo.value), excinfo.value.returncode) == (
+            f"Cannot read database 'default': testapp.AllFields.moment, pk {pk}: "
+            "timestamp too small (before year 1): '-infinity'",
+            1,
+        )
+        assert list(self.tmp_path.iterdir()) == []
