@@ -132,6 +132,55 @@ class CouldNotRunTests(TransactionTestCase):
         )
 
 
+class FailedTests(TransactionTestCase):
+    """Exit 1 from backup and restore: the command ran and failed; nothing changed."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        populate_zoo()
+        self.file = self.tmp_path / "zoo.jsonl.gz"
+        create_backup(self.file)
+
+    def test_restore_that_fails_is_rolled_back(self):
+        from tests.backup_files import rewrite
+
+        def duplicate(label, row):
+            if label == "testapp.Label":
+                row[1] = "duplicate"
+            return row
+
+        broken = rewrite(self.file, self.tmp_path / "dupes.jsonl", row=duplicate)
+        mutate_zoo()
+        before = snapshot()
+        result = manage("restore", str(broken), "--noinput", "--no-safety-backup")
+        assert result.returncode == 1
+        assert result.stderr.startswith(
+            "CommandError: Restore of " + str(broken) + " failed and was rolled back: "
+        )
+        assert len(result.stderr.splitlines()) == 1
+        assert snapshot() == before
+
+    def test_backup_of_a_database_without_one_of_its_tables(self):
+        from tests.testapp.models import Secretive
+
+        with connection.schema_editor() as editor:
+            editor.delete_model(Secretive)
+        try:
+            target = self.tmp_path / "new.jsonl.gz"
+            result = manage("backup", "--output", str(target))
+        finally:
+            with connection.schema_editor() as editor:
+                editor.create_model(Secretive)
+        assert (result.returncode, result.stderr) == (
+            1,
+            "CommandError: testapp.Secretive: table 'testapp_secretive' does not "
+            "exist in database 'default'; run migrate, or exclude the model.\n",
+        )
+        assert not target.exists()
+
+
 @pytest.mark.skipif(
     connection.vendor != "sqlite",
     reason="PostgreSQL and MariaDB refuse to store a decimal beyond max_digits",
