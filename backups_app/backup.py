@@ -12,18 +12,19 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 import django
+import orjson
 from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
 from . import __version__, signals
 from .backends import backend_for
-from .codec import block_encoder, kind
+from .codec import base_field, block_encoder, column_encoder, kind
 from .collector import collector_paused
 from .conf import ALWAYS_EXCLUDED_APPS, app_settings
 from .exceptions import BackupError, StorageError, one_line
 from .format import BackupWriter
-from .graph import TableSpec, table_specs
+from .graph import TableSpec, require_database, require_tables, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
 from .streams import BackupTarget
 
@@ -132,8 +133,7 @@ def create_backup(
     it is complete.
     """
     exclude = tuple(exclude)
-    if using not in connections:
-        raise BackupError(f"Unknown database {using!r}.")
+    require_database(using)
     specs = table_specs(using, exclude)
     connection = connections[using]
     backend = backend_for(using)
@@ -142,6 +142,7 @@ def create_backup(
     signals.pre_backup.send(create_backup, using=using)
     started = time.perf_counter()
     tables: list[TableSummary] = []
+    reading: str | None = None
     try:
         with (
             destination.open(app_settings.COMPRESSION_LEVEL) as stream,
@@ -149,9 +150,11 @@ def create_backup(
         ):
             with backend.snapshot():
                 backend.ensure_no_restore()
+                require_tables(specs, using)
                 header = _header(using, specs, exclude, origin)
                 writer.write_header(header)
                 for spec in specs:
+                    reading = spec.label
                     total = (
                         backend.count(spec) if progress is not ignore_progress else None
                     )
@@ -159,16 +162,39 @@ def create_backup(
                     writer.begin_table(spec.label, spec.table, spec.columns)
                     done = 0
                     progress(Progress("backup", spec.label, 0, total))
-                    with closing(backend.stream_rows(spec, batch_size)) as batches:
-                        for rows in batches:
-                            writer.write_block(encode(rows), len(rows))
-                            done += len(rows)
-                            progress(Progress("backup", spec.label, done, total))
+                    try:
+                        with closing(backend.stream_rows(spec, batch_size)) as batches:
+                            for rows in batches:
+                                try:
+                                    block = encode(rows)
+                                except Exception as exc:
+                                    # Any error at all: the value came from the
+                                    # database, so say which one, whatever the
+                                    # converter raised.
+                                    raise BackupError(
+                                        unreadable_value(spec, rows, connection, exc)
+                                    ) from exc
+                                writer.write_block(block, len(rows))
+                                done += len(rows)
+                                progress(Progress("backup", spec.label, done, total))
+                    except DatabaseError as exc:
+                        # The driver could not read a value (PostgreSQL's infinite
+                        # dates, for one); find which, while the snapshot is open.
+                        found = unfetchable_value(spec, backend)
+                        if found is None:
+                            raise
+                        raise BackupError(
+                            f"Cannot read database {using!r}: {found}: {one_line(exc)}"
+                        ) from exc
                     rows, digest = writer.end_table()
                     tables.append(TableSummary(spec.label, spec.table, rows, digest))
+                reading = None
             digest = writer.write_trailer()
     except DatabaseError as exc:
-        raise BackupError(f"Cannot read database {using!r}: {one_line(exc)}") from exc
+        where = f"{reading}: " if reading else ""
+        raise BackupError(
+            f"Cannot read database {using!r}: {where}{one_line(exc)}"
+        ) from exc
     except OSError as exc:
         # A full disk or a vanished folder midway; the partial file is already gone.
         raise StorageError(
@@ -190,3 +216,143 @@ def create_backup(
     )
     signals.announce(signals.post_backup, create_backup, using=using, summary=summary)
     return summary
+
+
+# How much of a value an error message shows.
+SHOWN_VALUE = 60
+
+
+def unreadable_value(
+    spec: TableSpec, rows: list[tuple], connection, error: Exception
+) -> str:
+    """Describe the value of ``rows`` that could not be encoded: model, field, pk.
+
+    Called only once a batch has failed: the batch is encoded again value by value,
+    with fresh encoders, until one fails.
+    """
+    return _locate(spec, rows, connection) or (
+        f"{spec.label}: cannot back up a row ({type(error).__name__}: "
+        f"{one_line(error)})"
+    )
+
+
+def unreadable_value_in_table(spec: TableSpec, backend, error: Exception) -> str:
+    """Like ``unreadable_value``, for an error met while the table was being read
+    in some other way (validation): read the table again to find the value."""
+    with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
+        for rows in batches:
+            if found := _locate(spec, rows, backend.connection):
+                return found
+    return (
+        f"{spec.label}: cannot read a row ({type(error).__name__}: {one_line(error)})"
+    )
+
+
+def _locate(spec: TableSpec, rows: list[tuple], connection) -> str | None:
+    pk_indexes = [spec.fields.index(f) for f in spec.pk_fields]
+    encoders = [column_encoder(f, spec.table, connection) for f in spec.fields]
+    for row in rows:
+        for column, encoder, value in zip(spec.fields, encoders, row, strict=True):
+            if value is None:
+                continue
+            try:
+                orjson.dumps(value if encoder is None else encoder(value))
+            except Exception as exc:  # noqa: BLE001 (described, then raised by the caller)
+                pk = _shown_pk(tuple(row[i] for i in pk_indexes))
+                return (
+                    f"{spec.label}.{column.name}, pk {pk}: {_what(column, value, exc)}"
+                )
+    return None
+
+
+# Rows per query while looking for a value the driver cannot read.
+LOCATE_PAGE = 500
+
+
+def unfetchable_value(spec: TableSpec, backend) -> str | None:
+    """Return ``app.Model.field, pk N`` of the first value the driver fails to read.
+
+    Only after a read has failed: primary keys are read in pages (they always read),
+    then each page's rows, then, in the page that fails, one value at a time. None
+    when the table has a composite key, or when the failure cannot be found again
+    (the connection is gone, or the transaction was aborted).
+    """
+    if len(spec.pk_fields) != 1:
+        return None
+    quote = backend.quote
+    table = quote(spec.table)
+    pk = quote(spec.pk_fields[0].column)
+    columns = [(f, backend.select_column(f)) for f in spec.fields]
+    every = ", ".join(select for _, select in columns)
+    last = None
+    try:
+        with backend.connection.cursor() as cursor:
+            while True:
+                after = f" WHERE {pk} > %s" if last is not None else ""
+                cursor.execute(
+                    f"SELECT {pk} FROM {table}{after} ORDER BY {pk} "
+                    f"LIMIT {LOCATE_PAGE}",
+                    [] if last is None else [last],
+                )
+                keys = [row[0] for row in cursor.fetchall()]
+                if not keys:
+                    return None
+                page = ", ".join(["%s"] * len(keys))
+                try:
+                    cursor.execute(
+                        f"SELECT {every} FROM {table} WHERE {pk} IN ({page})", keys
+                    )
+                    cursor.fetchall()
+                except DatabaseError:
+                    for key in keys:
+                        for column, select in columns:
+                            try:
+                                cursor.execute(
+                                    f"SELECT {select} FROM {table} WHERE {pk} = %s",
+                                    [key],
+                                )
+                                cursor.fetchall()
+                            except DatabaseError:
+                                shown = _shown_pk((key,))
+                                return f"{spec.label}.{column.name}, pk {shown}"
+                    return None
+                last = keys[-1]
+    except DatabaseError:
+        return None
+
+
+def _shown_pk(values: tuple) -> str:
+    if len(values) == 1:
+        value = values[0]
+        return str(value) if isinstance(value, int) else _shown(value)
+    return "(" + ", ".join(_shown_pk((v,)) for v in values) + ")"
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE else text[: SHOWN_VALUE - 3] + "..."
+
+
+def _what(column, value, exc: Exception) -> str:
+    stored = _shown(value)
+    column_kind = kind(column)
+    if column_kind == "DecimalField" and isinstance(exc, ArithmeticError):
+        # decimal's own message is only its signal's class name.
+        base = base_field(column)
+        return (
+            f"the stored value {stored} does not fit the field (max_digits "
+            f"{base.max_digits}, decimal_places {base.decimal_places})"
+        )
+    if column_kind in TEMPORAL_NAMES:
+        # Django's parsers fail in many ways on bad text (None, then an
+        # AttributeError further on); the value is what the user can act on.
+        return f"the stored value {stored} is not a valid {TEMPORAL_NAMES[column_kind]}"
+    if column_kind == "JSONField":
+        return f"the stored value {stored} is not valid JSON ({one_line(exc)})"
+    return (
+        f"the stored value {stored} cannot be read as a {column_kind} "
+        f"({type(exc).__name__}: {one_line(exc)})"
+    )
+
+
+TEMPORAL_NAMES = {"DateField": "date", "TimeField": "time", "DateTimeField": "datetime"}

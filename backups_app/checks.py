@@ -1,17 +1,31 @@
-"""System checks for the BACKUPS setting."""
+"""System checks for the BACKUPS setting: every key's value, before any command runs.
+
+IDs are listed in docs/usage.md and never reused.
+"""
 
 from __future__ import annotations
 
+import difflib
+import os
+import string
+from typing import Any
+
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import DEFAULTS
+
+# The placeholders a file name template may use (streams.new_backup_name).
+TEMPLATE_PLACEHOLDERS = ("database", "timestamp")
+TEMPLATE_KEYS = ("FILENAME_TEMPLATE", "SAFETY_FILENAME_TEMPLATE")
+BOOLEAN_KEYS = ("POSTGRES_COPY", "SAFETY_BACKUP")
+# What a rendered name is checked with: the longest timestamp new_backup_name makes.
+SAMPLE_NAME_VALUES = {"database": "default", "timestamp": "20260101T000000000000Z"}
 
 
 @register(Tags.compatibility)
 def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
-    messages: list[CheckMessage] = []
     config = getattr(settings, "BACKUPS", {})
     if not isinstance(config, dict):
         return [
@@ -21,34 +35,63 @@ def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
                 id="backups_app.E001",
             )
         ]
-    for key in sorted(set(config) - set(DEFAULTS)):
-        messages.append(
-            Error(
-                f"Unknown key {key!r} in BACKUPS.",
-                hint="Known keys: " + ", ".join(sorted(DEFAULTS)) + ".",
-                id="backups_app.E002",
+    messages: list[CheckMessage] = []
+    for key in sorted(set(config) - set(DEFAULTS), key=str):
+        messages.append(_unknown_key(key))
+    messages += _check_exclude(config.get("EXCLUDE", ()))
+    if "STORAGE" in config:
+        messages += _check_storage(config["STORAGE"])
+    if "DIRECTORY" in config:
+        messages += _check_directory(config["DIRECTORY"])
+    for key in TEMPLATE_KEYS:
+        if key in config:
+            messages += _check_template(key, config[key])
+    if "COMPRESSION_LEVEL" in config:
+        messages += _check_integer("COMPRESSION_LEVEL", config, 0, 9)
+    if "BATCH_SIZE" in config:
+        messages += _check_integer("BATCH_SIZE", config, 1, None)
+    for key in BOOLEAN_KEYS:
+        if key in config and not isinstance(config[key], bool):
+            messages.append(
+                Error(
+                    f"BACKUPS[{key!r}] must be True or False, not {config[key]!r}.",
+                    id="backups_app.E010",
+                )
             )
-        )
-    exclude = config.get("EXCLUDE", ())
-    if isinstance(exclude, str) or not all(isinstance(label, str) for label in exclude):
-        messages.append(
+    return messages
+
+
+def _unknown_key(key: Any) -> CheckMessage:
+    close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+    hint = (
+        f"Did you mean {close[0]!r}?"
+        if close
+        else "Known keys: " + ", ".join(sorted(DEFAULTS)) + "."
+    )
+    # A warning, not an error: the key is ignored, and the app still works.
+    return Warning(f"Unknown key {key!r} in BACKUPS.", hint=hint, id="backups_app.W001")
+
+
+def _check_exclude(exclude: Any) -> list[CheckMessage]:
+    if not isinstance(exclude, (list, tuple, set)) or not all(
+        isinstance(label, str) for label in exclude
+    ):
+        return [
             Error(
                 "BACKUPS['EXCLUDE'] must be a list of labels.",
                 hint="For example: BACKUPS = {'EXCLUDE': ['sessions', 'shop.Cart']}.",
                 id="backups_app.E004",
             )
+        ]
+    return [
+        Error(
+            f"BACKUPS['EXCLUDE'] names {label!r}, which is no installed app or model.",
+            hint="Use 'app_label' or 'app_label.ModelName'.",
+            id="backups_app.E003",
         )
-        exclude = ()
-    for label in exclude:
-        if not _label_resolves(label):
-            messages.append(
-                Error(
-                    f"BACKUPS['EXCLUDE'] names {label!r}, which is no installed app or model.",
-                    hint="Use 'app_label' or 'app_label.ModelName'.",
-                    id="backups_app.E003",
-                )
-            )
-    return messages
+        for label in exclude
+        if not _label_resolves(label)
+    ]
 
 
 def _label_resolves(label: str) -> bool:
@@ -60,3 +103,101 @@ def _label_resolves(label: str) -> bool:
     except (LookupError, ValueError):
         return False
     return True
+
+
+def _check_storage(alias: Any) -> list[CheckMessage]:
+    # Left at its default, a missing "backups" entry means BACKUPS['DIRECTORY'];
+    # named on purpose, it must exist, or backups would land somewhere else.
+    if not isinstance(alias, str):
+        return [
+            Error(
+                f"BACKUPS['STORAGE'] must be the name of a storage, not {alias!r}.",
+                id="backups_app.E005",
+            )
+        ]
+    if alias not in getattr(settings, "STORAGES", {}):
+        return [
+            Error(
+                f"BACKUPS['STORAGE'] names {alias!r}, which is not in STORAGES.",
+                hint="Add it to STORAGES, or leave STORAGE out to use "
+                "BACKUPS['DIRECTORY'].",
+                id="backups_app.E005",
+            )
+        ]
+    return []
+
+
+def _check_directory(directory: Any) -> list[CheckMessage]:
+    if directory is None or isinstance(directory, (str, os.PathLike)):
+        return []
+    return [
+        Error(
+            f"BACKUPS['DIRECTORY'] must be a path or None, not {directory!r}.",
+            id="backups_app.E006",
+        )
+    ]
+
+
+def _check_template(key: str, template: Any) -> list[CheckMessage]:
+    allowed = ", ".join("{" + name + "}" for name in TEMPLATE_PLACEHOLDERS)
+    if not isinstance(template, str) or not template:
+        return [
+            Error(
+                f"BACKUPS[{key!r}] must be a file name template, not {template!r}.",
+                hint=f"Placeholders: {allowed}.",
+                id="backups_app.E007",
+            )
+        ]
+    try:
+        fields = [
+            name
+            for _, name, _, _ in string.Formatter().parse(template)
+            if name is not None
+        ]
+    except ValueError as exc:
+        return [
+            Error(
+                f"BACKUPS[{key!r}] is not a valid template: {exc}.",
+                hint="Write a literal brace as {{ or }}.",
+                id="backups_app.E007",
+            )
+        ]
+    unknown = [name for name in fields if name not in TEMPLATE_PLACEHOLDERS]
+    if unknown:
+        return [
+            Error(
+                f"BACKUPS[{key!r}] uses unknown placeholder "
+                + ", ".join("{" + name + "}" for name in dict.fromkeys(unknown))
+                + ".",
+                hint=f"Placeholders: {allowed}.",
+                id="backups_app.E008",
+            )
+        ]
+    name = template.format(**SAMPLE_NAME_VALUES)
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return [
+            Error(
+                f"BACKUPS[{key!r}] makes names such as {name!r}, which are not plain "
+                "file names.",
+                hint="Leave out / and \\; to put backups in a folder, set the "
+                "storage's location.",
+                id="backups_app.E009",
+            )
+        ]
+    return []
+
+
+def _check_integer(
+    key: str, config: dict[str, Any], low: int, high: int | None
+) -> list[CheckMessage]:
+    value = config[key]
+    is_integer = isinstance(value, int) and not isinstance(value, bool)
+    if is_integer and value >= low and (high is None or value <= high):
+        return []
+    wanted = f"from {low} to {high}" if high is not None else f"of at least {low}"
+    return [
+        Error(
+            f"BACKUPS[{key!r}] must be an integer {wanted}, not {value!r}.",
+            id="backups_app.E011",
+        )
+    ]

@@ -243,7 +243,7 @@ def sqlite_temporal_encoder(field_kind: str, base, table: str, connection) -> En
     through Django's converters, which parse it, and comes out the same as from any
     other vendor.
     """
-    slow = column_encoder_steps(base, table, connection)
+    slow = _parsed(column_encoder_steps(base, table, connection))
 
     def usual(value, lengths) -> bool:
         return (
@@ -268,6 +268,18 @@ def sqlite_temporal_encoder(field_kind: str, base, table: str, connection) -> En
         return slow(value)
 
     return encode_datetime
+
+
+def _parsed(encode: Encoder) -> Encoder:
+    """Refuse text that Django's date parsers give up on (they return None)."""
+
+    def parse(value):
+        result = encode(value)
+        if result is None:
+            raise ValueError("Django's parser cannot read it")
+        return result
+
+    return parse
 
 
 def _encoder_steps(base, table: str, connection) -> list[Encoder]:

@@ -31,6 +31,11 @@ class OperationInProgressError(BackupError):
     """Another restore (or a backup during a restore) holds the lock."""
 
 
+class CannotRunError(BackupError):
+    """The operation could not start: an unknown database alias or label, or a
+    database that cannot be reached. Nothing was read, written or changed."""
+
+
 def one_line(exc: BaseException) -> str:
     """Return an exception's message on one line (drivers add DETAIL lines and such)."""
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())

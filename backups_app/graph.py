@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.apps import apps
-from django.db import models, router
+from django.db import DatabaseError, connections, models, router
 
 from .conf import ALWAYS_EXCLUDED_APPS, app_settings
-from .exceptions import BackupError
+from .exceptions import BackupError, CannotRunError, one_line
 
 
 @dataclass(frozen=True)
@@ -48,25 +48,68 @@ def parse_labels(labels: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]
             try:
                 model = apps.get_model(label)
             except (LookupError, ValueError):
-                raise BackupError(f"Unknown model in exclude: {label!r}.") from None
+                raise CannotRunError(f"Unknown model in exclude: {label!r}.") from None
             model_labels.add(model._meta.label_lower)
         else:
             try:
                 apps.get_app_config(label)
             except LookupError:
-                raise BackupError(f"Unknown app in exclude: {label!r}.") from None
+                raise CannotRunError(f"Unknown app in exclude: {label!r}.") from None
             app_labels.add(label)
     return frozenset(app_labels), frozenset(model_labels)
 
 
+def require_database(using: str) -> None:
+    """Fail with CannotRunError unless ``using`` is a configured alias that answers."""
+    if using not in connections:
+        raise CannotRunError(
+            f"Unknown database {using!r}; the aliases in DATABASES are: "
+            + ", ".join(repr(alias) for alias in connections)
+            + "."
+        )
+    try:
+        connections[using].ensure_connection()
+    except DatabaseError as exc:
+        raise CannotRunError(
+            f"Cannot connect to database {using!r}: {one_line(exc)}"
+        ) from exc
+
+
 def _is_backed_up(model: type[models.Model], using: str) -> bool:
+    """Tell whether ``migrate`` creates the model's table on database ``using``.
+
+    The same test as Django's migration operations: ``Meta.can_migrate`` (managed,
+    not proxy or swapped, ``required_db_vendor`` and ``required_db_features``), then
+    the routers. An auto-created many-to-many table is created with the model that
+    declares the field, so that model's Meta decides.
+    """
     opts = model._meta
+    owner = opts.auto_created or model
     return (
-        not opts.proxy
-        and opts.managed
-        and not opts.swapped
+        opts.can_migrate(connections[using])
+        and owner._meta.can_migrate(connections[using])
         and router.allow_migrate_model(using, model)
     )
+
+
+def require_tables(
+    specs: Iterable[TableSpec], using: str, error: type[BackupError] = BackupError
+) -> None:
+    """Raise ``error`` naming the first model whose table the database lacks."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        existing = set(connection.introspection.table_names(cursor))
+    if connection.features.ignores_table_name_case:
+        existing = {name.lower() for name in existing}
+    for spec in specs:
+        table = spec.table
+        if connection.features.ignores_table_name_case:
+            table = table.lower()
+        if table not in existing:
+            raise error(
+                f"{spec.label}: table {spec.table!r} does not exist in database "
+                f"{using!r}; run migrate, or exclude the model."
+            )
 
 
 def _excluded(model: type[models.Model], app_labels, model_labels) -> bool:

@@ -9,7 +9,7 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, transaction
 
 from . import signals
 from .backends import Backend, backend_for
@@ -19,7 +19,7 @@ from .codec import block_encoder, loads_block, row_decoder
 from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
-from .graph import TableSpec, table_specs
+from .graph import TableSpec, require_database, require_tables, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
 from .provenance import provenance_of, verify_with_trailer
 from .reader import BackupReader, TableEnd
@@ -101,8 +101,7 @@ def plan_restore(
     Raises BackupFormatError for a damaged file. Schema differences are returned in the
     plan (``restore_backup`` refuses them).
     """
-    if using not in connections:
-        raise BackupError(f"Unknown database {using!r}.")
+    require_database(using)
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
@@ -110,6 +109,7 @@ def plan_restore(
     specs = table_specs(using, header.get("exclude", ()))
     backend = backend_for(using)
     try:
+        require_tables(specs, using, IncompatibleBackupError)
         differences = compare_schema(header, specs, using)
         current = {spec.label: backend.count(spec) for spec in specs}
     except DatabaseError as exc:

@@ -10,10 +10,11 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 
 from . import signals
 from .backends import Backend, backend_for
+from .backup import unreadable_value_in_table
 from .codec import (
     block_encoder,
     lines_encoder,
@@ -24,7 +25,7 @@ from .codec import (
 from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, one_line
-from .graph import TableSpec, table_specs
+from .graph import TableSpec, require_database, require_tables, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
 from .reader import BackupReader, TableSection, row_lines
 from .schema import aligned, compare_schema
@@ -227,8 +228,8 @@ def validate_backup(
     """
     started = time.perf_counter()
     source = source if isinstance(source, BackupSource) else BackupSource(source)
-    if not file_only and using not in connections:
-        raise BackupError(f"Unknown database {using!r}.")
+    if not file_only:
+        require_database(using)
     with source.open() as stream:
         reader = BackupReader(stream, source.name)
         header = reader.header
@@ -266,6 +267,7 @@ def _compare_database(
     backend = backend_for(using)
     try:
         with backend.snapshot():
+            require_tables(specs, using)
             report.schema_differences = compare_schema(header, specs, using)
             seen = set()
             for section in reader.tables():
@@ -284,9 +286,14 @@ def _compare_database(
                     table.db_rows = backend.count(spec)
                     table.problem = "columns differ"
                     continue
-                _compare_rows(
-                    table, aligned(spec, section.columns), section, backend, progress
-                )
+                columns = aligned(spec, section.columns)
+                try:
+                    _compare_rows(table, columns, section, backend, progress)
+                except (ValueError, ArithmeticError, TypeError, AttributeError) as exc:
+                    # A stored value Django cannot read (SQLite keeps anything).
+                    raise BackupError(
+                        unreadable_value_in_table(spec, backend, exc)
+                    ) from exc
             for spec in specs:
                 if spec.label not in seen:
                     report.tables.append(_extra_table(spec, backend))

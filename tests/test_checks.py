@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.core.checks import Error
+from django.core.checks import Error, Warning
 from django.core.management.base import SystemCheckError
 from django.test import SimpleTestCase, TestCase, override_settings
 
@@ -32,18 +32,18 @@ class CheckSettingsTests(SimpleTestCase):
             )
         ]
 
-    @override_settings(BACKUPS={"STORGE": "backups", "BATCHSIZE": 10})
-    def test_e002_unknown_keys_one_error_each_in_sorted_order(self):
+    @override_settings(BACKUPS={"STORGE": "backups", "ZZZ": 10})
+    def test_w001_unknown_keys_one_warning_each_in_sorted_order(self):
         assert check_settings() == [
-            Error(
-                "Unknown key 'BATCHSIZE' in BACKUPS.",
-                hint=KNOWN_KEYS_HINT,
-                id="backups_app.E002",
-            ),
-            Error(
+            Warning(
                 "Unknown key 'STORGE' in BACKUPS.",
+                hint="Did you mean 'STORAGE'?",
+                id="backups_app.W001",
+            ),
+            Warning(
+                "Unknown key 'ZZZ' in BACKUPS.",
                 hint=KNOWN_KEYS_HINT,
-                id="backups_app.E002",
+                id="backups_app.W001",
             ),
         ]
 
@@ -75,6 +75,172 @@ def test_e004_exclude_given_as_one_string():
     ]
 
 
+class SettingValueTests(SimpleTestCase):
+    """One misconfiguration each, compared as whole check messages."""
+
+    def assert_errors(self, *expected: Error) -> None:
+        assert check_settings() == list(expected)
+
+    @override_settings(BACKUPS={"EXCLUDE": ["testapp", 3]})
+    def test_e004_exclude_labels_that_are_not_strings(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['EXCLUDE'] must be a list of labels.",
+                hint="For example: BACKUPS = {'EXCLUDE': ['sessions', 'shop.Cart']}.",
+                id="backups_app.E004",
+            )
+        )
+
+    @override_settings(BACKUPS={"STORAGE": "s3-backups"})
+    def test_e005_storage_alias_that_is_not_in_storages(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['STORAGE'] names 's3-backups', which is not in STORAGES.",
+                hint="Add it to STORAGES, or leave STORAGE out to use "
+                "BACKUPS['DIRECTORY'].",
+                id="backups_app.E005",
+            )
+        )
+
+    @override_settings(BACKUPS={"STORAGE": ["backups"]})
+    def test_e005_storage_that_is_not_a_name(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['STORAGE'] must be the name of a storage, not ['backups'].",
+                id="backups_app.E005",
+            )
+        )
+
+    @override_settings(BACKUPS={"STORAGE": "staticfiles", "DIRECTORY": "/srv/b"})
+    def test_storage_in_storages_and_a_directory_are_valid(self):
+        self.assert_errors()
+
+    @override_settings(BACKUPS={"DIRECTORY": 42})
+    def test_e006_directory_that_is_not_a_path(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['DIRECTORY'] must be a path or None, not 42.",
+                id="backups_app.E006",
+            )
+        )
+
+    @override_settings(BACKUPS={"FILENAME_TEMPLATE": None})
+    def test_e007_template_that_is_not_text(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['FILENAME_TEMPLATE'] must be a file name template, not None.",
+                hint="Placeholders: {database}, {timestamp}.",
+                id="backups_app.E007",
+            )
+        )
+
+    @override_settings(BACKUPS={"SAFETY_FILENAME_TEMPLATE": "safety-{database.jsonl"})
+    def test_e007_template_with_an_unbalanced_brace(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['SAFETY_FILENAME_TEMPLATE'] is not a valid template: "
+                "expected '}' before end of string.",
+                hint="Write a literal brace as {{ or }}.",
+                id="backups_app.E007",
+            )
+        )
+
+    @override_settings(
+        BACKUPS={"FILENAME_TEMPLATE": "{project}-{database}-{date}-{project}.jsonl"}
+    )
+    def test_e008_unknown_placeholders(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['FILENAME_TEMPLATE'] uses unknown placeholder {project}, "
+                "{date}.",
+                hint="Placeholders: {database}, {timestamp}.",
+                id="backups_app.E008",
+            )
+        )
+
+    @override_settings(BACKUPS={"SAFETY_FILENAME_TEMPLATE": "{database}.upper.gz"})
+    def test_placeholders_with_literal_text_are_valid(self):
+        self.assert_errors()
+
+    @override_settings(
+        BACKUPS={"SAFETY_FILENAME_TEMPLATE": "safety/{database}-{timestamp}.jsonl.gz"}
+    )
+    def test_e009_template_that_makes_a_path(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['SAFETY_FILENAME_TEMPLATE'] makes names such as "
+                "'safety/default-20260101T000000000000Z.jsonl.gz', which are not "
+                "plain file names.",
+                hint="Leave out / and \\; to put backups in a folder, set the "
+                "storage's location.",
+                id="backups_app.E009",
+            )
+        )
+
+    @override_settings(BACKUPS={"SAFETY_BACKUP": "no", "POSTGRES_COPY": 1})
+    def test_e010_flags_that_are_not_booleans(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['POSTGRES_COPY'] must be True or False, not 1.",
+                id="backups_app.E010",
+            ),
+            Error(
+                "BACKUPS['SAFETY_BACKUP'] must be True or False, not 'no'.",
+                id="backups_app.E010",
+            ),
+        )
+
+    @override_settings(BACKUPS={"COMPRESSION_LEVEL": 10})
+    def test_e011_compression_level_out_of_range(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['COMPRESSION_LEVEL'] must be an integer from 0 to 9, not 10.",
+                id="backups_app.E011",
+            )
+        )
+
+    @override_settings(BACKUPS={"COMPRESSION_LEVEL": True})
+    def test_e011_compression_level_that_is_a_boolean(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['COMPRESSION_LEVEL'] must be an integer from 0 to 9, "
+                "not True.",
+                id="backups_app.E011",
+            )
+        )
+
+    @override_settings(BACKUPS={"BATCH_SIZE": 0})
+    def test_e011_batch_size_that_is_not_positive(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['BATCH_SIZE'] must be an integer of at least 1, not 0.",
+                id="backups_app.E011",
+            )
+        )
+
+    @override_settings(BACKUPS={"BATCH_SIZE": "2000"})
+    def test_e011_batch_size_given_as_text(self):
+        self.assert_errors(
+            Error(
+                "BACKUPS['BATCH_SIZE'] must be an integer of at least 1, not '2000'.",
+                id="backups_app.E011",
+            )
+        )
+
+    @override_settings(
+        BACKUPS={
+            "COMPRESSION_LEVEL": 0,
+            "BATCH_SIZE": 1,
+            "SAFETY_BACKUP": False,
+            "POSTGRES_COPY": False,
+            "DIRECTORY": None,
+            "EXCLUDE": ("sessions",),
+        }
+    )
+    def test_boundary_values_are_valid(self):
+        self.assert_errors()
+
+
 class CheckCommandTests(TestCase):
     # Since Django 6.0 the check command runs database checks on every alias.
     databases = "__all__"
@@ -84,10 +250,28 @@ class CheckCommandTests(TestCase):
         assert stdout.startswith("System check identified no issues")
         assert stderr == ""
 
-    @override_settings(BACKUPS={"STORGE": "backups"})
+    @override_settings(BACKUPS={"BATCH_SIZE": -1})
     def test_checks_are_registered_with_the_check_command(self):
         with pytest.raises(SystemCheckError) as excinfo:
             run_command("check")
-        assert "(backups_app.E002) Unknown key 'STORGE' in BACKUPS." in str(
-            excinfo.value
+        assert (
+            "?: (backups_app.E011) BACKUPS['BATCH_SIZE'] must be an integer of at "
+            "least 1, not -1." in str(excinfo.value)
         )
+
+    @override_settings(BACKUPS={"STORGE": "backups"})
+    def test_an_unknown_key_is_reported_but_does_not_stop_commands(self):
+        _, stderr = run_command("check")
+        assert "(backups_app.W001) Unknown key 'STORGE' in BACKUPS." in stderr
+
+
+def test_every_check_id_is_documented():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    source = (root / "backups_app" / "checks.py").read_text()
+    used = set(re.findall(r'id="(backups_app\.[EW]\d{3})"', source))
+    documented = (root / "docs" / "usage.md").read_text()
+    assert len(used) == 11
+    assert {check_id for check_id in used if f"`{check_id}`" not in documented} == set()

@@ -64,7 +64,7 @@ class BackupCommandTests(TestCase):
         with pytest.raises(CommandError) as excinfo:
             run_command("backup", "-o", str(self.tmp_path / "x.jsonl.gz"), "-e", "nope")
         assert str(excinfo.value) == "Unknown app in exclude: 'nope'."
-        assert excinfo.value.returncode == 1
+        assert excinfo.value.returncode == 4
         assert not (self.tmp_path / "x.jsonl.gz").exists()
 
     def test_unwritable_destination_is_one_clear_line(self):

@@ -204,6 +204,10 @@ class ProcessTests(TransactionTestCase):
         bad = manage("checkbackups", "--max-age", "soon")
         assert bad.returncode == 2
         assert "'soon' is not a duration" in bad.stderr.decode()
+        usage = manage("checkbackups", "--no-such-option")
+        assert usage.returncode == 2
+        usage = manage("drillbackup")  # --database is required
+        assert usage.returncode == 4
 
     def test_drillbackup_exit_codes(self):
         create_backup(None)
@@ -211,6 +215,6 @@ class ProcessTests(TransactionTestCase):
         assert passed.returncode == 0, passed.stderr
         assert json.loads(passed.stdout)["ok"] is True
         refused = manage("drillbackup", "--database", "default")
-        assert refused.returncode == 2
+        assert refused.returncode == 4
         assert "Pass --allow-source-database" in refused.stderr.decode()
         assert DrillRun.objects.count() == 1

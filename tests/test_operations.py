@@ -380,7 +380,7 @@ class ProcessTests(TransactionTestCase):
         assert listed.returncode == 0, listed.stderr
         assert [b["name"] for b in json.loads(listed.stdout)] == ["backup-a.jsonl"]
         bad = manage("prunebackups", "--max-total-size", "lots")
-        assert bad.returncode == 2
+        assert bad.returncode == 4
         assert bad.stderr.decode().strip() == (
             "CommandError: 'lots' is not a size (examples: 500M, 10G, 1.5TB)."
         )

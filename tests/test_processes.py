@@ -135,7 +135,7 @@ class ExitCodeTests(TransactionTestCase):
 
     def test_unknown_database_alias(self):
         result = manage("backup", "--database", "nope")
-        assert result.returncode == 1
+        assert result.returncode == 4
         assert b"Unknown database 'nope'" in result.stderr
 
 

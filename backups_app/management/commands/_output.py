@@ -13,7 +13,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
-from django.core.management.base import CommandError
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    SystemCheckError,
+)
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -21,25 +26,87 @@ from django.utils.timesince import timesince
 from backups_app.exceptions import (
     BackupError,
     BackupFormatError,
+    CannotRunError,
     IncompatibleBackupError,
+    OperationInProgressError,
     StorageError,
 )
 from backups_app.progress import Progress, ProgressCallback, ignore_progress
 
+# The exit codes of the three commands (README.md and docs/usage.md have the table).
+# 1 is each command's own failure, and for validatebackup only "the database differs";
+# a command that could not run at all (bad usage, unknown alias or label, database
+# unreachable, a restore under way) exits 4, never 1 or 2.
 EXIT_FAILED = 1
+EXIT_DIFFERS = 1
 EXIT_UNUSABLE_FILE = 2
 EXIT_SCHEMA_MISMATCH = 3
+EXIT_CANNOT_RUN = 4
+# 128 + SIGINT, as shells report a process stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
-def command_error(exc: BackupError) -> CommandError:
-    """Turn a library error into a one-line CommandError with its documented exit code."""
+def command_error(exc: BackupError, failed: int = EXIT_FAILED) -> CommandError:
+    """Turn a library error into a one-line CommandError with its documented exit code.
+
+    ``failed`` is the code of the errors that are the command's own failure.
+    """
     if isinstance(exc, (BackupFormatError, StorageError)):
         code = EXIT_UNUSABLE_FILE
     elif isinstance(exc, IncompatibleBackupError):
         code = EXIT_SCHEMA_MISMATCH
+    elif isinstance(exc, (CannotRunError, OperationInProgressError)):
+        code = EXIT_CANNOT_RUN
     else:
-        code = EXIT_FAILED
+        code = failed
     return CommandError(str(exc), returncode=code)
+
+
+class UsageErrorParser(CommandParser):
+    """Argparse exits 2 on bad usage, which would read as "unusable file"."""
+
+    # The code of "could not run"; set from the command's cannot_run_exit.
+    cannot_run_exit = EXIT_CANNOT_RUN
+
+    def error(self, message):
+        if self.called_from_command_line:
+            self.print_usage(sys.stderr)
+            self.exit(self.cannot_run_exit, f"{self.prog}: error: {message}\n")
+        raise CommandError(f"Error: {message}", returncode=self.cannot_run_exit)
+
+
+class BackupsCommand(BaseCommand):
+    """What the three commands share: usage errors and Ctrl-C exit with their codes."""
+
+    # What an interruption (Ctrl-C) leaves behind; a command updates it as it goes.
+    interrupted = "Interrupted."
+    # The exit code of "could not run" (checkbackups' contract makes it 2).
+    cannot_run_exit = EXIT_CANNOT_RUN
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # Django builds a CommandParser itself; only its error() changes.
+        parser.__class__ = UsageErrorParser
+        parser.cannot_run_exit = self.cannot_run_exit
+        return parser
+
+    def execute(self, *args: Any, **options: Any):
+        if options.get("force_color") and options.get("no_color"):
+            raise CommandError(
+                "The --no-color and --force-color options can't be used together.",
+                returncode=self.cannot_run_exit,
+            )
+        try:
+            return super().execute(*args, **options)
+        except SystemCheckError as exc:
+            # A bad setting: the command could not run (Django's default is 1).
+            exc.returncode = self.cannot_run_exit
+            raise
+        except KeyboardInterrupt:
+            # One line and the shell's code for Ctrl-C instead of a traceback;
+            # whatever the work held (transactions, temporary files) is already
+            # released by the time the interruption gets here.
+            raise CommandError(self.interrupted, returncode=EXIT_INTERRUPTED) from None
 
 
 def human_size(size: int | None) -> str:
@@ -175,7 +242,9 @@ def progress_for(command, options: dict[str, Any]) -> ProgressLine:
 
 
 @contextlib.contextmanager
-def running(command, options: dict[str, Any]) -> Iterator[ProgressCallback]:
+def running(
+    command, options: dict[str, Any], failed: int = EXIT_FAILED
+) -> Iterator[ProgressCallback]:
     """Call the library: show progress, and turn its errors into CommandErrors.
 
     Where no progress is shown the library is told so, and skips the work only
@@ -185,7 +254,7 @@ def running(command, options: dict[str, Any]) -> Iterator[ProgressCallback]:
     try:
         yield progress if progress.enabled else ignore_progress
     except BackupError as exc:
-        raise command_error(exc) from exc
+        raise command_error(exc, failed) from exc
     finally:
         progress.clear()
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
 from backups_app.backup import create_backup
 from backups_app.streams import stored_path
 
 from ._output import (
+    BackupsCommand,
     add_common_arguments,
     human_size,
     json_text,
@@ -27,7 +26,7 @@ def where(summary) -> str:
     return f"{summary.storage_name} in the backup storage{suffix}"
 
 
-class Command(BaseCommand):
+class Command(BackupsCommand):
     help = "Write a complete, integrity-checked backup of a database."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -58,10 +57,20 @@ class Command(BaseCommand):
         json: bool,
         **options: Any,
     ) -> None:
+        if output == "-":
+            self.interrupted = (
+                "Backup interrupted: what was written to standard output is "
+                "incomplete and is no backup."
+            )
+        else:
+            self.interrupted = "Backup interrupted: no backup file was written."
         with running(self, {**options, "json": json}) as progress:
             summary = create_backup(
                 output, using=database, exclude=exclude, progress=progress
             )
+        self.interrupted = (
+            f"Interrupted after the backup was written to {where(summary)}."
+        )
         # Backing up to stdout leaves stdout to the backup itself.
         out = self.stderr if output == "-" else self.stdout
         if json:

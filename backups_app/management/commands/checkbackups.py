@@ -3,19 +3,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connections
 
 from backups_app.conf import app_settings
+from backups_app.exceptions import BackupError
 from backups_app.operations.health import HealthPolicy, check_database
 
-from ._output import json_text, running
+from ._output import BackupsCommand, json_text, running
 
 EXIT_UNHEALTHY = 1
 EXIT_CANNOT_CHECK = 2
 
 
-class Command(BaseCommand):
+class Command(BackupsCommand):
+    cannot_run_exit = EXIT_CANNOT_CHECK
     help = (
         "Check that backups keep coming and are sound: exit 0 healthy, 1 unhealthy "
         "(one line per problem), 2 could not check."
@@ -71,11 +73,14 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc), returncode=EXIT_CANNOT_CHECK) from exc
         with running(self, {**options, "json": True}):
-            problems = [
-                problem
-                for alias in databases
-                for problem in check_database(alias, policy, verify=not no_verify)
-            ]
+            try:
+                problems = [
+                    problem
+                    for alias in databases
+                    for problem in check_database(alias, policy, verify=not no_verify)
+                ]
+            except BackupError as exc:
+                raise CommandError(str(exc), returncode=EXIT_CANNOT_CHECK) from exc
         if json:
             self.stdout.write(
                 json_text(

@@ -3,17 +3,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from backups_app.operations.drill import DrillRefused, run_drill
 
-from ._output import json_text, running
+from ._output import EXIT_CANNOT_RUN, BackupsCommand, json_text, running
 
 EXIT_DRILL_FAILED = 1
-EXIT_NOT_RUN = 2
 
 
-class Command(BaseCommand):
+class Command(BackupsCommand):
     help = (
         "Restore a backup (default: the newest of --source) into a scratch database, "
         "validate it there and record the result. Exit 0 only when it restored "
@@ -76,7 +75,7 @@ class Command(BaseCommand):
                     progress=progress,
                 )
             except DrillRefused as exc:
-                raise CommandError(str(exc), returncode=EXIT_NOT_RUN) from exc
+                raise CommandError(str(exc), returncode=EXIT_CANNOT_RUN) from exc
         if json:
             self.stdout.write(json_text(result.to_dict()))
         elif result.ok:

@@ -3,12 +3,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from backups_app.operations.inventory import StoredBackup, list_backups
 
 from ._output import (
+    BackupsCommand,
     age,
     human_size,
     json_text,
@@ -33,7 +33,7 @@ def local_created(backup: StoredBackup) -> str:
     return f"{timezone.localtime(backup.created):%Y-%m-%d %H:%M}"
 
 
-class Command(BaseCommand):
+class Command(BackupsCommand):
     help = "List the backups in the backup storage, newest first."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

@@ -3,17 +3,26 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from backups_app.operations.prune import plan_prune, policy_from, prune
 from backups_app.operations.units import parse_size
 
-from ._output import age, human_size, json_text, running, table, terminal_width
+from ._output import (
+    EXIT_CANNOT_RUN,
+    BackupsCommand,
+    age,
+    human_size,
+    json_text,
+    running,
+    table,
+    terminal_width,
+)
 
 PERIOD_OPTIONS = ("last", "daily", "weekly", "monthly", "yearly")
 
 
-class Command(BaseCommand):
+class Command(BackupsCommand):
     help = (
         "Delete old backups by a retention policy (the BACKUPS['RETENTION'] setting "
         "unless options are given). Never deletes the newest backup of a database, "
@@ -66,7 +75,7 @@ class Command(BaseCommand):
         try:
             policy = self._policy(options)
         except ValueError as exc:
-            raise CommandError(str(exc), returncode=2) from exc
+            raise CommandError(str(exc), returncode=EXIT_CANNOT_RUN) from exc
         with running(self, {**options, "json": json}):
             decisions = plan_prune(database=database, policy=policy)
             deleted = [] if dry_run else prune(decisions)

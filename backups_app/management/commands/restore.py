@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from backups_app import signals
 from backups_app.exceptions import IncompatibleBackupError
 from backups_app.restore import RestorePlan, plan_restore, restore_backup
 
 from ._output import (
+    EXIT_CANNOT_RUN,
     EXIT_FAILED,
+    BackupsCommand,
     add_common_arguments,
     command_error,
     json_text,
@@ -20,7 +25,7 @@ from ._output import (
 )
 
 
-class Command(BaseCommand):
+class Command(BackupsCommand):
     help = "Make the database exactly equal to a backup, in one transaction."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -65,9 +70,14 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         verbosity = options["verbosity"]
+        self.interrupted = (
+            f"Restore interrupted: database {database!r} was left unchanged."
+        )
         if interactive and not dry_run:
             if json:
-                raise CommandError("--json needs --noinput or --dry-run.")
+                raise CommandError(
+                    "--json needs --noinput or --dry-run.", returncode=EXIT_CANNOT_RUN
+                )
             if file == "-":
                 raise CommandError(
                     "Restore cancelled: the backup comes from standard input, so there "
@@ -109,7 +119,10 @@ class Command(BaseCommand):
             )
         if interactive:
             self._confirm(plan, foreign)
-        with running(self, {**options, "json": json}) as progress:
+        with (
+            running(self, {**options, "json": json}) as progress,
+            self._interruption_told(database),
+        ):
             summary = restore_backup(
                 plan, safety_backup=safety_backup, progress=progress
             )
@@ -129,6 +142,32 @@ class Command(BaseCommand):
                     f"{summary.seconds:.1f} s"
                 )
             )
+
+    @contextlib.contextmanager
+    def _interruption_told(self, database: str) -> Iterator[None]:
+        """Keep ``self.interrupted`` true to what the restore has done so far."""
+        unchanged = f"Restore interrupted: database {database!r} was left unchanged"
+
+        def safety_written(sender, using, summary, **kwargs):
+            if using == database and summary.origin == "safety":
+                self.interrupted = (
+                    f"{unchanged}; the safety backup {summary.name} was written."
+                )
+
+        def restored(sender, using, summary, **kwargs):
+            if using == database:
+                self.interrupted = (
+                    f"Interrupted after the restore was committed: database "
+                    f"{database!r} holds the backup's data; the restore is complete."
+                )
+
+        signals.post_backup.connect(safety_written, weak=False)
+        signals.post_restore.connect(restored, weak=False)
+        try:
+            yield
+        finally:
+            signals.post_backup.disconnect(safety_written)
+            signals.post_restore.disconnect(restored)
 
     def _render_plan(self, plan: RestorePlan) -> None:
         header = plan.header

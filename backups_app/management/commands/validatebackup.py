@@ -3,12 +3,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from backups_app.validate import ValidationReport, validate_backup
 
 from ._output import (
-    EXIT_FAILED,
+    EXIT_CANNOT_RUN,
+    EXIT_DIFFERS,
+    BackupsCommand,
     add_common_arguments,
     json_text,
     number,
@@ -17,10 +19,10 @@ from ._output import (
 )
 
 
-class Command(BaseCommand):
+class Command(BackupsCommand):
     help = (
         "Compare a backup with the database table by table; exit 0 when they are "
-        "equal, 1 when they differ, 2 when the file is unusable."
+        "equal, 1 when they differ, 2 when the file is unusable, 4 when it cannot run."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -42,7 +44,12 @@ class Command(BaseCommand):
         json: bool,
         **options: Any,
     ) -> None:
-        with running(self, {**options, "json": json}) as progress:
+        self.interrupted = (
+            "Validation interrupted before it finished; nothing was changed."
+        )
+        # 1 means "the database differs" and nothing else: a comparison that fails
+        # midway (a database error, a value that cannot be read) could not run.
+        with running(self, {**options, "json": json}, EXIT_CANNOT_RUN) as progress:
             report = validate_backup(
                 file, using=database, file_only=file_only, progress=progress
             )
@@ -53,7 +60,7 @@ class Command(BaseCommand):
         if not report.ok:
             # The differences are already printed; the exit code is the verdict.
             raise CommandError(
-                "The database differs from the backup.", returncode=EXIT_FAILED
+                "The database differs from the backup.", returncode=EXIT_DIFFERS
             )
 
     def _render(self, report: ValidationReport, verbosity: int) -> None:

@@ -1,0 +1,31 @@
+"""Settings for ``manage.py`` children that need more than tests/settings.py.
+
+``BACKUPS_TEST_VARIANT`` picks the change:
+
+- ``unreachable``: one more alias, ``unreachable``, whose database cannot be opened;
+- ``misconfigured``: a ``BACKUPS`` setting the system checks refuse;
+- ``pause``: the ``tests.pauses`` app, which stops the command at the point named by
+  ``BACKUPS_TEST_PAUSE`` until it is interrupted (see tests/pauses/apps.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from tests.settings import *  # noqa: F403
+from tests.settings import DATABASES, INSTALLED_APPS, TEST_TMPDIR
+
+VARIANT = os.environ.get("BACKUPS_TEST_VARIANT", "")
+
+if VARIANT == "unreachable":
+    DATABASES = {
+        **DATABASES,
+        "unreachable": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(TEST_TMPDIR / "no-such-folder" / "db.sqlite3"),
+        },
+    }
+elif VARIANT == "misconfigured":
+    BACKUPS = {"COMPRESSION_LEVEL": 12}
+elif VARIANT == "pause":
+    INSTALLED_APPS = [*INSTALLED_APPS, "tests.pauses"]
