@@ -50,6 +50,15 @@ def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
         messages += _check_integer("COMPRESSION_LEVEL", config, 0, 9)
     if "BATCH_SIZE" in config:
         messages += _check_integer("BATCH_SIZE", config, 1, None)
+    for key in ("RETENTION", "SAFETY_RETENTION"):
+        if key in config:
+            messages += _check_retention(key, config[key])
+    if "HEALTH" in config:
+        messages += _check_health(config["HEALTH"])
+    if "NOTIFY" in config:
+        messages += _check_notify(config["NOTIFY"])
+    if "SIGNING_KEY" in config:
+        messages += _check_signing_key(config["SIGNING_KEY"])
     for key in BOOLEAN_KEYS:
         if key in config and not isinstance(config[key], bool):
             messages.append(
@@ -199,5 +208,113 @@ def _check_integer(
         Error(
             f"BACKUPS[{key!r}] must be an integer {wanted}, not {value!r}.",
             id="backups_app.E011",
+        )
+    ]
+
+
+def _check_retention(key: str, value: Any) -> list[CheckMessage]:
+    from .operations.prune import policy_from
+
+    try:
+        if not isinstance(value, dict):
+            raise ValueError("it must be a dict")
+        policy_from(value)
+    except ValueError as exc:
+        return [
+            Error(
+                f"BACKUPS[{key!r}] is not a retention policy: {exc}",
+                hint="For example: {'last': 3, 'daily': 7, 'weekly': 5, "
+                "'max_total_size': '50G'}.",
+                id="backups_app.E012",
+            )
+        ]
+    return []
+
+
+def _check_health(value: Any) -> list[CheckMessage]:
+    from .operations.units import parse_duration, parse_size
+
+    def error(message: str) -> list[CheckMessage]:
+        return [
+            Error(
+                f"BACKUPS['HEALTH'] {message}",
+                hint="Keys: DATABASES (aliases), MAX_AGE ('26h'), MIN_SIZE ('10M' or "
+                "None), SHRINK_RATIO (0 to 1, or None).",
+                id="backups_app.E013",
+            )
+        ]
+
+    if not isinstance(value, dict):
+        return error("must be a dict.")
+    unknown = set(value) - {"DATABASES", "MAX_AGE", "MIN_SIZE", "SHRINK_RATIO"}
+    if unknown:
+        return error(f"has unknown keys: {', '.join(sorted(map(str, unknown)))}.")
+    databases = value.get("DATABASES", ["default"])
+    if not isinstance(databases, (list, tuple)) or not all(
+        alias in settings.DATABASES for alias in databases
+    ):
+        return error(
+            f"['DATABASES'] must list aliases of DATABASES, not {databases!r}."
+        )
+    try:
+        for key, parse in (("MAX_AGE", parse_duration), ("MIN_SIZE", parse_size)):
+            if value.get(key) is not None and not isinstance(value[key], int):
+                parse(value[key])
+    except ValueError as exc:
+        return error(f"has a bad value: {exc}")
+    ratio = value.get("SHRINK_RATIO")
+    if ratio is not None and (
+        isinstance(ratio, bool)
+        or not isinstance(ratio, (int, float))
+        or not 0 < ratio <= 1
+    ):
+        return error(f"['SHRINK_RATIO'] must be a number from 0 to 1, not {ratio!r}.")
+    return []
+
+
+def _check_notify(value: Any) -> list[CheckMessage]:
+    def error(message: str) -> list[CheckMessage]:
+        return [
+            Error(
+                f"BACKUPS['NOTIFY'] {message}",
+                hint="Keys: MAIL (bool), WEBHOOK_URL (an http(s) URL or None), "
+                "ON_SUCCESS (bool), TIMEOUT (seconds).",
+                id="backups_app.E014",
+            )
+        ]
+
+    if not isinstance(value, dict):
+        return error("must be a dict.")
+    unknown = set(value) - {"MAIL", "WEBHOOK_URL", "ON_SUCCESS", "TIMEOUT"}
+    if unknown:
+        return error(f"has unknown keys: {', '.join(sorted(map(str, unknown)))}.")
+    for key in ("MAIL", "ON_SUCCESS"):
+        if key in value and not isinstance(value[key], bool):
+            return error(f"[{key!r}] must be True or False, not {value[key]!r}.")
+    url = value.get("WEBHOOK_URL")
+    if url is not None and (
+        not isinstance(url, str) or not url.startswith(("http://", "https://"))
+    ):
+        # Never echo the URL: chat webhooks carry their secret in it.
+        return error("['WEBHOOK_URL'] must be an http:// or https:// URL, or None.")
+    timeout = value.get("TIMEOUT", 10)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or timeout <= 0
+    ):
+        return error(f"['TIMEOUT'] must be a number of seconds, not {timeout!r}.")
+    return []
+
+
+def _check_signing_key(value: Any) -> list[CheckMessage]:
+    keys = value if isinstance(value, (list, tuple)) else [value]
+    if value is None or (keys and all(isinstance(k, str) and k for k in keys)):
+        return []
+    return [
+        Error(
+            "BACKUPS['SIGNING_KEY'] must be None, a key, or a list of keys (text); "
+            "the first one signs.",
+            id="backups_app.E015",
         )
     ]

@@ -273,5 +273,103 @@ def test_every_check_id_is_documented():
     source = (root / "backups_app" / "checks.py").read_text()
     used = set(re.findall(r'id="(backups_app\.[EW]\d{3})"', source))
     documented = (root / "docs" / "usage.md").read_text()
-    assert len(used) == 11
+    assert len(used) == 15
     assert {check_id for check_id in used if f"`{check_id}`" not in documented} == set()
+
+
+RETENTION_HINT = (
+    "For example: {'last': 3, 'daily': 7, 'weekly': 5, 'max_total_size': '50G'}."
+)
+HEALTH_HINT = (
+    "Keys: DATABASES (aliases), MAX_AGE ('26h'), MIN_SIZE ('10M' or None), "
+    "SHRINK_RATIO (0 to 1, or None)."
+)
+NOTIFY_HINT = (
+    "Keys: MAIL (bool), WEBHOOK_URL (an http(s) URL or None), ON_SUCCESS (bool), "
+    "TIMEOUT (seconds)."
+)
+
+
+class OperationsSettingsTests(SimpleTestCase):
+    @override_settings(
+        BACKUPS={
+            "RETENTION": {"daily": 7, "max_total_size": "50G"},
+            "SAFETY_RETENTION": {"last": 1},
+            "HEALTH": {"DATABASES": ["default", "other"], "MAX_AGE": "2d"},
+            "NOTIFY": {"WEBHOOK_URL": "https://chat.example/hook", "TIMEOUT": 2.5},
+            "SIGNING_KEY": ["new", "old"],
+        }
+    )
+    def test_good_values(self):
+        assert check_settings() == []
+
+    @override_settings(
+        BACKUPS={"RETENTION": {"dayly": 7}, "SAFETY_RETENTION": {"last": -1}}
+    )
+    def test_e012_retention(self):
+        assert check_settings() == [
+            Error(
+                "BACKUPS['RETENTION'] is not a retention policy: Unknown retention "
+                "keys: dayly.",
+                hint=RETENTION_HINT,
+                id="backups_app.E012",
+            ),
+            Error(
+                "BACKUPS['SAFETY_RETENTION'] is not a retention policy: keep last must "
+                "be a whole number >= 0, not -1.",
+                hint=RETENTION_HINT,
+                id="backups_app.E012",
+            ),
+        ]
+
+    @override_settings(BACKUPS={"HEALTH": {"DATABASES": ["nope"]}})
+    def test_e013_health_aliases(self):
+        assert check_settings() == [
+            Error(
+                "BACKUPS['HEALTH'] ['DATABASES'] must list aliases of DATABASES, not "
+                "['nope'].",
+                hint=HEALTH_HINT,
+                id="backups_app.E013",
+            )
+        ]
+
+    @override_settings(BACKUPS={"HEALTH": {"MAX_AGE": "a day"}})
+    def test_e013_health_duration(self):
+        [error] = check_settings()
+        assert error.id == "backups_app.E013"
+        assert error.msg == (
+            "BACKUPS['HEALTH'] has a bad value: 'a day' is not a duration (examples: "
+            "90s, 45m, 26h, 7d)."
+        )
+
+    @override_settings(BACKUPS={"HEALTH": {"SHRINK_RATIO": 2}})
+    def test_e013_health_ratio(self):
+        [error] = check_settings()
+        assert error.msg == (
+            "BACKUPS['HEALTH'] ['SHRINK_RATIO'] must be a number from 0 to 1, not 2."
+        )
+
+    @override_settings(
+        BACKUPS={"NOTIFY": {"WEBHOOK_URL": "ftp://user:secret@host/hook"}}
+    )
+    def test_e014_webhook_url_is_refused_without_showing_it(self):
+        assert check_settings() == [
+            Error(
+                "BACKUPS['NOTIFY'] ['WEBHOOK_URL'] must be an http:// or https:// URL, "
+                "or None.",
+                hint=NOTIFY_HINT,
+                id="backups_app.E014",
+            )
+        ]
+
+    @override_settings(BACKUPS={"NOTIFY": {"TIMEOUT": 0, "MAIL": "yes"}})
+    def test_e014_notify_values(self):
+        [error] = check_settings()
+        assert (
+            error.msg == "BACKUPS['NOTIFY'] ['MAIL'] must be True or False, not 'yes'."
+        )
+
+    @override_settings(BACKUPS={"SIGNING_KEY": ["", 3]})
+    def test_e015_signing_key(self):
+        [error] = check_settings()
+        assert error.id == "backups_app.E015"
