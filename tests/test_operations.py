@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.management.base import CommandError
 from django.test import TestCase, TransactionTestCase, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -387,3 +388,54 @@ class ProcessTests(TransactionTestCase):
         dry = manage("prunebackups", "--keep-last", "1", "--dry-run")
         assert dry.returncode == 0, dry.stderr
         assert stored() == {"backup-a.jsonl"}
+
+
+class BackupPruneAndAllDatabasesTests(TestCase):
+    databases = {"default", "other"}
+    tmp_path: Path
+
+    def setUp(self):
+        own_storage(self)
+        self.template = template_backup(self.tmp_path)
+
+    def test_all_databases_writes_one_backup_per_alias(self):
+        stdout, _ = run_command("backup", "--all-databases", "--json")
+        document = json.loads(stdout)
+        assert sorted(b["database"] for b in document["backups"]) == [
+            "default",
+            "other",
+        ]
+        assert document["failed"] == {}
+        assert sorted(b.database for b in list_backups()) == ["default", "other"]
+
+    def test_all_databases_cannot_go_to_one_output(self):
+        with pytest.raises(CommandError) as excinfo:
+            run_command("backup", "--all-databases", "--output", "x.jsonl.gz")
+        assert excinfo.value.returncode == 4
+        assert str(excinfo.value) == (
+            "--all-databases writes one file per database into the backup storage; "
+            "it cannot go with --output."
+        )
+
+    @override_settings(BACKUPS={"RETENTION": {"last": 1}})
+    def test_prune_after_a_good_backup(self):
+        for day in (3, 2, 1):
+            store(
+                self.template,
+                self.tmp_path,
+                f"backup-old-{day}.jsonl",
+                NOW - datetime.timedelta(days=day),
+            )
+        stdout, _ = run_command("backup", "--prune")
+        assert stdout.splitlines()[-1] == (
+            "Pruned 3 old backups of database 'default' by the retention policy."
+        )
+        [left] = stored()
+        assert left.startswith("backup-default-")
+
+    def test_no_prune_after_a_failed_backup(self):
+        store(self.template, self.tmp_path, "backup-old.jsonl", NOW)
+        with pytest.raises(CommandError) as excinfo:
+            run_command("backup", "--prune", "--database", "nope")
+        assert excinfo.value.returncode == 4
+        assert stored() == {"backup-old.jsonl"}

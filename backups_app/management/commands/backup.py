@@ -3,10 +3,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from django.core.management.base import CommandError
+from django.db import connections
+
 from backups_app.backup import create_backup
+from backups_app.operations.prune import plan_prune, prune
 from backups_app.streams import stored_path
 
 from ._output import (
+    EXIT_CANNOT_RUN,
     BackupsCommand,
     add_common_arguments,
     human_size,
@@ -47,6 +52,18 @@ class Command(BackupsCommand):
         add_common_arguments(
             parser, database_help="Database alias to back up", takes_file=False
         )
+        parser.add_argument(
+            "--all-databases",
+            action="store_true",
+            help="Back up every database in DATABASES, each to a new name in the "
+            "backup storage.",
+        )
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="Then delete old backups of each database backed up, by the "
+            "BACKUPS['RETENTION'] policy (never after a failed backup).",
+        )
 
     def handle(
         self,
@@ -55,8 +72,58 @@ class Command(BackupsCommand):
         database: str,
         exclude: list[str],
         json: bool,
+        all_databases: bool,
+        prune: bool,
         **options: Any,
     ) -> None:
+        if all_databases and output is not None:
+            raise CommandError(
+                "--all-databases writes one file per database into the backup "
+                "storage; it cannot go with --output.",
+                returncode=EXIT_CANNOT_RUN,
+            )
+        if prune and output is not None:
+            raise CommandError(
+                "--prune deletes old backups from the backup storage; it cannot go "
+                "with --output.",
+                returncode=EXIT_CANNOT_RUN,
+            )
+        databases = list(connections) if all_databases else [database]
+        summaries, failures, pruned = [], [], {}
+        for alias in databases:
+            try:
+                summary = self._back_up(output, alias, exclude, json, options)
+            except CommandError as exc:
+                if not all_databases:
+                    raise
+                failures.append((alias, exc))
+                self.stderr.write(f"{alias}: {exc}")
+                continue
+            summaries.append(summary)
+            if prune:
+                pruned[alias] = self._prune(alias, json, options)
+        if json:
+            out = self.stderr if output == "-" else self.stdout
+            if not all_databases and not prune:
+                out.write(json_text(summaries[0].to_dict()))
+            else:
+                out.write(
+                    json_text(
+                        {
+                            "backups": [s.to_dict() for s in summaries],
+                            "failed": {alias: str(exc) for alias, exc in failures},
+                            "pruned": pruned,
+                        }
+                    )
+                )
+        if failures:
+            raise CommandError(
+                f"{len(failures)} of {len(databases)} databases could not be backed "
+                "up: " + ", ".join(alias for alias, _ in failures) + ".",
+                returncode=max(exc.returncode for _, exc in failures),
+            )
+
+    def _back_up(self, output, database, exclude, json, options):
         if output == "-":
             self.interrupted = (
                 "Backup interrupted: what was written to standard output is "
@@ -73,10 +140,9 @@ class Command(BackupsCommand):
         )
         # Backing up to stdout leaves stdout to the backup itself.
         out = self.stderr if output == "-" else self.stdout
-        if json:
-            out.write(json_text(summary.to_dict()))
-            return
         verbosity = options["verbosity"]
+        if json:
+            return summary
         if verbosity >= 2:
             out.write(
                 table(
@@ -93,3 +159,16 @@ class Command(BackupsCommand):
                     f"in {summary.seconds:.1f} s"
                 )
             )
+        return summary
+
+    def _prune(self, database: str, json: bool, options: dict[str, Any]) -> list[str]:
+        """Apply the retention policy to the backups of ``database``; return the
+        names deleted."""
+        with running(self, {**options, "json": json}):
+            deleted = prune(plan_prune(database=database))
+        if not json and options["verbosity"] >= 1:
+            self.stdout.write(
+                f"Pruned {len(deleted)} old backup{'' if len(deleted) == 1 else 's'} "
+                f"of database {database!r} by the retention policy."
+            )
+        return deleted
