@@ -209,6 +209,36 @@ class ProcessTests(TransactionTestCase):
         usage = manage("drillbackup")  # --database is required
         assert usage.returncode == 4
 
+    def test_checkbackups_on_an_old_a_damaged_and_a_failed_drill(self):
+        old = datetime.datetime.now(UTC) - datetime.timedelta(days=3)
+        template = Path(backup_storage().path(create_backup(None).storage_name))
+        data = rewrite(
+            template,
+            template.with_name("copy.jsonl"),
+            header=lambda header: {**header, "created": old.isoformat()},
+        ).read_bytes()
+        clear_storage()
+        backup_storage().save("backup-old.jsonl", ContentFile(data))
+        aged = manage("checkbackups", "--max-age", "26h")
+        assert aged.returncode == 1
+        assert aged.stdout.decode() == (
+            "default: the newest backup is 3 days old, more than 26 hours: "
+            "backup-old.jsonl\n"
+        )
+        path = Path(backup_storage().path("backup-old.jsonl"))
+        path.write_bytes(path.read_bytes()[:-200])
+        DrillRun.objects.create(
+            backup_name="backup-old.jsonl",
+            source_database="default",
+            scratch_database="other",
+            ok=False,
+            summary="restore failed: damaged",
+        )
+        broken = manage("checkbackups", "--max-age", "7d", "--json")
+        assert broken.returncode == 1
+        problems = json.loads(broken.stdout)["problems"]
+        assert [p["code"] for p in problems] == ["damaged", "drill-failed"]
+
     def test_drillbackup_exit_codes(self):
         create_backup(None)
         passed = manage("drillbackup", "--database", "other", "--json")
