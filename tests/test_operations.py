@@ -173,6 +173,7 @@ class InventoryTests(TestCase):
             "created",
             "age",
             "size",
+            "tables",
             "rows",
             "health",
         ]
@@ -185,6 +186,21 @@ class InventoryTests(TestCase):
             "1",
         ]
         assert row.endswith("-  unchecked")
+
+    def test_drills_show_in_the_listing(self):
+        from backups_app.models import DrillRun
+
+        store(self.template, self.tmp_path, "backup-a.jsonl", NOW)
+        store(self.template, self.tmp_path, "backup-b.jsonl", NOW)
+        DrillRun.objects.create(backup_name="backup-a.jsonl", ok=True)
+        DrillRun.objects.create(backup_name="backup-b.jsonl", ok=True)
+        DrillRun.objects.create(backup_name="backup-b.jsonl", ok=False)
+        drills = {b.name: b.last_drill for b in list_backups()}
+        assert drills == {"backup-a.jsonl": "passed", "backup-b.jsonl": "failed"}
+        stdout, _ = run_command("listbackups")
+        rows = {line.split()[0]: line for line in stdout.splitlines()[2:]}
+        assert rows["backup-a.jsonl"].endswith("drilled")
+        assert rows["backup-b.jsonl"].endswith("drill failed")
 
     def test_an_empty_storage(self):
         stdout, _ = run_command("listbackups")

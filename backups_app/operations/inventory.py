@@ -40,6 +40,7 @@ class StoredBackup:
     integrity: str  # intact, damaged or unchecked
     last_validation: str | None  # match, differ, or None when never validated
     problem: str = ""
+    last_drill: str | None = None  # passed, failed, or None when never drilled
 
     @property
     def ours(self) -> bool:
@@ -96,7 +97,25 @@ def _kind(name: str, header: dict[str, Any], record: Any) -> str:
     return SAFETY if header.get("origin") == "safety" else BACKUP
 
 
-def describe(name: str, record: Any = None) -> StoredBackup:
+def _drills() -> dict[str, str]:
+    """Return the outcome of the last restore drill of each backup, by file name."""
+    from ..models import DrillRun
+
+    outcomes: dict[str, str] = {}
+    try:
+        # Oldest first, so that the newest drill of a file is the one kept.
+        for name, ok in DrillRun.objects.order_by("started", "pk").values_list(
+            "backup_name", "ok"
+        ):
+            outcomes[name] = "passed" if ok else "failed"
+    except DatabaseError:  # the app's tables are not migrated on this database
+        return {}
+    return outcomes
+
+
+def describe(
+    name: str, record: Any = None, last_drill: str | None = None
+) -> StoredBackup:
     """Return what the storage's file ``name`` is, reading only its header."""
     from ..records import check_name, read_header
 
@@ -129,13 +148,16 @@ def describe(name: str, record: Any = None) -> StoredBackup:
         integrity=integrity,
         last_validation=validation,
         problem=record.problem if record is not None else "",
+        last_drill=last_drill,
     )
 
 
 def list_backups(database: str | None = None) -> list[StoredBackup]:
     """Return the files of the backup storage, newest first (unreadable ones last)."""
-    records = _records()
-    backups = [describe(name, records.get(name)) for name in stored_names()]
+    records, drills = _records(), _drills()
+    backups = [
+        describe(name, records.get(name), drills.get(name)) for name in stored_names()
+    ]
     if database is not None:
         backups = [b for b in backups if b.database == database]
     oldest = datetime.datetime.min.replace(tzinfo=datetime.UTC)

@@ -20,11 +20,16 @@ from ._output import (
 
 
 def health(backup: StoredBackup) -> str:
+    """The worst that is known of a backup, in one word or two."""
     if backup.integrity == "damaged":
         return "damaged"
-    if backup.last_validation is not None:
-        return backup.last_validation
-    return backup.integrity
+    if backup.last_drill == "failed":
+        return "drill failed"
+    if backup.last_validation == "differ":
+        return "differ"
+    if backup.last_drill == "passed":
+        return "drilled"
+    return backup.last_validation or backup.integrity
 
 
 def local_created(backup: StoredBackup) -> str:
@@ -62,6 +67,7 @@ class Command(BackupsCommand):
                     "created",
                     "age",
                     "size",
+                    "tables",
                     "rows",
                     "health",
                 ],
@@ -73,12 +79,13 @@ class Command(BackupsCommand):
                         local_created(b),
                         age(b.created) if b.created else "-",
                         human_size(b.size),
+                        number(b.tables),
                         number(b.rows),
                         health(b),
                     )
                     for b in backups
                 ],
                 width=terminal_width(self.stdout),
-                optional=["created", "rows", "database", "kind"],
+                optional=["created", "tables", "rows", "database", "kind"],
             )
         )
