@@ -154,6 +154,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "backups_app",
     "tests.testapp",
+    "tests.valuesapp",
     # The demo shop is a schema the engine was not written around: it is tested too.
     "project.shop",
 ]
