@@ -223,10 +223,13 @@ def decimal_boundaries(max_digits: int, places: int) -> list[Decimal]:
 RFC_VARIANT = VENDOR == "mysql"
 
 
-def uuid_pattern(value: uuid.UUID) -> uuid.UUID:
-    if not RFC_VARIANT:
-        return value
+def rfc_variant(value: uuid.UUID) -> uuid.UUID:
+    """Return ``value`` with the RFC 4122 variant bits, any version."""
     return uuid.UUID(int=(value.int & ~(0xC000 << 48)) | (0x8000 << 48))
+
+
+def uuid_pattern(value: uuid.UUID) -> uuid.UUID:
+    return rfc_variant(value) if RFC_VARIANT else value
 
 
 # Durations that fit SQLite's and MySQL's bigint of microseconds.
@@ -459,8 +462,9 @@ TEXT_KEYS = [
     "a b",
     "Zulu",
 ]
+# RFC 4122 variant on every vendor, so that the keys move to MariaDB too.
 UUID_KEYS = [
-    uuid_pattern(uuid.UUID(int=n * 0x0123456789ABCDEF0123456789ABCDEF % 2**128))
+    rfc_variant(uuid.UUID(int=n * 0x0123456789ABCDEF0123456789ABCDEF % 2**128))
     for n in range(1, 40)
 ] + [uuid.uuid1() for _ in range(10)]
 
