@@ -178,8 +178,6 @@ def pytest_collection_modifyitems(
         )
         if crossvendor and not test_settings.CROSSVENDOR:
             reason = "cross-vendor tests run only with BACKUPS_CROSSVENDOR=1"
-        if "slow" in item.keywords and "slow" not in (config.option.markexpr or ""):
-            reason = "slow property tests run only when -m names them (-m slow)"
         if reason is None and "default" in missing:
             reason = missing["default"][1]
         for alias in sorted(aliases):

@@ -444,6 +444,14 @@ def tmp_dir_on_instance(request, tmp_path):
         request.instance.tmp_dir = tmp_path
 
 
+@pytest.fixture(autouse=True)
+def slow_only_when_asked(request):
+    """Run the slow variant only when -m names it: it takes half an hour a vendor."""
+    markexpr = request.config.option.markexpr or ""
+    if request.node.get_closest_marker("slow") and "slow" not in markexpr:
+        pytest.skip("300 examples per field type: run with -m slow")
+
+
 # --- primary key order ---------------------------------------------------------------
 
 TEXT_KEYS = [
