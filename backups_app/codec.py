@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import ipaddress
 import json
 import math
 import uuid
@@ -553,6 +554,15 @@ def json_meaning(text: str) -> str:
     return _meaning_text(document)
 
 
+def ip_meaning(text: str) -> str:
+    """Return an IP address in one spelling: PostgreSQL's inet compresses IPv6 text
+    that other vendors keep as written. Text that is no address is left as it is."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
 def row_normaliser(
     fields, *, version: int, same_vendor: bool
 ) -> Callable[[list], list] | None:
@@ -560,8 +570,8 @@ def row_normaliser(
     equal for equal values, or None when the row's bytes can be compared as they are.
 
     JSON text is kept as stored, so it compares by meaning when the file comes from
-    another vendor or holds canonical text (version 1); version 1 times get the
-    fraction they meant.
+    another vendor or holds canonical text (version 1); so do IP addresses from
+    another vendor; version 1 times get the fraction they meant.
     """
     steps = []
     for index, field in enumerate(fields):
@@ -570,6 +580,8 @@ def row_normaliser(
             steps.append((index, json_meaning))
         elif field_kind == "TimeField" and version < 2:
             steps.append((index, v1_time))
+        elif field_kind == "GenericIPAddressField" and not same_vendor:
+            steps.append((index, ip_meaning))
     if not steps:
         return None
 

@@ -283,3 +283,17 @@ def test_json_columns_keep_the_stored_text():
     stored = '{"type": "none",  "title": "Public"}'
     assert codec.json_text(stored) == stored
     assert codec.json_text(stored.encode()) == stored
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
+        ("::ffff:1.2.3.4", "::ffff:102:304"),
+        ("10.0.0.1", "10.0.0.1"),
+    ],
+)
+def test_ip_addresses_from_another_vendor_compare_by_address(one, other):
+    assert codec.ip_meaning(one) == codec.ip_meaning(other)
+    assert codec.ip_meaning("not an address") == "not an address"
+    assert codec.ip_meaning("10.0.0.1") != codec.ip_meaning("10.0.0.2")

@@ -130,3 +130,32 @@ class JSONAcrossVendorsTests(TestCase):
         )
         (report,) = validate_backup(file, using="xpostgres").tables
         assert (report.changed, report.missing, report.extra) == (1, 0, 0)
+
+
+class IPAcrossVendorsTests(TestCase):
+    databases = {"default", *ALIASES}
+    tmp_path: Path
+
+    def test_ip_text_postgresql_respells_moves_by_address(self):
+        connection = connections["xsqlite"]
+        quote = connection.ops.quote_name
+        Value.objects.using("xsqlite").all().delete()
+        with connection.cursor() as cursor:
+            for address in ("2001:0db8:0000:0000:0000:0000:0000:0001", "10.0.0.1"):
+                cursor.execute(
+                    f"INSERT INTO {quote(Value._meta.db_table)} "
+                    f"({quote('ip_address')}) VALUES (%s)",
+                    [address],
+                )
+        file = self.tmp_path / "ip.jsonl"
+        create_backup(file, using="xsqlite", exclude=all_but_values())
+        restore_backup(file, using="xpostgres", safety_backup=False)
+        stored = driver_column("xpostgres", Value._meta.db_table, "ip_address")
+        assert sorted(stored.values()) == ["10.0.0.1", "2001:db8::1"]
+        assert validate_backup(file, using="xpostgres").ok
+        # A different address is still a difference.
+        Value.objects.using("xpostgres").filter(ip_address="10.0.0.1").update(
+            ip_address="10.0.0.2"
+        )
+        (report,) = validate_backup(file, using="xpostgres").tables
+        assert (report.changed, report.missing, report.extra) == (1, 0, 0)
