@@ -31,13 +31,18 @@ class Backend:
     # -- reading -------------------------------------------------------------------
 
     def order_by_sql(self, spec: TableSpec) -> str:
-        parts = []
-        for field in spec.pk_fields:
-            column = self.quote(field.column)
-            if kind(field) in TEXT_KINDS:
-                column = self.binary_order(column)
-            parts.append(column)
-        return ", ".join(parts)
+        return ", ".join(self.order_column(field) for field in spec.pk_fields)
+
+    def order_column(self, field) -> str:
+        """Return what sorts a primary key column in the format's order: text by
+        code point, UUIDs as their lower-case hyphenated text, numbers, dates and
+        times by value (which is their text order too)."""
+        column = self.quote(field.column)
+        if kind(field) in TEXT_KINDS or kind(field) == "GenericIPAddressField":
+            return self.binary_order(column)
+        # UUIDs as char(32) of lower-case hex (SQLite, MySQL) or PostgreSQL's uuid
+        # (compared byte by byte) already sort as their hyphenated text.
+        return column
 
     def binary_order(self, column: str) -> str:
         """Make text sort by code point, the same on every vendor."""
@@ -260,6 +265,13 @@ class PostgreSQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f'{column} COLLATE "C"'
 
+    def order_column(self, field) -> str:
+        if kind(field) == "GenericIPAddressField":
+            # inet sorts by family and bits ("9.0.0.1" before "10.0.0.1"); the file
+            # holds its text, which host() gives for Django's host addresses.
+            return self.binary_order(f"host({self.quote(field.column)})")
+        return super().order_column(field)
+
     def begin_snapshot(self, cursor) -> None:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
@@ -349,6 +361,14 @@ class PostgreSQLBackend(Backend):
 class MySQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f"CAST({column} AS BINARY)"
+
+    def order_column(self, field) -> str:
+        if kind(field) == "UUIDField":
+            # MariaDB 10.7+'s uuid type sorts by its own segment order (node
+            # first); its binary form is the 16 bytes in text order. On a char(32)
+            # column this is the hex text's byte order, the same thing.
+            return self.binary_order(self.quote(field.column))
+        return super().order_column(field)
 
     def begin_snapshot(self, cursor) -> None:
         # Django opens MySQL connections at READ COMMITTED; a backup needs one

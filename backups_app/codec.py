@@ -6,13 +6,18 @@ This is the only module that knows value encodings. The rules (see docs/format.m
 - floats are JSON numbers, except NaN and the infinities, which are the strings
   ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (orjson would write null);
 - decimals are strings in plain notation with the column's scale (``"12.50"``);
-- datetimes, dates and times are ISO 8601 strings with microseconds when non-zero;
-  aware datetimes carry their UTC offset;
+- datetimes, dates and times are ISO 8601 strings with six digits of microseconds
+  when non-zero; aware datetimes carry their UTC offset;
 - UUIDs are lower-case hyphenated strings;
 - durations are whole microseconds;
 - binary values are base64 strings;
-- JSON columns hold the JSON document as a string, compact with sorted keys, so
-  that SQL NULL (null) and JSON null (``"null"``) stay apart.
+- JSON columns hold the JSON document as a string, the text the database keeps
+  (key order and spacing included on vendors that store JSON as text), so that it
+  goes back byte for byte and SQL NULL (null) and JSON null (``"null"``) stay apart.
+
+Within one vendor and format version, values are compared as the very bytes of
+their lines. Across vendors (or with a version 1 file) the columns whose text may
+differ while the value is the same are compared by meaning (``row_normaliser``).
 
 Reading works on raw database values plus the backend's own converters (which undo
 vendor storage quirks such as SQLite's text datetimes); field ``from_db_value`` hooks
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import ipaddress
 import json
 import math
 import uuid
@@ -34,6 +40,8 @@ import orjson
 from django.conf import settings
 from django.db import models
 from django.db.models.expressions import Col
+
+from .format import FORMAT_VERSION
 
 Encoder = Callable[[Any], Any]
 
@@ -87,6 +95,29 @@ def kind(field: models.Field) -> str:
 # --- encoding: database value -> JSON value ---------------------------------------
 
 
+def json_text(value: Any) -> str:
+    """Return a JSON column's value as the database keeps it.
+
+    SQLite and MariaDB keep the text that was written (key order, spacing and
+    escapes included); writing it back unchanged is what makes the restore exact.
+    PostgreSQL's jsonb hands out its own normalised text, which it reads back the
+    same.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode()
+    # Not text: a number or boolean written by another program; its JSON text.
+    return json.dumps(value)
+
+
+# Times as ``HH:MM:SS`` or ``HH:MM:SS.ffffff``, always six fraction digits: Python's
+# own isoformat (a C method, called on the datetime.time every driver and Django's
+# converters hand out). Not orjson: 3.13.0 writes time(21, 28, 28, 33608) as
+# "21:28:28.33608", which every ISO 8601 reader takes for .336080.
+time_text = datetime.time.isoformat
+
+
 def canonical_json(value: Any) -> str:
     """Return a JSON document as compact text with sorted keys.
 
@@ -134,7 +165,8 @@ def duration_micros(value: Any) -> int:
 
 
 ENCODERS: dict[str, Encoder] = {
-    "JSONField": canonical_json,
+    "JSONField": json_text,
+    "TimeField": time_text,
     "UUIDField": uuid_text,
     "BinaryField": binary_text,
     "DecimalField": decimal_text,
@@ -151,8 +183,9 @@ def column_encoder(field: models.Field, table: str, connection) -> Encoder | Non
     if fast is not None:
         return fast
     if field_kind == "JSONField":
-        # Raw text: Django's converters would lose SQL NULL versus JSON null.
-        return canonical_json
+        # Raw text: Django's converters would lose SQL NULL versus JSON null, and
+        # the key order and spacing that a text-backed vendor keeps.
+        return json_text
     steps = _encoder_steps(base, table, connection)
     if not steps:
         return None
@@ -415,9 +448,26 @@ def _datetime_decoder(connection) -> Encoder:
     return decode
 
 
-def column_decoder(field: models.Field, connection) -> Encoder | None:
+def v1_time(value: str) -> str:
+    """Return a time of a version 1 file with the fraction it meant.
+
+    The version 1 writer (orjson 3.13) wrote microseconds 10,000-99,999 with five
+    digits, dropping the leading zero; every other time has none or six. Five
+    digits in such a file are therefore the microseconds themselves.
+    """
+    head, dot, fraction = value.partition(".")
+    if dot and len(fraction) == 5:
+        return f"{head}.0{fraction}"
+    return value
+
+
+def column_decoder(
+    field: models.Field, connection, version: int = FORMAT_VERSION
+) -> Encoder | None:
     """Return a function from a JSON value (not None) to what the database accepts."""
     field_kind = kind(field)
+    if field_kind == "TimeField" and version < 2:
+        return v1_time
     if field_kind == "BinaryField":
         return _binary
     if field_kind == "FloatField":
@@ -436,12 +486,15 @@ def column_decoder(field: models.Field, connection) -> Encoder | None:
     return None
 
 
-def row_decoder(fields, insert_fields, connection) -> Callable[[list], tuple]:
-    """Return a function from a row of the file to the tuple an INSERT takes."""
+def row_decoder(
+    fields, insert_fields, connection, version: int = FORMAT_VERSION
+) -> Callable[[list], tuple]:
+    """Return a function from a row of the file (format ``version``) to the tuple an
+    INSERT takes."""
     positions = [fields.index(f) for f in insert_fields]
     steps = []
     for index, field in enumerate(insert_fields):
-        decoder = column_decoder(field, connection)
+        decoder = column_decoder(field, connection, version)
         if decoder is not None:
             steps.append((index, decoder))
     keep_all = positions == list(range(len(fields)))
@@ -458,6 +511,109 @@ def row_decoder(fields, insert_fields, connection) -> Callable[[list], tuple]:
         return tuple(row)
 
     return decode
+
+
+# --- comparing by meaning: across vendors, and with version 1 files -----------------
+
+
+class _Constant(str):
+    """NaN or an infinity inside a JSON document (Python's extension to JSON)."""
+
+
+def _number_text(value: Decimal) -> str:
+    """Return a number as digits and exponent with no trailing zeros: 100, 1e2 and
+    100.0 all become ``1e2``; any zero becomes ``0``."""
+    sign, digits, exponent = value.as_tuple()
+    text = "".join(map(str, digits)).lstrip("0")
+    if not text:
+        return "0"
+    stripped = text.rstrip("0")
+    exponent += len(text) - len(stripped)
+    return f"{'-' if sign else ''}{stripped}e{exponent}"
+
+
+def _meaning_text(value: Any) -> str:
+    if isinstance(value, _Constant):
+        return str.__str__(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, (int, Decimal)):
+        return _number_text(Decimal(value))
+    if isinstance(value, list):
+        return "[" + ",".join(map(_meaning_text, value)) + "]"
+    return (
+        "{"
+        + ",".join(
+            f"{json.dumps(key)}:{_meaning_text(value[key])}" for key in sorted(value)
+        )
+        + "}"
+    )
+
+
+def json_meaning(text: str) -> str:
+    """Return what a JSON document means, as text equal for equal documents.
+
+    Key order, spacing, escapes and the spelling of numbers (PostgreSQL's jsonb
+    writes 1e2 as 100) do not count; numbers compare by value, exactly. Text that
+    is not JSON is returned as it is, so that it still differs from any document.
+    """
+    try:
+        document = json.loads(text, parse_float=Decimal, parse_constant=_Constant)
+    except ValueError:
+        return text
+    return _meaning_text(document)
+
+
+def ip_meaning(text: str) -> str:
+    """Return an IP address in one spelling: PostgreSQL's inet compresses IPv6 text
+    that other vendors keep as written. Text that is no address is left as it is."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def row_normaliser(
+    fields, *, version: int, same_vendor: bool
+) -> Callable[[list], list] | None:
+    """Return a function that puts a decoded row's values in the form that compares
+    equal for equal values, or None when the row's bytes can be compared as they are.
+
+    JSON text is kept as stored, so it compares by meaning when the file comes from
+    another vendor or holds canonical text (version 1); so do IP addresses from
+    another vendor; version 1 times get the fraction they meant.
+    """
+    steps = []
+    for index, field in enumerate(fields):
+        field_kind = kind(field)
+        if field_kind == "JSONField" and (version < 2 or not same_vendor):
+            steps.append((index, json_meaning))
+        elif field_kind == "TimeField" and version < 2:
+            steps.append((index, v1_time))
+        elif field_kind == "GenericIPAddressField" and not same_vendor:
+            steps.append((index, ip_meaning))
+    if not steps:
+        return None
+
+    def normalise(row: list) -> list:
+        for index, step in steps:
+            if isinstance(row[index], str):
+                row[index] = step(row[index])
+        return row
+
+    return normalise
+
+
+def lines_normaliser(
+    fields, *, version: int, same_vendor: bool
+) -> Callable[[bytes], bytes] | None:
+    """Return ``row_normaliser`` for row lines (without their newline), or None."""
+    normalise = row_normaliser(fields, version=version, same_vendor=same_vendor)
+    if normalise is None:
+        return None
+    return lambda line: orjson.dumps(normalise(orjson.loads(line)))
 
 
 # --- ordering keys, so validation can merge two sorted streams ----------------------

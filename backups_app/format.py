@@ -16,8 +16,12 @@ from typing import IO, Any
 import orjson
 
 FORMAT_NAME = "backups_app"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+# Version 2: JSON columns hold the text the database keeps, not canonical text, and
+# times always have six fraction digits. Version 1 files (app 0.1.0) are still read:
+# their JSON is canonical, and a time with five fraction digits is one whose
+# leading zero orjson 3.13 dropped ("21:28:28.33608" meant .033608).
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = frozenset({1, 2})
 # Blocks of encoded rows that may wait for the writer thread.
 MAX_PENDING_BLOCKS = 8
 

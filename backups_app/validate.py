@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import time
@@ -18,6 +19,7 @@ from .backup import unreadable_value_in_table
 from .codec import (
     block_encoder,
     lines_encoder,
+    lines_normaliser,
     loads_row,
     pk_key_function,
     pk_value,
@@ -121,21 +123,75 @@ def _example(examples: list[Any], spec: TableSpec, line: bytes) -> None:
         examples.append(pk_value(spec.fields, spec.pk_fields, loads_row(line)))
 
 
+def file_normaliser(spec: TableSpec, header: dict[str, Any], connection):
+    """Return how to bring the rows of ``spec`` in a file with ``header`` and in the
+    database to one form, or None when their bytes compare as they are."""
+    return lines_normaliser(
+        spec.fields,
+        version=header["version"],
+        same_vendor=header.get("vendor") == connection.vendor,
+    )
+
+
+def normalised_digests(
+    source: BackupSource, normalisers: dict[str, Any]
+) -> dict[str, str]:
+    """Return the SHA-256 of the normalised row lines of each table in
+    ``normalisers`` (label to ``file_normaliser``), reading ``source`` once."""
+    digests = {}
+    with source.open() as stream:
+        for section in BackupReader(stream, source.name).tables():
+            normalise = normalisers.get(section.label)
+            if normalise is None:
+                section.skip()
+                continue
+            digest = hashlib.sha256()
+            for block in section.blocks():
+                digest.update(normalised_block(normalise, block))
+            digests[section.label] = digest.hexdigest()
+    return digests
+
+
+def normalised_block(normalise, block: bytes) -> bytes:
+    """Return a block of row lines with each line normalised."""
+    return b"".join(normalise(line) + b"\n" for line in row_lines(block))
+
+
 def _compare_rows(
     report: TableReport,
     spec: TableSpec,
     section: TableSection,
     backend: Backend,
     progress: ProgressCallback,
+    normalise=None,
 ) -> None:
     """Compare the file's rows with the database's rows, both in primary key order.
 
     While the database's rows, encoded, are the very bytes that come next in the
     file, they are the same rows: batches are compared in place as bytes, and only
     from the first batch that differs on are rows merged one by one by primary key.
+    With ``normalise`` (a file from another vendor or format version, with values
+    stored in other text), every row of both sides is normalised and merged.
     """
     encode_lines = lines_encoder(spec.fields, spec.table, backend.connection)
     encode_block = block_encoder(spec.fields, spec.table, backend.connection)
+    if normalise is not None:
+        with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
+            file_lines = (
+                normalise(line)
+                for block in section.blocks()
+                for line in row_lines(block)
+            )
+            database_lines = (
+                normalise(line)
+                for rows in batches
+                for line in row_lines(encode_block(rows))
+            )
+            report.db_rows = _merge_rows(
+                report, spec, file_lines, database_lines, progress
+            )
+        report.file_rows = section.end.rows
+        return
     # Closed on the way out, read to the end or not: a server-side cursor must be
     # closed inside its transaction.
     with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
@@ -288,7 +344,14 @@ def _compare_database(
                     continue
                 columns = aligned(spec, section.columns)
                 try:
-                    _compare_rows(table, columns, section, backend, progress)
+                    _compare_rows(
+                        table,
+                        columns,
+                        section,
+                        backend,
+                        progress,
+                        file_normaliser(columns, header, backend.connection),
+                    )
                 except (ValueError, ArithmeticError, TypeError, AttributeError) as exc:
                     # A stored value Django cannot read (SQLite keeps anything).
                     raise BackupError(

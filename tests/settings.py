@@ -156,6 +156,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     # Models that have no table on any vendor under test (Meta.required_db_*).
     "tests.gatedapp",
+    "tests.valuesapp",
     # The demo shop is a schema the engine was not written around: it is tested too.
     "project.shop",
 ]

@@ -15,6 +15,7 @@ from backups_app.exceptions import (
     RestoreError,
     StorageError,
 )
+from backups_app.format import FORMAT_VERSION
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
 from tests.backup_files import plain_copy, rewrite
@@ -91,7 +92,9 @@ class FailedRestoreTests(TestCase):
 
     def test_newer_format_version(self):
         plain = plain_copy(self.good, self.tmp_path / "plain.jsonl")
-        data = plain.read_bytes().replace(b'"version":1', b'"version":99', 1)
+        data = plain.read_bytes().replace(
+            f'"version":{FORMAT_VERSION}'.encode(), b'"version":99', 1
+        )
         future = self.tmp_path / "future.jsonl"
         future.write_bytes(data)
         self.assert_refused(future, BackupFormatError, "format version 99")

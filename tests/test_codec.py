@@ -203,3 +203,97 @@ def test_sqlite_temporal_shortcut_agrees_with_djangos_converters(kind, text):
     fast = codec.sqlite_temporal_encoder(kind, field, "t", connection)
     slow = codec.column_encoder_steps(field, "t", connection)
     assert orjson.dumps(fast(text)) == orjson.dumps(slow(text))
+
+
+def test_times_always_have_six_fraction_digits():
+    # orjson 3.13.0 writes time(21, 28, 28, 33608) as "21:28:28.33608" (.336080 to
+    # any ISO 8601 reader); the codec writes times itself.
+    for micros in range(1_000_000):
+        text = codec.time_text(dt.time(21, 28, 28, micros))
+        assert text == (f"21:28:28.{micros:06d}" if micros else "21:28:28"), micros
+    assert codec.time_text(dt.time(0)) == "00:00:00"
+    assert codec.time_text(dt.time(23, 59, 59, 999999)) == "23:59:59.999999"
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_orjsons_datetimes_and_dates_are_the_formats_text(aware):
+    # The format relies on orjson for datetimes and dates: pin every shape.
+    tz = dt.UTC if aware else None
+    offset = "+00:00" if aware else ""
+    for micros in range(0, 1_000_000, 7):
+        moment = dt.datetime(2024, 2, 29, 13, 14, 15, micros, tzinfo=tz)
+        fraction = f".{micros:06d}" if micros else ""
+        expected = f'"2024-02-29T13:14:15{fraction}{offset}"'.encode()
+        assert orjson.dumps(moment) == expected, micros
+    for year in (1, 999, 1000, 2000, 9999):
+        moment = dt.datetime(year, 12, 31, 23, 59, 59, 10000, tzinfo=tz)
+        expected = f'"{year:04d}-12-31T23:59:59.010000{offset}"'.encode()
+        assert orjson.dumps(moment) == expected
+        assert orjson.dumps(dt.date(year, 2, 28)) == f'"{year:04d}-02-28"'.encode()
+    assert orjson.dumps(dt.date(2000, 2, 29)) == b'"2000-02-29"'
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("21:28:28.33608", "21:28:28.033608"),
+        ("00:00:00.10000", "00:00:00.010000"),
+        ("21:28:28.033608", "21:28:28.033608"),
+        ("21:28:28.336080", "21:28:28.336080"),
+        ("21:28:28", "21:28:28"),
+    ],
+)
+def test_version_1_times_with_five_fraction_digits_lost_a_leading_zero(text, meant):
+    assert codec.v1_time(text) == meant
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ('{"type": "none", "title": "Public"}', '{"title":"Public","type":"none"}'),
+        ('{"a": [1, 2]}', '{ "a" : [ 1 , 2 ] }'),
+        ("1e2", "100"),
+        ("100.0", "100"),
+        ("-0.0", "0"),
+        ('"\\u00fc"', '"ü"'),
+        ("123456789012345678901234567890", "1.2345678901234567890123456789e29"),
+        ('{"x": NaN}', '{"x":NaN}'),
+    ],
+)
+def test_json_documents_with_the_same_meaning_compare_equal(one, other):
+    assert codec.json_meaning(one) == codec.json_meaning(other)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ('{"a": 1}', '{"a": 2}'),
+        ('"1"', "1"),
+        ("[1, 2]", "[2, 1]"),
+        ("null", '"null"'),
+        ("12345678901234567890123456789012", "12345678901234567890123456789013"),
+        ("not json", "null"),
+    ],
+)
+def test_json_documents_with_another_meaning_compare_unequal(one, other):
+    assert codec.json_meaning(one) != codec.json_meaning(other)
+
+
+def test_json_columns_keep_the_stored_text():
+    stored = '{"type": "none",  "title": "Public"}'
+    assert codec.json_text(stored) == stored
+    assert codec.json_text(stored.encode()) == stored
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
+        ("::ffff:1.2.3.4", "::ffff:102:304"),
+        ("10.0.0.1", "10.0.0.1"),
+    ],
+)
+def test_ip_addresses_from_another_vendor_compare_by_address(one, other):
+    assert codec.ip_meaning(one) == codec.ip_meaning(other)
+    assert codec.ip_meaning("not an address") == "not an address"
+    assert codec.ip_meaning("10.0.0.1") != codec.ip_meaning("10.0.0.2")
