@@ -23,6 +23,13 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 2000,
     # Use PostgreSQL COPY for restores.
     "POSTGRES_COPY": True,
+    # Bounds on what a backup file may ask of the reader; past one the file is refused
+    # as damaged. None: no bound.
+    "MAX_ROW_BYTES": 64 << 20,
+    "MAX_RECORD_BYTES": 16 << 20,
+    # Decompressed bytes per compressed byte, over the whole file, once it has
+    # expanded to more than 64 MB. gzip at level 1 reaches about 230 at most.
+    "MAX_EXPANSION_RATIO": 250,
 }
 
 # Apps whose tables a restore must never touch: our own history, and task queues that
@@ -76,6 +83,18 @@ class AppSettings:
     @property
     def POSTGRES_COPY(self) -> bool:
         return bool(self._get("POSTGRES_COPY"))
+
+    @property
+    def MAX_ROW_BYTES(self) -> int | None:
+        return self._get("MAX_ROW_BYTES")
+
+    @property
+    def MAX_RECORD_BYTES(self) -> int | None:
+        return self._get("MAX_RECORD_BYTES")
+
+    @property
+    def MAX_EXPANSION_RATIO(self) -> float | None:
+        return self._get("MAX_EXPANSION_RATIO")
 
 
 app_settings = AppSettings()

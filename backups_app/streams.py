@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import weakref
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.core.files.storage.handler import InvalidStorageError
 
 from .conf import app_settings
-from .exceptions import StorageError, one_line
+from .exceptions import BackupFormatError, StorageError, one_line
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
@@ -39,6 +40,9 @@ DECOMPRESSED_CHUNK = 2 << 20
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 READ_AHEAD_CHUNKS = 2
 STDIO = "-"
+# MAX_EXPANSION_RATIO applies once a file has expanded to more than this: small
+# files of very repetitive rows may expand a lot, and cost little.
+EXPANSION_ALLOWANCE = 64 << 20
 
 
 def backup_storage() -> Storage:
@@ -70,13 +74,19 @@ def stored_path(name: str) -> Path | None:
 class BackupSource:
     """A backup to read: a path, a name in the backup storage, ``-`` or a file object.
 
-    ``open()`` may be called more than once (restores read the file twice); standard
-    input and file objects are spooled to a temporary file on first use.
+    ``open()`` may be called more than once (restores and validations check the
+    whole file, then read it again). The file opened the first time is kept open
+    and read again from its start, so a path or storage name replaced in between
+    does not change what is read; standard input and file objects are spooled to a
+    temporary file on first use. Readers still compare the second read's digest
+    with the first's, for storages that can only be opened anew. ``close()`` (or
+    garbage collection) closes it.
     """
 
     def __init__(self, source: str | os.PathLike | IO[bytes]):
         self._source = source
-        self._spooled: tempfile._TemporaryFileWrapper | None = None
+        self._handle: IO[bytes] | None = None
+        self._finalizer: weakref.finalize | None = None
         self._storage_name: str | None = None
         self._path: Path | None = None
         if isinstance(source, (str, os.PathLike)):
@@ -104,7 +114,8 @@ class BackupSource:
         """Return the backup stored under ``name``, never a path on this machine."""
         source = cls.__new__(cls)
         source._source = name
-        source._spooled = None
+        source._handle = None
+        source._finalizer = None
         source._path = None
         source.name = name
         if not cls._in_storage(name):
@@ -132,44 +143,58 @@ class BackupSource:
     def path(self) -> Path | None:
         return self._path
 
-    def _spool(self) -> IO[bytes]:
-        if self._spooled is None:
-            stream = sys.stdin.buffer if self._source == STDIO else self._source
-            # Kept open across reopenings; closed by close().
-            self._spooled = tempfile.TemporaryFile(prefix="backups_app-")  # noqa: SIM115
-            shutil.copyfileobj(stream, self._spooled, READ_BUFFER)
-        self._spooled.seek(0)
-        return _Unclosable(self._spooled)
-
-    def _open_raw(self) -> IO[bytes]:
+    def _first_open(self) -> IO[bytes]:
         if self._path is not None:
             try:
-                return open(self._path, "rb")
+                return open(self._path, "rb")  # noqa: SIM115 (kept; closed by close())
             except OSError as exc:
                 raise StorageError(
                     f"Cannot read {self.name!r}: {exc.strerror}."
                 ) from exc
         if self._storage_name is not None:
-            try:
-                return backup_storage().open(self._storage_name, "rb")
-            except OSError as exc:
-                raise StorageError(
-                    f"Cannot read {self.name!r}: {one_line(exc)}."
-                ) from exc
-        return self._spool()
+            return self._open_stored()
+        stream = sys.stdin.buffer if self._source == STDIO else self._source
+        spooled = tempfile.TemporaryFile(prefix="backups_app-")  # noqa: SIM115
+        try:
+            shutil.copyfileobj(stream, spooled, READ_BUFFER)
+        except BaseException:
+            spooled.close()
+            raise
+        return spooled
+
+    def _open_stored(self) -> IO[bytes]:
+        try:
+            return backup_storage().open(self._storage_name, "rb")
+        except OSError as exc:
+            raise StorageError(f"Cannot read {self.name!r}: {one_line(exc)}.") from exc
+
+    def _open_raw(self) -> tuple[io.RawIOBase, IO[bytes] | None]:
+        """Return a raw stream from the start of the file, and a file to close
+        after it (None: the kept one)."""
+        if self._handle is None:
+            self._handle = self._first_open()
+            self._finalizer = weakref.finalize(self, self._handle.close)
+        try:
+            descriptor = self._handle.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            descriptor = None
+        if descriptor is not None:
+            return _Positional(descriptor), None
+        if getattr(self._handle, "seekable", lambda: False)():
+            self._handle.seek(0)
+            return _Readable(self._handle), None
+        # A storage that can only be read once per opening: open it anew.
+        fresh = self._open_stored() if self._storage_name else self._handle
+        return _Readable(fresh), fresh if fresh is not self._handle else None
 
     @contextlib.contextmanager
     def open(self) -> Iterator[IO[bytes]]:
         """Yield the decompressed content as a binary stream to ``read()`` from."""
-        raw = self._open_raw()
+        raw, to_close = self._open_raw()
         try:
-            buffered = (
-                raw
-                if isinstance(raw, io.BufferedReader)
-                else io.BufferedReader(_Readable(raw), READ_BUFFER)
-            )
+            buffered = io.BufferedReader(raw, READ_BUFFER)
             if buffered.peek(2)[:2] == GZIP_MAGIC:
-                decompressed = _Decompressed(buffered)
+                decompressed = _Decompressed(buffered, app_settings.MAX_EXPANSION_RATIO)
                 try:
                     yield decompressed
                 finally:
@@ -177,7 +202,8 @@ class BackupSource:
             else:
                 yield buffered
         finally:
-            raw.close()
+            if to_close is not None:
+                to_close.close()
 
     def size(self) -> int | None:
         if self._path is not None:
@@ -187,35 +213,45 @@ class BackupSource:
         return None
 
     def close(self) -> None:
-        if self._spooled is not None:
-            self._spooled.close()
-            self._spooled = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self._handle is not None:
+            self._handle.close()
+        self._handle = self._finalizer = None
 
 
-class _Unclosable(io.RawIOBase):
-    """A view of the spooled file that survives ``close()`` so it can be reopened."""
+class _Positional(io.RawIOBase):
+    """Read a file descriptor from its start with positioned reads: readers of the
+    same kept file do not move each other's offset."""
 
-    def __init__(self, file: IO[bytes]):
-        self._file = file
+    def __init__(self, descriptor: int):
+        self._descriptor = descriptor
+        self._offset = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        return self._file.readinto(buffer)
+        count = os.preadv(self._descriptor, [buffer], self._offset)
+        self._offset += count
+        return count
 
 
-def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
+def gunzip(compressed: IO[bytes], max_ratio: float | None = None) -> Iterator[bytes]:
     """Yield the decompressed bytes of a gzip stream, in pieces of DECOMPRESSED_CHUNK
     bytes at most.
 
     Reads every member of the stream, skips the zero bytes gzip allows between
     them, and checks each member's CRC and length (zlib does, with ``wbits=31``).
     Raises EOFError when the stream ends inside a member, zlib.error when it is not
-    gzip or is damaged, as the gzip module does.
+    gzip or is damaged, as the gzip module does, and BackupFormatError once more
+    than EXPANSION_ALLOWANCE bytes came out of more than ``max_ratio`` times fewer.
     """
     inflater = None
+    taken = given = 0
+    limit = max_ratio or float("inf")
     while data := compressed.read(COMPRESSED_READ):
+        taken += len(data)
         while data:
             if inflater is None:
                 data = data.lstrip(b"\0")
@@ -226,8 +262,12 @@ def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
             # All the input is taken and all its output given only when the output
             # is shorter than asked; else the rest comes with the next call.
             while len(out) == DECOMPRESSED_CHUNK:
+                given += len(out)
+                if given > EXPANSION_ALLOWANCE and given > limit * taken:
+                    raise _too_expanded(max_ratio)
                 yield out
                 out = inflater.decompress(inflater.unconsumed_tail, DECOMPRESSED_CHUNK)
+            given += len(out)
             if out:
                 yield out
             data = b""
@@ -239,6 +279,13 @@ def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
         )
 
 
+def _too_expanded(ratio: float) -> BackupFormatError:
+    return BackupFormatError(
+        f"is refused as damaged: it expands to more than {ratio} times its "
+        "compressed size (BACKUPS['MAX_EXPANSION_RATIO'])"
+    )
+
+
 class _Decompressed(io.RawIOBase):
     """Decompress gzip on a thread of its own, a few chunks ahead of the reader.
 
@@ -248,7 +295,7 @@ class _Decompressed(io.RawIOBase):
     chunk's size hands the chunk over as it is, without copying it.
     """
 
-    def __init__(self, compressed: IO[bytes]):
+    def __init__(self, compressed: IO[bytes], max_ratio: float | None = None):
         self._chunks: queue.Queue = queue.Queue(READ_AHEAD_CHUNKS)
         self._stopping = threading.Event()
         self._chunk = b""
@@ -257,15 +304,15 @@ class _Decompressed(io.RawIOBase):
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._fill,
-            args=(compressed,),
+            args=(compressed, max_ratio),
             name="backups_app-reader",
             daemon=True,
         )
         self._thread.start()
 
-    def _fill(self, compressed: IO[bytes]) -> None:
+    def _fill(self, compressed: IO[bytes], max_ratio: float | None) -> None:
         try:
-            for chunk in gunzip(compressed):
+            for chunk in gunzip(compressed, max_ratio):
                 if not self._put(chunk):
                     return
             self._put(b"")
