@@ -11,10 +11,14 @@ import gzip
 import io
 import os
 import queue
+import re
 import shutil
+import socket
+import stat
 import sys
 import tempfile
 import threading
+import time
 import weakref
 import zlib
 from collections.abc import Iterator
@@ -43,6 +47,17 @@ STDIO = "-"
 # MAX_EXPANSION_RATIO applies once a file has expanded to more than this: small
 # files of very repetitive rows may expand a lot, and cost little.
 EXPANSION_ALLOWANCE = 64 << 20
+# Temporary files of backups being written: ".backup-<host>-<pid>-<random>.partial",
+# locked (flock) by their writer until they are complete.
+PARTIAL_NAME = re.compile(r"\.backup-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]{8}\.partial")
+# A partial file left by a writer on another host (or whose pid was reused) is
+# removed only when it has not been written to for this long.
+STALE_AFTER = 3600
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks; partial files are left alone
+    fcntl = None
 
 
 def backup_storage() -> Storage:
@@ -387,17 +402,20 @@ class BackupTarget:
         self.storage_name: str | None = None
         self.path: Path | None = None
         self.stream: IO[bytes] | None = None
+        # A character device or a FIFO: written into as a stream, never replaced.
+        self.write_through = False
         if target is None:
             self.storage_name = new_backup_name(database, template)
             self.name = self.storage_name
         elif isinstance(target, (str, os.PathLike)):
             text = os.fspath(target)
             if text == STDIO:
-                self.stream = sys.stdout.buffer
+                self.stream = _standard_output()
                 self.name = "<stdout>"
             else:
                 self.path = Path(text)
                 self.name = text
+                self.write_through = _writes_through(self.path, text)
         else:
             self.stream = target
             self.name = getattr(target, "name", None) or "stream"
@@ -409,13 +427,23 @@ class BackupTarget:
     def open(self, compresslevel: int = 1) -> Iterator[IO[bytes]]:
         """Yield a binary stream; on success move the file into place, else remove it."""
         if self.stream is not None:
-            yield from self._yield_compressed(self.stream, compresslevel)
+            try:
+                yield from self._yield_compressed(self.stream, compresslevel)
+            except OSError:
+                if self.stream is _standard_output_or_none():
+                    _silence_standard_output()
+                raise
+            return
+        if self.write_through:
+            with _open_device(self.path, self.name) as device:
+                yield from self._yield_compressed(device, compresslevel)
             return
         directory = self._temporary_directory()
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(directory)
             handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below)
-                dir=directory, prefix=".backup-", suffix=".partial", delete=False
+                dir=directory, prefix=_partial_prefix(), suffix=".partial", delete=False
             )
         except OSError as exc:
             raise StorageError(
@@ -423,6 +451,10 @@ class BackupTarget:
             ) from exc
         temporary = Path(handle.name)
         try:
+            if fcntl is not None:
+                # Held until the file is closed (or its writer dies): tells a later
+                # backup that this partial file is still being written.
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             with handle:
                 yield from self._yield_compressed(handle, compresslevel)
                 handle.flush()
@@ -472,3 +504,144 @@ class BackupTarget:
                 f"Cannot save {name!r} to the backup storage: {one_line(exc)}."
             ) from exc
         self.storage_name = self.final_name = self.name = name
+
+
+def _standard_output_or_none() -> IO[bytes] | None:
+    return getattr(sys.stdout, "buffer", None)
+
+
+def _standard_output() -> IO[bytes]:
+    """Return standard output's binary stream; refuse a closed one."""
+    stream = _standard_output_or_none()
+    try:
+        if stream is None:
+            raise ValueError
+        os.fstat(stream.fileno())
+    except io.UnsupportedOperation:
+        pass  # a stream without a descriptor, as tests capture output
+    except (OSError, ValueError):
+        raise StorageError("Cannot write to standard output: it is closed.") from None
+    return stream
+
+
+def _silence_standard_output() -> None:
+    """After a write to standard output failed (its reader went away), point it at
+    the null device, so that the interpreter's last flush does not fail again with a
+    second message."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _writes_through(path: Path, text: str) -> bool:
+    """Tell whether ``path`` is a character device or a FIFO, written into as a
+    stream (True), or a regular file or a new name, replaced or created when the
+    backup is complete (False). Refuse anything else, and a symbolic link other
+    than one to a device or a FIFO (such as /dev/stdout)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"Cannot write {text!r}: {exc.strerror}.") from exc
+    if stat.S_ISLNK(mode):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+            return True
+        raise StorageError(
+            f"Refusing to write {text!r}: it is a symbolic link; give the path it "
+            "points to, or another."
+        )
+    if stat.S_ISREG(mode):
+        return False
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return True
+    if stat.S_ISDIR(mode):
+        raise StorageError(f"Cannot write {text!r}: it is a directory.")
+    raise StorageError(
+        f"Refusing to write {text!r}: it is neither a regular file nor a character "
+        "device nor a FIFO."
+    )
+
+
+@contextlib.contextmanager
+def _open_device(path: Path, text: str) -> Iterator[IO[bytes]]:
+    # No O_CREAT: if the device went away since, nothing is created in its place.
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+    except OSError as exc:
+        raise StorageError(f"Cannot write {text!r}: {exc.strerror}.") from exc
+    mode = os.fstat(descriptor).st_mode
+    if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        os.close(descriptor)
+        raise StorageError(f"Cannot write {text!r}: it changed while it was opened.")
+    with open(descriptor, "wb") as device:
+        yield device
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _partial_prefix() -> str:
+    return f".backup-{_host()}-{os.getpid()}-"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True
+
+
+def remove_stale_partials(directory: Path) -> list[str]:
+    """Remove the partial files that killed backups left in ``directory``.
+
+    Only files named as this app names them, regular files of this user, that no
+    writer holds locked, and whose writer's process is gone (same host) or that have
+    not been written to for STALE_AFTER seconds. Returns the names removed.
+    """
+    if fcntl is None:
+        return []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    host = _host()
+    removed = []
+    for entry in entries:
+        match = PARTIAL_NAME.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            continue
+        writer_gone = match["host"] == host and not _process_exists(int(match["pid"]))
+        if not writer_gone and time.time() - info.st_mtime < STALE_AFTER:
+            continue
+        try:
+            descriptor = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(descriptor).st_ino == info.st_ino:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        except OSError:
+            continue  # locked: its writer is still at work
+        finally:
+            os.close(descriptor)
+    return removed

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -62,8 +63,10 @@ class Command(BaseCommand):
             summary = create_backup(
                 output, using=database, exclude=exclude, progress=progress
             )
-        # Backing up to stdout leaves stdout to the backup itself.
-        out = self.stderr if output == "-" else self.stdout
+        # Backing up to stdout (or to a device or a pipe, such as /dev/stdout)
+        # leaves stdout to the backup itself.
+        streamed = output == "-" or (output is not None and not os.path.isfile(output))
+        out = self.stderr if streamed else self.stdout
         if json:
             out.write(json_text(summary.to_dict()))
             return
