@@ -258,11 +258,9 @@ class BackupReader:
                 # A line longer than any allowed must not be gathered in memory.
                 self._partial_size += len(chunk)
                 if self._partial_size > self._max_line:
-                    self._buffer, self._position = b"".join(parts), 0
-                    raise self._too_long(
-                        self._line_number + self._buffer.count(b"\n") + 1,
-                        self._max_line,
-                    )
+                    # The unread lines before it are at the end of the buffer.
+                    before = self._buffer.count(b"\n", self._position)
+                    raise self._too_long(self._line_number + before + 1, self._max_line)
                 parts.append(chunk)
                 continue
             if not parts and cut == len(chunk):
