@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import operator
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -88,8 +89,15 @@ class _Hashing:
 class TableSection:
     """One table of a backup being read: its columns, then its rows, once."""
 
-    def __init__(self, reader: BackupReader, record: dict[str, Any]):
+    def __init__(
+        self,
+        reader: BackupReader,
+        record: dict[str, Any],
+        described: dict[str, Any] | None = None,
+    ):
         self._reader = reader
+        # (position, types a value may have) of each column whose type is known.
+        self._value_types = value_types(described) if described else []
         self.label: str = record["label"]
         self.table: str = record["table"]
         self.columns: list[str] = record["columns"]
@@ -122,8 +130,9 @@ class TableSection:
     def parse(self, block: bytes) -> list[list[Any]]:
         """Return the rows of the block ``blocks()`` handed out last, as lists.
 
-        Raises BackupFormatError unless every row is a JSON array of one plain value
-        (null, boolean, number or string) per column.
+        Raises BackupFormatError unless every row is a JSON array of one value per
+        column, of a JSON type its column's type allows (docs/format.md, Values),
+        and no primary key column holds null.
         """
         try:
             rows = loads_block(block)
@@ -132,12 +141,10 @@ class TableSection:
         columns = len(self.columns)
         if rows is None or not all(len(row) == columns for row in rows):
             self._reader._bad_row(self, block)
-        # Containers need a bracket or a brace inside a line, strings rarely have one.
-        if block.count(b"[") != len(rows) or b"{" in block:
-            for row in rows:
-                for value in row:
-                    if type(value) is list or type(value) is dict:
-                        self._reader._bad_row(self, block)
+        # Column by column, the types seen: a few C loops per block.
+        for position, allowed in self._value_types:
+            if not set(map(type, map(operator.itemgetter(position), rows))) <= allowed:
+                self._reader._bad_row(self, block)
         return rows
 
     def checked_blocks(self) -> Iterator[bytes]:
@@ -376,7 +383,7 @@ class BackupReader:
                     )
                 self._check_section(record, described, due)
                 self._file_digest.update(line)
-                section = TableSection(self, record)
+                section = TableSection(self, record, described)
                 yield section
                 if section.end is None:
                     section.skip()
@@ -534,12 +541,12 @@ class BackupReader:
                     f"line {number}: a row of {section.label} has {len(row)} values "
                     f"for {columns} columns"
                 )
-            for value in row:
-                if isinstance(value, (list, dict)):
+            for position, allowed in section._value_types:
+                if type(row[position]) not in allowed:
+                    name = section.columns[position]
                     raise self._error(
-                        f"line {number}: a row of {section.label} holds a JSON "
-                        f"{'array' if isinstance(value, list) else 'object'}, "
-                        "not a value"
+                        f"line {number}: a row of {section.label} has "
+                        f"{JSON_NAMES[type(row[position])]} in column {name!r}"
                     )
         raise self._error(f"rows of {section.label} are not well formed")
 
@@ -592,6 +599,82 @@ def _end_of_rows(buffer: bytes, start: int) -> int:
 
 def _is_text_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+# The JSON types each column type's values are written as (docs/format.md, Values),
+# besides null. Columns of other types (custom fields, contrib.postgres arrays) may
+# hold any JSON value.
+_INTEGER = frozenset({int})
+_TEXT = frozenset({str})
+JSON_TYPES: dict[str, frozenset[type]] = {
+    **dict.fromkeys(
+        [
+            "AutoField",
+            "BigAutoField",
+            "SmallAutoField",
+            "IntegerField",
+            "BigIntegerField",
+            "SmallIntegerField",
+            "PositiveIntegerField",
+            "PositiveBigIntegerField",
+            "PositiveSmallIntegerField",
+            "DurationField",
+        ],
+        _INTEGER,
+    ),
+    **dict.fromkeys(
+        [
+            "CharField",
+            "TextField",
+            "SlugField",
+            "EmailField",
+            "URLField",
+            "FilePathField",
+            "FileField",
+            "ImageField",
+            "GenericIPAddressField",
+            "IPAddressField",
+            "DecimalField",
+            "DateField",
+            "DateTimeField",
+            "TimeField",
+            "UUIDField",
+            "BinaryField",
+            "JSONField",
+        ],
+        _TEXT,
+    ),
+    "BooleanField": frozenset({bool}),
+    "NullBooleanField": frozenset({bool}),
+    # Numbers; NaN and the infinities as strings.
+    "FloatField": frozenset({float, int, str}),
+}
+JSON_NAMES = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def value_types(described: dict[str, Any]) -> list[tuple[int, frozenset[type]]]:
+    """(position, allowed JSON types) of each column of a header table whose type
+    is known; a primary key column may not hold null."""
+    pk = set(described["pk"])
+    checks = []
+    for position, column in enumerate(described["columns"]):
+        allowed = JSON_TYPES.get(column["type"])
+        if allowed is None:
+            if column["name"] not in pk:
+                continue
+            allowed = frozenset({bool, int, float, str, list, dict})
+        if column["name"] not in pk:
+            allowed = allowed | {type(None)}
+        checks.append((position, allowed))
+    return checks
 
 
 def header_problem(header: dict[str, Any]) -> str | None:

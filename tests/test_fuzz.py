@@ -94,9 +94,12 @@ class FuzzMixin:
         else:
             assert snapshot() == before, (name, outcomes)
         if not intact:
-            # A damaged file is damaged to every reader.
-            assert outcomes["validatebackup"][0] == 2, (name, outcomes)
-            assert outcomes["restore"][0] == 2, (name, outcomes)
+            # Never equal, never restored. A comparison parses only the rows that
+            # differ from the database's, and a restore checks the schema before
+            # it parses rows: rows that do not fit their own header may show as
+            # differences (1) or a schema mismatch (3) rather than damage (2).
+            assert outcomes["validatebackup"][0] in {1, 2}, (name, outcomes)
+            assert outcomes["restore"][0] in {2, 3}, (name, outcomes)
 
 
 class SeededCorpusTests(FuzzMixin, HypothesisTestCase):

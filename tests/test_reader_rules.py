@@ -230,17 +230,29 @@ class CraftedFileTests(TestCase):
                     f"{len(row)} columns",
                 )
 
-    def test_rows_hold_plain_values(self):
+    def test_rows_hold_values_of_their_columns_json_types(self):
         start, _ = self.section()
         row = orjson.loads(self.lines[start + 1])
-        for value, what in (([1], "array"), ({"a": 1}, "object")):
-            with self.subTest(what=what):
+        columns = orjson.loads(self.lines[start])["columns"]
+        cases = [
+            (1, [1], "an array"),
+            (1, {"a": 1}, "an object"),
+            (1, 5, "a number"),
+            (0, "1", "a string"),
+            (0, True, "a boolean"),
+            # No primary key is null.
+            (0, None, "null"),
+        ]
+        for position, value, what in cases:
+            with self.subTest(value=value):
                 lines = list(self.lines)
-                lines[start + 1] = orjson.dumps([row[0], value, *row[2:]]) + b"\n"
+                changed = list(row)
+                changed[position] = value
+                lines[start + 1] = orjson.dumps(changed) + b"\n"
                 self.assert_refused(
                     self.crafted(lines),
-                    f"line {start + 2}: a row of {NODE} holds a JSON {what}, "
-                    "not a value",
+                    f"line {start + 2}: a row of {NODE} has {what} in column "
+                    f"{columns[position]!r}",
                 )
 
     def test_a_row_that_is_not_one_array_on_one_line(self):
