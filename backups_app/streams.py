@@ -543,10 +543,9 @@ def _writes_through(path: Path, text: str) -> bool:
     than one to a device or a FIFO (such as /dev/stdout)."""
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except OSError:
+        # Nothing there (or no folder to hold it): writing says why, if it fails.
         return False
-    except OSError as exc:
-        raise StorageError(f"Cannot write {text!r}: {exc.strerror}.") from exc
     if stat.S_ISLNK(mode):
         try:
             mode = os.stat(path).st_mode
