@@ -13,16 +13,18 @@ from pathlib import Path
 
 import orjson
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.test import TestCase, override_settings
 
 from backups_app.backup import create_backup
-from backups_app.exceptions import BackupFormatError
+from backups_app.exceptions import BackupError, BackupFormatError
 from backups_app.restore import plan_restore, restore_backup
 from backups_app.streams import BackupSource
 from backups_app.validate import validate_backup
 from tests.backup_files import plain_lines, reseal
 from tests.factories import populate_zoo
-from tests.testapp.models import Node
+from tests.testapp.models import Comment, Node
 from tests.utils import snapshot
 
 pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
@@ -347,3 +349,43 @@ class ChangedFileTests(TestCase):
         assert "changed since it was checked" in str(excinfo.value)
         assert snapshot() == self.before
         source.close()
+
+
+class WriterBoundTests(TestCase):
+    """A backup never writes what restores would refuse."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_a_row_longer_than_max_row_bytes_stops_the_backup(self):
+        user = get_user_model().objects.create(username="commenter")
+        Comment.objects.create(
+            content_type=ContentType.objects.get_for_model(user),
+            object_id=str(user.pk),
+            body="x" * 5000,
+        )
+        target = self.tmp_path / "long.jsonl.gz"
+        with (
+            override_settings(BACKUPS={"MAX_ROW_BYTES": 4000}),
+            pytest.raises(BackupError) as excinfo,
+        ):
+            create_backup(target)
+        assert str(excinfo.value).startswith("testapp.Comment: a row is 5,")
+        assert str(excinfo.value).endswith(
+            " bytes long, longer than 4,000 (BACKUPS['MAX_ROW_BYTES']), which "
+            "restores refuse; raise that setting."
+        )
+        assert list(self.tmp_path.iterdir()) == []
+
+    def test_a_header_longer_than_max_record_bytes_stops_the_backup(self):
+        with (
+            override_settings(BACKUPS={"MAX_RECORD_BYTES": 1000}),
+            pytest.raises(BackupError) as excinfo,
+        ):
+            create_backup(self.tmp_path / "b.jsonl")
+        assert str(excinfo.value) == (
+            "A record of the backup would be longer than 1,000 bytes "
+            "(BACKUPS['MAX_RECORD_BYTES']), which restores refuse; raise that "
+            "setting."
+        )
+        assert list(self.tmp_path.iterdir()) == []
