@@ -550,14 +550,15 @@ class BackupRecordAdmin(NumericIdAdmin):
     def provenance(self, record: BackupRecord) -> str:
         """Return whether the record's file was made here, reading it if not known."""
         if record.provenance == Provenance.UNCHECKED:
-            from .provenance import provenance_of, verify_with_trailer
+            from .provenance import provenance_of
+            from .reader import verify_file
 
             try:
                 with open_source(record.name) as source, source.open() as stream:
-                    header, _ends, trailer = verify_with_trailer(stream, record.name)
+                    verified = verify_file(stream, record.name)
             except (BackupError, SuspiciousFileOperation):
                 return Provenance.UNCHECKED
-            record_provenance(record, provenance_of(header, trailer))
+            record_provenance(record, provenance_of(verified.header, verified.trailer))
         return record.provenance
 
     def preview(

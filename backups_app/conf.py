@@ -38,6 +38,13 @@ DEFAULTS: dict[str, Any] = {
     },
     # Key (or list of keys, the first signs) of the trailer's mac; None: SECRET_KEY.
     "SIGNING_KEY": None,
+    # Bounds on what a backup file may ask of the reader; past one the file is refused
+    # as damaged. None: no bound.
+    "MAX_ROW_BYTES": 64 << 20,
+    "MAX_RECORD_BYTES": 16 << 20,
+    # Decompressed bytes per compressed byte, over the whole file, once it has
+    # expanded to more than 64 MB. gzip at level 1 reaches about 230 at most.
+    "MAX_EXPANSION_RATIO": 250,
 }
 
 # Apps whose tables a restore must never touch: our own history, and task queues that
@@ -111,6 +118,18 @@ class AppSettings:
     @property
     def SIGNING_KEY(self) -> str | list[str] | None:
         return self._get("SIGNING_KEY")
+
+    @property
+    def MAX_ROW_BYTES(self) -> int | None:
+        return self._get("MAX_ROW_BYTES")
+
+    @property
+    def MAX_RECORD_BYTES(self) -> int | None:
+        return self._get("MAX_RECORD_BYTES")
+
+    @property
+    def MAX_EXPANSION_RATIO(self) -> float | None:
+        return self._get("MAX_EXPANSION_RATIO")
 
 
 app_settings = AppSettings()

@@ -15,6 +15,9 @@ from typing import IO, Any
 
 import orjson
 
+from .conf import app_settings
+from .exceptions import BackupError
+
 FORMAT_NAME = "backups_app"
 # Version 2: JSON columns hold the text the database keeps, not canonical text, and
 # times always have six fraction digits. Version 1 files (app 0.1.0) are still read:
@@ -56,6 +59,9 @@ class BackupWriter:
         )
         self._slots = threading.BoundedSemaphore(MAX_PENDING_BLOCKS)
         self._failure: BaseException | None = None
+        # What readers refuse, a backup must not write: it could not be restored.
+        self._max_row = app_settings.MAX_ROW_BYTES
+        self._max_record = app_settings.MAX_RECORD_BYTES
 
     def __enter__(self) -> BackupWriter:
         return self
@@ -95,6 +101,12 @@ class BackupWriter:
         self._write_now(data)
 
     def _write(self, data: bytes) -> None:
+        if self._max_record is not None and len(data) > self._max_record:
+            raise BackupError(
+                f"A record of the backup would be longer than {self._max_record:,} "
+                "bytes (BACKUPS['MAX_RECORD_BYTES']), which restores refuse; raise "
+                "that setting."
+            )
         self._run(self._write_now, data)
 
     def write_header(self, header: dict[str, Any]) -> None:
@@ -120,6 +132,15 @@ class BackupWriter:
         """Write ``rows`` encoded rows already joined, each line ending in a newline."""
         if not rows:
             return
+        # Only a block longer than the limit can hold a row longer than it.
+        if self._max_row is not None and len(data) > self._max_row:
+            longest = max(map(len, data.split(b"\n"))) + 1
+            if longest > self._max_row:
+                raise BackupError(
+                    f"{self._table}: a row is {longest:,} bytes long, longer than "
+                    f"{self._max_row:,} (BACKUPS['MAX_ROW_BYTES']), which restores "
+                    "refuse; raise that setting."
+                )
         self._table_rows += rows
         self._run(self._write_rows_now, data)
 

@@ -71,18 +71,6 @@ def provenance_of(header: dict[str, Any], trailer: dict[str, Any] | None) -> str
     return FOREIGN
 
 
-def verify_with_trailer(
-    stream: IO[bytes], name: str = "backup"
-) -> tuple[dict[str, Any], dict[str, TableEnd], dict[str, Any]]:
-    """Read a whole backup as ``reader.verify`` does; also return its trailer record."""
-    reader = BackupReader(stream, name)
-    ends: dict[str, TableEnd] = {}
-    for section in reader.tables():
-        section.skip()
-        ends[section.label] = section.end
-    return reader.header, ends, reader.trailer
-
-
 # -- what a foreign file would do to the accounts ------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import operator
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +19,8 @@ from typing import IO, Any
 
 import orjson
 
+from .codec import loads_block
+from .conf import app_settings
 from .exceptions import BackupFormatError, one_line
 from .format import FORMAT_NAME, MAX_PENDING_BLOCKS, SUPPORTED_VERSIONS
 
@@ -27,6 +30,23 @@ READ_SIZE = 2 << 20
 # a restore holds a block's rows as Python values at once.
 ROW_BLOCK = 1 << 19
 ROW_START = ord("[")
+UNBOUNDED = 1 << 62
+
+# The header's keys, with the type each must have: what the writer always writes and
+# what readers rely on. Keys not listed here are ignored (docs/format.md).
+HEADER_TYPES: dict[str, type] = {
+    "created": str,
+    "app_version": str,
+    "django_version": str,
+    "python_version": str,
+    "vendor": str,
+    "database": str,
+    "origin": str,
+    "use_tz": bool,
+    "exclude": list,
+    "migrations": list,
+    "tables": list,
+}
 
 
 @dataclass(frozen=True)
@@ -69,14 +89,23 @@ class _Hashing:
 class TableSection:
     """One table of a backup being read: its columns, then its rows, once."""
 
-    def __init__(self, reader: BackupReader, record: dict[str, Any]):
+    def __init__(
+        self,
+        reader: BackupReader,
+        record: dict[str, Any],
+        described: dict[str, Any] | None = None,
+    ):
         self._reader = reader
+        # (position, types a value may have) of each column whose type is known.
+        self._value_types = value_types(described) if described else []
         self.label: str = record["label"]
         self.table: str = record["table"]
         self.columns: list[str] = record["columns"]
         self.end: TableEnd | None = None
         self.digest = hashlib.sha256()
         self.rows = 0  # rows read so far
+        # The file's line number of the first row of the block handed out last.
+        self._block_line = 0
 
     def take(self, *pieces, rows: int) -> bool:
         """Move past the table's next rows if they are exactly these bytes.
@@ -92,10 +121,37 @@ class TableSection:
         """Yield the table's (other) rows as blocks of whole lines, each ending in a
         newline, as many as the reader has at hand (about READ_SIZE bytes).
 
-        Once the last block has been taken, the table's row count and digest have
-        been checked and ``end`` is set.
+        Each line starts with ``[`` and ends with ``]``; what is between is checked
+        only by ``parse()``. Once the last block has been taken, the table's row
+        count and digest have been checked and ``end`` is set.
         """
         return self._reader._row_blocks(self)
+
+    def parse(self, block: bytes) -> list[list[Any]]:
+        """Return the rows of the block ``blocks()`` handed out last, as lists.
+
+        Raises BackupFormatError unless every row is a JSON array of one value per
+        column, of a JSON type its column's type allows (docs/format.md, Values),
+        and no primary key column holds null.
+        """
+        try:
+            rows = loads_block(block)
+        except orjson.JSONDecodeError:
+            rows = None
+        columns = len(self.columns)
+        if rows is None or not all(len(row) == columns for row in rows):
+            self._reader._bad_row(self, block)
+        # Column by column, the types seen: a few C loops per block.
+        for position, allowed in self._value_types:
+            if not set(map(type, map(operator.itemgetter(position), rows))) <= allowed:
+                self._reader._bad_row(self, block)
+        return rows
+
+    def checked_blocks(self) -> Iterator[bytes]:
+        """``blocks()``, each parsed and checked first (see ``parse()``)."""
+        for block in self.blocks():
+            self.parse(block)
+            yield block
 
     def batches(self, size: int) -> Iterator[list[bytes]]:
         """Yield the row lines of the table, without newlines, in lists of ``size``
@@ -117,9 +173,15 @@ class TableSection:
 class BackupReader:
     """Read a backup from a (decompressed) binary stream, checking it as it goes.
 
-    Each table's row count and digest are checked when its section ends, and the
-    whole-file digest when the trailer is reached; any mismatch, a missing trailer
-    or bytes after it raise BackupFormatError.
+    Every rule of docs/format.md is enforced: the header's keys and types, one
+    section per table of the header, in its order, with its label, table and
+    columns, rows that are one line each, each table's row count and digest, the
+    trailer's counts and whole-file digest, nothing after it, and the sizes of lines
+    (``BACKUPS["MAX_ROW_BYTES"]``, ``["MAX_RECORD_BYTES"]``). Whatever breaks one
+    raises BackupFormatError, with one line naming the file and where.
+
+    What is inside a row line is checked when it is parsed (``TableSection.parse``):
+    a restore parses every row anyway, and a validation compares most rows as bytes.
     """
 
     def __init__(self, stream: IO[bytes], name: str = "backup"):
@@ -127,6 +189,7 @@ class BackupReader:
         self._buffer = b""
         self._position = 0
         self._partial: list[bytes] = []
+        self._partial_size = 0
         self._at_end = False
         self.name = name
         self._file_digest = hashlib.sha256()
@@ -137,10 +200,27 @@ class BackupReader:
         self._hashing: _Hashing | None = None
         # Rows taken from the buffer, not yet hashed: (section, start, stop).
         self._unhashed: tuple[TableSection, int, int] | None = None
+        self._max_row = app_settings.MAX_ROW_BYTES or UNBOUNDED
+        self._max_record = app_settings.MAX_RECORD_BYTES or UNBOUNDED
+        self._max_line = max(self._max_row, self._max_record)
+        self._expected: tuple[dict[str, Any], str] | None = None
         self.header = self._read_header()
+        self._described = self.header["tables"]
 
     def _error(self, message: str) -> BackupFormatError:
         return BackupFormatError(f"{self.name}: {message}")
+
+    def expect(self, header: dict[str, Any], digest: str) -> None:
+        """Insist on the same file as an earlier read: this header, and at its end,
+        this whole-file digest. A file replaced or changed in between is refused."""
+        if self.header != header:
+            raise self._changed()
+        self._expected = (header, digest)
+
+    def _changed(self) -> BackupFormatError:
+        return self._error(
+            "changed since it was checked: it is not the file that was read before"
+        )
 
     # -- the buffer ------------------------------------------------------------------
 
@@ -149,6 +229,9 @@ class BackupReader:
             return b""
         try:
             chunk = self._stream.read(READ_SIZE)
+        except BackupFormatError as exc:
+            # A bound of decompression (streams.gunzip), said without the file's name.
+            raise self._error(str(exc)) from exc
         except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise self._error(
                 f"cannot be read past line {self._line_number}: {one_line(exc)}"
@@ -174,10 +257,17 @@ class BackupReader:
                 if not added:
                     return False
                 self._buffer, self._position = b"".join(parts), 0
+                self._partial_size = 0
                 return True
             added = True
             cut = chunk.rfind(b"\n") + 1
             if not cut:
+                # A line longer than any allowed must not be gathered in memory.
+                self._partial_size += len(chunk)
+                if self._partial_size > self._max_line:
+                    # The unread lines before it are at the end of the buffer.
+                    before = self._buffer.count(b"\n", self._position)
+                    raise self._too_long(self._line_number + before + 1, self._max_line)
                 parts.append(chunk)
                 continue
             if not parts and cut == len(chunk):
@@ -185,10 +275,18 @@ class BackupReader:
             else:
                 parts.append(memoryview(chunk)[:cut])
                 self._buffer = b"".join(parts)
+            self._partial_size = len(chunk) - cut
             if cut < len(chunk):
                 self._partial = [chunk[cut:]]
             self._position = 0
             return True
+
+    def _too_long(self, line: int, limit: int) -> BackupFormatError:
+        setting = "MAX_ROW_BYTES" if limit == self._max_row else "MAX_RECORD_BYTES"
+        return self._error(
+            f"line {line} is longer than {limit:,} bytes "
+            f"(BACKUPS[{setting!r}]); refused as damaged"
+        )
 
     def _next_line(self) -> bytes | None:
         """The next line with its newline (the last one may lack it); None at the end."""
@@ -206,32 +304,56 @@ class BackupReader:
 
     # -- records -----------------------------------------------------------------------
 
-    def _parse_record(self, line: bytes) -> dict[str, Any]:
+    def _next_record(self, expected: str) -> tuple[bytes, dict[str, Any]]:
+        """The next line, which must be a record; ``expected`` says what was due."""
+        line = self._next_line()
+        if line is None:
+            raise self._error(f"is truncated: it ends before {expected}")
+        if len(line) > self._max_record:
+            raise self._too_long(self._line_number, self._max_record)
+        if not line.startswith(b"{"):
+            raise self._error(
+                f"line {self._line_number}: expected {expected}, found a row"
+                if line.startswith(b"[")
+                else f"line {self._line_number} is not valid JSON"
+            )
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:
             raise self._error(f"line {self._line_number} is not valid JSON") from None
-        if not isinstance(record, dict) or "kind" not in record:
+        kind = record.get("kind") if isinstance(record, dict) else None
+        if not isinstance(kind, str):
             raise self._error(f"line {self._line_number} is not a record")
-        return record
+        return line, record
 
     def _read_header(self) -> dict[str, Any]:
         line = self._next_line()
         if not line:
             raise self._error("is empty")
+        if len(line) > self._max_record:
+            raise self._too_long(1, self._max_record)
         if not line.startswith(b"{"):
             raise self._error("is not a backups_app backup (no header)")
         try:
             header = orjson.loads(line)
         except orjson.JSONDecodeError:
             raise self._error("is not a backups_app backup (no header)") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        if (
+            not isinstance(header, dict)
+            or header.get("kind") != "header"
+            or header.get("format") != FORMAT_NAME
+        ):
             raise self._error("is not a backups_app backup (no header)")
-        if header.get("version") not in SUPPORTED_VERSIONS:
+        version = header.get("version")
+        # Exactly the integer: JSON's 1.0 and true are equal to 1 in Python.
+        if type(version) is not int or version not in SUPPORTED_VERSIONS:
             raise self._error(
-                f"has format version {header.get('version')!r}; this version of "
+                f"has format version {version!r}; this version of "
                 f"backups_app reads {sorted(SUPPORTED_VERSIONS)}"
             )
+        problem = header_problem(header)
+        if problem:
+            raise self._error(f"is damaged: its header {problem}")
         self._file_digest.update(line)
         return header
 
@@ -240,36 +362,73 @@ class BackupReader:
         self._hashing = _Hashing()
         try:
             while True:
-                line = self._next_line()
-                if line is None:
-                    raise self._error("is truncated: it ends before its trailer")
-                record = self._parse_record(line)
-                if record["kind"] == "trailer":
+                described = (
+                    self._described[self._tables_seen]
+                    if self._tables_seen < len(self._described)
+                    else None
+                )
+                due = (
+                    f"the section of {described['label']}"
+                    if described
+                    else "its trailer"
+                )
+                line, record = self._next_record(due)
+                kind = record["kind"]
+                if kind == "trailer":
                     self._check_trailer(record)
                     return
-                if record["kind"] != "table":
+                if kind != "table":
                     raise self._error(
-                        f"line {self._line_number}: expected a table, "
-                        f"found {record['kind']!r}"
+                        f"line {self._line_number}: expected {due}, found {kind!r}"
                     )
+                self._check_section(record, described, due)
                 self._file_digest.update(line)
-                section = TableSection(self, record)
+                section = TableSection(self, record, described)
                 yield section
                 if section.end is None:
                     section.skip()
         finally:
             self._hashing.close()
 
+    def _check_section(
+        self, record: dict[str, Any], described: dict[str, Any] | None, due: str
+    ) -> None:
+        label = record.get("label")
+        if described is None or label != described["label"]:
+            raise self._error(
+                f"line {self._line_number}: expected {due}, "
+                f"found a section of {label!r}"
+            )
+        if record.get("table") != described["table"] or record.get("columns") != [
+            column["name"] for column in described["columns"]
+        ]:
+            raise self._error(
+                f"line {self._line_number}: the section of {label} does not have "
+                "the table and columns its header lists"
+            )
+
     def _check_trailer(self, record: dict[str, Any]) -> None:
         if record.get("digest") != self._file_digest.hexdigest():
             raise self._error("is damaged: the file digest does not match")
+        tables, rows = record.get("tables"), record.get("rows")
         if (
-            record.get("tables") != self._tables_seen
-            or record.get("rows") != self._rows_seen
+            type(tables) is not int
+            or type(rows) is not int
+            or tables != self._tables_seen
+            or rows != self._rows_seen
         ):
             raise self._error("is damaged: the trailer's counts do not match")
+        if self._tables_seen < len(self._described):
+            missing = self._described[self._tables_seen]["label"]
+            raise self._error(
+                f"is damaged: it has no section for {missing}, which its header lists"
+            )
         if self._next_line() is not None:
             raise self._error("has data after its trailer")
+        if self._expected is not None and record["digest"] != (
+            self._expected[1] or record["digest"]
+        ):
+            raise self._changed()
         self.trailer = record
 
     # -- rows --------------------------------------------------------------------------
@@ -318,8 +477,10 @@ class BackupReader:
         are; None where the rows end.
 
         Rows are the lines that start with ``[``; the first line that does not is
-        the table's end record, which is left in the buffer.
+        the table's end record, which is left in the buffer. A block is at most
+        ROW_BLOCK bytes (and MAX_ROW_BYTES) unless it is one longer row.
         """
+        limit = min(ROW_BLOCK, self._max_row)
         while True:
             buffer, start = self._buffer, self._position
             whole = (
@@ -329,8 +490,8 @@ class BackupReader:
             )
             if start < len(buffer) and buffer[start] != ROW_START:
                 return None
-            if whole - start > ROW_BLOCK:
-                whole = buffer.rfind(b"\n", start, start + ROW_BLOCK) + 1 or (
+            if whole - start > limit:
+                whole = buffer.rfind(b"\n", start, start + limit) + 1 or (
                     buffer.index(b"\n", start) + 1
                 )
             if whole > start:
@@ -343,6 +504,15 @@ class BackupReader:
         else:
             stop = _end_of_rows(buffer, start)
             lines = buffer.count(b"\n", start, stop)
+        if stop - start > self._max_row:
+            # Only a block of one row can be longer than the limit.
+            raise self._too_long(self._line_number + 1, self._max_row)
+        if buffer.count(b"]\n", start, stop) != lines:
+            number = self._line_number + 1 + _first_unclosed(buffer, start, stop)
+            raise self._error(
+                f"line {number}: a row of {section.label} is not one JSON array "
+                "on one line"
+            )
         self._position = stop
         return start, stop, lines
 
@@ -352,22 +522,47 @@ class BackupReader:
         while (rows := self._next_row_block(section)) is not None:
             start, stop, lines = rows
             buffer = self._buffer
+            section._block_line = self._line_number + 1
             self._took_rows(section, start, stop, lines)
             yield buffer if start == 0 and stop == len(buffer) else buffer[start:stop]
         self._end_section(section)
 
+    def _bad_row(self, section: TableSection, block: bytes) -> None:
+        """Raise the error for the first row of ``block`` that is not well formed."""
+        columns = len(section.columns)
+        for index, line in enumerate(row_lines(block)):
+            number = section._block_line + index
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise self._error(f"line {number} is not valid JSON") from None
+            if len(row) != columns:
+                raise self._error(
+                    f"line {number}: a row of {section.label} has {len(row)} values "
+                    f"for {columns} columns"
+                )
+            for position, allowed in section._value_types:
+                if type(row[position]) not in allowed:
+                    name = section.columns[position]
+                    raise self._error(
+                        f"line {number}: a row of {section.label} has "
+                        f"{JSON_NAMES[type(row[position])]} in column {name!r}"
+                    )
+        raise self._error(f"rows of {section.label} are not well formed")
+
     def _end_section(self, section: TableSection) -> None:
-        line = self._next_line()
-        record = self._parse_record(line)
+        line, record = self._next_record(f"the end of {section.label}")
         if record["kind"] != "end" or record.get("label") != section.label:
             raise self._error(
                 f"line {self._line_number}: table {section.label} is not closed"
             )
         self._hash_taken()
         self._hashing.wait()
+        rows, digest = record.get("rows"), record.get("digest")
         if (
-            record.get("rows") != section.rows
-            or record.get("digest") != section.digest.hexdigest()
+            type(rows) is not int
+            or rows != section.rows
+            or digest != section.digest.hexdigest()
         ):
             raise self._error(
                 f"table {section.label} is damaged: its rows do not match its digest"
@@ -375,7 +570,15 @@ class BackupReader:
         self._file_digest.update(line)
         self._tables_seen += 1
         self._rows_seen += section.rows
-        section.end = TableEnd(section.label, section.rows, record["digest"])
+        section.end = TableEnd(section.label, section.rows, digest)
+
+
+def _first_unclosed(buffer: bytes, start: int, stop: int) -> int:
+    """How many lines after ``start`` the first line not ending in ``]`` is."""
+    for index, line in enumerate(buffer[start:stop].split(b"\n")):
+        if not line.endswith(b"]"):
+            return index
+    return 0
 
 
 def _end_of_rows(buffer: bytes, start: int) -> int:
@@ -394,18 +597,168 @@ def _end_of_rows(buffer: bytes, start: int) -> int:
     return offset
 
 
+def _is_text_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+# The JSON types each column type's values are written as (docs/format.md, Values),
+# besides null. Columns of other types (custom fields, contrib.postgres arrays) may
+# hold any JSON value.
+_INTEGER = frozenset({int})
+_TEXT = frozenset({str})
+JSON_TYPES: dict[str, frozenset[type]] = {
+    **dict.fromkeys(
+        [
+            "AutoField",
+            "BigAutoField",
+            "SmallAutoField",
+            "IntegerField",
+            "BigIntegerField",
+            "SmallIntegerField",
+            "PositiveIntegerField",
+            "PositiveBigIntegerField",
+            "PositiveSmallIntegerField",
+            "DurationField",
+        ],
+        _INTEGER,
+    ),
+    **dict.fromkeys(
+        [
+            "CharField",
+            "TextField",
+            "SlugField",
+            "EmailField",
+            "URLField",
+            "FilePathField",
+            "FileField",
+            "ImageField",
+            "GenericIPAddressField",
+            "IPAddressField",
+            "DecimalField",
+            "DateField",
+            "DateTimeField",
+            "TimeField",
+            "UUIDField",
+            "BinaryField",
+            "JSONField",
+        ],
+        _TEXT,
+    ),
+    "BooleanField": frozenset({bool}),
+    "NullBooleanField": frozenset({bool}),
+    # Numbers; NaN and the infinities as strings.
+    "FloatField": frozenset({float, int, str}),
+}
+JSON_NAMES = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def value_types(described: dict[str, Any]) -> list[tuple[int, frozenset[type]]]:
+    """(position, allowed JSON types) of each column of a header table whose type
+    is known; a primary key column may not hold null."""
+    pk = set(described["pk"])
+    checks = []
+    for position, column in enumerate(described["columns"]):
+        allowed = JSON_TYPES.get(column["type"])
+        if allowed is None:
+            if column["name"] not in pk:
+                continue
+            allowed = frozenset({bool, int, float, str, list, dict})
+        if column["name"] not in pk:
+            allowed = allowed | {type(None)}
+        checks.append((position, allowed))
+    return checks
+
+
+def header_problem(header: dict[str, Any]) -> str | None:
+    """Say what is wrong with a header's keys and table list; None when nothing is."""
+    for key, expected in HEADER_TYPES.items():
+        if key not in header:
+            return f"has no {key!r}"
+        if type(header[key]) is not expected:
+            return f"has {key!r} of the wrong type"
+    for key in ("exclude", "migrations"):
+        if not _is_text_list(header[key]):
+            return f"has {key!r} that is not a list of strings"
+    labels = set()
+    for number, table in enumerate(header["tables"], 1):
+        problem = _table_problem(table)
+        if problem:
+            return f"describes table {number} wrongly: {problem}"
+        if table["label"] in labels:
+            return f"lists {table['label']} twice"
+        labels.add(table["label"])
+    return None
+
+
+def _table_problem(table: Any) -> str | None:
+    if not isinstance(table, dict):
+        return "not an object"
+    for key in ("label", "table"):
+        if not isinstance(table.get(key), str) or not table[key]:
+            return f"no {key!r}"
+    columns = table.get("columns")
+    if not isinstance(columns, list) or not columns:
+        return f"{table['label']} has no 'columns'"
+    names = []
+    for column in columns:
+        if (
+            not isinstance(column, dict)
+            or not isinstance(column.get("name"), str)
+            or not isinstance(column.get("type"), str)
+            or not isinstance(column.get("generated", False), bool)
+        ):
+            return f"{table['label']} has a column without a name and a type"
+        names.append(column["name"])
+    if len(set(names)) != len(names):
+        return f"{table['label']} names a column twice"
+    pk = table.get("pk")
+    if not _is_text_list(pk) or not pk or not set(pk) <= set(names):
+        return f"{table['label']} has a 'pk' that is not among its columns"
+    return None
+
+
 def row_lines(block: bytes) -> list[bytes]:
     """The lines of a block of rows, without their newlines."""
     return block[:-1].split(b"\n") if block else []
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What reading a whole backup found: its header, table ends, file digest and
+    trailer record."""
+
+    header: dict[str, Any]
+    ends: dict[str, TableEnd]
+    digest: str
+    trailer: dict[str, Any]
+
+
+def verify_file(
+    stream: IO[bytes], name: str = "backup", *, rows: bool = False
+) -> Verified:
+    """Read a whole backup, checking every rule and digest; with ``rows``, parse and
+    check every row too."""
+    reader = BackupReader(stream, name)
+    ends: dict[str, TableEnd] = {}
+    for section in reader.tables():
+        for block in section.blocks():
+            if rows:
+                section.parse(block)
+        ends[section.label] = section.end
+    return Verified(reader.header, ends, reader.trailer["digest"], reader.trailer)
 
 
 def verify(
     stream: IO[bytes], name: str = "backup"
 ) -> tuple[dict[str, Any], dict[str, TableEnd]]:
     """Read a whole backup, checking every digest; return its header and table ends."""
-    reader = BackupReader(stream, name)
-    ends: dict[str, TableEnd] = {}
-    for section in reader.tables():
-        section.skip()
-        ends[section.label] = section.end
-    return reader.header, ends
+    verified = verify_file(stream, name)
+    return verified.header, verified.ends

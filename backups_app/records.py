@@ -25,8 +25,8 @@ from django.utils.text import get_valid_filename
 
 from .exceptions import BackupError, BackupFormatError, StorageError, one_line
 from .models import BackupRecord, Integrity, Origin, Provenance
-from .provenance import provenance_of, verify_with_trailer
-from .reader import BackupReader
+from .provenance import provenance_of
+from .reader import BackupReader, verify_file
 from .streams import BackupSource, backup_storage, stored_path
 
 # Uploads are copied into the storage this much at a time.
@@ -279,7 +279,8 @@ def store_upload(
         check_name(name)
         with open_source(name) as source, source.open() as stream:
             try:
-                header, ends, trailer = verify_with_trailer(stream, name)
+                verified = verify_file(stream, name)
+                header, ends, trailer = verified.header, verified.ends, verified.trailer
             except BackupError as exc:
                 message = str(exc).replace(name, uploaded.name)
                 raise BackupFormatError(message) from exc

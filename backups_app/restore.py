@@ -15,14 +15,14 @@ from . import signals
 from .backends import Backend, backend_for
 from .backup import create_backup
 from .caches import clear_stale_caches
-from .codec import block_encoder, loads_block, row_decoder
+from .codec import block_encoder, row_decoder
 from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
 from .graph import TableSpec, require_database, require_tables, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
-from .provenance import provenance_of, verify_with_trailer
-from .reader import BackupReader, TableEnd
+from .provenance import provenance_of
+from .reader import BackupReader, TableEnd, verify_file
 from .schema import aligned, compare_schema
 from .streams import BackupSource
 from .validate import file_normaliser, normalised_block, normalised_digests
@@ -48,6 +48,8 @@ class RestorePlan:
     ends: dict[str, TableEnd] = field(repr=False)
     # "ours" when the trailer's mac verifies with this installation's key (provenance).
     provenance: str = "foreign"
+    # The whole-file digest the check read: the load must read the same file.
+    digest: str = field(default="", repr=False)
 
     @property
     def can_restore(self) -> bool:
@@ -106,7 +108,8 @@ def plan_restore(
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        header, ends, trailer = verify_with_trailer(stream, source.name)
+        verified = verify_file(stream, source.name)
+    header, ends = verified.header, verified.ends
     specs = table_specs(using, header.get("exclude", ()))
     backend = backend_for(using)
     try:
@@ -136,7 +139,8 @@ def plan_restore(
         plan,
         tuple(differences),
         ends,
-        provenance_of(header, trailer),
+        provenance_of(header, verified.trailer),
+        verified.digest,
     )
 
 
@@ -237,6 +241,7 @@ def _load(
     written: list[tuple[TableSpec, TableEnd]] = []
     with plan.source.open() as stream:
         reader = BackupReader(stream, plan.source.name)
+        reader.expect(plan.header, plan.digest)
         for section in reader.tables():
             spec = aligned(by_label[section.label], section.columns)
             decode = row_decoder(
@@ -250,7 +255,7 @@ def _load(
             def decoded(section=section, decode=decode, spec=spec, total=total):
                 done = 0
                 for block in section.blocks():
-                    rows = loads_block(block)
+                    rows = section.parse(block)
                     for start in range(0, len(rows), batch_size):
                         batch = rows[start : start + batch_size]
                         yield list(map(decode, batch))

@@ -11,10 +11,15 @@ import gzip
 import io
 import os
 import queue
+import re
 import shutil
+import socket
+import stat
 import sys
 import tempfile
 import threading
+import time
+import weakref
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,7 +32,7 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.core.files.storage.handler import InvalidStorageError
 
 from .conf import app_settings
-from .exceptions import StorageError, one_line
+from .exceptions import BackupFormatError, StorageError, one_line
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
@@ -39,6 +44,20 @@ DECOMPRESSED_CHUNK = 2 << 20
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 READ_AHEAD_CHUNKS = 2
 STDIO = "-"
+# MAX_EXPANSION_RATIO applies once a file has expanded to more than this: small
+# files of very repetitive rows may expand a lot, and cost little.
+EXPANSION_ALLOWANCE = 64 << 20
+# Temporary files of backups being written: ".backup-<host>-<pid>-<random>.partial",
+# locked (flock) by their writer until they are complete.
+PARTIAL_NAME = re.compile(r"\.backup-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]{8}\.partial")
+# A partial file left by a writer on another host (or whose pid was reused) is
+# removed only when it has not been written to for this long.
+STALE_AFTER = 3600
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks; partial files are left alone
+    fcntl = None
 
 
 def backup_storage() -> Storage:
@@ -70,13 +89,19 @@ def stored_path(name: str) -> Path | None:
 class BackupSource:
     """A backup to read: a path, a name in the backup storage, ``-`` or a file object.
 
-    ``open()`` may be called more than once (restores read the file twice); standard
-    input and file objects are spooled to a temporary file on first use.
+    ``open()`` may be called more than once (restores and validations check the
+    whole file, then read it again). The file opened the first time is kept open
+    and read again from its start, so a path or storage name replaced in between
+    does not change what is read; standard input and file objects are spooled to a
+    temporary file on first use. Readers still compare the second read's digest
+    with the first's, for storages that can only be opened anew. ``close()`` (or
+    garbage collection) closes it.
     """
 
     def __init__(self, source: str | os.PathLike | IO[bytes]):
         self._source = source
-        self._spooled: tempfile._TemporaryFileWrapper | None = None
+        self._handle: IO[bytes] | None = None
+        self._finalizer: weakref.finalize | None = None
         self._storage_name: str | None = None
         self._path: Path | None = None
         if isinstance(source, (str, os.PathLike)):
@@ -104,7 +129,8 @@ class BackupSource:
         """Return the backup stored under ``name``, never a path on this machine."""
         source = cls.__new__(cls)
         source._source = name
-        source._spooled = None
+        source._handle = None
+        source._finalizer = None
         source._path = None
         source.name = name
         if not cls._in_storage(name):
@@ -132,44 +158,58 @@ class BackupSource:
     def path(self) -> Path | None:
         return self._path
 
-    def _spool(self) -> IO[bytes]:
-        if self._spooled is None:
-            stream = sys.stdin.buffer if self._source == STDIO else self._source
-            # Kept open across reopenings; closed by close().
-            self._spooled = tempfile.TemporaryFile(prefix="backups_app-")  # noqa: SIM115
-            shutil.copyfileobj(stream, self._spooled, READ_BUFFER)
-        self._spooled.seek(0)
-        return _Unclosable(self._spooled)
-
-    def _open_raw(self) -> IO[bytes]:
+    def _first_open(self) -> IO[bytes]:
         if self._path is not None:
             try:
-                return open(self._path, "rb")
+                return open(self._path, "rb")  # noqa: SIM115 (kept; closed by close())
             except OSError as exc:
                 raise StorageError(
                     f"Cannot read {self.name!r}: {exc.strerror}."
                 ) from exc
         if self._storage_name is not None:
-            try:
-                return backup_storage().open(self._storage_name, "rb")
-            except OSError as exc:
-                raise StorageError(
-                    f"Cannot read {self.name!r}: {one_line(exc)}."
-                ) from exc
-        return self._spool()
+            return self._open_stored()
+        stream = sys.stdin.buffer if self._source == STDIO else self._source
+        spooled = tempfile.TemporaryFile(prefix="backups_app-")  # noqa: SIM115
+        try:
+            shutil.copyfileobj(stream, spooled, READ_BUFFER)
+        except BaseException:
+            spooled.close()
+            raise
+        return spooled
+
+    def _open_stored(self) -> IO[bytes]:
+        try:
+            return backup_storage().open(self._storage_name, "rb")
+        except OSError as exc:
+            raise StorageError(f"Cannot read {self.name!r}: {one_line(exc)}.") from exc
+
+    def _open_raw(self) -> tuple[io.RawIOBase, IO[bytes] | None]:
+        """Return a raw stream from the start of the file, and a file to close
+        after it (None: the kept one)."""
+        if self._handle is None:
+            self._handle = self._first_open()
+            self._finalizer = weakref.finalize(self, self._handle.close)
+        try:
+            descriptor = self._handle.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            descriptor = None
+        if descriptor is not None:
+            return _Positional(descriptor), None
+        if getattr(self._handle, "seekable", lambda: False)():
+            self._handle.seek(0)
+            return _Readable(self._handle), None
+        # A storage that can only be read once per opening: open it anew.
+        fresh = self._open_stored() if self._storage_name else self._handle
+        return _Readable(fresh), fresh if fresh is not self._handle else None
 
     @contextlib.contextmanager
     def open(self) -> Iterator[IO[bytes]]:
         """Yield the decompressed content as a binary stream to ``read()`` from."""
-        raw = self._open_raw()
+        raw, to_close = self._open_raw()
         try:
-            buffered = (
-                raw
-                if isinstance(raw, io.BufferedReader)
-                else io.BufferedReader(_Readable(raw), READ_BUFFER)
-            )
+            buffered = io.BufferedReader(raw, READ_BUFFER)
             if buffered.peek(2)[:2] == GZIP_MAGIC:
-                decompressed = _Decompressed(buffered)
+                decompressed = _Decompressed(buffered, app_settings.MAX_EXPANSION_RATIO)
                 try:
                     yield decompressed
                 finally:
@@ -177,7 +217,8 @@ class BackupSource:
             else:
                 yield buffered
         finally:
-            raw.close()
+            if to_close is not None:
+                to_close.close()
 
     def size(self) -> int | None:
         if self._path is not None:
@@ -187,35 +228,45 @@ class BackupSource:
         return None
 
     def close(self) -> None:
-        if self._spooled is not None:
-            self._spooled.close()
-            self._spooled = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self._handle is not None:
+            self._handle.close()
+        self._handle = self._finalizer = None
 
 
-class _Unclosable(io.RawIOBase):
-    """A view of the spooled file that survives ``close()`` so it can be reopened."""
+class _Positional(io.RawIOBase):
+    """Read a file descriptor from its start with positioned reads: readers of the
+    same kept file do not move each other's offset."""
 
-    def __init__(self, file: IO[bytes]):
-        self._file = file
+    def __init__(self, descriptor: int):
+        self._descriptor = descriptor
+        self._offset = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        return self._file.readinto(buffer)
+        count = os.preadv(self._descriptor, [buffer], self._offset)
+        self._offset += count
+        return count
 
 
-def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
+def gunzip(compressed: IO[bytes], max_ratio: float | None = None) -> Iterator[bytes]:
     """Yield the decompressed bytes of a gzip stream, in pieces of DECOMPRESSED_CHUNK
     bytes at most.
 
     Reads every member of the stream, skips the zero bytes gzip allows between
     them, and checks each member's CRC and length (zlib does, with ``wbits=31``).
     Raises EOFError when the stream ends inside a member, zlib.error when it is not
-    gzip or is damaged, as the gzip module does.
+    gzip or is damaged, as the gzip module does, and BackupFormatError once more
+    than EXPANSION_ALLOWANCE bytes came out of more than ``max_ratio`` times fewer.
     """
     inflater = None
+    taken = given = 0
+    limit = max_ratio or float("inf")
     while data := compressed.read(COMPRESSED_READ):
+        taken += len(data)
         while data:
             if inflater is None:
                 data = data.lstrip(b"\0")
@@ -226,8 +277,12 @@ def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
             # All the input is taken and all its output given only when the output
             # is shorter than asked; else the rest comes with the next call.
             while len(out) == DECOMPRESSED_CHUNK:
+                given += len(out)
+                if given > EXPANSION_ALLOWANCE and given > limit * taken:
+                    raise _too_expanded(max_ratio)
                 yield out
                 out = inflater.decompress(inflater.unconsumed_tail, DECOMPRESSED_CHUNK)
+            given += len(out)
             if out:
                 yield out
             data = b""
@@ -239,6 +294,13 @@ def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
         )
 
 
+def _too_expanded(ratio: float) -> BackupFormatError:
+    return BackupFormatError(
+        f"is refused as damaged: it expands to more than {ratio} times its "
+        "compressed size (BACKUPS['MAX_EXPANSION_RATIO'])"
+    )
+
+
 class _Decompressed(io.RawIOBase):
     """Decompress gzip on a thread of its own, a few chunks ahead of the reader.
 
@@ -248,7 +310,7 @@ class _Decompressed(io.RawIOBase):
     chunk's size hands the chunk over as it is, without copying it.
     """
 
-    def __init__(self, compressed: IO[bytes]):
+    def __init__(self, compressed: IO[bytes], max_ratio: float | None = None):
         self._chunks: queue.Queue = queue.Queue(READ_AHEAD_CHUNKS)
         self._stopping = threading.Event()
         self._chunk = b""
@@ -257,15 +319,15 @@ class _Decompressed(io.RawIOBase):
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._fill,
-            args=(compressed,),
+            args=(compressed, max_ratio),
             name="backups_app-reader",
             daemon=True,
         )
         self._thread.start()
 
-    def _fill(self, compressed: IO[bytes]) -> None:
+    def _fill(self, compressed: IO[bytes], max_ratio: float | None) -> None:
         try:
-            for chunk in gunzip(compressed):
+            for chunk in gunzip(compressed, max_ratio):
                 if not self._put(chunk):
                     return
             self._put(b"")
@@ -340,17 +402,20 @@ class BackupTarget:
         self.storage_name: str | None = None
         self.path: Path | None = None
         self.stream: IO[bytes] | None = None
+        # A character device or a FIFO: written into as a stream, never replaced.
+        self.write_through = False
         if target is None:
             self.storage_name = new_backup_name(database, template)
             self.name = self.storage_name
         elif isinstance(target, (str, os.PathLike)):
             text = os.fspath(target)
             if text == STDIO:
-                self.stream = sys.stdout.buffer
+                self.stream = _standard_output()
                 self.name = "<stdout>"
             else:
                 self.path = Path(text)
                 self.name = text
+                self.write_through = _writes_through(self.path, text)
         else:
             self.stream = target
             self.name = getattr(target, "name", None) or "stream"
@@ -362,13 +427,23 @@ class BackupTarget:
     def open(self, compresslevel: int = 1) -> Iterator[IO[bytes]]:
         """Yield a binary stream; on success move the file into place, else remove it."""
         if self.stream is not None:
-            yield from self._yield_compressed(self.stream, compresslevel)
+            try:
+                yield from self._yield_compressed(self.stream, compresslevel)
+            except OSError:
+                if self.stream is _standard_output_or_none():
+                    _silence_standard_output()
+                raise
+            return
+        if self.write_through:
+            with _open_device(self.path, self.name) as device:
+                yield from self._yield_compressed(device, compresslevel)
             return
         directory = self._temporary_directory()
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(directory)
             handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below)
-                dir=directory, prefix=".backup-", suffix=".partial", delete=False
+                dir=directory, prefix=_partial_prefix(), suffix=".partial", delete=False
             )
         except OSError as exc:
             raise StorageError(
@@ -376,6 +451,10 @@ class BackupTarget:
             ) from exc
         temporary = Path(handle.name)
         try:
+            if fcntl is not None:
+                # Held until the file is closed (or its writer dies): tells a later
+                # backup that this partial file is still being written.
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             with handle:
                 yield from self._yield_compressed(handle, compresslevel)
                 handle.flush()
@@ -425,3 +504,143 @@ class BackupTarget:
                 f"Cannot save {name!r} to the backup storage: {one_line(exc)}."
             ) from exc
         self.storage_name = self.final_name = self.name = name
+
+
+def _standard_output_or_none() -> IO[bytes] | None:
+    return getattr(sys.stdout, "buffer", None)
+
+
+def _standard_output() -> IO[bytes]:
+    """Return standard output's binary stream; refuse a closed one."""
+    stream = _standard_output_or_none()
+    try:
+        if stream is None:
+            raise ValueError
+        os.fstat(stream.fileno())
+    except io.UnsupportedOperation:
+        pass  # a stream without a descriptor, as tests capture output
+    except (OSError, ValueError):
+        raise StorageError("Cannot write to standard output: it is closed.") from None
+    return stream
+
+
+def _silence_standard_output() -> None:
+    """After a write to standard output failed (its reader went away), point it at
+    the null device, so that the interpreter's last flush does not fail again with a
+    second message."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _writes_through(path: Path, text: str) -> bool:
+    """Tell whether ``path`` is a character device or a FIFO, written into as a
+    stream (True), or a regular file or a new name, replaced or created when the
+    backup is complete (False). Refuse anything else, and a symbolic link other
+    than one to a device or a FIFO (such as /dev/stdout)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        # Nothing there (or no folder to hold it): writing says why, if it fails.
+        return False
+    if stat.S_ISLNK(mode):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+            return True
+        raise StorageError(
+            f"Refusing to write {text!r}: it is a symbolic link; give the path it "
+            "points to, or another."
+        )
+    if stat.S_ISREG(mode):
+        return False
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return True
+    if stat.S_ISDIR(mode):
+        raise StorageError(f"Cannot write {text!r}: it is a directory.")
+    raise StorageError(
+        f"Refusing to write {text!r}: it is neither a regular file nor a character "
+        "device nor a FIFO."
+    )
+
+
+@contextlib.contextmanager
+def _open_device(path: Path, text: str) -> Iterator[IO[bytes]]:
+    # No O_CREAT: if the device went away since, nothing is created in its place.
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+    except OSError as exc:
+        raise StorageError(f"Cannot write {text!r}: {exc.strerror}.") from exc
+    mode = os.fstat(descriptor).st_mode
+    if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        os.close(descriptor)
+        raise StorageError(f"Cannot write {text!r}: it changed while it was opened.")
+    with open(descriptor, "wb") as device:
+        yield device
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _partial_prefix() -> str:
+    return f".backup-{_host()}-{os.getpid()}-"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True
+
+
+def remove_stale_partials(directory: Path) -> list[str]:
+    """Remove the partial files that killed backups left in ``directory``.
+
+    Only files named as this app names them, regular files of this user, that no
+    writer holds locked, and whose writer's process is gone (same host) or that have
+    not been written to for STALE_AFTER seconds. Returns the names removed.
+    """
+    if fcntl is None:
+        return []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    host = _host()
+    removed = []
+    for entry in entries:
+        match = PARTIAL_NAME.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            continue
+        writer_gone = match["host"] == host and not _process_exists(int(match["pid"]))
+        if not writer_gone and time.time() - info.st_mtime < STALE_AFTER:
+            continue
+        try:
+            descriptor = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(descriptor).st_ino == info.st_ino:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        except OSError:
+            continue  # locked: its writer is still at work
+        finally:
+            os.close(descriptor)
+    return removed

@@ -29,7 +29,7 @@ from .conf import app_settings
 from .exceptions import BackupError, one_line
 from .graph import TableSpec, require_database, require_tables, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
-from .reader import BackupReader, TableSection, row_lines
+from .reader import BackupReader, TableSection, row_lines, verify_file
 from .schema import aligned, compare_schema
 from .streams import BackupSource
 
@@ -205,7 +205,10 @@ def _compare_rows(
                 break
             same_rows += len(rows)
             progress(Progress("validate", spec.label, same_rows, None))
-        file_lines = itertools.chain.from_iterable(map(row_lines, section.blocks()))
+        # Rows that differ are parsed: checked first, as the check pass did not.
+        file_lines = itertools.chain.from_iterable(
+            map(row_lines, section.checked_blocks())
+        )
         database_lines = itertools.chain(
             database_rest,
             itertools.chain.from_iterable(
@@ -286,25 +289,30 @@ def validate_backup(
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     if not file_only:
         require_database(using)
+    # The whole file is checked before anything in it is compared or reported;
+    # ``--file-only`` parses every row too, which a comparison does only for rows
+    # that differ from the database's.
+    progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        reader = BackupReader(stream, source.name)
-        header = reader.header
-        report = ValidationReport(
-            source=source.name,
-            database=None if file_only else using,
-            file_only=file_only,
-            created=header.get("created", ""),
-            vendor=header.get("vendor", ""),
-        )
-        if file_only:
-            for section in reader.tables():
-                section.skip()
-                report.tables.append(
-                    TableReport(
-                        section.label, section.table, file_rows=section.end.rows
-                    )
-                )
-        else:
+        verified = verify_file(stream, source.name, rows=file_only)
+    header = verified.header
+    report = ValidationReport(
+        source=source.name,
+        database=None if file_only else using,
+        file_only=file_only,
+        created=header["created"],
+        vendor=header["vendor"],
+    )
+    if file_only:
+        tables = {table["label"]: table["table"] for table in header["tables"]}
+        report.tables = [
+            TableReport(label, tables[label], file_rows=end.rows)
+            for label, end in verified.ends.items()
+        ]
+    else:
+        with source.open() as stream:
+            reader = BackupReader(stream, source.name)
+            reader.expect(header, verified.digest)
             _compare_database(report, reader, header, using, progress)
     report.seconds = round(time.perf_counter() - started, 3)
     signals.announce(signals.post_validate, validate_backup, using=using, report=report)

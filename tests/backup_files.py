@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,15 +39,24 @@ def rewrite(
     with gzip.open(source, "rb") as stream, open(target, "wb") as out:
         reader = BackupReader(stream, str(source))
         writer = BackupWriter(out)
-        new_header = dict(header(dict(reader.header)))
+        new_header = dict(header(copy.deepcopy(reader.header)))
         for key in ("kind", "format", "version"):
             new_header.pop(key, None)
         writer.write_header(new_header)
+        # Sections name the columns the (new) header lists for their table.
+        columns = {
+            table["label"]: [column["name"] for column in table["columns"]]
+            for table in new_header["tables"]
+        }
         for section in reader.tables():
             if not keep_table(section.label):
                 section.skip()
                 continue
-            writer.begin_table(section.label, section.table, section.columns)
+            writer.begin_table(
+                section.label,
+                section.table,
+                columns.get(section.label, section.columns),
+            )
             for batch in section.batches(1000):
                 writer.write_rows(
                     [
@@ -56,3 +67,47 @@ def rewrite(
             writer.end_table()
         writer.write_trailer()
     return target
+
+
+def plain_lines(source: Path) -> list[bytes]:
+    """The lines of a backup, decompressed, each with its newline."""
+    with gzip.open(source, "rb") as compressed:
+        return compressed.read().splitlines(keepends=True)
+
+
+def reseal(lines: list[bytes]) -> bytes:
+    """Join lines into a file whose end records and trailer fit what precedes them.
+
+    Each ``end`` record gets the row count and digest of the rows before it (since
+    the last ``table`` record), the trailer the counts and digest of everything
+    before it: a crafted file that only the structural rules can refuse. Lines
+    that are not JSON objects with a ``kind`` are kept as they are.
+    """
+    out: list[bytes] = []
+    whole = hashlib.sha256()
+    table = hashlib.sha256()
+    rows = tables = total = 0
+    for line in lines:
+        record = None
+        if line.startswith(b"{"):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                record = None
+        kind = record.get("kind") if isinstance(record, dict) else None
+        if kind == "table":
+            table, rows = hashlib.sha256(), 0
+        elif kind == "end":
+            record.update(rows=rows, digest=table.hexdigest())
+            tables += 1
+            total += rows
+            line = orjson.dumps(record) + b"\n"
+        elif kind == "trailer":
+            record.update(tables=tables, rows=total, digest=whole.hexdigest())
+            line = orjson.dumps(record) + b"\n"
+        elif line.startswith(b"["):
+            table.update(line)
+            rows += 1
+        out.append(line)
+        whole.update(line)
+    return b"".join(out)

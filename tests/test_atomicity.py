@@ -106,7 +106,12 @@ class FailedRestoreTests(TestCase):
                     table["columns"].append({"name": "colour", "type": "CharField"})
             return header
 
-        misfit = rewrite(self.good, self.tmp_path / "misfit.jsonl", header=add_column)
+        misfit = rewrite(
+            self.good,
+            self.tmp_path / "misfit.jsonl",
+            header=add_column,
+            row=lambda label, row: [*row, "red"] if label == "testapp.Node" else row,
+        )
         with pytest.raises(IncompatibleBackupError) as excinfo:
             restore_backup(misfit, safety_backup=False)
         assert excinfo.value.differences == (

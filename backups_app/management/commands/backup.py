@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from django.core.management.base import CommandError
@@ -103,7 +104,7 @@ class Command(BackupsCommand):
             if prune:
                 pruned[alias] = self._prune(alias, json, options)
         if json:
-            out = self.stderr if output == "-" else self.stdout
+            out = self._out(output)
             if not all_databases and not prune:
                 out.write(json_text(summaries[0].to_dict()))
             else:
@@ -123,6 +124,12 @@ class Command(BackupsCommand):
                 returncode=max(exc.returncode for _, exc in failures),
             )
 
+    def _out(self, output: str | None):
+        """Backing up to stdout (or to a device or a pipe, such as /dev/stdout)
+        leaves stdout to the backup itself."""
+        streamed = output == "-" or (output is not None and not os.path.isfile(output))
+        return self.stderr if streamed else self.stdout
+
     def _back_up(self, output, database, exclude, json, options):
         if output == "-":
             self.interrupted = (
@@ -138,8 +145,7 @@ class Command(BackupsCommand):
         self.interrupted = (
             f"Interrupted after the backup was written to {where(summary)}."
         )
-        # Backing up to stdout leaves stdout to the backup itself.
-        out = self.stderr if output == "-" else self.stdout
+        out = self._out(output)
         verbosity = options["verbosity"]
         if json:
             return summary
