@@ -13,7 +13,7 @@ file; only a holder of the key can make its mac verify.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -21,7 +21,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .conf import app_settings
 from .exceptions import BackupFormatError, one_line
-from .reader import BackupReader, TableEnd
+from .reader import BackupReader
 
 OURS = "ours"
 FOREIGN = "foreign"

@@ -24,7 +24,6 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils.crypto import get_random_string
 
-from backups_app import conf
 from backups_app.backup import create_backup
 from backups_app.exceptions import BackupFormatError
 from backups_app.models import (
@@ -46,12 +45,6 @@ pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
 User = get_user_model()
 
-# The reader's bound on one line of a backup (reader-hardening); these tests run
-# once the reader knows it.
-needs_line_bound = pytest.mark.skipif(
-    "MAX_LINE_BYTES" not in conf.DEFAULTS,
-    reason="the reader has no BACKUPS['MAX_LINE_BYTES'] bound yet",
-)
 LINE_BOUND = 1 << 16
 
 
@@ -269,18 +262,16 @@ class DamagedSyncTests(AdminTestCase):
         assert (name, integrity) == ("broken.jsonl.gz", Integrity.DAMAGED)
         assert problem.startswith("broken.jsonl.gz: ")
 
-    @needs_line_bound
     def test_an_oversized_header_line_is_recorded_damaged_once(self):
         # An intact backup whose header line is 8 MB long: a few KB of gzip.
         header, rest = gzip.decompress(self._ours()).split(b"\n", 1)
         padded = header[:-1] + b',"pad":"' + b"x" * (8 << 20) + b'"}\n' + rest
         backup_storage().save("bomb.jsonl.gz", io.BytesIO(gzip.compress(padded)))
-        with override_settings(BACKUPS={"MAX_LINE_BYTES": LINE_BOUND}):
+        with override_settings(BACKUPS={"MAX_RECORD_BYTES": LINE_BOUND}):
             [(name, integrity, problem)] = self.sync_twice()
         assert (name, integrity) == ("bomb.jsonl.gz", Integrity.DAMAGED)
         assert problem.startswith("bomb.jsonl.gz: ")
 
-    @needs_line_bound
     def test_an_upload_with_an_oversized_line_is_refused_and_deleted(self):
         stream = io.BytesIO()
         stream.name = "plain.jsonl"
@@ -293,7 +284,7 @@ class DamagedSyncTests(AdminTestCase):
             if line.startswith(b'{"kind":"table","label":"auth.User"')
         )
         lines.insert(start + 1, b'[1,"' + b"x" * (4 * LINE_BOUND) + b'"]')
-        with override_settings(BACKUPS={"MAX_LINE_BYTES": LINE_BOUND}):
+        with override_settings(BACKUPS={"MAX_ROW_BYTES": LINE_BOUND}):
             response = self.client.post(
                 url("backuprecord_upload"),
                 {"file": SimpleUploadedFile("bomb.jsonl", redigest(lines))},
