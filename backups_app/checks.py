@@ -59,6 +59,9 @@ def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
         messages += _check_notify(config["NOTIFY"])
     if "SIGNING_KEY" in config:
         messages += _check_signing_key(config["SIGNING_KEY"])
+    for key in ("MAX_ROW_BYTES", "MAX_RECORD_BYTES", "MAX_EXPANSION_RATIO"):
+        if key in config:
+            messages += _check_bound(key, config[key])
     for key in BOOLEAN_KEYS:
         if key in config and not isinstance(config[key], bool):
             messages.append(
@@ -316,5 +319,24 @@ def _check_signing_key(value: Any) -> list[CheckMessage]:
             "BACKUPS['SIGNING_KEY'] must be None, a key, or a list of keys (text); "
             "the first one signs.",
             id="backups_app.E015",
+        )
+    ]
+
+
+def _check_bound(key: str, value: Any) -> list[CheckMessage]:
+    # A bound too small would refuse every backup; None switches it off.
+    smallest = 2 if key == "MAX_EXPANSION_RATIO" else 1024
+    if value is None or (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float) if key == "MAX_EXPANSION_RATIO" else int)
+        and value >= smallest
+    ):
+        return []
+    return [
+        Error(
+            f"BACKUPS[{key!r}] must be None or a number of at least {smallest}, "
+            f"not {value!r}.",
+            hint="It bounds what a backup file may ask of the reader (docs/usage.md).",
+            id="backups_app.E016",
         )
     ]

@@ -273,7 +273,7 @@ def test_every_check_id_is_documented():
     source = (root / "backups_app" / "checks.py").read_text()
     used = set(re.findall(r'id="(backups_app\.[EW]\d{3})"', source))
     documented = (root / "docs" / "usage.md").read_text()
-    assert len(used) == 15
+    assert len(used) == 16
     assert {check_id for check_id in used if f"`{check_id}`" not in documented} == set()
 
 
@@ -373,3 +373,30 @@ class OperationsSettingsTests(SimpleTestCase):
     def test_e015_signing_key(self):
         [error] = check_settings()
         assert error.id == "backups_app.E015"
+
+
+class ReaderBoundSettingsTests(SimpleTestCase):
+    @override_settings(
+        BACKUPS={
+            "MAX_ROW_BYTES": None,
+            "MAX_RECORD_BYTES": 4096,
+            "MAX_EXPANSION_RATIO": 2.5,
+        }
+    )
+    def test_good_bounds(self):
+        assert check_settings() == []
+
+    @override_settings(BACKUPS={"MAX_ROW_BYTES": "64M", "MAX_EXPANSION_RATIO": 1})
+    def test_e016_bounds(self):
+        assert [(e.id, e.msg) for e in check_settings()] == [
+            (
+                "backups_app.E016",
+                "BACKUPS['MAX_ROW_BYTES'] must be None or a number of at least 1024, "
+                "not '64M'.",
+            ),
+            (
+                "backups_app.E016",
+                "BACKUPS['MAX_EXPANSION_RATIO'] must be None or a number of at least 2, "
+                "not 1.",
+            ),
+        ]
