@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 import weakref
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,21 +31,13 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.core.files.storage.handler import InvalidStorageError
 
 from .conf import app_settings
-from .exceptions import BackupFormatError, StorageError, one_line
+from .exceptions import StorageError, one_line
+from .fileformat.compression import gunzip
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
-# Decompression reads 512 KB of gzip at a time and hands out at most 2 MB at a time:
-# few, long stretches without the GIL, so it gets in the way of the reader seldom.
-COMPRESSED_READ = 1 << 19
-DECOMPRESSED_CHUNK = 2 << 20
-# zlib's window bits for a gzip header and trailer around deflate data.
-GZIP_WBITS = 16 + zlib.MAX_WBITS
 READ_AHEAD_CHUNKS = 2
 STDIO = "-"
-# MAX_EXPANSION_RATIO applies once a file has expanded to more than this: small
-# files of very repetitive rows may expand a lot, and cost little.
-EXPANSION_ALLOWANCE = 64 << 20
 # Temporary files of backups being written: ".backup-<host>-<pid>-<random>.partial",
 # locked (flock) by their writer until they are complete.
 PARTIAL_NAME = re.compile(r"\.backup-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]{8}\.partial")
@@ -250,55 +241,6 @@ class _Positional(io.RawIOBase):
         count = os.preadv(self._descriptor, [buffer], self._offset)
         self._offset += count
         return count
-
-
-def gunzip(compressed: IO[bytes], max_ratio: float | None = None) -> Iterator[bytes]:
-    """Yield the decompressed bytes of a gzip stream, in pieces of DECOMPRESSED_CHUNK
-    bytes at most.
-
-    Reads every member of the stream, skips the zero bytes gzip allows between
-    them, and checks each member's CRC and length (zlib does, with ``wbits=31``).
-    Raises EOFError when the stream ends inside a member, zlib.error when it is not
-    gzip or is damaged, as the gzip module does, and BackupFormatError once more
-    than EXPANSION_ALLOWANCE bytes came out of more than ``max_ratio`` times fewer.
-    """
-    inflater = None
-    taken = given = 0
-    limit = max_ratio or float("inf")
-    while data := compressed.read(COMPRESSED_READ):
-        taken += len(data)
-        while data:
-            if inflater is None:
-                data = data.lstrip(b"\0")
-                if not data:
-                    break
-                inflater = zlib.decompressobj(GZIP_WBITS)
-            out = inflater.decompress(data, DECOMPRESSED_CHUNK)
-            # All the input is taken and all its output given only when the output
-            # is shorter than asked; else the rest comes with the next call.
-            while len(out) == DECOMPRESSED_CHUNK:
-                given += len(out)
-                if given > EXPANSION_ALLOWANCE and given > limit * taken:
-                    raise _too_expanded(max_ratio)
-                yield out
-                out = inflater.decompress(inflater.unconsumed_tail, DECOMPRESSED_CHUNK)
-            given += len(out)
-            if out:
-                yield out
-            data = b""
-            if inflater.eof:
-                data, inflater = inflater.unused_data, None
-    if inflater is not None:
-        raise EOFError(
-            "Compressed file ended before the end-of-stream marker was reached"
-        )
-
-
-def _too_expanded(ratio: float) -> BackupFormatError:
-    return BackupFormatError(
-        f"is refused as damaged: it expands to more than {ratio} times its "
-        "compressed size (BACKUPS['MAX_EXPANSION_RATIO'])"
-    )
 
 
 class _Decompressed(io.RawIOBase):

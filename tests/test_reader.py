@@ -17,10 +17,11 @@ import orjson
 import pytest
 from django.test import TestCase, override_settings
 
-from backups_app import reader, streams
+from backups_app import reader
 from backups_app.backup import create_backup
 from backups_app.codec import lines_encoder
 from backups_app.exceptions import BackupFormatError
+from backups_app.fileformat import compression
 from backups_app.format import BackupWriter
 from backups_app.reader import BackupReader, verify
 from backups_app.restore import restore_backup
@@ -256,8 +257,8 @@ class TestGunzip:
 
     @pytest.mark.parametrize("chunk", [1000, 1 << 16])
     def test_same_bytes_as_gzip_for_plain_and_repetitive_data(self, monkeypatch, chunk):
-        monkeypatch.setattr(streams, "DECOMPRESSED_CHUNK", chunk)
-        monkeypatch.setattr(streams, "COMPRESSED_READ", 100)
+        monkeypatch.setattr(compression, "DECOMPRESSED_CHUNK", chunk)
+        monkeypatch.setattr(compression, "COMPRESSED_READ", 100)
         rng = random.Random(4)
         noisy = bytes(rng.getrandbits(8) for _ in range(50_000))
         for data in (noisy, b"same line\n" * 100_000, b""):

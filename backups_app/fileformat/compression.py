@@ -16,16 +16,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from ..exceptions import StorageError
+from ..exceptions import BackupFormatError, StorageError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 AGE_SUFFIX = ".age"
-# Reads of compressed input, and the most decompressed output handed out at once.
+# Decompression reads 512 KB of compressed input at a time and hands out at most 2 MB
+# at a time: few, long stretches without the GIL, so it gets in the way of the
+# reader seldom.
 COMPRESSED_READ = 1 << 19
 DECOMPRESSED_CHUNK = 2 << 20
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 WRITE_BUFFER = 1 << 20
+# MAX_EXPANSION_RATIO applies once a file has expanded to more than this: small
+# files of very repetitive rows may expand a lot, and cost little.
+EXPANSION_ALLOWANCE = 64 << 20
 
 
 def _zstd():
@@ -44,17 +49,46 @@ def _zstd():
     return zstd
 
 
-def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
+def too_expanded(ratio: float) -> BackupFormatError:
+    return BackupFormatError(
+        f"is refused as damaged: it expands to more than {ratio} times its "
+        "compressed size (BACKUPS['MAX_EXPANSION_RATIO'])"
+    )
+
+
+def _bounded(
+    pieces: Iterator[tuple[int, bytes]], max_ratio: float | None
+) -> Iterator[bytes]:
+    """Pass on decompressed pieces (with the compressed bytes taken so far); raise
+    BackupFormatError once more than EXPANSION_ALLOWANCE bytes came out of more than
+    ``max_ratio`` times fewer, before handing that piece on."""
+    given = 0
+    limit = max_ratio or float("inf")
+    for taken, out in pieces:
+        given += len(out)
+        if given > EXPANSION_ALLOWANCE and given > limit * taken:
+            raise too_expanded(max_ratio)
+        yield out
+
+
+def gunzip(compressed: IO[bytes], max_ratio: float | None = None) -> Iterator[bytes]:
     """Yield the decompressed bytes of a gzip stream, in pieces of DECOMPRESSED_CHUNK
     bytes at most.
 
     Reads every member of the stream, skips the zero bytes gzip allows between
     them, and checks each member's CRC and length (zlib does, with ``wbits=31``).
     Raises EOFError when the stream ends inside a member, zlib.error when it is not
-    gzip or is damaged, as the gzip module does.
+    gzip or is damaged, as the gzip module does, and BackupFormatError once more
+    than EXPANSION_ALLOWANCE bytes came out of more than ``max_ratio`` times fewer.
     """
+    return _bounded(_gunzip_pieces(compressed), max_ratio)
+
+
+def _gunzip_pieces(compressed: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     inflater = None
+    taken = 0
     while data := compressed.read(COMPRESSED_READ):
+        taken += len(data)
         while data:
             if inflater is None:
                 data = data.lstrip(b"\0")
@@ -65,10 +99,10 @@ def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
             # All the input is taken and all its output given only when the output
             # is shorter than asked; else the rest comes with the next call.
             while len(out) == DECOMPRESSED_CHUNK:
-                yield out
+                yield taken, out
                 out = inflater.decompress(inflater.unconsumed_tail, DECOMPRESSED_CHUNK)
             if out:
-                yield out
+                yield taken, out
             data = b""
             if inflater.eof:
                 data, inflater = inflater.unused_data, None
@@ -78,20 +112,27 @@ def gunzip(compressed: IO[bytes]) -> Iterator[bytes]:
         )
 
 
-def unzstd(compressed: IO[bytes]) -> Iterator[bytes]:
+def unzstd(compressed: IO[bytes], max_ratio: float | None = None) -> Iterator[bytes]:
     """Yield the decompressed bytes of a zstd stream (every frame of it), in pieces
-    of DECOMPRESSED_CHUNK bytes at most. Raises EOFError when the stream ends inside
-    a frame and the zstd module's error when it is damaged."""
+    of DECOMPRESSED_CHUNK bytes at most, bounded as ``gunzip`` is. Raises EOFError
+    when the stream ends inside a frame and the zstd module's error when it is
+    damaged."""
+    return _bounded(_unzstd_pieces(compressed), max_ratio)
+
+
+def _unzstd_pieces(compressed: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     zstd = _zstd()
     decompressor = None
+    taken = 0
     while data := compressed.read(COMPRESSED_READ):
+        taken += len(data)
         while data:
             if decompressor is None:
                 decompressor = zstd.ZstdDecompressor()
             out = decompressor.decompress(data, DECOMPRESSED_CHUNK)
             while True:
                 if out:
-                    yield out
+                    yield taken, out
                 if decompressor.eof or decompressor.needs_input:
                     break
                 out = decompressor.decompress(b"", DECOMPRESSED_CHUNK)
@@ -104,7 +145,7 @@ def unzstd(compressed: IO[bytes]) -> Iterator[bytes]:
         )
 
 
-def identity(stream: IO[bytes]) -> Iterator[bytes]:
+def identity(stream: IO[bytes], max_ratio: float | None = None) -> Iterator[bytes]:
     while data := stream.read(DECOMPRESSED_CHUNK):
         yield data
 
@@ -155,7 +196,7 @@ class Codec:
     default_level: int
     levels: range
     writer: Callable[[IO[bytes], int], contextlib.AbstractContextManager[IO[bytes]]]
-    chunks: Callable[[IO[bytes]], Iterator[bytes]]
+    chunks: Callable[[IO[bytes], float | None], Iterator[bytes]]
 
 
 GZIP = Codec("gzip", ".gz", GZIP_MAGIC, 1, range(0, 10), _gzip_writer, gunzip)
