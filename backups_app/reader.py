@@ -729,11 +729,13 @@ def row_lines(block: bytes) -> list[bytes]:
 
 @dataclass(frozen=True)
 class Verified:
-    """What reading a whole backup found: its header, table ends and file digest."""
+    """What reading a whole backup found: its header, table ends, file digest and
+    trailer (whose other keys, such as a signature, the reader does not check)."""
 
     header: dict[str, Any]
     ends: dict[str, TableEnd]
     digest: str
+    trailer: dict[str, Any]
 
 
 def verify_file(
@@ -748,7 +750,7 @@ def verify_file(
             if rows:
                 section.parse(block)
         ends[section.label] = section.end
-    return Verified(reader.header, ends, reader.trailer["digest"])
+    return Verified(reader.header, ends, reader.trailer["digest"], reader.trailer)
 
 
 def verify(
