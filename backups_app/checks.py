@@ -59,7 +59,7 @@ def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
         messages += _check_notify(config["NOTIFY"])
     if "SIGNING_KEY" in config:
         messages += _check_signing_key(config["SIGNING_KEY"])
-    for key in ("MAX_ROW_BYTES", "MAX_RECORD_BYTES", "MAX_EXPANSION_RATIO"):
+    for key in ("MAX_LINE_BYTES", "MAX_EXPANSION_RATIO"):
         if key in config:
             messages += _check_bound(key, config[key])
     for key in BOOLEAN_KEYS:

@@ -40,8 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "SIGNING_KEY": None,
     # Bounds on what a backup file may ask of the reader; past one the file is refused
     # as damaged. None: no bound.
-    "MAX_ROW_BYTES": 64 << 20,
-    "MAX_RECORD_BYTES": 16 << 20,
+    "MAX_LINE_BYTES": 64 << 20,
     # Decompressed bytes per compressed byte, over the whole file, once it has
     # expanded to more than 64 MB. gzip at level 1 reaches about 230 at most.
     "MAX_EXPANSION_RATIO": 250,
@@ -120,12 +119,8 @@ class AppSettings:
         return self._get("SIGNING_KEY")
 
     @property
-    def MAX_ROW_BYTES(self) -> int | None:
-        return self._get("MAX_ROW_BYTES")
-
-    @property
-    def MAX_RECORD_BYTES(self) -> int | None:
-        return self._get("MAX_RECORD_BYTES")
+    def MAX_LINE_BYTES(self) -> int | None:
+        return self._get("MAX_LINE_BYTES")
 
     @property
     def MAX_EXPANSION_RATIO(self) -> float | None:

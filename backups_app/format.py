@@ -60,8 +60,7 @@ class BackupWriter:
         self._slots = threading.BoundedSemaphore(MAX_PENDING_BLOCKS)
         self._failure: BaseException | None = None
         # What readers refuse, a backup must not write: it could not be restored.
-        self._max_row = app_settings.MAX_ROW_BYTES
-        self._max_record = app_settings.MAX_RECORD_BYTES
+        self._max_line = app_settings.MAX_LINE_BYTES
 
     def __enter__(self) -> BackupWriter:
         return self
@@ -101,10 +100,10 @@ class BackupWriter:
         self._write_now(data)
 
     def _write(self, data: bytes) -> None:
-        if self._max_record is not None and len(data) > self._max_record:
+        if self._max_line is not None and len(data) > self._max_line:
             raise BackupError(
-                f"A record of the backup would be longer than {self._max_record:,} "
-                "bytes (BACKUPS['MAX_RECORD_BYTES']), which restores refuse; raise "
+                f"A record of the backup would be longer than {self._max_line:,} "
+                "bytes (BACKUPS['MAX_LINE_BYTES']), which restores refuse; raise "
                 "that setting."
             )
         self._run(self._write_now, data)
@@ -133,12 +132,12 @@ class BackupWriter:
         if not rows:
             return
         # Only a block longer than the limit can hold a row longer than it.
-        if self._max_row is not None and len(data) > self._max_row:
+        if self._max_line is not None and len(data) > self._max_line:
             longest = max(map(len, data.split(b"\n"))) + 1
-            if longest > self._max_row:
+            if longest > self._max_line:
                 raise BackupError(
                     f"{self._table}: a row is {longest:,} bytes long, longer than "
-                    f"{self._max_row:,} (BACKUPS['MAX_ROW_BYTES']), which restores "
+                    f"{self._max_line:,} (BACKUPS['MAX_LINE_BYTES']), which restores "
                     "refuse; raise that setting."
                 )
         self._table_rows += rows

@@ -177,7 +177,7 @@ class BackupReader:
     section per table of the header, in its order, with its label, table and
     columns, rows that are one line each, each table's row count and digest, the
     trailer's counts and whole-file digest, nothing after it, and the sizes of lines
-    (``BACKUPS["MAX_ROW_BYTES"]``, ``["MAX_RECORD_BYTES"]``). Whatever breaks one
+    (``BACKUPS["MAX_LINE_BYTES"]``), rows or records. Whatever breaks one
     raises BackupFormatError, with one line naming the file and where.
 
     What is inside a row line is checked when it is parsed (``TableSection.parse``):
@@ -200,9 +200,7 @@ class BackupReader:
         self._hashing: _Hashing | None = None
         # Rows taken from the buffer, not yet hashed: (section, start, stop).
         self._unhashed: tuple[TableSection, int, int] | None = None
-        self._max_row = app_settings.MAX_ROW_BYTES or UNBOUNDED
-        self._max_record = app_settings.MAX_RECORD_BYTES or UNBOUNDED
-        self._max_line = max(self._max_row, self._max_record)
+        self._max_line = app_settings.MAX_LINE_BYTES or UNBOUNDED
         self._expected: tuple[dict[str, Any], str] | None = None
         self.header = self._read_header()
         self._described = self.header["tables"]
@@ -267,7 +265,7 @@ class BackupReader:
                 if self._partial_size > self._max_line:
                     # The unread lines before it are at the end of the buffer.
                     before = self._buffer.count(b"\n", self._position)
-                    raise self._too_long(self._line_number + before + 1, self._max_line)
+                    raise self._too_long(self._line_number + before + 1)
                 parts.append(chunk)
                 continue
             if not parts and cut == len(chunk):
@@ -281,11 +279,10 @@ class BackupReader:
             self._position = 0
             return True
 
-    def _too_long(self, line: int, limit: int) -> BackupFormatError:
-        setting = "MAX_ROW_BYTES" if limit == self._max_row else "MAX_RECORD_BYTES"
+    def _too_long(self, line: int) -> BackupFormatError:
         return self._error(
-            f"line {line} is longer than {limit:,} bytes "
-            f"(BACKUPS[{setting!r}]); refused as damaged"
+            f"line {line} is longer than {self._max_line:,} bytes "
+            "(BACKUPS['MAX_LINE_BYTES']); refused as damaged"
         )
 
     def _next_line(self) -> bytes | None:
@@ -309,8 +306,8 @@ class BackupReader:
         line = self._next_line()
         if line is None:
             raise self._error(f"is truncated: it ends before {expected}")
-        if len(line) > self._max_record:
-            raise self._too_long(self._line_number, self._max_record)
+        if len(line) > self._max_line:
+            raise self._too_long(self._line_number)
         if not line.startswith(b"{"):
             raise self._error(
                 f"line {self._line_number}: expected {expected}, found a row"
@@ -330,8 +327,8 @@ class BackupReader:
         line = self._next_line()
         if not line:
             raise self._error("is empty")
-        if len(line) > self._max_record:
-            raise self._too_long(1, self._max_record)
+        if len(line) > self._max_line:
+            raise self._too_long(1)
         if not line.startswith(b"{"):
             raise self._error("is not a backups_app backup (no header)")
         try:
@@ -478,9 +475,9 @@ class BackupReader:
 
         Rows are the lines that start with ``[``; the first line that does not is
         the table's end record, which is left in the buffer. A block is at most
-        ROW_BLOCK bytes (and MAX_ROW_BYTES) unless it is one longer row.
+        ROW_BLOCK bytes (and MAX_LINE_BYTES) unless it is one longer row.
         """
-        limit = min(ROW_BLOCK, self._max_row)
+        limit = min(ROW_BLOCK, self._max_line)
         while True:
             buffer, start = self._buffer, self._position
             whole = (
@@ -504,9 +501,9 @@ class BackupReader:
         else:
             stop = _end_of_rows(buffer, start)
             lines = buffer.count(b"\n", start, stop)
-        if stop - start > self._max_row:
+        if stop - start > self._max_line:
             # Only a block of one row can be longer than the limit.
-            raise self._too_long(self._line_number + 1, self._max_row)
+            raise self._too_long(self._line_number + 1)
         if buffer.count(b"]\n", start, stop) != lines:
             number = self._line_number + 1 + _first_unclosed(buffer, start, stop)
             raise self._error(
@@ -733,7 +730,7 @@ def row_lines(block: bytes) -> list[bytes]:
 @dataclass(frozen=True)
 class Verified:
     """What reading a whole backup found: its header, table ends, file digest and
-    trailer record."""
+    trailer (whose other keys, such as a signature, the reader does not check)."""
 
     header: dict[str, Any]
     ends: dict[str, TableEnd]

@@ -267,7 +267,7 @@ class DamagedSyncTests(AdminTestCase):
         header, rest = gzip.decompress(self._ours()).split(b"\n", 1)
         padded = header[:-1] + b',"pad":"' + b"x" * (8 << 20) + b'"}\n' + rest
         backup_storage().save("bomb.jsonl.gz", io.BytesIO(gzip.compress(padded)))
-        with override_settings(BACKUPS={"MAX_RECORD_BYTES": LINE_BOUND}):
+        with override_settings(BACKUPS={"MAX_LINE_BYTES": LINE_BOUND}):
             [(name, integrity, problem)] = self.sync_twice()
         assert (name, integrity) == ("bomb.jsonl.gz", Integrity.DAMAGED)
         assert problem.startswith("bomb.jsonl.gz: ")
@@ -284,7 +284,7 @@ class DamagedSyncTests(AdminTestCase):
             if line.startswith(b'{"kind":"table","label":"auth.User"')
         )
         lines.insert(start + 1, b'[1,"' + b"x" * (4 * LINE_BOUND) + b'"]')
-        with override_settings(BACKUPS={"MAX_ROW_BYTES": LINE_BOUND}):
+        with override_settings(BACKUPS={"MAX_LINE_BYTES": LINE_BOUND}):
             response = self.client.post(
                 url("backuprecord_upload"),
                 {"file": SimpleUploadedFile("bomb.jsonl", redigest(lines))},

@@ -99,7 +99,7 @@ class BombTests(TransactionTestCase):
         assert bomb.stat().st_size < 2 << 20
         self.assert_refused_in_bounds(
             bomb,
-            "line 3 is longer than 67,108,864 bytes (BACKUPS['MAX_ROW_BYTES']); "
+            "line 3 is longer than 67,108,864 bytes (BACKUPS['MAX_LINE_BYTES']); "
             "refused as damaged",
         )
 
@@ -108,7 +108,7 @@ class BombTests(TransactionTestCase):
         bomb.write_bytes(repeated_member(b"{" + bytes(MEMBER - 1), 1) * 64)
         self.assert_refused_in_bounds(
             bomb,
-            "line 1 is longer than 67,108,864 bytes (BACKUPS['MAX_ROW_BYTES']); "
+            "line 1 is longer than 67,108,864 bytes (BACKUPS['MAX_LINE_BYTES']); "
             "refused as damaged",
             commands=["file-only"],
         )

@@ -376,22 +376,16 @@ class OperationsSettingsTests(SimpleTestCase):
 
 
 class ReaderBoundSettingsTests(SimpleTestCase):
-    @override_settings(
-        BACKUPS={
-            "MAX_ROW_BYTES": None,
-            "MAX_RECORD_BYTES": 4096,
-            "MAX_EXPANSION_RATIO": 2.5,
-        }
-    )
+    @override_settings(BACKUPS={"MAX_LINE_BYTES": 4096, "MAX_EXPANSION_RATIO": 2.5})
     def test_good_bounds(self):
         assert check_settings() == []
 
-    @override_settings(BACKUPS={"MAX_ROW_BYTES": "64M", "MAX_EXPANSION_RATIO": 1})
+    @override_settings(BACKUPS={"MAX_LINE_BYTES": "64M", "MAX_EXPANSION_RATIO": 1})
     def test_e016_bounds(self):
         assert [(e.id, e.msg) for e in check_settings()] == [
             (
                 "backups_app.E016",
-                "BACKUPS['MAX_ROW_BYTES'] must be None or a number of at least 1024, "
+                "BACKUPS['MAX_LINE_BYTES'] must be None or a number of at least 1024, "
                 "not '64M'.",
             ),
             (

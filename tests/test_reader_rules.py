@@ -274,26 +274,27 @@ class CraftedFileTests(TestCase):
 
     # -- sizes -------------------------------------------------------------------------
 
-    def test_a_row_longer_than_max_row_bytes(self):
+    def test_a_row_longer_than_max_line_bytes(self):
         start, _ = self.section()
         row = orjson.loads(self.lines[start + 1])
         lines = list(self.lines)
-        lines[start + 1] = orjson.dumps([row[0], "x" * 5000, *row[2:]]) + b"\n"
+        lines[start + 1] = orjson.dumps([row[0], "x" * 300_000, *row[2:]]) + b"\n"
         file = self.crafted(lines)
-        with override_settings(BACKUPS={"MAX_ROW_BYTES": 4000}):
+        assert len(lines[0]) < 200_000  # the header fits; the row does not
+        with override_settings(BACKUPS={"MAX_LINE_BYTES": 200_000}):
             self.assert_refused(
                 file,
-                f"line {start + 2} is longer than 4,000 bytes "
-                "(BACKUPS['MAX_ROW_BYTES']); refused as damaged",
+                f"line {start + 2} is longer than 200,000 bytes "
+                "(BACKUPS['MAX_LINE_BYTES']); refused as damaged",
             )
-        with override_settings(BACKUPS={"MAX_ROW_BYTES": None}):
+        with override_settings(BACKUPS={"MAX_LINE_BYTES": None}):
             assert validate_backup(file, file_only=True).ok
 
-    def test_a_header_longer_than_max_record_bytes(self):
-        with override_settings(BACKUPS={"MAX_RECORD_BYTES": 1000}):
+    def test_a_header_longer_than_max_line_bytes(self):
+        with override_settings(BACKUPS={"MAX_LINE_BYTES": 1000}):
             self.assert_refused(
                 self.crafted(self.lines),
-                "line 1 is longer than 1,000 bytes (BACKUPS['MAX_RECORD_BYTES']); "
+                "line 1 is longer than 1,000 bytes (BACKUPS['MAX_LINE_BYTES']); "
                 "refused as damaged",
             )
 
@@ -357,35 +358,35 @@ class WriterBoundTests(TestCase):
     databases = {"default"}
     tmp_path: Path
 
-    def test_a_row_longer_than_max_row_bytes_stops_the_backup(self):
+    def test_a_row_longer_than_max_line_bytes_stops_the_backup(self):
         user = get_user_model().objects.create(username="commenter")
         Comment.objects.create(
             content_type=ContentType.objects.get_for_model(user),
             object_id=str(user.pk),
-            body="x" * 5000,
+            body="x" * 300_000,
         )
         target = self.tmp_path / "long.jsonl.gz"
         with (
-            override_settings(BACKUPS={"MAX_ROW_BYTES": 4000}),
+            override_settings(BACKUPS={"MAX_LINE_BYTES": 200_000}),
             pytest.raises(BackupError) as excinfo,
         ):
             create_backup(target)
-        assert str(excinfo.value).startswith("testapp.Comment: a row is 5,")
+        assert str(excinfo.value).startswith("testapp.Comment: a row is 300,0")
         assert str(excinfo.value).endswith(
-            " bytes long, longer than 4,000 (BACKUPS['MAX_ROW_BYTES']), which "
+            " bytes long, longer than 200,000 (BACKUPS['MAX_LINE_BYTES']), which "
             "restores refuse; raise that setting."
         )
         assert list(self.tmp_path.iterdir()) == []
 
-    def test_a_header_longer_than_max_record_bytes_stops_the_backup(self):
+    def test_a_header_longer_than_max_line_bytes_stops_the_backup(self):
         with (
-            override_settings(BACKUPS={"MAX_RECORD_BYTES": 1000}),
+            override_settings(BACKUPS={"MAX_LINE_BYTES": 1000}),
             pytest.raises(BackupError) as excinfo,
         ):
             create_backup(self.tmp_path / "b.jsonl")
         assert str(excinfo.value) == (
             "A record of the backup would be longer than 1,000 bytes "
-            "(BACKUPS['MAX_RECORD_BYTES']), which restores refuse; raise that "
+            "(BACKUPS['MAX_LINE_BYTES']), which restores refuse; raise that "
             "setting."
         )
         assert list(self.tmp_path.iterdir()) == []
