@@ -517,3 +517,77 @@ class SnapshotReaderTests(TransactionTestCase):
             snapshot_reader.execute("COMMIT")
         assert seen_during == [old]
         assert seen_after == old
+
+
+class DeadlockTests(TransactionTestCase):
+    databases = {"default", "other"}
+    tmp_path: Path
+
+    def test_a_writer_deadlocked_with_the_restore_is_named(self):
+        if connection.vendor != "postgresql":
+            pytest.skip(
+                "PostgreSQL's deadlock detector aborts the session that waited "
+                "longest, the restore here; SQLite has one write lock, and InnoDB "
+                "aborts the transaction holding fewer locks, the writer"
+            )
+        from backups_app.graph import table_specs
+
+        populate_zoo()
+        file = self.tmp_path / "zoo.jsonl.gz"
+        create_backup(file)
+        order = [spec.label for spec in table_specs("default")]
+        # The writer holds the later table, then asks for the earlier one, which
+        # the restore has locked while it waits for the later.
+        first, later = sorted(
+            [Label, Node], key=lambda model: order.index(model._meta.label)
+        )
+        before = raw_contents()
+        errors = []
+
+        def writer():
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    make = {Label: "INSERT INTO testapp_label (name) VALUES ('x')"}
+                    make[Node] = "INSERT INTO testapp_node (name) VALUES ('x')"
+                    cursor.execute(make[later])
+                    holding.set()
+                    deadline = time.monotonic() + 30
+                    while True:
+                        cursor.execute(
+                            "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                            "AND relation = %s::regclass",
+                            [later._meta.db_table],
+                        )
+                        if cursor.fetchone()[0]:
+                            break
+                        assert time.monotonic() < deadline, "the restore never waited"
+                        time.sleep(0.02)
+                    cursor.execute(make[first])
+            except Exception as exc:  # reported by the main thread
+                errors.append(exc)
+            finally:
+                holding.set()
+                connections.close_all()
+
+        holding = threading.Event()
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            assert holding.wait(timeout=30)
+            with pytest.raises(RestoreError) as excinfo:
+                restore_backup(file, safety_backup=False, lock_wait=20)
+        finally:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert str(excinfo.value) == (
+            f"Another session writing to {later._meta.label} was waiting for this "
+            "restore while it waited for that session (a deadlock); the database "
+            "was left unchanged."
+        )
+        after = raw_contents()
+        for model in (Label, Node):
+            table = model._meta.db_table
+            assert len(after[table]) == len(before[table]) + 1
+            after[table] = [row for row in after[table] if "x" not in row]
+            before[table] = [row for row in before[table] if "x" not in row]
+        assert after == before
