@@ -32,7 +32,7 @@ SequenceSettlement = tuple[tuple[str, str, str], ...]
 
 
 def writer_error(what: str, wait: float) -> RestoreError:
-    """Say that another session kept writing to ``what`` (a model label)."""
+    """Say that another session kept writing to ``what``: a model label, or a database."""
     return RestoreError(
         f"Another session is writing to {what} and did not finish within "
         f"{wait:g} s; the database was left unchanged."
