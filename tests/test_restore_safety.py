@@ -24,6 +24,7 @@ from backups_app.backup import create_backup
 from backups_app.exceptions import RestoreError
 from backups_app.restore import restore_backup
 from backups_app.streams import backup_storage
+from backups_app.validate import validate_backup
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_processes import ROOT, child_environment, restore_in_progress
 from tests.testapp.models import Label, Node
@@ -143,7 +144,9 @@ class KilledRestoreTests(TransactionTestCase):
         self.before = raw_contents()
         self.sequences_before = sequence_state()
 
-    def kill_at(self, event: str, using: str = "default", observe=None) -> list[str]:
+    def kill_at(
+        self, event: str, using: str = "default", observe=None, *options: str
+    ) -> list[str]:
         """Run a restore into ``using`` and SIGKILL it at ``event``; return the events."""
         child = subprocess.Popen(
             [
@@ -156,6 +159,7 @@ class KilledRestoreTests(TransactionTestCase):
                 using,
                 "--pause-at",
                 event,
+                *options,
             ],
             env=child_environment(),
             cwd=ROOT,
@@ -226,6 +230,18 @@ class KilledRestoreTests(TransactionTestCase):
         assert_next_inserts_work()
         restore_backup(self.file, safety_backup=False)
         assert snapshot() == self.backup_snapshot
+
+    def test_killed_after_the_safety_backup_which_stays_complete(self):
+        safety_before = safety_files()
+        events = self.kill_at("delete", "default", None, "--safety-backup")
+        assert events[-3:] == ["event lock", "event safety", "event delete"]
+        assert raw_contents() == self.before
+        (name,) = safety_files() - safety_before
+        # A complete backup of the unchanged database; no partial file is left.
+        assert validate_backup(name).ok
+        assert not [
+            n for n in backup_storage().listdir("")[1] if n.endswith(".partial")
+        ]
 
     def test_killed_just_before_commit(self):
         events = self.kill_at("commit")
