@@ -7,17 +7,43 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
+import math
 import zlib
 from collections.abc import Iterable, Iterator
 
 from django.core.management.color import no_style
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, connections, models, transaction
 
 from .codec import TEMPORAL_KINDS, TEXT_KINDS, kind
-from .exceptions import OperationInProgressError
+from .exceptions import OperationInProgressError, RestoreError
 from .graph import TableSpec
 
+logger = logging.getLogger("backups_app")
+
 LOCK_NAME = "backups_app.restore"
+
+# How long a restore waits, in seconds, for sessions writing to its tables.
+LOCK_WAIT = 10.0
+
+# Sequences a restore left above what its rows imply, to be lowered after commit:
+# (sequence, table, column).
+SequenceSettlement = tuple[tuple[str, str, str], ...]
+
+
+def writer_error(what: str, wait: float) -> RestoreError:
+    """Say that another session kept writing to ``what``: a model label, or a database."""
+    return RestoreError(
+        f"Another session is writing to {what} and did not finish within "
+        f"{wait:g} s; the database was left unchanged."
+    )
+
+
+def deadlock_error(what: str) -> RestoreError:
+    return RestoreError(
+        f"Another session writing to {what} was waiting for this restore while it "
+        "waited for that session (a deadlock); the database was left unchanged."
+    )
 
 
 class Backend:
@@ -126,20 +152,50 @@ class Backend:
     def check_constraints(self, specs: list[TableSpec]) -> None:
         self.connection.check_constraints(table_names=[s.table for s in specs])
 
-    def reset_sequences(self, specs: list[TableSpec]) -> None:
+    def reset_sequences(self, specs: list[TableSpec]) -> SequenceSettlement:
+        """Make the next generated ids follow the restored rows (just before commit).
+
+        Return what must still be done after commit (``settle_sequences``).
+        """
         statements = self.connection.ops.sequence_reset_sql(
             no_style(), [spec.model for spec in specs]
         )
         with self.connection.cursor() as cursor:
             for sql in statements:
                 cursor.execute(sql)
+        return ()
+
+    def settle_sequences(self, settle: SequenceSettlement) -> None:
+        """After commit: finish what ``reset_sequences`` left; never raise."""
 
     # -- locking -------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def restore_lock(self) -> Iterator[None]:
-        """Hold the restore lock; fail at once if another restore or backup holds it."""
-        yield
+    def restore_transaction(self) -> Iterator[None]:
+        """Open the restore's transaction holding the restore lock.
+
+        Fails at once if another restore (or, on PostgreSQL, a backup) holds it.
+        """
+        outermost = not self.connection.in_atomic_block
+        with transaction.atomic(using=self.using):
+            if outermost:
+                with self.connection.cursor() as cursor:
+                    self.begin_restore(cursor)
+            self.take_restore_lock()
+            yield
+
+    def begin_restore(self, cursor) -> None:
+        """Set up the transaction just opened for a restore (its first statement)."""
+
+    def take_restore_lock(self) -> None:
+        """Take the restore lock for the length of the transaction."""
+
+    def lock_tables(self, specs: list[TableSpec], wait: float) -> None:
+        """Keep every other session from writing to the tables until commit.
+
+        Waits at most ``wait`` seconds for sessions writing now; then raises
+        RestoreError naming the table.
+        """
 
     def ensure_no_restore(self) -> None:
         """Fail if a restore is running on this database (called by backups)."""
@@ -225,7 +281,8 @@ class SQLiteBackend(Backend):
                     found.append(table)
         return found
 
-    def reset_sequences(self, specs: list[TableSpec]) -> None:
+    def reset_sequences(self, specs: list[TableSpec]) -> SequenceSettlement:
+        # sqlite_sequence is an ordinary table, so this is rolled back with the rest.
         # Django makes AutoFields AUTOINCREMENT, whose counters live in sqlite_sequence;
         # set them to what the restored rows imply so the next id is the backup's next id.
         tables = [
@@ -239,7 +296,7 @@ class SQLiteBackend(Backend):
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_sequence'"
             )
             if cursor.fetchone() is None:
-                return
+                return ()
             for spec in tables:
                 cursor.execute(
                     "DELETE FROM sqlite_sequence WHERE name = %s", [spec.table]
@@ -250,6 +307,27 @@ class SQLiteBackend(Backend):
                     f"FROM {self.quote(spec.table)} HAVING COUNT(*) > 0",
                     [spec.table],
                 )
+        return ()
+
+    def lock_tables(self, specs: list[TableSpec], wait: float) -> None:
+        # SQLite has one write lock for the whole database. Take it now, as BEGIN
+        # IMMEDIATE would (also inside a transaction the caller opened): a DELETE
+        # that matches nothing claims it. Read first, the safety backup would hold
+        # only a shared lock, and a writer could commit in between (rollback
+        # journal: the restore's first DELETE then fails with "database is locked").
+        if not specs:
+            return
+        before = self._pragma("busy_timeout")
+        self._pragma(f"busy_timeout = {max(1, round(wait * 1000))}")
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {self.quote(specs[0].table)} WHERE 0")
+        except DatabaseError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise writer_error(f"database {self.using!r}", wait) from exc
+            raise
+        finally:
+            self._pragma(f"busy_timeout = {before}")
 
 
 def _psycopg_tz_loader():
@@ -339,15 +417,130 @@ class PostgreSQLBackend(Backend):
     def _lock_key(self) -> int:
         return zlib.crc32(LOCK_NAME.encode())
 
-    @contextlib.contextmanager
-    def restore_lock(self) -> Iterator[None]:
+    def begin_restore(self, cursor) -> None:
+        # Read committed, whatever the connection's default: every statement of the
+        # safety backup must see all that was committed before lock_tables got its
+        # locks, not a snapshot taken at the transaction's first statement.
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+    def take_restore_lock(self) -> None:
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [self._lock_key()])
             if not cursor.fetchone()[0]:
                 raise OperationInProgressError(
                     "Another restore or backup is running on this database."
                 )
-        yield
+
+    def lock_tables(self, specs: list[TableSpec], wait: float) -> None:
+        # EXCLUSIVE mode stops every writer (and SELECT ... FOR UPDATE) until commit
+        # but not plain readers, who go on reading the old rows. One table at a
+        # time, in load order, so that a timeout can name the table; lock_timeout
+        # bounds each wait and is put back afterwards (0 would mean no limit).
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('lock_timeout')")
+            before = cursor.fetchone()[0]
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true)",
+                [f"{max(1, round(wait * 1000))}ms"],
+            )
+            for spec in specs:
+                try:
+                    cursor.execute(
+                        f"LOCK TABLE {self.quote(spec.table)} IN EXCLUSIVE MODE"
+                    )
+                except DatabaseError as exc:
+                    state = getattr(exc.__cause__, "sqlstate", None)
+                    if state == "55P03":  # lock_not_available
+                        raise writer_error(spec.label, wait) from exc
+                    if state == "40P01":  # deadlock_detected
+                        raise deadlock_error(spec.label) from exc
+                    raise
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
+
+    def _sequences(self, specs: list[TableSpec]) -> list[tuple[str, str, str]]:
+        """Return (sequence, table, column) for each table with a generated key."""
+        columns = []
+        for spec in specs:
+            for field in spec.model._meta.local_fields:
+                if isinstance(field, models.AutoField):
+                    columns.append((spec.table, field.column))
+                    break
+        if not columns:
+            return []
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_get_serial_sequence(t, c) FROM unnest(%s::text[], "
+                "%s::text[]) WITH ORDINALITY AS x(t, c, n) ORDER BY n",
+                [[self.quote(t) for t, _ in columns], [c for _, c in columns]],
+            )
+            names = [row[0] for row in cursor.fetchall()]
+        return [
+            (name, table, column)
+            for name, (table, column) in zip(names, columns, strict=True)
+            if name is not None
+        ]
+
+    def reset_sequences(self, specs: list[TableSpec]) -> SequenceSettlement:
+        # setval is not transactional: a restore that rolls back, or is killed,
+        # after lowering a sequence would leave it below the old rows, and the next
+        # insert would collide. So only raise here (what a rollback leaves is a gap
+        # of unused ids) and lower after commit (settle_sequences).
+        settle = []
+        with self.connection.cursor() as cursor:
+            for sequence, table, column in self._sequences(specs):
+                cursor.execute(
+                    f"SELECT last_value, is_called, (SELECT MAX({self.quote(column)}) "
+                    f"FROM {self.quote(table)}) FROM {sequence}"
+                )
+                last_value, is_called, largest = cursor.fetchone()
+                next_now = last_value + 1 if is_called else last_value
+                next_wanted = max(largest or 0, 0) + 1
+                if next_now < next_wanted:
+                    cursor.execute("SELECT setval(%s, %s, true)", [sequence, largest])
+                elif next_now > next_wanted:
+                    settle.append((sequence, table, column))
+        return tuple(settle)
+
+    def settle_sequences(self, settle: SequenceSettlement) -> None:
+        # A short transaction of its own, after the restore committed; losing it
+        # (a kill, a failure) only leaves gaps. A table that another session is
+        # writing to at this moment keeps its gap too (NOWAIT): lowering its
+        # sequence under an insert not yet committed could hand out that id again.
+        skipped = []
+        try:
+            with (
+                transaction.atomic(using=self.using),
+                self.connection.cursor() as cursor,
+            ):
+                for sequence, table, column in settle:
+                    quoted = self.quote(column)
+                    try:
+                        with transaction.atomic(using=self.using):
+                            cursor.execute(
+                                f"LOCK TABLE {self.quote(table)} "
+                                "IN EXCLUSIVE MODE NOWAIT"
+                            )
+                            cursor.execute(
+                                f"SELECT setval(%s, GREATEST(MAX({quoted}), 1), "
+                                f"COALESCE(MAX({quoted}) >= 1, false)) "
+                                f"FROM {self.quote(table)}",
+                                [sequence],
+                            )
+                    except DatabaseError:
+                        skipped.append(table)
+        except DatabaseError as exc:
+            logger.warning(
+                "Sequences were left above the restored rows (new rows get higher "
+                "ids, nothing else changes): %s",
+                exc,
+            )
+            return
+        if skipped:
+            logger.info(
+                "Sequences of %s were left above the restored rows: other sessions "
+                "were writing to them.",
+                ", ".join(skipped),
+            )
 
     def ensure_no_restore(self) -> None:
         with self.connection.cursor() as cursor:
@@ -411,16 +604,19 @@ class MySQLBackend(Backend):
             with self.connection.cursor() as cursor:
                 cursor.execute("SET SESSION sql_mode = %s", [sql_mode])
 
-    def reset_sequences(self, specs: list[TableSpec]) -> None:
+    def reset_sequences(self, specs: list[TableSpec]) -> SequenceSettlement:
         # ALTER TABLE ... AUTO_INCREMENT would commit the transaction. InnoDB already
         # keeps each counter above the largest restored id, so the next insert works.
-        return
+        return ()
 
     def _lock_name(self) -> str:
         return f"{LOCK_NAME}.{self.connection.settings_dict['NAME']}"[:64]
 
     @contextlib.contextmanager
-    def restore_lock(self) -> Iterator[None]:
+    def restore_transaction(self) -> Iterator[None]:
+        # GET_LOCK belongs to the session, not to a transaction: taken before the
+        # transaction and released after it ends, so that no second restore can
+        # start between this one's last statement and its commit.
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT GET_LOCK(%s, 0)", [self._lock_name()])
             if cursor.fetchone()[0] != 1:
@@ -428,10 +624,47 @@ class MySQLBackend(Backend):
                     "Another restore is running on this database."
                 )
         try:
-            yield
+            with super().restore_transaction():
+                yield
         finally:
             with self.connection.cursor() as cursor:
                 cursor.execute("SELECT RELEASE_LOCK(%s)", [self._lock_name()])
+
+    def begin_restore(self, cursor) -> None:
+        # Repeatable read, whatever the connection's level (Django opens MySQL
+        # connections at read committed): only at this level do the locking reads
+        # of lock_tables take gap locks, which keep inserts out too.
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    def lock_tables(self, specs: list[TableSpec], wait: float) -> None:
+        # LOCK TABLES would commit the transaction. A locking read of every row in
+        # primary key order takes a next-key lock on each, and on the gap after the
+        # last: until commit no other session can insert, update or delete rows of
+        # the table, while plain (consistent) reads go on. It comes before the
+        # transaction's first consistent read, which fixes the snapshot that the
+        # safety backup reads. innodb_lock_wait_timeout bounds each wait.
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT @@SESSION.innodb_lock_wait_timeout")
+            before = cursor.fetchone()[0]
+            cursor.execute(
+                "SET SESSION innodb_lock_wait_timeout = %s", [max(1, math.ceil(wait))]
+            )
+            try:
+                for spec in specs:
+                    try:
+                        cursor.execute(
+                            f"SELECT COUNT(*) FROM {self.quote(spec.table)} "
+                            "FORCE INDEX (PRIMARY) FOR UPDATE"
+                        )
+                    except DatabaseError as exc:
+                        code = exc.args[0] if exc.args else None
+                        if code == 1205:  # ER_LOCK_WAIT_TIMEOUT
+                            raise writer_error(spec.label, wait) from exc
+                        if code == 1213:  # ER_LOCK_DEADLOCK
+                            raise deadlock_error(spec.label) from exc
+                        raise
+            finally:
+                cursor.execute("SET SESSION innodb_lock_wait_timeout = %s", [before])
 
     def ensure_no_restore(self) -> None:
         with self.connection.cursor() as cursor:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "backup", "verify", "delete", "restore", "check", "validate"
+    # "backup", "verify", "validate"; a restore: "lock", "safety", "delete", "restore",
+    # "check", "verify-written", "sequences", "commit", "settle" (PostgreSQL, after it)
+    stage: str
     label: str  # the model label being worked on, or "" between tables
     done: int  # rows done in this table
     total: int | None  # rows expected in this table, when known

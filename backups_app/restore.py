@@ -12,7 +12,7 @@ from typing import IO, Any
 from django.db import DatabaseError, transaction
 
 from . import signals
-from .backends import Backend, backend_for
+from .backends import LOCK_WAIT, Backend, SequenceSettlement, backend_for
 from .backup import create_backup
 from .caches import clear_stale_caches
 from .codec import block_encoder, row_decoder
@@ -151,6 +151,7 @@ def restore_backup(
     *,
     using: str = "default",
     safety_backup: bool | None = None,
+    lock_wait: float = LOCK_WAIT,
     progress: ProgressCallback = ignore_progress,
 ) -> RestoreSummary:
     """Replace the contents of every table in the backup's scope with the backup's rows.
@@ -158,6 +159,10 @@ def restore_backup(
     One transaction: the file is checked completely before anything changes, and the
     written tables are re-counted and re-digested before commit. Any failure rolls back
     and raises, leaving the database as it was.
+
+    The tables in scope are locked against writers before the safety backup is read,
+    inside the same transaction. A session still writing to one of them after
+    ``lock_wait`` seconds makes the restore fail without changing anything.
     """
     started = time.perf_counter()
     plan = (
@@ -177,32 +182,45 @@ def restore_backup(
     if safety_backup is None:
         safety_backup = app_settings.SAFETY_BACKUP
     safety_name = None
-    if safety_backup:
-        progress(Progress("safety", "", 0, None))
-        safety = create_backup(
-            None,
-            using=using,
-            exclude=exclude,
-            origin="safety",
-            name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
-        )
-        safety_name = safety.name
     signals.pre_restore.send(restore_backup, using=using, plan=plan)
     backend = backend_for(using)
+    progress(Progress("lock", "", 0, None))
     try:
-        with (
-            backend.restore_session(),
-            transaction.atomic(using=using),
-            backend.restore_lock(),
-            backend.writing(),
-        ):
-            progress(Progress("delete", "", 0, None))
-            backend.delete_all(specs)
-            written = _load(plan, specs, backend, progress)
-            progress(Progress("check", "", 0, None))
-            backend.check_constraints(specs)
-            backend.reset_sequences(specs)
-            _verify_written(written, backend, progress, plan)
+        with backend.restore_session(), backend.restore_transaction():
+            # The restore lock first (another restore fails at once), then every
+            # table in scope against writers, waiting at most lock_wait seconds.
+            # Only then the safety backup: it is read inside this transaction, so a
+            # write that commits before the locks is in it, and any later write
+            # waits until the restore has committed. No write falls between the two.
+            backend.lock_tables(specs, lock_wait)
+            if safety_backup:
+                progress(Progress("safety", "", 0, None))
+                safety_name = create_backup(
+                    None,
+                    using=using,
+                    exclude=exclude,
+                    origin="safety",
+                    name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
+                ).name
+            with backend.writing():
+                progress(Progress("delete", "", 0, None))
+                backend.delete_all(specs)
+                written = _load(plan, specs, backend, progress)
+                progress(Progress("check", "", 0, None))
+                backend.check_constraints(specs)
+                _verify_written(written, backend, progress, plan)
+                # Last, when nothing else can fail: on PostgreSQL sequences are
+                # not transactional, so they are only raised here (a rollback or
+                # a kill leaves a gap of unused ids, never a collision) and set
+                # exactly after commit, in a step that is safe to lose.
+                progress(Progress("sequences", "", 0, None))
+                settle = backend.reset_sequences(specs)
+            transaction.on_commit(
+                lambda: _settle_sequences(backend, settle, progress),
+                using=using,
+                robust=True,
+            )
+            progress(Progress("commit", "", 0, None))
     except DatabaseError as exc:
         raise RestoreError(
             f"Restore of {plan.source.name} failed and was rolled back: {one_line(exc)}"
@@ -226,6 +244,16 @@ def restore_backup(
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary
+
+
+def _settle_sequences(
+    backend: Backend, settle: SequenceSettlement, progress: ProgressCallback
+) -> None:
+    """After commit: set the sequences the restore raised to what the rows imply."""
+    if not settle:
+        return
+    progress(Progress("settle", "", 0, None))
+    backend.settle_sequences(settle)
 
 
 def _load(
