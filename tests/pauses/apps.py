@@ -50,16 +50,26 @@ class PausesConfig(AppConfig):
             # Inside the restore's transaction, the tables already emptied.
             original = restore.row_decoder
 
-            def row_decoder(fields, insert_fields, connection):
+            def row_decoder(fields, *args, **kwargs):
                 if fields and fields[0].model._meta.db_table == PAUSED_TABLE:
                     pause(point)
-                return original(fields, insert_fields, connection)
+                return original(fields, *args, **kwargs)
 
             restore.row_decoder = row_decoder
         elif point == "restore-after-safety":
-            signals.pre_restore.connect(
-                lambda **kwargs: pause(point), weak=False, dispatch_uid=point
-            )
+            # The safety backup is written inside the restore's transaction, after
+            # pre_restore; the pause comes once it is in the storage and the
+            # command's own receivers of post_backup have learnt its name.
+            def pause_after_safety(summary=None, **kwargs):
+                if summary is not None and summary.origin == "safety":
+                    pause(point)
+
+            def connect_after_safety(**kwargs):
+                signals.post_backup.connect(
+                    pause_after_safety, weak=False, dispatch_uid=point
+                )
+
+            signals.pre_restore.connect(connect_after_safety, weak=False)
         elif point == "restore-committed":
             # Connected once the restore starts, so that the command's own
             # receivers of post_restore have run when the pause begins.
