@@ -154,6 +154,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "backups_app",
     "tests.testapp",
+    # Tables that triggers write to (tests/test_triggers.py).
+    "tests.triggerapp",
     # The demo shop is a schema the engine was not written around: it is tested too.
     "project.shop",
 ]
