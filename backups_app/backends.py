@@ -162,7 +162,9 @@ class Backend:
         None. One anti-join per foreign key column (integrity.py) instead of Django's
         per-table introspection.
         """
-        keys = model_foreign_keys(specs, self.using)
+        with self.connection.cursor() as cursor:
+            existing = set(self.connection.introspection.table_names(cursor))
+        keys = model_foreign_keys(specs, self.using, existing)
         if self.foreign_keys_unchecked():
             # Enforcement was off while writing, so rows of tables that no model
             # owns may be left pointing at replaced rows: the database's catalog

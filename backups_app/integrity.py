@@ -41,19 +41,22 @@ def _has_table(model: type[models.Model], using: str) -> bool:
     )
 
 
-def model_foreign_keys(specs: list[TableSpec], using: str) -> list[ForeignKey]:
+def model_foreign_keys(
+    specs: list[TableSpec], using: str, existing: set[str]
+) -> list[ForeignKey]:
     """Return the foreign keys a restore of ``specs`` can break, from model metadata.
 
     Those of the restored tables (their rows are new), and those of every other
     model's table that point into a restored table (its parent rows were replaced).
     Foreign keys declared with ``db_constraint=False`` are not constraints and are
-    left out, as the database leaves them out.
+    left out, as the database leaves them out; so are models whose table is not in
+    ``existing`` (an excluded app that was never migrated here).
     """
     restored = {spec.table for spec in specs}
     found = []
     seen = set()
     for model in apps.get_models(include_auto_created=True):
-        if not _has_table(model, using):
+        if not _has_table(model, using) or model._meta.db_table not in existing:
             continue
         opts = model._meta
         pk_fields = tuple(getattr(opts, "pk_fields", None) or (opts.pk,))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test import TransactionTestCase
 
 from backups_app.backup import create_backup
@@ -372,3 +372,49 @@ class TriggerTests(TransactionTestCase):
             "times (7 rows read back, 2 in the backup; first difference at pk "
             "'pong10'); a trigger keeps changing it",
         )
+
+
+class SnapshotReaderTests(TransactionTestCase):
+    """A reader whose snapshot began before the restore keeps seeing the old rows.
+
+    PostgreSQL's TRUNCATE is not MVCC-safe: such a reader would see the restored
+    tables empty. The restore empties tables with DELETE.
+    """
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_a_reader_that_began_before_the_restore_sees_the_old_rows(self):
+        if connection.vendor == "sqlite":
+            pytest.skip(
+                "SQLite's rollback journal lets no reader keep a snapshot while "
+                "another connection commits"
+            )
+        for number in range(3):
+            Post.objects.create(title=f"Post {number}")
+        file = self.tmp_path / "posts.jsonl.gz"
+        create_backup(file)
+        Post.objects.create(title="Later")
+        query = "SELECT title FROM triggerapp_post ORDER BY id"
+        reader = connections.create_connection("default")
+        try:
+            reader.set_autocommit(False)
+            with reader.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                if reader.vendor == "mysql":
+                    cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                # The snapshot begins with the first read, of a table the restore
+                # leaves alone.
+                cursor.execute("SELECT COUNT(*) FROM django_migrations")
+                restore_backup(file, safety_backup=False)
+                cursor.execute(query)
+                seen_by_reader = [row[0] for row in cursor.fetchall()]
+            reader.rollback()
+        finally:
+            reader.close()
+        assert seen_by_reader == ["Post 0", "Post 1", "Post 2", "Later"]
+        assert list(Post.objects.order_by("id").values_list("title", flat=True)) == [
+            "Post 0",
+            "Post 1",
+            "Post 2",
+        ]
