@@ -305,8 +305,8 @@ class _Loader:
         """Load the tables named, those that carry triggers first (a pass each).
 
         With ``read_back``, each table is compared with the file right after its
-        load: one that differs then was not changed by another table's trigger,
-        but cannot hold the file's values.
+        load: one that differs then was changed by its own load (its triggers, or
+        values its columns cannot hold), which loading it again cannot mend.
         """
         loaded: dict[str, tuple[TableSpec, TableEnd]] = {}
         for wanted in (labels & self.triggered, labels - self.triggered):
