@@ -9,6 +9,7 @@ import contextlib
 import datetime
 import logging
 import math
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 
@@ -18,6 +19,12 @@ from django.db import DatabaseError, connections, models, transaction
 from .codec import TEMPORAL_KINDS, TEXT_KINDS, kind
 from .exceptions import OperationInProgressError, RestoreError
 from .graph import TableSpec
+from .integrity import (
+    catalog_foreign_keys,
+    model_foreign_keys,
+    orphan_message,
+    orphan_sql,
+)
 
 logger = logging.getLogger("backups_app")
 
@@ -44,6 +51,11 @@ def deadlock_error(what: str) -> RestoreError:
         f"Another session writing to {what} was waiting for this restore while it "
         "waited for that session (a deadlock); the database was left unchanged."
     )
+
+
+COPY_CONTEXT = re.compile(
+    r"COPY [^,]+, line (?P<line>\d+)(?:, column (?P<column>[^:]+))?"
+)
 
 
 class Backend:
@@ -114,11 +126,25 @@ class Backend:
 
     # -- writing -------------------------------------------------------------------
 
+    def empty(self, spec: TableSpec) -> None:
+        """Delete every row of the table.
+
+        DELETE, never TRUNCATE: DELETE fires the table's row triggers, so tables that
+        triggers keep in step (a search index, an audit log, a counter) follow the
+        restore; and PostgreSQL's TRUNCATE is not MVCC-safe: a reader whose snapshot
+        began before the restore committed would see the restored tables empty.
+        """
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {self.quote(spec.table)}")
+
     def delete_all(self, specs: list[TableSpec]) -> None:
         """Empty the tables, children first."""
-        with self.connection.cursor() as cursor:
-            for spec in reversed(specs):
-                cursor.execute(f"DELETE FROM {self.quote(spec.table)}")
+        for spec in reversed(specs):
+            self.empty(spec)
+
+    def trigger_tables(self) -> set[str]:
+        """Return the names of the tables that carry triggers of their own."""
+        return set()
 
     def insert_sql(self, spec: TableSpec) -> str:
         fields = spec.insert_fields
@@ -138,6 +164,18 @@ class Backend:
                 written += len(rows)
         return written
 
+    def insert_row(self, spec: TableSpec, row: tuple) -> None:
+        """Insert one decoded row: to find which row of a failed batch is at fault."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.insert_sql(spec), row)
+
+    def failed_row(self, exc: BaseException) -> tuple[int, str | None] | None:
+        """Return the 0-based row of the last insert that ``exc`` names, and its column.
+
+        None when the error does not say (only PostgreSQL's COPY does).
+        """
+        return None
+
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
         """Hold the session settings a restore needs while inserting."""
@@ -149,8 +187,37 @@ class Backend:
         """Session settings for a restore that can only change outside a transaction."""
         yield
 
-    def check_constraints(self, specs: list[TableSpec]) -> None:
-        self.connection.check_constraints(table_names=[s.table for s in specs])
+    def check_constraints(self, specs: list[TableSpec]) -> str | None:
+        """Check the foreign keys a restore of ``specs`` could break.
+
+        Return a message naming the first row that points at a missing parent, or
+        None. One anti-join per foreign key column (integrity.py) instead of Django's
+        per-table introspection.
+        """
+        with self.connection.cursor() as cursor:
+            existing = set(self.connection.introspection.table_names(cursor))
+        keys = model_foreign_keys(specs, self.using, existing)
+        if self.foreign_keys_unchecked():
+            # Enforcement was off while writing, so rows of tables that no model
+            # owns may be left pointing at replaced rows: the database's catalog
+            # names their foreign keys, in one query.
+            keys += catalog_foreign_keys(self.catalog_foreign_keys(), keys, specs)
+        with self.connection.cursor() as cursor:
+            for fk in keys:
+                cursor.execute(orphan_sql(fk, self.quote))
+                row = cursor.fetchone()
+                if row is not None:
+                    return orphan_message(fk, row)
+        return None
+
+    def foreign_keys_unchecked(self) -> bool:
+        """Whether the database skipped foreign key checks while the restore wrote."""
+        return False
+
+    def catalog_foreign_keys(self) -> list[tuple[str, str, str, str | None]]:
+        """Return every foreign key the database declares, as
+        ``(table, column, parent table, parent column)``."""
+        return []
 
     def reset_sequences(self, specs: list[TableSpec]) -> SequenceSettlement:
         """Make the next generated ids follow the restored rows (just before commit).
@@ -262,24 +329,24 @@ class SQLiteBackend(Backend):
             row = cursor.fetchone()
         return row[0] if row else None
 
-    def check_constraints(self, specs: list[TableSpec]) -> None:
-        tables = [spec.table for spec in specs]
-        if self._foreign_keys_off:
-            # What enforcement would have caught at commit: rows of other tables
-            # left pointing at rows the restore removed.
-            tables += self._tables_referencing(set(tables))
-        self.connection.check_constraints(table_names=tables)
+    def foreign_keys_unchecked(self) -> bool:
+        return self._foreign_keys_off
 
-    def _tables_referencing(self, targets: set[str]) -> list[str]:
-        found = []
+    def catalog_foreign_keys(self) -> list[tuple[str, str, str, str | None]]:
+        # One query over every table (table-valued PRAGMA functions, SQLite 3.16+)
+        # rather than a PRAGMA per table. "to" is NULL for a key that names only
+        # the parent table, which means its primary key.
         with self.connection.cursor() as cursor:
-            for table in self.connection.introspection.table_names(cursor):
-                if table in targets:
-                    continue
-                cursor.execute(f"PRAGMA foreign_key_list({self.quote(table)})")
-                if any(row[2] in targets for row in cursor.fetchall()):
-                    found.append(table)
-        return found
+            cursor.execute(
+                'SELECT m.name, p."from", p."table", p."to" FROM sqlite_master m, '
+                "pragma_foreign_key_list(m.name) p WHERE m.type = 'table'"
+            )
+            return cursor.fetchall()
+
+    def trigger_tables(self) -> set[str]:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'")
+            return {row[0] for row in cursor.fetchall()}
 
     def reset_sequences(self, specs: list[TableSpec]) -> SequenceSettlement:
         # sqlite_sequence is an ordinary table, so this is rolled back with the rest.
@@ -381,18 +448,34 @@ class PostgreSQLBackend(Backend):
             while rows := cursor.fetchmany(batch_size):
                 yield rows
 
-    def delete_all(self, specs: list[TableSpec]) -> None:
-        # One TRUNCATE is transactional here and skips per-row trigger work; it fails if
-        # a table outside the backup points at these tables, so fall back to DELETE.
-        tables = ", ".join(self.quote(spec.table) for spec in specs)
-        try:
-            with (
-                transaction.atomic(using=self.using),
-                self.connection.cursor() as cursor,
-            ):
-                cursor.execute(f"TRUNCATE {tables}")
-        except DatabaseError:
-            super().delete_all(specs)
+    def trigger_tables(self) -> set[str]:
+        # tgisinternal: the triggers PostgreSQL makes for foreign keys.
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT c.relname FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' "
+                "AND pg_table_is_visible(c.oid)"
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    def check_constraints(self, specs: list[TableSpec]) -> str | None:
+        message = super().check_constraints(specs)
+        if message is None:
+            # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED and stay on
+            # during a restore: make the database check them now, inside the
+            # transaction, so that keys no model declares fail here too.
+            self.connection.check_constraints()
+        return message
+
+    def failed_row(self, exc: BaseException) -> tuple[int, str | None] | None:
+        # COPY errors say where: "CONTEXT: COPY table, line 3, column price: ...".
+        diag = getattr(exc.__cause__ or exc, "diag", None)
+        context = getattr(diag, "context", None) or ""
+        found = COPY_CONTEXT.search(context)
+        if found is None:
+            return None
+        return int(found["line"]) - 1, found["column"]
 
     def insert_rows(self, spec: TableSpec, batches: Iterable[list[tuple]]) -> int:
         from .conf import app_settings
@@ -583,9 +666,27 @@ class MySQLBackend(Backend):
         finally:
             cursor.close()
 
-    def delete_all(self, specs: list[TableSpec]) -> None:
-        # TRUNCATE would commit implicitly on MySQL; DELETE keeps the restore atomic.
-        super().delete_all(specs)
+    def trigger_tables(self) -> set[str]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
+                "WHERE EVENT_OBJECT_SCHEMA = DATABASE()"
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    def foreign_keys_unchecked(self) -> bool:
+        # constraint_checks_disabled() sets FOREIGN_KEY_CHECKS = 0 for the restore.
+        return True
+
+    def catalog_foreign_keys(self) -> list[tuple[str, str, str, str | None]]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, "
+                "REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+                "WHERE TABLE_SCHEMA = DATABASE() "
+                "AND REFERENCED_TABLE_SCHEMA = DATABASE()"
+            )
+            return cursor.fetchall()
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:

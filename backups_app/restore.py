@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
@@ -15,14 +17,22 @@ from . import signals
 from .backends import LOCK_WAIT, Backend, SequenceSettlement, backend_for
 from .backup import create_backup
 from .caches import clear_stale_caches
-from .codec import block_encoder, row_decoder
+from .codec import (
+    block_encoder,
+    column_decoder,
+    column_encoder,
+    loads_block,
+    loads_row,
+    pk_value,
+    row_decoder,
+)
 from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
 from .graph import TableSpec, require_database, require_tables, table_specs
 from .progress import Progress, ProgressCallback, ignore_progress
 from .provenance import provenance_of
-from .reader import BackupReader, TableEnd, verify_file
+from .reader import BackupReader, TableEnd, TableSection, row_lines, verify_file
 from .schema import aligned, compare_schema
 from .streams import BackupSource
 from .validate import file_normaliser, normalised_block, normalised_digests
@@ -205,10 +215,12 @@ def restore_backup(
             with backend.writing():
                 progress(Progress("delete", "", 0, None))
                 backend.delete_all(specs)
-                written = _load(plan, specs, backend, progress)
-                progress(Progress("check", "", 0, None))
-                backend.check_constraints(specs)
-                _verify_written(written, backend, progress, plan)
+                loader = _Loader(plan, specs, backend, progress)
+                written = loader.load()
+                loader.check_foreign_keys()
+                if loader.settle(written):
+                    # A reload replaced rows that foreign keys may point at.
+                    loader.check_foreign_keys()
                 # Last, when nothing else can fail: on PostgreSQL sequences are
                 # not transactional, so they are only raised here (a rollback or
                 # a kill leaves a gap of unused ids, never a collision) and set
@@ -221,13 +233,17 @@ def restore_backup(
                 robust=True,
             )
             progress(Progress("commit", "", 0, None))
+    except _Failed as exc:
+        raise RestoreError(
+            f"Restore of {plan.source.name} failed and was rolled back: {exc}"
+        ) from exc.__cause__
     except DatabaseError as exc:
         raise RestoreError(
             f"Restore of {plan.source.name} failed and was rolled back: {one_line(exc)}"
         ) from exc
     except (ValueError, ArithmeticError, TypeError) as exc:
-        # A value the target changed or cannot represent, met while writing or
-        # reading back (SQLite's decimals, for one).
+        # A value the target changed or cannot represent, met where no table is
+        # known (the sequences, say); the loader names the table where it can.
         raise RestoreError(
             f"Restore of {plan.source.name} failed and was rolled back: a value does "
             f"not fit database {using!r} ({type(exc).__name__}: {one_line(exc)})"
@@ -256,80 +272,403 @@ def _settle_sequences(
     backend.settle_sequences(settle)
 
 
-def _load(
-    plan: RestorePlan,
-    specs: list[TableSpec],
-    backend: Backend,
-    progress: ProgressCallback,
-) -> list[tuple[TableSpec, TableEnd]]:
-    """Insert every table's rows from the file, in the file's (dependency) order."""
-    by_label = {spec.label: spec for spec in specs}
-    batch_size = app_settings.BATCH_SIZE
-    connection = backend.connection
-    written: list[tuple[TableSpec, TableEnd]] = []
-    with plan.source.open() as stream:
-        reader = BackupReader(stream, plan.source.name)
-        reader.expect(plan.header, plan.digest)
-        for section in reader.tables():
-            spec = aligned(by_label[section.label], section.columns)
-            decode = row_decoder(
-                list(spec.fields),
-                list(spec.insert_fields),
-                connection,
-                plan.header["version"],
-            )
-            total = plan.ends[section.label].rows
-
-            def decoded(section=section, decode=decode, spec=spec, total=total):
-                done = 0
-                for block in section.blocks():
-                    rows = section.parse(block)
-                    for start in range(0, len(rows), batch_size):
-                        batch = rows[start : start + batch_size]
-                        yield list(map(decode, batch))
-                        done += len(batch)
-                        progress(Progress("restore", spec.label, done, total))
-
-            backend.insert_rows(spec, decoded())
-            written.append((spec, section.end))
-    return written
+# How many times the tables that triggers changed after their own load are emptied
+# and loaded again before the restore gives up.
+MAX_RELOADS = 3
+# The longest value an error message shows.
+SHOWN_LENGTH = 60
+CONVERSION_ERRORS = (ValueError, ArithmeticError, TypeError, LookupError)
 
 
-def _verify_written(
-    written: list[tuple[TableSpec, TableEnd]],
-    backend: Backend,
-    progress: ProgressCallback,
-    plan: RestorePlan,
-) -> None:
-    """Read back every restored table and compare its count and digest with the file.
+class _Failed(Exception):
+    """A step of the restore failed; the message names the table, column and row."""
 
-    Tables with values another vendor (or format version) keeps as other text, such
-    as JSON, compare normalised rows on both sides (validate.file_normaliser).
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 3] + "..."
+
+
+def _database_message(exc: BaseException) -> str:
+    """The driver's message on one line, without PostgreSQL's CONTEXT: we say where."""
+    parts = one_line(exc).split("; ")
+    return "; ".join(part for part in parts if not part.startswith("CONTEXT:"))
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
+class _Loader:
+    """Write the file's rows into the tables in scope, and read them back until exact.
+
+    Tables the database writes to by itself. A trigger (a full-text index kept in
+    step with the table it indexes, an audit log, a denormalised counter) may write
+    into a table while another one loads. Switching triggers off would keep the
+    model tables exact, but not the tables no model owns (an FTS index's shadow
+    tables, a counter table made by raw SQL), which must end as the restored rows
+    imply; nor can it be done inside the restore's transaction on MariaDB or by a
+    PostgreSQL user who does not own the tables. So triggers keep firing, and:
+
+    - tables are emptied with DELETE, which fires row triggers (TRUNCATE does not);
+    - when a table in scope has triggers, the tables that carry them load first,
+      and every table is emptied again right before its own rows go in, so that what
+      a trigger wrote into it while earlier tables loaded is replaced by the file's
+      rows;
+    - the read-back check then compares every table with the file; a table a trigger
+      changed after its load is emptied and loaded again, at most MAX_RELOADS times,
+      after which the restore fails naming the table that still differs.
+
+    Without triggers in scope, this is one pass over the file and one read-back.
     """
-    batch_size = app_settings.BATCH_SIZE
-    normalisers = {
-        spec.label: normalise
-        for spec, _ in written
-        if (normalise := file_normaliser(spec, plan.header, backend.connection))
-    }
-    expected = normalised_digests(plan.source, normalisers) if normalisers else {}
-    for spec, end in written:
-        encode = block_encoder(spec.fields, spec.table, backend.connection)
-        normalise = normalisers.get(spec.label)
+
+    def __init__(
+        self,
+        plan: RestorePlan,
+        specs: list[TableSpec],
+        backend: Backend,
+        progress: ProgressCallback,
+    ):
+        self.plan = plan
+        self.specs = specs
+        self.backend = backend
+        self.progress = progress
+        self.by_label = {spec.label: spec for spec in specs}
+        self.batch_size = app_settings.BATCH_SIZE
+        with_triggers = backend.trigger_tables()
+        self.triggered = {spec.label for spec in specs if spec.table in with_triggers}
+        self.version = plan.header["version"]
+        # Tables whose values this vendor (or the file's format version) spells
+        # otherwise, such as JSON text across vendors: read back and compared in a
+        # normalised form on both sides (validate.file_normaliser).
+        self.normalisers: dict[str, Any] = {}
+        self._normalised_digests: dict[str, str] | None = None
+
+    # -- loading -------------------------------------------------------------------
+
+    def load(self) -> list[tuple[TableSpec, TableEnd]]:
+        """Insert every table's rows from the file; return the tables in file order."""
+        loaded = self._load_tables(set(self.by_label))
+        return [loaded[label] for label in self.plan.ends if label in loaded]
+
+    def _load_tables(
+        self, labels: set[str], *, read_back: bool = False
+    ) -> dict[str, tuple[TableSpec, TableEnd]]:
+        """Load the tables named, those that carry triggers first (a pass each).
+
+        With ``read_back``, each table is compared with the file right after its
+        load: one that differs then was changed by its own load (its triggers, or
+        values its columns cannot hold), which loading it again cannot mend.
+        """
+        loaded: dict[str, tuple[TableSpec, TableEnd]] = {}
+        for wanted in (labels & self.triggered, labels - self.triggered):
+            if not wanted:
+                continue
+            with self.plan.source.open() as stream:
+                reader = BackupReader(stream, self.plan.source.name)
+                reader.expect(self.plan.header, self.plan.digest)
+                for section in reader.tables():
+                    if section.label in wanted:
+                        spec = aligned(self.by_label[section.label], section.columns)
+                        self._load_table(spec, section)
+                        loaded[section.label] = (spec, section.end)
+                        if read_back:
+                            self._check_alone(spec, section.end)
+        return loaded
+
+    def _load_table(self, spec: TableSpec, section: TableSection) -> None:
+        connection = self.backend.connection
+        decode = row_decoder(
+            list(spec.fields), list(spec.insert_fields), connection, self.version
+        )
+        try:
+            # A savepoint per table: after a failed insert the table can be loaded
+            # again, a row at a time, to find the row at fault.
+            with transaction.atomic(using=self.backend.using):
+                if self.triggered:
+                    self.backend.empty(spec)
+                self.backend.insert_rows(spec, self._batches(spec, section, decode))
+        except DatabaseError as exc:
+            raise _Failed(self._insert_failure(spec, exc)) from exc
+
+    def _batches(
+        self, spec: TableSpec, section: TableSection, decode
+    ) -> Iterator[list[tuple]]:
+        total = self.plan.ends[spec.label].rows
+        batch_size = self.batch_size
+        done = 0
+        for block in section.blocks():
+            rows = section.parse(block)
+            for start in range(0, len(rows), batch_size):
+                batch = rows[start : start + batch_size]
+                try:
+                    decoded = list(map(decode, batch))
+                except CONVERSION_ERRORS as exc:
+                    # decode() changes rows in place: look at them as the file has them.
+                    pristine = loads_block(block)[start : start + batch_size]
+                    raise _Failed(
+                        self._conversion_failure(spec, pristine, exc)
+                    ) from exc
+                yield decoded
+                done += len(batch)
+                self.progress(Progress("restore", spec.label, done, total))
+
+    # -- what went wrong, said precisely --------------------------------------------
+
+    def _pk(self, spec: TableSpec, row: list[Any]) -> str:
+        return _shown(pk_value(list(spec.fields), spec.pk_fields, row))
+
+    def _conversion_failure(
+        self, spec: TableSpec, rows: list[list[Any]], exc: BaseException
+    ) -> str:
+        fields = list(spec.fields)
+        connection = self.backend.connection
+        decoders = [(f, column_decoder(f, connection)) for f in spec.insert_fields]
+        for row in rows:
+            if not isinstance(row, list) or len(row) != len(fields):
+                return (
+                    f"{spec.label}: a row has {len(row)} values, the table "
+                    f"{len(fields)} columns"
+                )
+            for column_field, decoder in decoders:
+                value = row[fields.index(column_field)]
+                if decoder is None or value is None:
+                    continue
+                try:
+                    decoder(value)
+                except CONVERSION_ERRORS as error:
+                    return (
+                        f"{spec.label}.{column_field.column}, pk {self._pk(spec, row)}: "
+                        f"{_shown(value)} cannot be converted ({_error_text(error)})"
+                    )
+        return f"{spec.label}: a value cannot be converted ({_error_text(exc)})"
+
+    def _insert_failure(self, spec: TableSpec, exc: DatabaseError) -> str:
+        message = _database_message(exc)
+        located = self.backend.failed_row(exc)
+        if located is not None:
+            index, column = located
+            row = self._file_row(spec, index)
+            if row is not None:
+                where = f"{spec.label}.{column}" if column else spec.label
+                return f"{where}, pk {self._pk(spec, row)}: {message}"
+        found = self._replay(spec)
+        if found is not None:
+            row, error = found
+            return f"{spec.label}, pk {self._pk(spec, row)}: {_database_message(error)}"
+        return f"{spec.label}: {message}"
+
+    def _section_lines(self, label: str) -> Iterator[bytes]:
+        """Yield the row lines of one table of the file, without their newlines."""
+        with self.plan.source.open() as stream:
+            reader = BackupReader(stream, self.plan.source.name)
+            reader.expect(self.plan.header, self.plan.digest)
+            for section in reader.tables():
+                if section.label == label:
+                    for block in section.blocks():
+                        yield from row_lines(block)
+                    return
+
+    def _file_row(self, spec: TableSpec, index: int) -> list[Any] | None:
+        with closing(self._section_lines(spec.label)) as lines:
+            for number, line in enumerate(lines):
+                if number == index:
+                    return loads_row(line)
+        return None
+
+    def _replay(self, spec: TableSpec) -> tuple[list[Any], DatabaseError] | None:
+        """Insert the table's rows again, a batch at a time and then a row at a time
+        in savepoints, until the insert that fails; return its row and error.
+
+        Only run after a failure, whose transaction is rolled back anyway.
+        """
+        using = self.backend.using
+        connection = self.backend.connection
+        fields = list(spec.fields)
+        decode = row_decoder(fields, list(spec.insert_fields), connection, self.version)
+        with closing(self._section_lines(spec.label)) as lines:
+            if self.triggered:
+                self.backend.empty(spec)
+            pending: list[list[Any]] = []
+            for line in itertools.chain(lines, [None]):
+                if line is not None:
+                    pending.append(loads_row(line))
+                    if len(pending) < self.batch_size:
+                        continue
+                batch = [decode(list(row)) for row in pending]
+                try:
+                    with transaction.atomic(using=using):
+                        # executemany, whatever the vendor's fast path is.
+                        Backend.insert_rows(self.backend, spec, [batch])
+                except DatabaseError:
+                    for row, values in zip(pending, batch, strict=True):
+                        try:
+                            with transaction.atomic(using=using):
+                                self.backend.insert_row(spec, values)
+                        except DatabaseError as error:
+                            return row, error
+                    return None
+                pending = []
+        return None
+
+    # -- checking --------------------------------------------------------------------
+
+    def check_foreign_keys(self) -> None:
+        self.progress(Progress("check", "", 0, None))
+        problem = self.backend.check_constraints(self.specs)
+        if problem is not None:
+            raise _Failed(problem)
+
+    def settle(self, written: list[tuple[TableSpec, TableEnd]]) -> bool:
+        """Read every table back until all match the file; return whether any was
+        loaded again."""
+        ends = {spec.label: end for spec, end in written}
+        specs = {spec.label: spec for spec, _ in written}
+        reloads = 0
+        while True:
+            differing = {}
+            for label, end in ends.items():
+                seen = self._read_back(specs[label], end)
+                if seen != self._expected(specs[label], end):
+                    differing[label] = seen
+            if not differing:
+                return reloads > 0
+            label, seen = next(iter(differing.items()))
+            if not self.triggered:
+                raise _Failed(self._difference(specs[label], ends[label], seen))
+            if reloads == MAX_RELOADS:
+                raise _Failed(
+                    self._difference(specs[label], ends[label], seen, reloads + 1)
+                )
+            reloads += 1
+            self.progress(Progress("reload", "", reloads, MAX_RELOADS))
+            loaded = self._load_tables(set(differing), read_back=True)
+            for name, (spec, end) in loaded.items():
+                specs[name], ends[name] = spec, end
+
+    def _check_alone(self, spec: TableSpec, end: TableEnd) -> None:
+        seen = self._read_back(spec, end)
+        if seen != self._expected(spec, end):
+            raise _Failed(self._difference(spec, end, seen, alone=True))
+
+    def _normaliser(self, spec: TableSpec) -> Any:
+        if spec.label not in self.normalisers:
+            self.normalisers[spec.label] = file_normaliser(
+                spec, self.plan.header, self.backend.connection
+            )
+        return self.normalisers[spec.label]
+
+    def _expected(self, spec: TableSpec, end: TableEnd) -> tuple[int, str]:
+        """The count and digest a table must read back with."""
+        if self._normaliser(spec) is None:
+            return end.rows, end.digest
+        if self._normalised_digests is None:
+            wanted = {
+                label: normalise
+                for label, normalise in self.normalisers.items()
+                if normalise is not None
+            }
+            self._normalised_digests = normalised_digests(self.plan.source, wanted)
+        return end.rows, self._normalised_digests[spec.label]
+
+    def _read_back(self, spec: TableSpec, end: TableEnd) -> tuple[int, str]:
+        encode = block_encoder(spec.fields, spec.table, self.backend.connection)
+        normalise = self._normaliser(spec)
         digest = hashlib.sha256()
         rows = 0
-        with closing(backend.stream_rows(spec, batch_size)) as batches:
+        with closing(self.backend.stream_rows(spec, self.batch_size)) as batches:
             for batch in batches:
-                block = encode(batch)
-                if normalise is not None:
-                    block = normalised_block(normalise, block)
-                digest.update(block)
+                try:
+                    block = encode(batch)
+                    if normalise is not None:
+                        block = normalised_block(normalise, block)
+                    digest.update(block)
+                except CONVERSION_ERRORS as exc:
+                    raise _Failed(self._unreadable(spec, batch, exc)) from exc
                 rows += len(batch)
-                progress(Progress("verify-written", spec.label, rows, end.rows))
-        want = expected.get(spec.label, end.digest)
-        if rows != end.rows or digest.hexdigest() != want:
-            raise RestoreError(
-                f"{spec.label}: the database does not hold the backup's values after "
-                f"writing ({rows} rows read back, {end.rows} in the backup); "
-                "rolled back. The target cannot store some values exactly."
+                self.progress(Progress("verify-written", spec.label, rows, end.rows))
+        return rows, digest.hexdigest()
+
+    def _unreadable(
+        self, spec: TableSpec, batch: list[tuple], exc: BaseException
+    ) -> str:
+        fields = list(spec.fields)
+        connection = self.backend.connection
+        encoders = [
+            (index, f.column, column_encoder(f, spec.table, connection))
+            for index, f in enumerate(fields)
+        ]
+        for row in batch:
+            for index, column, encoder in encoders:
+                if encoder is None or row[index] is None:
+                    continue
+                try:
+                    encoder(row[index])
+                except CONVERSION_ERRORS as error:
+                    return (
+                        f"{spec.label}.{column}, pk {self._pk(spec, list(row))}: "
+                        f"the database does not give back the value written "
+                        f"({_error_text(error)})"
+                    )
+        return f"{spec.label}: a value does not read back ({_error_text(exc)})"
+
+    def _difference(
+        self,
+        spec: TableSpec,
+        end: TableEnd,
+        seen: tuple[int, str],
+        loads: int = 0,
+        *,
+        alone: bool = False,
+    ) -> str:
+        """Say how a table differs from the file: it cannot hold the values, or,
+        after ``loads`` loads, triggers keep changing it."""
+        counts = f"{seen[0]} rows read back, {end.rows} in the backup"
+        pk = self._first_difference(spec)
+        if pk is not None:
+            counts += f"; first difference at pk {pk}"
+        if alone:
+            return (
+                f"{spec.label}: differs from the backup right after loading it "
+                f"({counts}); the database changes what is written (a trigger, or "
+                "values the columns cannot hold exactly)"
             )
+        if loads:
+            return (
+                f"{spec.label}: still differs from the backup after loading it "
+                f"{loads} times ({counts}); a trigger keeps changing it"
+            )
+        return (
+            f"{spec.label}: the database does not hold the backup's values after "
+            f"writing ({counts}). The target cannot store some values exactly."
+        )
+
+    def _first_difference(self, spec: TableSpec) -> str | None:
+        """Return the primary key of the first row that differs from the file."""
+        encode = block_encoder(spec.fields, spec.table, self.backend.connection)
+
+        def database_lines() -> Iterator[bytes]:
+            with closing(self.backend.stream_rows(spec, self.batch_size)) as batches:
+                for batch in batches:
+                    yield from row_lines(encode(batch))
+
+        with (
+            closing(self._section_lines(spec.label)) as theirs,
+            closing(database_lines()) as ours,
+        ):
+            for in_file, in_database in itertools.zip_longest(theirs, ours):
+                if in_file == in_database:
+                    continue
+                pks = [
+                    pk_value(list(spec.fields), spec.pk_fields, loads_row(line))
+                    for line in (in_file, in_database)
+                    if line is not None
+                ]
+                try:
+                    # A row only one side has comes before the other side's next
+                    # row (both are in primary key order).
+                    pk = min(pks)
+                except TypeError:
+                    pk = pks[0]
+                return _shown(pk)
+        return None

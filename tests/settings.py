@@ -157,6 +157,8 @@ INSTALLED_APPS = [
     # Models that have no table on any vendor under test (Meta.required_db_*).
     "tests.gatedapp",
     "tests.valuesapp",
+    # Tables that triggers write to (tests/test_triggers.py).
+    "tests.triggerapp",
     # The demo shop is a schema the engine was not written around: it is tested too.
     "project.shop",
 ]

@@ -1,0 +1,148 @@
+"""Foreign key checks after a restore's load: one anti-join per foreign key column.
+
+Django's ``check_constraints`` introspects every table (several catalog queries per
+table on MySQL/MariaDB, a PRAGMA per table on SQLite), which made a schema of a few
+hundred tables take minutes to restore however little data it held. The app already
+knows every foreign key from the models, so the check is one set-based query per
+foreign key column: the rows whose non-null value has no parent row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.apps import apps
+from django.db import models, router
+
+from .graph import TableSpec
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """One foreign key column and the column it points at."""
+
+    label: str  # the model label, or the table name of a table no model owns
+    table: str
+    column: str
+    pk_columns: tuple[str, ...]  # empty for a table no model owns
+    parent_label: str
+    parent_table: str
+    parent_column: str
+
+
+def _has_table(model: type[models.Model], using: str) -> bool:
+    opts = model._meta
+    return (
+        opts.managed
+        and not opts.proxy
+        and not opts.swapped
+        and router.allow_migrate_model(using, model)
+    )
+
+
+def model_foreign_keys(
+    specs: list[TableSpec], using: str, existing: set[str]
+) -> list[ForeignKey]:
+    """Return the foreign keys a restore of ``specs`` can break, from model metadata.
+
+    Those of the restored tables (their rows are new), and those of every other
+    model's table that point into a restored table (its parent rows were replaced).
+    Foreign keys declared with ``db_constraint=False`` are not constraints and are
+    left out, as the database leaves them out; so are models whose table is not in
+    ``existing`` (an excluded app that was never migrated here).
+    """
+    restored = {spec.table for spec in specs}
+    found = []
+    seen = set()
+    for model in apps.get_models(include_auto_created=True):
+        if not _has_table(model, using) or model._meta.db_table not in existing:
+            continue
+        opts = model._meta
+        pk_fields = tuple(getattr(opts, "pk_fields", None) or (opts.pk,))
+        for field in opts.local_concrete_fields:
+            if not field.is_relation or field.related_model is None:
+                continue
+            if not getattr(field, "db_constraint", True):
+                continue
+            parent = field.related_model._meta.concrete_model
+            target = field.target_field
+            if opts.db_table not in restored and parent._meta.db_table not in restored:
+                continue
+            key = (opts.db_table, field.column)
+            if key in seen:
+                continue
+            seen.add(key)
+            found.append(
+                ForeignKey(
+                    label=opts.label,
+                    table=opts.db_table,
+                    column=field.column,
+                    pk_columns=tuple(f.column for f in pk_fields),
+                    parent_label=parent._meta.label,
+                    parent_table=parent._meta.db_table,
+                    parent_column=target.column,
+                )
+            )
+    return found
+
+
+def catalog_foreign_keys(
+    rows: Iterable[tuple[str, str, str, str | None]],
+    known: list[ForeignKey],
+    specs: list[TableSpec],
+) -> list[ForeignKey]:
+    """Return the database's own foreign keys into restored tables that no model has.
+
+    ``rows`` are ``(table, column, parent table, parent column)`` from one catalog
+    query; tables that raw SQL made (a trigger's counter table, another program's
+    table) are found this way.
+    """
+    restored = {spec.table: spec for spec in specs}
+    covered = {(fk.table, fk.column) for fk in known}
+    found = []
+    for table, column, parent_table, parent_column in rows:
+        if parent_table not in restored or (table, column) in covered:
+            continue
+        covered.add((table, column))
+        parent = restored[parent_table]
+        found.append(
+            ForeignKey(
+                label=table,
+                table=table,
+                column=column,
+                pk_columns=(),
+                parent_label=parent.label,
+                parent_table=parent_table,
+                parent_column=parent_column or parent.pk_columns[0],
+            )
+        )
+    return found
+
+
+def orphan_sql(fk: ForeignKey, quote) -> str:
+    """Return a query for the first row of ``fk``'s table whose parent is missing."""
+    child, parent = quote(fk.table), quote(fk.parent_table)
+    column = f"c.{quote(fk.column)}"
+    selected = [f"c.{quote(name)}" for name in fk.pk_columns] + [column]
+    order = ", ".join(selected[:-1] or [column])
+    return (
+        f"SELECT {', '.join(selected)} FROM {child} c "
+        f"LEFT JOIN {parent} p ON p.{quote(fk.parent_column)} = {column} "
+        f"WHERE {column} IS NOT NULL AND p.{quote(fk.parent_column)} IS NULL "
+        f"ORDER BY {order} LIMIT 1"
+    )
+
+
+def orphan_message(fk: ForeignKey, row: tuple) -> str:
+    """Say which row points at a missing parent, and at which value."""
+    value = row[-1]
+    if fk.pk_columns:
+        pk = row[0] if len(fk.pk_columns) == 1 else list(row[:-1])
+        where = f"{fk.label}.{fk.column}, pk {pk!r}"
+    else:
+        where = f"table {fk.table!r}, column {fk.column!r}"
+    return (
+        f"{where}: no {fk.parent_label} row has {fk.parent_column} = {value!r} "
+        "(foreign key)"
+    )

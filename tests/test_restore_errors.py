@@ -1,0 +1,245 @@
+"""A failed restore says which table, column and row failed, and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import TestCase, TransactionTestCase, override_settings
+
+from backups_app.backup import create_backup
+from backups_app.exceptions import RestoreError
+from backups_app.restore import restore_backup
+from tests.backup_files import rewrite
+from tests.factories import mutate_zoo, populate_zoo
+from tests.testapp.models import AllFields, Author, Book, Label
+from tests.utils import snapshot
+
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
+
+ALL_FIELDS_COLUMNS = [f.column for f in AllFields._meta.local_concrete_fields]
+
+
+def pks(model) -> list[Any]:
+    return list(model._base_manager.order_by("pk").values_list("pk", flat=True))
+
+
+def change_column(label: str, pk: Any, column: str, value: Any):
+    """Return a ``rewrite`` row callback setting one value of one AllFields row."""
+    index = ALL_FIELDS_COLUMNS.index(column)
+
+    def change(row_label: str, row: list[Any]) -> list[Any]:
+        if row_label == label and row[0] == pk:
+            row[index] = value
+        return row
+
+    return change
+
+
+class RestoreErrorTests(TestCase):
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        populate_zoo()
+        self.good = self.tmp_path / "good.jsonl.gz"
+        create_backup(self.good)
+        mutate_zoo()
+        self.before = snapshot()
+
+    def assert_refused(self, file: Path, message: str) -> None:
+        with pytest.raises(RestoreError) as excinfo:
+            restore_backup(file, safety_backup=False)
+        assert str(excinfo.value) == (
+            f"Restore of {file} failed and was rolled back: {message}"
+        )
+        assert snapshot() == self.before
+
+    def test_a_foreign_key_to_a_missing_row_names_the_row_and_the_value(self):
+        first_book = pks(Book)[0]
+
+        def orphan(label, row):
+            if label == "testapp.Book":
+                row[-1] = 987654  # author_id, the last column
+            return row
+
+        broken = rewrite(self.good, self.tmp_path / "orphan.jsonl", row=orphan)
+        self.assert_refused(
+            broken,
+            f"testapp.Book.author_id, pk {first_book}: no testapp.Author row has "
+            "id = 987654 (foreign key)",
+        )
+
+    def duplicate_label(self) -> tuple[Path, int]:
+        def same_name(label, row):
+            if label == "testapp.Label":
+                row[1] = "duplicate"
+            return row
+
+        broken = rewrite(self.good, self.tmp_path / "dupes.jsonl", row=same_name)
+        return broken, pks(Label)[1]
+
+    def unique_message(self) -> str:
+        return {
+            "sqlite": "UNIQUE constraint failed: testapp_label.name",
+            "postgresql": 'duplicate key value violates unique constraint "testapp_'
+            'label_name_key"; DETAIL:  Key (name)=(duplicate) already exists.',
+            "mysql": "(1062, \"Duplicate entry 'duplicate' for key 'name'\")",
+        }[connection.vendor]
+
+    def test_a_failed_insert_names_the_row(self):
+        # PostgreSQL: COPY's error says the line; elsewhere the batch is replayed.
+        broken, second = self.duplicate_label()
+        self.assert_refused(
+            broken, f"testapp.Label, pk {second}: {self.unique_message()}"
+        )
+
+    @override_settings(BACKUPS={"POSTGRES_COPY": False})
+    def test_a_failed_insert_names_the_row_without_copy(self):
+        broken, second = self.duplicate_label()
+        self.assert_refused(
+            broken, f"testapp.Label, pk {second}: {self.unique_message()}"
+        )
+
+    def test_a_value_that_cannot_be_converted_names_its_column(self):
+        pk = pks(AllFields)[0]
+        broken = rewrite(
+            self.good,
+            self.tmp_path / "float.jsonl",
+            row=change_column("testapp.AllFields", pk, "floating", "a lot"),
+        )
+        self.assert_refused(
+            broken,
+            f"testapp.AllFields.floating, pk {pk}: 'a lot' cannot be converted "
+            "(ValueError: could not convert string to float: 'a lot')",
+        )
+
+    def test_a_value_too_wide_for_its_column_names_the_row(self):
+        pk = pks(AllFields)[0]
+        broken = rewrite(
+            self.good,
+            self.tmp_path / "wide.jsonl",
+            row=change_column(
+                "testapp.AllFields", pk, "decimal_money", "123456789012.00"
+            ),
+        )
+        message = {
+            # SQLite stores it; reading it back into a decimal(10, 2) fails.
+            "sqlite": f"testapp.AllFields.decimal_money, pk {pk}: the database "
+            "does not give back the value written (InvalidOperation: [<class "
+            "'decimal.InvalidOperation'>])",
+            "postgresql": f"testapp.AllFields.decimal_money, pk {pk}: numeric field "
+            "overflow; DETAIL:  A field with precision 10, scale 2 must round to an "
+            "absolute value less than 10^8.",
+            "mysql": f'testapp.AllFields, pk {pk}: (1264, "Out of range value for '
+            "column 'decimal_money' at row 1\")",
+        }[connection.vendor]
+        self.assert_refused(broken, message)
+
+    def test_a_value_changed_on_the_way_in_names_the_first_row_that_differs(self):
+        pks_now = pks(AllFields)
+        pk = pks_now[1]
+        changed = rewrite(
+            self.good,
+            self.tmp_path / "digits.jsonl",
+            row=change_column(
+                "testapp.AllFields", pk, "decimal_wide", "12345678901.2345678901"
+            ),
+        )
+        if connection.vendor != "sqlite":
+            # PostgreSQL and MariaDB store 21 digits exactly.
+            restore_backup(changed, safety_backup=False)
+            return
+        # SQLite keeps decimals as 64-bit floats: 21 digits go in, 15 come back.
+        self.assert_refused(
+            changed,
+            f"testapp.AllFields: the database does not hold the backup's values after "
+            f"writing ({len(pks_now)} rows read back, {len(pks_now)} in the backup; "
+            f"first difference at pk {pk}). The target cannot store some values "
+            "exactly.",
+        )
+
+
+class OutOfScopeForeignKeyTests(TestCase):
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_a_row_outside_the_scope_left_pointing_at_a_removed_row(self):
+        populate_zoo()
+        file = self.tmp_path / "no-books.jsonl.gz"
+        create_backup(file, exclude=["testapp.Book"])
+        newcomer = Author.objects.create(name="Newcomer")
+        book = Book.objects.create(title="Orphan to be", author=newcomer)
+        before = snapshot()
+        with pytest.raises(RestoreError) as excinfo:
+            restore_backup(file, safety_backup=False)
+        assert str(excinfo.value) == (
+            f"Restore of {file} failed and was rolled back: testapp.Book.author_id, "
+            f"pk {book.pk}: no testapp.Author row has id = {newcomer.pk} (foreign key)"
+        )
+        assert snapshot() == before
+
+
+RAW_TABLE = "h_author_notes"
+
+
+class RawTableForeignKeyTests(TransactionTestCase):
+    """A table no model owns, whose foreign key points into a restored table.
+
+    TransactionTestCase: CREATE TABLE commits on MariaDB, and on SQLite the restore
+    then runs with foreign key enforcement off, as it does outside tests.
+    """
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        deferrable = (
+            " DEFERRABLE INITIALLY DEFERRED"
+            if connection.vendor == "postgresql"
+            else ""
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TABLE {RAW_TABLE} (id INTEGER PRIMARY KEY, author_id INTEGER "
+                f"REFERENCES testapp_author (id){deferrable})"
+            )
+
+    def tearDown(self):
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {RAW_TABLE}")
+
+    def test_its_rows_are_checked_too(self):
+        Author.objects.create(name="Kept")
+        file = self.tmp_path / "authors.jsonl.gz"
+        create_backup(file)
+        newcomer = Author.objects.create(name="Newcomer")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {RAW_TABLE} (id, author_id) VALUES (1, %s)", [newcomer.pk]
+            )
+        before = snapshot()
+        with pytest.raises(RestoreError) as excinfo:
+            restore_backup(file, safety_backup=False)
+        if connection.vendor == "postgresql":
+            # PostgreSQL enforces it by itself, at the end of the load.
+            detail = (
+                'update or delete on table "testapp_author" violates foreign key '
+                f'constraint "{RAW_TABLE}_author_id_fkey" on table "{RAW_TABLE}"; '
+                f"DETAIL:  Key (id)=({newcomer.pk}) is still referenced from table "
+                f'"{RAW_TABLE}".'
+            )
+        else:
+            detail = (
+                f"table '{RAW_TABLE}', column 'author_id': no testapp.Author row has "
+                f"id = {newcomer.pk} (foreign key)"
+            )
+        assert str(excinfo.value) == (
+            f"Restore of {file} failed and was rolled back: {detail}"
+        )
+        assert snapshot() == before
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id, author_id FROM {RAW_TABLE}")
+            assert list(cursor.fetchall()) == [(1, newcomer.pk)]
