@@ -143,8 +143,7 @@ class DangerTests(AdminTestCase):
         assert f'<a href="{download}">Download</a>' in page
         page = self.client.get(restore).content.decode()
         assert (
-            '<form method="post" id="restore-confirm-form" class="restore-danger" '
-            'action="#restore-confirm-form">'
+            '<form method="post" id="restore-confirm-form" class="restore-danger">'
         ) in page
         assert '<input type="submit" class="restore-button"' in page
         assert "autofocus" not in page
