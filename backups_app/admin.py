@@ -7,6 +7,7 @@ from the browser. Long operations go through ``tasks.start_operation``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.core.exceptions import (
     SuspiciousFileOperation,
     ValidationError,
 )
-from django.db import router
+from django.db import OperationalError, router
 from django.http import (
     FileResponse,
     Http404,
@@ -203,8 +204,50 @@ def require(request: HttpRequest, permission: str) -> None:
         raise PermissionDenied
 
 
+def busy_guard(view: Any) -> Any:
+    """Answer "a restore is running" (503), not a 500, when the database is locked.
+
+    On SQLite a restore holds the database's only write lock, and once its cache
+    spills, every reader too; a page that needs the database waits for the
+    connection's timeout and then fails with "database is locked". The response is
+    rendered here, inside the guard, because a TemplateResponse queries as it renders.
+    """
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            response = view(request, *args, **kwargs)
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()
+        except OperationalError as exc:
+            if "locked" not in str(exc).lower():
+                raise
+            return busy_response(request)
+        return response
+
+    return guarded
+
+
+def busy_response(request: HttpRequest) -> HttpResponse:
+    # A page that needs nothing from the database: no user, no theme, no menu.
+    from django.template.loader import render_to_string
+
+    response = HttpResponse(
+        render_to_string("admin/backups_app/busy.html", {"request": request}),
+        status=503,
+    )
+    response["Retry-After"] = "10"
+    return response
+
+
 class NumericIdAdmin(admin.ModelAdmin):
     """Answer 404, not 500 (or a redirect), for an id that is not one of ours."""
+
+    def get_urls(self):
+        urls = super().get_urls()
+        for pattern in urls:
+            pattern.callback = busy_guard(pattern.callback)
+        return urls
 
     class Media:
         # The status colours, on every list and page of the section.
@@ -387,7 +430,10 @@ class BackupRecordAdmin(NumericIdAdmin):
 
     def get_urls(self):
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
-        wrap = self.admin_site.admin_view
+
+        def wrap(view: Any) -> Any:
+            return busy_guard(self.admin_site.admin_view(view))
+
         return [
             path("backup/", wrap(self.backup_view), name=f"{prefix}_backup"),
             path("upload/", wrap(self.upload_view), name=f"{prefix}_upload"),
@@ -961,7 +1007,7 @@ class OperationAdmin(NumericIdAdmin):
             path(
                 "<int:pk>/outcome/",
                 # Not admin_view: it must answer a browser the restore logged out.
-                never_cache(self.outcome_view),
+                busy_guard(never_cache(self.outcome_view)),
                 name="backups_app_operation_outcome",
             ),
             *super().get_urls(),

@@ -215,6 +215,10 @@ class OperationRunner:
 
     def progress(self, report: Progress) -> None:
         now = time.monotonic()
+        if report.stage == "backup" and self.operation.kind == Operation.Kind.RESTORE:
+            # Inside a restore, a backup is its safety backup (when the engine passes
+            # the callback on to it): same step, now with rows.
+            report = Progress("safety", report.label, report.done, report.total)
         if report.stage != self._stage:
             # A new step: its rows are counted, and its time measured, from zero.
             self._stage = report.stage

@@ -8,9 +8,11 @@ points in a real browser, at three widths, are in tests/browser/test_admin_ux.py
 from __future__ import annotations
 
 import io
+import sqlite3
 from datetime import timedelta
 from unittest import mock
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -23,7 +25,7 @@ from backups_app.progress import Progress
 from backups_app.streams import backup_storage
 from backups_app.tasks import OperationRunner
 from tests.factories import mutate_zoo, populate_zoo
-from tests.test_admin import AdminTestCase, backup_bytes, url
+from tests.test_admin import AdminTestCase, backup_bytes, clear_storage, url
 
 User = get_user_model()
 
@@ -278,6 +280,27 @@ class ProgressTests(AdminTestCase):
         page = self.client.get(url("operation_change", operation.pk)).content.decode()
         assert '<td id="progress-estimate">not known yet</td>' in page
 
+    def test_a_restores_safety_backup_is_its_safety_step(self):
+        operation = Operation.objects.create(
+            kind="restore", database="default", status="running"
+        )
+        runner = OperationRunner(operation)
+        runner.expect("safety", 200)
+        with mock.patch("backups_app.tasks.PROGRESS_INTERVAL", 0):
+            runner.progress(Progress("safety", "", 0, None))
+            runner.progress(Progress("backup", "a.A", 50, 50))
+        operation.refresh_from_db()
+        assert (operation.stage, operation.rows_done, operation.rows_total) == (
+            "safety",
+            50,
+            200,
+        )
+        page = self.client.get(url("operation_change", operation.pk)).content.decode()
+        assert '<td id="progress-step">Safety backup of the current contents</td>' in (
+            page
+        )
+        assert "50 of about 200 (25 %)" in page
+
     def test_a_backup_expects_the_rows_of_the_last_backup(self):
         populate_zoo()
         self.stored_backup()
@@ -390,3 +413,33 @@ class LayoutTests(AdminTestCase):
             {"action": "delete_selected", "_selected_action": [record.pk]},
         ).content.decode()
         assert "Their files are removed from the backup storage too" in page
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite",
+    reason="only SQLite locks the whole database (and its readers) while writing",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_sqlite_database_says_a_restore_is_running(client):
+    clear_storage()
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    assert client.get(url("backuprecord_changelist")).status_code == 200
+    # What a restore's transaction does to SQLite once its cache spills: an
+    # exclusive lock that keeps readers out until it commits.
+    locker = sqlite3.connect(connection.settings_dict["NAME"], timeout=0)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        for address in (
+            url("backuprecord_changelist"),
+            url("operation_changelist"),
+            url("operation_outcome", 1),
+        ):
+            response = client.get(address)
+            assert response.status_code == 503, address
+            assert response["Retry-After"] == "10"
+            page = response.content.decode()
+            assert "<h1>A restore is in progress</h1>" in page, address
+    finally:
+        locker.rollback()
+        locker.close()
+    assert client.get(url("backuprecord_changelist")).status_code == 200
