@@ -163,6 +163,17 @@ def taken(when: Any) -> str:
     }
 
 
+def estimate(end: Any) -> str:
+    """Return the time left until ``end`` in words, or "" when there is no estimate."""
+    from django.utils.timesince import timeuntil
+
+    if end is None:
+        return ""
+    if (end - timezone.now()).total_seconds() < 60:
+        return _("less than a minute left in this step")
+    return _("about %(left)s left in this step") % {"left": timeuntil(end, depth=1)}
+
+
 def _parse_time(value: Any) -> Any:
     from django.utils.dateparse import parse_datetime
 
@@ -1112,6 +1123,7 @@ class OperationAdmin(NumericIdAdmin):
             else "",
             "percent": percent,
             "no_worker": no_worker,
+            "estimate": estimate(operation.estimated_end),
             "safety": safety,
             "undo_command": (
                 f"python manage.py restore {safety.name} --database {operation.database}"

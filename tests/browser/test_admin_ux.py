@@ -6,10 +6,12 @@ Each test runs at 390, 1280 and 1920 px. Screenshots are named ux-<what>-<width>
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from admin_interface.cache import del_cached_active_theme
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from backups_app.backup import create_backup
 from backups_app.models import BackupRecord, Operation
@@ -209,3 +211,43 @@ def test_the_delete_page_says_the_file_goes(
     assert "removed from the backup storage too" in page.inner_text("#file-removed")
     assert_no_sideways_scroll(page)
     screenshot(f"ux-delete-{width}")
+
+
+def test_progress_and_a_missing_worker(
+    live_server, page, width, screenshot, admin_user, settings
+):
+    now = timezone.now()
+    running = Operation.objects.create(
+        kind="restore",
+        database="default",
+        status="running",
+        started=now - timedelta(seconds=30),
+        stage="restore",
+        progress="shop.OrderItem: 250,000 / 1,000,000 rows",
+        rows_done=1_250_000,
+        rows_total=5_000_000,
+        step_started=now - timedelta(seconds=20),
+        estimated_end=now + timedelta(minutes=10),
+    )
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/backups_app/operation/{running.pk}/change/")
+    assert page.inner_text("#progress-step") == "Writing the backup’s rows"
+    assert page.inner_text("#progress-rows").startswith(
+        "1,250,000 of about 5,000,000 (25 %)"
+    )
+    assert page.inner_text("#progress-estimate") in (
+        "about 9\xa0minutes left in this step",
+        "about 10\xa0minutes left in this step",
+    )
+    assert_no_sideways_scroll(page)
+    screenshot(f"ux-progress-{width}")
+    Operation.objects.filter(pk=running.pk).update(status="failed", exclusive=None)
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    queued = Operation.objects.create(kind="backup", database="default")
+    Operation.objects.filter(pk=queued.pk).update(created=now - timedelta(minutes=3))
+    page.goto(f"{live_server.url}/admin/backups_app/operation/{queued.pk}/change/")
+    assert "No worker seems to be running" in page.inner_text("#no-worker")
+    assert "python manage.py db_worker" in page.inner_text("#no-worker")
+    assert_no_sideways_scroll(page)
+    screenshot(f"ux-no-worker-{width}")
