@@ -137,13 +137,20 @@ def test_green_when_unchanged_red_when_changed_and_a_dangerous_restore(
     assert not text.endswith(" 0 differ"), text
     assert "status-bad" in page.get_attribute("#validation-summary span", "class")
     screenshot(f"ux-validation-differ-{width}")
+    page.goto(f"{live_server.url}/admin/backups_app/validationrun/")
+    assert is_red(colour(page, "#result_list .status-bad", "color"))
+    assert_no_sideways_scroll(page)
+    if width >= 1280:
+        assert page.evaluate(FITS, "#result_list"), page.evaluate(WIDTHS_JS)
     page.goto(f"{live_server.url}/admin/backups_app/operation/")
     statuses = page.inner_text("#result_list")
     assert "differs" in statuses and "matches" in statuses
     assert is_red(colour(page, "#result_list .status-bad", "color"))
     assert not is_red(colour(page, "#result_list .status-ok", "color"))
-    assert_no_sideways_scroll(page)
     screenshot(f"ux-operations-{width}")
+    assert_no_sideways_scroll(page)
+    if width >= 1280:
+        assert page.evaluate(FITS, "#result_list"), page.evaluate(WIDTHS_JS)
 
     # Restore is red on the backup page, Download is not.
     page.goto(f"{live_server.url}{LIST}{record.pk}/change/")
