@@ -7,16 +7,18 @@ from the browser. Long operations go through ``tasks.start_operation``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.models import ADDITION, LogEntry
+from django.core import signing
 from django.core.exceptions import (
     PermissionDenied,
     SuspiciousFileOperation,
     ValidationError,
 )
-from django.db import router
+from django.db import OperationalError, router
 from django.http import (
     FileResponse,
     Http404,
@@ -27,10 +29,13 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from .conf import app_settings
@@ -64,7 +69,9 @@ PERMISSION_RESTORE = "backups_app.restore_backup"
 PERMISSION_RESTORE_FOREIGN = "backups_app.restore_foreign_backup"
 
 STATUS_CLASSES = {
-    # Colour and text always go together: the class only adds the colour.
+    # Colour and text always go together: the class only adds the colour, and each
+    # colour means one thing everywhere (green: matches or succeeded, red: differs,
+    # damaged or failed, blue: running, grey: queued or not known yet).
     "match": "status-ok",
     "differ": "status-bad",
     Integrity.INTACT: "status-ok",
@@ -73,11 +80,62 @@ STATUS_CLASSES = {
     Operation.Status.SUCCEEDED: "status-ok",
     Operation.Status.FAILED: "status-bad",
     Operation.Status.QUEUED: "status-unknown",
-    Operation.Status.RUNNING: "status-unknown",
+    Operation.Status.RUNNING: "status-running",
     Provenance.OURS: "status-ok",
     Provenance.FOREIGN: "status-bad",
     Provenance.UNCHECKED: "status-unknown",
 }
+
+# After this long in the queue, a queued operation's page says that no worker seems
+# to be running.
+WORKER_PATIENCE = 10
+
+# The signed cookie that lets the browser which started a restore see its outcome
+# after the restore has logged it out.
+RESTORE_COOKIE = "backups_restore"
+RESTORE_COOKIE_SALT = "backups_app.restore-outcome"
+RESTORE_COOKIE_AGE = 7 * 24 * 3600
+
+# The steps of a long operation (Progress.stage), as the status page names them.
+STEPS = {
+    "backup": gettext_lazy("Writing the backup"),
+    "validate": gettext_lazy("Comparing the backup with the database"),
+    "verify": gettext_lazy("Checking the backup file"),
+    "safety": gettext_lazy("Safety backup of the current contents"),
+    "delete": gettext_lazy("Emptying the tables"),
+    "restore": gettext_lazy("Writing the backup’s rows"),
+    "check": gettext_lazy("Checking foreign keys"),
+    "verify-written": gettext_lazy("Reading back what was written"),
+}
+
+
+def grouped(value: int | None) -> str:
+    """Return a count with thousands separators, or a dash when it is unknown."""
+    if value is None:
+        return "–"
+    return number_format(value, force_grouping=True)
+
+
+def operation_outcome(operation: Operation) -> tuple[str, str]:
+    """Return the status key and the words for an operation, the same everywhere.
+
+    A validation that ran to its end found either a match or differences: it is
+    never just "succeeded".
+    """
+    if operation.status == Operation.Status.SUCCEEDED:
+        if operation.kind == Operation.Kind.VALIDATE:
+            if operation.result.get("ok"):
+                return "match", _("matches")
+            return "differ", _("differs")
+        return operation.status, operation.get_status_display()
+    if (
+        operation.status == Operation.Status.FAILED
+        and operation.kind == Operation.Kind.VALIDATE
+        and operation.backup_id
+        and operation.backup.integrity == Integrity.DAMAGED
+    ):
+        return Integrity.DAMAGED, _("damaged")
+    return operation.status, operation.get_status_display()
 
 
 def human_size(size: int | None) -> str:
@@ -91,6 +149,43 @@ def human_size(size: int | None) -> str:
     return f"{size} B"
 
 
+def taken(when: Any) -> str:
+    """Return a time with its age: "29 Nov 2026, 23:10 (11 minutes ago)"."""
+    from django.utils.formats import date_format
+    from django.utils.timesince import timesince
+
+    if when is None:
+        return "–"
+    local = timezone.localtime(when) if settings.USE_TZ else when
+    return _("%(when)s (%(age)s ago)") % {
+        "when": date_format(local, "DATETIME_FORMAT"),
+        "age": timesince(when, depth=1),
+    }
+
+
+def estimate(end: Any) -> str:
+    """Return the time left until ``end`` in words, or "" when there is no estimate."""
+    from django.utils.timesince import timeuntil
+
+    if end is None:
+        return ""
+    if (end - timezone.now()).total_seconds() < 60:
+        return _("less than a minute left in this step")
+    return _("about %(left)s left in this step") % {"left": timeuntil(end, depth=1)}
+
+
+def _parse_time(value: Any) -> Any:
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        parsed = parse_datetime(str(value)) if value else None
+    except ValueError:
+        return None
+    if parsed is not None and settings.USE_TZ and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.get_fixed_timezone(0))
+    return parsed
+
+
 def status_badge(value: str, text: str) -> str:
     return format_html(
         '<span class="backup-status {}">{}</span>',
@@ -99,13 +194,75 @@ def status_badge(value: str, text: str) -> str:
     )
 
 
+def account_databases() -> tuple[str | None, str | None]:
+    """Return the aliases that hold the users and the sessions (None: no table)."""
+    from django.contrib.auth import get_user_model
+
+    user_db = router.db_for_read(get_user_model())
+    session_db = None
+    if settings.SESSION_ENGINE in (
+        "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.backends.cached_db",
+    ):
+        from django.contrib.sessions.models import Session
+
+        session_db = router.db_for_write(Session)
+    return user_db, session_db
+
+
 def require(request: HttpRequest, permission: str) -> None:
     if not request.user.has_perm(permission):
         raise PermissionDenied
 
 
+def busy_guard(view: Any) -> Any:
+    """Answer "a restore is running" (503), not a 500, when the database is locked.
+
+    On SQLite a restore holds the database's only write lock, and once its cache
+    spills, every reader too; a page that needs the database waits for the
+    connection's timeout and then fails with "database is locked". The response is
+    rendered here, inside the guard, because a TemplateResponse queries as it renders.
+    """
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            response = view(request, *args, **kwargs)
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()
+        except OperationalError as exc:
+            if "locked" not in str(exc).lower():
+                raise
+            return busy_response(request)
+        return response
+
+    return guarded
+
+
+def busy_response(request: HttpRequest) -> HttpResponse:
+    # A page that needs nothing from the database: no user, no theme, no menu.
+    from django.template.loader import render_to_string
+
+    response = HttpResponse(
+        render_to_string("admin/backups_app/busy.html", {"request": request}),
+        status=503,
+    )
+    response["Retry-After"] = "10"
+    return response
+
+
 class NumericIdAdmin(admin.ModelAdmin):
     """Answer 404, not 500 (or a redirect), for an id that is not one of ours."""
+
+    def get_urls(self):
+        urls = super().get_urls()
+        for pattern in urls:
+            pattern.callback = busy_guard(pattern.callback)
+        return urls
+
+    class Media:
+        # The status colours, on every list and page of the section.
+        css = {"all": ("backups_app/backups.css",)}
 
     def check_object_id(self, object_id: Any) -> Any:
         """Return the id as the primary key's value; raise Http404 if it cannot be."""
@@ -133,18 +290,34 @@ class NumericIdAdmin(admin.ModelAdmin):
         self.check_object_id(object_id)
         return super().history_view(request, object_id, extra_context)
 
+    # Nothing done to these records goes into the admin log: the admin log is user
+    # data, which a validation compares with a backup and a restore replaces, so an
+    # entry about a download or a deleted record would make an unchanged database
+    # "differ". Our records keep their own history (Operation, ValidationRun).
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        return None
+
+    def log_deletion(self, request, obj, object_repr):
+        return None
+
+    def log_deletions(self, request, queryset):
+        return None
+
 
 @admin.register(BackupRecord)
 class BackupRecordAdmin(NumericIdAdmin):
     list_display = (
         "name",
-        "created",
+        "taken_display",
         "database",
         "contents_display",
         "made_by",
-        "integrity_display",
-        "provenance_display",
-        "validation_display",
+        # Integrity, provenance and the last validation in one column: the list
+        # fits a 1280 px screen beside the filters.
+        "state_display",
     )
     list_display_links = ("name",)
     list_filter = (
@@ -156,7 +329,9 @@ class BackupRecordAdmin(NumericIdAdmin):
         "last_validation_ok",
     )
     search_fields = ("name", "database", "username", "vendor")
-    ordering = ("-created", "-pk")
+    # Newest in this list first: an upload or a synced file shows at the top, however
+    # old the backup inside it is (its age is in the "taken" column).
+    ordering = ("-recorded", "-pk")
     readonly_fields = (
         "name",
         "database",
@@ -177,6 +352,12 @@ class BackupRecordAdmin(NumericIdAdmin):
     fields = readonly_fields
     change_list_template = "admin/backups_app/backuprecord/change_list.html"
     change_form_template = "admin/backups_app/backuprecord/change_form.html"
+    delete_confirmation_template = (
+        "admin/backups_app/backuprecord/delete_confirmation.html"
+    )
+    delete_selected_confirmation_template = (
+        "admin/backups_app/backuprecord/delete_selected_confirmation.html"
+    )
 
     # -- list columns --------------------------------------------------------------
 
@@ -184,13 +365,15 @@ class BackupRecordAdmin(NumericIdAdmin):
     def size_display(self, obj: BackupRecord) -> str:
         return human_size(obj.size)
 
+    @admin.display(description=gettext_lazy("taken"), ordering="created")
+    def taken_display(self, obj: BackupRecord) -> str:
+        return taken(obj.created)
+
     @admin.display(description=gettext_lazy("contents"), ordering="rows")
     def contents_display(self, obj: BackupRecord) -> str:
-        tables = "–" if obj.table_count is None else obj.table_count
-        rows = "–" if obj.rows is None else obj.rows
         return _("%(tables)s tables, %(rows)s rows, %(size)s") % {
-            "tables": tables,
-            "rows": rows,
+            "tables": grouped(obj.table_count),
+            "rows": grouped(obj.rows),
             "size": human_size(obj.size),
         }
 
@@ -206,6 +389,25 @@ class BackupRecordAdmin(NumericIdAdmin):
     @admin.display(description=gettext_lazy("provenance"), ordering="provenance")
     def provenance_display(self, obj: BackupRecord) -> str:
         return status_badge(obj.provenance, obj.get_provenance_display())
+
+    @admin.display(description=gettext_lazy("state"), ordering="integrity")
+    def state_display(self, obj: BackupRecord) -> str:
+        validation = (
+            status_badge(
+                "match" if obj.last_validation_ok else "differ",
+                _("validation matched")
+                if obj.last_validation_ok
+                else _("validation differed"),
+            )
+            if obj.last_validated is not None
+            else ""
+        )
+        return format_html(
+            '<span class="backup-states">{} {} {}</span>',
+            status_badge(obj.integrity, obj.get_integrity_display()),
+            status_badge(obj.provenance, obj.get_provenance_display()),
+            validation,
+        )
 
     @admin.display(
         description=gettext_lazy("last validation"), ordering="last_validated"
@@ -239,7 +441,10 @@ class BackupRecordAdmin(NumericIdAdmin):
 
     def get_urls(self):
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
-        wrap = self.admin_site.admin_view
+
+        def wrap(view: Any) -> Any:
+            return busy_guard(self.admin_site.admin_view(view))
+
         return [
             path("backup/", wrap(self.backup_view), name=f"{prefix}_backup"),
             path("upload/", wrap(self.upload_view), name=f"{prefix}_upload"),
@@ -282,7 +487,10 @@ class BackupRecordAdmin(NumericIdAdmin):
             **(extra_context or {}),
             "can_run_backup": user.has_perm(PERMISSION_RUN),
             "can_upload": user.has_perm(PERMISSION_UPLOAD),
-            "recent_operations": Operation.objects.all()[:5],
+            "recent_operations": [
+                (operation, status_badge(*operation_outcome(operation)))
+                for operation in Operation.objects.select_related("backup")[:5]
+            ],
             "health_problems": check_all(verify=False),
             "health_databases": app_settings.HEALTH["DATABASES"],
             "active_restore": Operation.objects.filter(
@@ -324,6 +532,7 @@ class BackupRecordAdmin(NumericIdAdmin):
         database: str,
         record: BackupRecord | None = None,
         allow_foreign: bool = False,
+        survivors: dict[str, bool | None] | None = None,
     ) -> HttpResponse | None:
         """Start an operation and redirect to its status page, or return None."""
         from .tasks import OperationRefused, start_operation
@@ -353,9 +562,27 @@ class BackupRecordAdmin(NumericIdAdmin):
                     args=[operation.validation_id],
                 )
             )
-        return HttpResponseRedirect(
-            reverse("admin:backups_app_operation_change", args=[operation.pk])
+        if kind != Operation.Kind.RESTORE:
+            return HttpResponseRedirect(
+                reverse("admin:backups_app_operation_change", args=[operation.pk])
+            )
+        # A restore can log this browser out (its session, or its user, is not in the
+        # backup): the outcome page, which this signed cookie opens without a login,
+        # then says what happened and how to undo it.
+        response = HttpResponseRedirect(
+            reverse("admin:backups_app_operation_outcome", args=[operation.pk])
         )
+        response.set_cookie(
+            RESTORE_COOKIE,
+            signing.dumps(
+                {"op": operation.pk, **(survivors or {})}, salt=RESTORE_COOKIE_SALT
+            ),
+            max_age=RESTORE_COOKIE_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure(),
+        )
+        return response
 
     # -- views ---------------------------------------------------------------------
 
@@ -394,7 +621,17 @@ class BackupRecordAdmin(NumericIdAdmin):
             except (StorageError, SuspiciousFileOperation) as exc:
                 form.add_error("file", str(exc))
             else:
-                self.log_addition(request, record, _("Uploaded"))
+                duplicate = self.duplicate_of(request, record)
+                if duplicate is not None:
+                    return duplicate
+                from .tasks import record_operation
+
+                record_operation(
+                    Operation.Kind.UPLOAD,
+                    user=request.user,
+                    backup=record,
+                    message=_("Uploaded %(name)s.") % {"name": record.name},
+                )
                 if record.provenance == Provenance.OURS:
                     message = _(
                         "Uploaded %(name)s: an intact backup of %(tables)s tables, "
@@ -420,6 +657,39 @@ class BackupRecordAdmin(NumericIdAdmin):
             self.context(request, _("Upload a backup"), form=form),
         )
 
+    def duplicate_of(
+        self, request: HttpRequest, record: BackupRecord
+    ) -> HttpResponse | None:
+        """Drop a just-uploaded file that is already stored; redirect to the one kept.
+
+        Equal whole-file digests (over the uncompressed lines) mean the same rows,
+        whatever the compression of either file.
+        """
+        if not record.digest:
+            return None
+        kept = (
+            BackupRecord.objects.filter(digest=record.digest)
+            .exclude(pk=record.pk)
+            .order_by("recorded", "pk")
+            .first()
+        )
+        if kept is None:
+            return None
+        delete_backup_file(record)
+        record.delete()
+        self.message_user(
+            request,
+            _(
+                "This file has the same contents as %(name)s, which is already "
+                "stored; the upload was not kept."
+            )
+            % {"name": kept.name},
+            messages.WARNING,
+        )
+        return HttpResponseRedirect(
+            reverse("admin:backups_app_backuprecord_change", args=[kept.pk])
+        )
+
     def sync_view(self, request: HttpRequest) -> HttpResponse:
         return require_POST(self._sync)(request)
 
@@ -434,13 +704,6 @@ class BackupRecordAdmin(NumericIdAdmin):
                 messages.ERROR,
             )
             return HttpResponseRedirect(self.changelist_url())
-        if added:
-            LogEntry.objects.log_actions(
-                request.user.pk,
-                BackupRecord.objects.filter(pk__in=[r.pk for r in added]),
-                ADDITION,
-                change_message=_("Found in the backup storage"),
-            )
         self.message_user(
             request,
             _(
@@ -467,7 +730,14 @@ class BackupRecordAdmin(NumericIdAdmin):
                 messages.ERROR,
             )
             return HttpResponseRedirect(self.changelist_url())
-        self.log_change(request, record, _("Downloaded"))
+        from .tasks import record_operation
+
+        record_operation(
+            Operation.Kind.DOWNLOAD,
+            user=request.user,
+            backup=record,
+            message=_("Downloaded %(name)s.") % {"name": record.name},
+        )
         return FileResponse(
             handle,
             as_attachment=True,
@@ -529,6 +799,7 @@ class BackupRecordAdmin(NumericIdAdmin):
                 database,
                 record,
                 allow_foreign=may_restore_foreign,
+                survivors=self.survivors(request, record, database),
             )
             if response is not None:
                 return response
@@ -561,6 +832,32 @@ class BackupRecordAdmin(NumericIdAdmin):
             record_provenance(record, provenance_of(verified.header, verified.trailer))
         return record.provenance
 
+    def survivors(
+        self, request: HttpRequest, record: BackupRecord, database: str
+    ) -> dict[str, bool | None]:
+        """Tell whether the user and their session are in the backup.
+
+        None where the question does not arise: the user's account or session is
+        not kept in ``database`` (a restore of a second database, or sessions kept
+        in a cache or in cookies), or the backup does not carry that table.
+        """
+        user_db, session_db = account_databases()
+        if database not in (user_db, session_db):
+            return {"user": None, "session": None}
+        try:
+            with open_source(record.name) as source:
+                found = who_survives(
+                    source,
+                    request.user,
+                    request.session.session_key if database == session_db else None,
+                )
+        except (BackupError, SuspiciousFileOperation):
+            return {"user": None, "session": None}
+        return {
+            "user": found["user"] if database == user_db else None,
+            "session": found["session"] if database == session_db else None,
+        }
+
     def preview(
         self, request: HttpRequest, record: BackupRecord, database: str
     ) -> dict:
@@ -574,11 +871,16 @@ class BackupRecordAdmin(NumericIdAdmin):
             "error": "",
             "safety_backup": app_settings.SAFETY_BACKUP,
         }
-        with_session = request.session.session_key
+        user_db, session_db = account_databases()
+        with_session = request.session.session_key if database == session_db else None
         try:
             with open_source(record.name) as source:
                 plan = plan_restore(source, using=database)
-                survivors = who_survives(source, request.user, with_session)
+                survivors = (
+                    who_survives(source, request.user, with_session)
+                    if database in (user_db, session_db)
+                    else {"user": None, "session": None}
+                )
                 # Only for a foreign file: what it would do to the accounts.
                 changes = (
                     None
@@ -596,7 +898,9 @@ class BackupRecordAdmin(NumericIdAdmin):
         )
         result["auth_changes"] = changes
         result["header"] = plan.header
-        result["user_survives"] = survivors["user"]
+        result["taken"] = taken(_parse_time(plan.header.get("created")))
+        # Only a restore of the database that holds them can log anyone out.
+        result["user_survives"] = survivors["user"] if database == user_db else None
         result["session_survives"] = survivors["session"]
         result["operations_db"] = router.db_for_write(Operation)
         return result
@@ -691,23 +995,39 @@ class DrillRunAdmin(NumericIdAdmin):
 
 @admin.register(Operation)
 class OperationAdmin(NumericIdAdmin):
+    # Compact, to fit 1280 px beside the filters: the kind is in the name
+    # ("validation #14"); the database (a filter) and the finish time are on the
+    # status page.
     list_display = (
         "__str__",
-        "kind",
         "status_display",
-        "database",
         "backup_name",
         "username",
-        "created",
-        "finished",
+        "created_display",
     )
     list_filter = ("kind", "status", "database")
+    list_select_related = ("backup",)
     search_fields = ("backup_name", "username", "message")
     actions = ["mark_failed"]
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_display(self, obj: Operation) -> str:
-        return status_badge(obj.status, obj.get_status_display())
+        return status_badge(*operation_outcome(obj))
+
+    @admin.display(description=gettext_lazy("queued"), ordering="created")
+    def created_display(self, obj: Operation) -> str:
+        return taken(obj.created)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/outcome/",
+                # Not admin_view: it must answer a browser the restore logged out.
+                busy_guard(never_cache(self.outcome_view)),
+                name="backups_app_operation_outcome",
+            ),
+            *super().get_urls(),
+        ]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         user = request.user
@@ -763,15 +1083,95 @@ class OperationAdmin(NumericIdAdmin):
         return TemplateResponse(
             request,
             "admin/backups_app/operation_status.html",
+            self.status_context(request, operation),
+        )
+
+    def status_context(self, request: HttpRequest, operation: Operation) -> dict:
+        from .tasks import queue_backend
+
+        key, words = operation_outcome(operation)
+        safety = None
+        if operation.kind == Operation.Kind.RESTORE and isinstance(
+            operation.result, dict
+        ):
+            name = operation.result.get("safety_backup")
+            if name:
+                safety = BackupRecord.objects.filter(name=name).first()
+        waiting = (timezone.now() - operation.created).total_seconds() > WORKER_PATIENCE
+        no_worker = (
+            operation.status == Operation.Status.QUEUED
+            and waiting
+            and queue_backend() is not None
+        )
+        percent = None
+        if operation.rows_total:
+            percent = min(100, int(100 * operation.rows_done / operation.rows_total))
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": capfirst(str(operation)),
+            "operation": operation,
+            "refresh": operation.is_active,
+            # A restore's page refreshes through the outcome page, which still
+            # answers once the restore has logged this browser out.
+            "refresh_url": (
+                reverse("admin:backups_app_operation_outcome", args=[operation.pk])
+                if operation.kind == Operation.Kind.RESTORE
+                else ""
+            ),
+            "record_opts": BackupRecord._meta,
+            "status_badge": status_badge(key, capfirst(words)),
+            "step": STEPS.get(operation.stage, operation.stage),
+            "rows_done": grouped(operation.rows_done),
+            "rows_total": grouped(operation.rows_total)
+            if operation.rows_total is not None
+            else "",
+            "percent": percent,
+            "no_worker": no_worker,
+            "estimate": estimate(operation.estimated_end),
+            "safety": safety,
+            "undo_command": (
+                f"python manage.py restore {safety.name} --database {operation.database}"
+                if safety
+                else ""
+            ),
+        }
+
+    def outcome_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Show a restore's outcome, also to the browser it logged out.
+
+        A staff user who may see operations is sent to the status page. Anyone else
+        sees the outcome only with the signed cookie set when this browser started
+        that restore; without it, the login page.
+        """
+        from django.contrib.auth.views import redirect_to_login
+
+        operation = get_object_or_404(
+            Operation, pk=self.check_object_id(pk), kind=Operation.Kind.RESTORE
+        )
+        status_url = reverse("admin:backups_app_operation_change", args=[pk])
+        user = request.user
+        if user.is_active and user.is_staff and self.has_view_permission(request):
+            return HttpResponseRedirect(status_url)
+        try:
+            data = signing.loads(
+                request.COOKIES[RESTORE_COOKIE],
+                salt=RESTORE_COOKIE_SALT,
+                max_age=RESTORE_COOKIE_AGE,
+            )
+        except (KeyError, signing.BadSignature):
+            data = {}
+        if not isinstance(data, dict) or data.get("op") != operation.pk:
+            return redirect_to_login(status_url, reverse("admin:login"))
+        context = self.status_context(request, operation)
+        context.update(
             {
-                **self.admin_site.each_context(request),
-                "opts": self.opts,
-                "title": capfirst(str(operation)),
-                "operation": operation,
-                "refresh": operation.is_active,
-                "record_opts": BackupRecord._meta,
-                "status_badge": status_badge(
-                    operation.status, capfirst(operation.get_status_display())
-                ),
-            },
+                "logged_out": True,
+                "user_lost": data.get("user") is False,
+                "session_lost": data.get("session") is False,
+                "login_url": f"{reverse('admin:login')}?next={status_url}",
+            }
+        )
+        return TemplateResponse(
+            request, "admin/backups_app/operation_status.html", context
         )

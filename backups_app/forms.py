@@ -44,12 +44,22 @@ class RestoreConfirmForm(forms.Form):
     """Require the database alias typed out before a restore runs."""
 
     confirm = forms.CharField(
-        label=_("Type the name of the database to confirm"), max_length=100
+        label=_("Type the name of the database to confirm"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
 
     def __init__(self, *args, database: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.database = database
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.is_bound and self._errors:
+            # Back on the form after a refusal: the cursor goes where the error is.
+            self.fields["confirm"].widget.attrs.update(
+                {"autofocus": True, "aria-invalid": "true"}
+            )
 
     def clean_confirm(self) -> str:
         value = self.cleaned_data["confirm"].strip()

@@ -295,6 +295,8 @@ def store_upload(
         size=storage.size(name),
         table_count=len(ends),
         rows=sum(end.rows for end in ends.values()),
+        # The whole-file digest, as for backups made here: equal digests, same rows.
+        digest=str(trailer.get("digest") or "")[:64],
         origin=Origin.UPLOAD,
         username=username,
         user_id=user_id,

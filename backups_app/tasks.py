@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from importlib import import_module
 from types import ModuleType
 from typing import Any
@@ -157,6 +158,25 @@ def start_operation(
     return operation
 
 
+def record_operation(
+    kind: str, *, user: Any, backup: BackupRecord, message: str
+) -> Operation:
+    """Record a quick operation (download, upload) that is done as it starts."""
+    now = timezone.now()
+    return Operation.objects.create(
+        kind=kind,
+        status=Operation.Status.SUCCEEDED,
+        database=backup.database,
+        backup=backup,
+        backup_name=backup.name,
+        username=user.get_username(),
+        user_id=str(user.pk),
+        started=now,
+        finished=now,
+        message=message,
+    )
+
+
 # -- running -------------------------------------------------------------------------
 
 
@@ -168,6 +188,13 @@ class OperationRunner:
         self.db = operation._state.db or DEFAULT_DB_ALIAS
         self._last_write = 0.0
         self._depth = len(connections[self.db].atomic_blocks)
+        self._expected: dict[str, int | None] = {}
+        self._stage = ""
+        self._label = ""
+        self._step_started = 0.0
+        self._step_started_at = timezone.now()
+        self._rows_before = 0
+        self._rows_current = 0
 
     # Progress is written through the ORM only when the engine holds no transaction
     # open on the Operation's database: a backup's snapshot is read-only, and rows a
@@ -182,17 +209,56 @@ class OperationRunner:
             return
         Operation.objects.using(self.db).filter(pk=self.operation.pk).update(**fields)
 
+    def expect(self, stage: str, rows: int | None) -> None:
+        """Note how many rows a step will go through, when known beforehand."""
+        self._expected[stage] = rows
+
     def progress(self, report: Progress) -> None:
         now = time.monotonic()
-        if now - self._last_write < PROGRESS_INTERVAL and report.label:
+        if report.stage == "backup" and self.operation.kind == Operation.Kind.RESTORE:
+            # Inside a restore, a backup is its safety backup (when the engine passes
+            # the callback on to it): same step, now with rows.
+            report = Progress("safety", report.label, report.done, report.total)
+        if report.stage != self._stage:
+            # A new step: its rows are counted, and its time measured, from zero.
+            self._stage = report.stage
+            self._step_started = now
+            self._step_started_at = timezone.now()
+            self._label = report.label
+            self._rows_before = 0
+            self._rows_current = 0
+            self._last_write = 0.0
+        elif report.label != self._label:
+            self._rows_before += self._rows_current
+            self._label = report.label
+            self._rows_current = 0
+        self._rows_current = report.done
+        if now - self._last_write < PROGRESS_INTERVAL:
             return
         self._last_write = now
+        done = self._rows_before + self._rows_current
+        total = self._expected.get(report.stage)
+        if total is not None and done > total:
+            total = None  # the database grew meanwhile: no honest estimate
+        estimated_end = None
+        elapsed = now - self._step_started
+        if total and done and elapsed > 0:
+            estimated_end = timezone.now() + timedelta(
+                seconds=elapsed * (total - done) / done
+            )
         text = report.label
         if report.total:
             text = f"{report.label}: {report.done:,} / {report.total:,} rows"
         elif report.done:
             text = f"{report.label}: {report.done:,} rows"
-        self._save(stage=report.stage[:40], progress=text[:255])
+        self._save(
+            stage=report.stage[:40],
+            progress=text[:255],
+            rows_done=done,
+            rows_total=total,
+            step_started=self._step_started_at,
+            estimated_end=estimated_end,
+        )
 
     def fail(self, message: str) -> None:
         self._save(
@@ -228,6 +294,7 @@ class OperationRunner:
                 result=result,
                 stage="",
                 progress="",
+                estimated_end=None,
                 exclusive=None,
             )
 
@@ -243,12 +310,14 @@ class OperationRunner:
     def run_backup(self) -> tuple[str, dict[str, Any]]:
         from .backup import create_backup
 
-        # Logged before the backup starts, so that the backup holds its own log entry
-        # and a validation right after it finds nothing changed.
-        self.log(
-            self.operation,
-            _("Started a backup of database %(database)s") % self._names(),
+        # The last backup of this database tells roughly how many rows to expect.
+        last = (
+            BackupRecord.objects.filter(database=self.operation.database)
+            .exclude(rows=None)
+            .order_by("-created", "-pk")
+            .first()
         )
+        self.expect("backup", last.rows if last else None)
         summary = create_backup(
             None, using=self.operation.database, origin="admin", progress=self.progress
         )
@@ -278,6 +347,7 @@ class OperationRunner:
         from .validate import validate_backup
 
         record = self._record()
+        self.expect("validate", record.rows)
         with open_source(record.name) as source:
             try:
                 report = validate_backup(
@@ -306,11 +376,6 @@ class OperationRunner:
             last_validation_summary=run.summary,
         )
         self._save(validation=run)
-        self.log(
-            record,
-            _("Validated against database %(database)s: %(summary)s")
-            % {**self._names(), "summary": run.summary},
-        )
         return run.summary, {"validation": run.pk, "ok": run.ok}
 
     def run_restore(self) -> tuple[str, dict[str, Any]]:
@@ -332,13 +397,15 @@ class OperationRunner:
                     )
                     % {"name": record.name}
                 )
+            self.expect("safety", plan.rows_now)
+            self.expect("restore", plan.rows_in_file)
+            self.expect("verify-written", plan.rows_in_file)
             summary = restore_backup(plan, progress=self.progress)
         data = summary.to_dict()
         data["source"] = record.name
-        # No admin log entry: the admin log is one of the tables a restore replaces,
-        # so an entry written now would make the database differ from the backup it
-        # was just made equal to, and the next restore would erase it. The durable
-        # record of a restore is this Operation, which restores never touch.
+        # No admin log entry, here or for any operation: the admin log is one of the
+        # tables a validation compares and a restore replaces. This Operation, in a
+        # table restores never touch, is the record.
         message = _(
             "Restored database %(database)s from %(name)s: %(deleted)s rows deleted, "
             "%(inserted)s rows inserted."
@@ -349,28 +416,3 @@ class OperationRunner:
             "inserted": summary.rows_inserted,
         }
         return message, data
-
-    def _names(self) -> dict[str, str]:
-        return {"database": self.operation.database, "name": self.operation.backup_name}
-
-    def log(self, obj: Any, message: str) -> bool:
-        """Write an admin log entry about ``obj`` if the operation's user exists."""
-        from django.contrib.admin.models import CHANGE, LogEntry
-        from django.contrib.auth import get_user_model
-
-        user_model = get_user_model()
-        username = self.operation.username
-        try:
-            user = user_model._default_manager.get(
-                pk=self.operation.user_id, **{user_model.USERNAME_FIELD: username}
-            )
-        except (user_model.DoesNotExist, ValueError):
-            return False
-        LogEntry.objects.log_actions(
-            user.pk,
-            type(obj)._default_manager.filter(pk=obj.pk),
-            CHANGE,
-            change_message=message,
-            single_object=True,
-        )
-        return True
