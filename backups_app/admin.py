@@ -906,16 +906,9 @@ class BackupRecordAdmin(NumericIdAdmin):
         return result
 
 
-@admin.register(ValidationRun)
-class ValidationRunAdmin(NumericIdAdmin):
-    list_display = ("backup_name", "database", "started", "summary_display", "username")
-    list_filter = ("ok", "database")
-    search_fields = ("backup_name", "summary", "username")
-    date_hierarchy = "started"
-
-    @admin.display(description=gettext_lazy("result"), ordering="ok")
-    def summary_display(self, obj: ValidationRun) -> str:
-        return status_badge("match" if obj.ok else "differ", obj.summary)
+class CheckRunAdmin(NumericIdAdmin):
+    """Records of checks (validations, drills): read-only, and open to whoever may
+    validate."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm(
@@ -927,6 +920,18 @@ class ValidationRunAdmin(NumericIdAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ValidationRun)
+class ValidationRunAdmin(CheckRunAdmin):
+    list_display = ("backup_name", "database", "started", "summary_display", "username")
+    list_filter = ("ok", "database")
+    search_fields = ("backup_name", "summary", "username")
+    date_hierarchy = "started"
+
+    @admin.display(description=gettext_lazy("result"), ordering="ok")
+    def summary_display(self, obj: ValidationRun) -> str:
+        return status_badge("match" if obj.ok else "differ", obj.summary)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         self.check_object_id(object_id)
@@ -951,7 +956,7 @@ class ValidationRunAdmin(NumericIdAdmin):
 
 
 @admin.register(DrillRun)
-class DrillRunAdmin(NumericIdAdmin):
+class DrillRunAdmin(CheckRunAdmin):
     """Restore drills (``drillbackup``): read-only, like every record here."""
 
     list_display = (
@@ -979,18 +984,10 @@ class DrillRunAdmin(NumericIdAdmin):
 
     @admin.display(description=gettext_lazy("result"), ordering="ok")
     def result_display(self, obj: DrillRun) -> str:
-        return status_badge("match" if obj.ok else "differ", obj.summary)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm(
-            PERMISSION_VALIDATE
-        ) or super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        return status_badge(
+            Operation.Status.SUCCEEDED if obj.ok else Operation.Status.FAILED,
+            obj.summary,
+        )
 
 
 @admin.register(Operation)
