@@ -581,9 +581,19 @@ class MalformedAccountRowsTests(AdminTestCase):
             "(IndexError: list index out of range)"
         )
 
-    def test_a_user_row_that_is_not_json_is_reported(self):
-        record, error = self.upload_and_preview(self.file_with_user_row(b"[1,"))
-        assert error.startswith(
-            f"{record.name}: its user and session rows cannot be read "
-            "(JSONDecodeError: "
+    def test_a_user_row_that_is_not_json_is_refused_at_upload(self):
+        # The reader checks that every row line is one JSON array before the upload
+        # is kept, so such a file never reaches a restore preview.
+        response = self.client.post(
+            url("backuprecord_upload"),
+            {
+                "file": SimpleUploadedFile(
+                    "short.jsonl", self.file_with_user_row(b"[1,")
+                )
+            },
         )
+        assert response.status_code == 200
+        [error] = response.context["form"].errors["file"]
+        assert error.startswith("This file was refused and not kept: short.jsonl")
+        assert not BackupRecord.objects.exists()
+        assert backup_storage().listdir("")[1] == []
