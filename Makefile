@@ -10,13 +10,14 @@ DEMO_FILE ?= backups/demo.jsonl.gz
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-sqlite test-postgres test-mysql test-crossvendor lint
+.PHONY: help venv demo test test-sqlite test-postgres test-mysql test-crossvendor test-thirdparty lint
 
 help:
 	@echo "make demo           seed a demo shop, back it up, change it, restore, validate"
 	@echo "make test           run the test suite on SQLite, PostgreSQL and MySQL/MariaDB,"
 	@echo "                    then the cross-vendor tests"
 	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
+	@echo "make test-thirdparty  round trips of Wagtail, django-mptt and django-reversion on each vendor"
 	@echo "make lint           ruff check"
 	@echo "make venv           create $(VENV) and install everything (the other targets do this first)"
 
@@ -72,7 +73,7 @@ demo: venv
 	@echo
 	@echo "Demo done: the restored database equals $(DEMO_FILE), row for row."
 
-test: test-sqlite test-postgres test-mysql test-crossvendor
+test: test-sqlite test-postgres test-mysql test-crossvendor test-thirdparty
 
 test-sqlite: venv
 	@echo "==> Test suite on SQLite"
@@ -91,6 +92,15 @@ test-mysql: venv
 test-crossvendor: venv
 	@echo "==> Cross-vendor tests (SQLite, PostgreSQL, MySQL/MariaDB at once)"
 	BACKUPS_CROSSVENDOR=1 $(PY) -m pytest -m crossvendor $(PYTEST_ARGS)
+
+# Third-party schemas (tests/thirdparty, its own settings module) on each vendor in
+# turn; every vendor runs even when one fails.
+test-thirdparty: venv
+	@status=0; for db in sqlite postgres mysql; do \
+		echo "==> Third-party schemas on $$db"; \
+		BACKUPS_TEST_DB=$$db $(PY) -m pytest --ds tests.thirdparty.settings \
+			tests/thirdparty $(PYTEST_ARGS) || status=1; \
+	done; exit $$status
 
 lint: venv
 	$(PY) -m ruff check .
