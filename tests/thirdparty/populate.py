@@ -319,7 +319,7 @@ def populate_content() -> None:
     insert_or_update_object(document)
 
     locale = Locale.objects.get(language_code="en")
-    home = Page.objects.get(depth=2)
+    home = Page.objects.get(depth=2, slug="home")
     parent = home
     for number in range(6):
         page = ArticlePage(
@@ -390,7 +390,7 @@ def mutate() -> None:
     doomed = ArticlePage.objects.order_by("-pk").first()
     remove_object(doomed)
     doomed.delete()
-    home = Page.objects.get(depth=2)
+    home = Page.objects.get(depth=2, slug="home")
     page = ArticlePage(
         title="Late news",
         slug="late-news",
@@ -420,7 +420,7 @@ def mutate() -> None:
         cursor.execute(
             f"UPDATE {quote('wagtailcore_page')} SET {quote('title')} = %s"
             f" WHERE {quote('id')} = %s",
-            ["Retitled behind the ORM", Page.objects.get(depth=2).pk],
+            ["Retitled behind the ORM", Page.objects.get(depth=2, slug="home").pk],
         )
         cursor.execute(
             f"DELETE FROM {quote('wagtailsearch_indexentry')} WHERE {quote('id')} = %s",

@@ -93,8 +93,9 @@ def differences(
 def changed_tables(
     before: dict[str, list[tuple]], after: dict[str, list[tuple]]
 ) -> set[str]:
-    return {
+    """Return the tables that are in one capture only or hold other rows."""
+    return (before.keys() ^ after.keys()) | {
         table
-        for table in before.keys() | after.keys()
-        if Counter(before.get(table, [])) != Counter(after.get(table, []))
+        for table in before.keys() & after.keys()
+        if Counter(before[table]) != Counter(after[table])
     }

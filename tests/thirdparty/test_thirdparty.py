@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError
 from django.db import connection
-from django.test import TestCase
+from django.test import SimpleTestCase, TestCase
 
 from tests.thirdparty import conftest, populate, rawdb
 from tests.utils import run_command
@@ -76,7 +76,8 @@ class ThirdPartyRoundTripTests(TestCase):
 
     def assert_same_contents(self, before, after):
         diff = rawdb.differences(before, after)
-        assert diff == [], "raw contents differ after restore:\n" + "\n".join(diff)
+        if diff:
+            self.fail("raw contents differ after restore:\n" + "\n".join(diff))
 
     def test_every_model_of_the_apps_has_rows(self):
         models = populate.thirdparty_models()
@@ -185,3 +186,24 @@ class ThirdPartyRoundTripTests(TestCase):
                 "INSERT INTO wagtailsearch_indexentry_fts(wagtailsearch_indexentry_fts)"
                 " VALUES ('integrity-check')"
             )
+
+
+class RawDiffTests(SimpleTestCase):
+    def test_differences_name_the_table_and_the_rows_on_each_side(self):
+        before = {"t": [(1, "a"), (2, "b")], "same": [(1,)], "gone": []}
+        after = {"t": [(1, "a"), (2, "B"), (3, "c")], "same": [(1,)], "new": []}
+        assert rawdb.differences(before, after) == [
+            "gone: table gone",
+            "new: new table",
+            "t: 2 rows before, 3 after; 1 only before, 2 only after",
+            "  - (2, 'b')",
+            "  + (2, 'B')",
+            "  + (3, 'c')",
+        ]
+        assert rawdb.changed_tables(before, after) == {"t", "gone", "new"}
+
+    def test_a_duplicated_row_is_a_difference(self):
+        assert rawdb.differences({"t": [(1,)]}, {"t": [(1,), (1,)]}) == [
+            "t: 1 rows before, 2 after; 0 only before, 1 only after",
+            "  + (1,)",
+        ]
