@@ -10,7 +10,7 @@ DEMO_FILE ?= backups/demo.jsonl.gz
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-quick test-slow test-sqlite test-postgres test-mysql test-crossvendor lint matrix
+.PHONY: help venv demo test test-quick test-slow test-sqlite test-postgres test-mysql test-crossvendor test-thirdparty lint matrix
 
 help:
 	@echo "make demo           seed a demo shop, back it up, change it, restore, validate"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-quick     SQLite only, for iteration (a few minutes)"
 	@echo "make test-slow      the slow tests (big files, many examples), on SQLite"
 	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
+	@echo "make test-thirdparty  round trips of Wagtail, django-mptt and django-reversion on each vendor"
 	@echo "make matrix         nox: every Python x Django x database (nox -l lists them)"
 	@echo "make lint           ruff check"
 	@echo "make venv           create $(VENV) and install everything (the other targets do this first)"
@@ -80,7 +81,7 @@ QUICK := not crossvendor and not slow
 
 test:
 	@started=$$(date +%s); \
-	status=0; $(MAKE) --no-print-directory -k test-sqlite test-postgres test-mysql test-crossvendor || status=$$?; \
+	status=0; $(MAKE) --no-print-directory -k test-sqlite test-postgres test-mysql test-crossvendor test-thirdparty || status=$$?; \
 	echo "==> make test took $$(( $$(date +%s) - started )) s"; exit $$status
 
 test-quick: test-sqlite
@@ -109,6 +110,15 @@ test-mysql: venv
 test-crossvendor: venv
 	@echo "==> Cross-vendor tests (SQLite, PostgreSQL, MySQL/MariaDB at once)"
 	BACKUPS_CROSSVENDOR=1 $(PY) -m pytest -m "crossvendor and not slow" $(PYTEST_ARGS)
+
+# Third-party schemas (tests/thirdparty, its own settings module) on each vendor in
+# turn; every vendor runs even when one fails.
+test-thirdparty: venv
+	@status=0; for db in sqlite postgres mysql; do \
+		echo "==> Third-party schemas on $$db"; \
+		BACKUPS_TEST_DB=$$db $(PY) -m pytest --ds tests.thirdparty.settings \
+			tests/thirdparty $(PYTEST_ARGS) || status=1; \
+	done; exit $$status
 
 lint: venv
 	$(PY) -m ruff check .
