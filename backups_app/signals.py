@@ -43,12 +43,15 @@ def announce(signal: Signal, sender, **kwargs) -> None:
     """Send a post_* signal: the work is done, so a failing receiver is logged, not raised."""
     for receiver, result in signal.send_robust(sender, **kwargs):
         if isinstance(result, Exception):
+            # One line where people read it (a locked SQLite database under the
+            # admin's bookkeeping, say); the traceback only for those who ask.
             logger.error(
-                "Receiver %r of a backups_app signal failed: %s",
-                receiver,
-                result,
-                exc_info=result,
+                "Receiver %s of a backups_app signal failed (%s): %s",
+                getattr(receiver, "__qualname__", repr(receiver)),
+                type(result).__name__,
+                " ".join(str(result).split()),
             )
+            logger.debug("Traceback of the failed receiver", exc_info=result)
 
 
 def _described(value: Any) -> str | None:

@@ -544,6 +544,18 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
+def partial_state(name: str) -> str | None:
+    """Say what a partial file named ``name`` is: ``writing`` (its writer runs on
+    this host), ``left behind`` (its writer is gone; the next backup removes it),
+    ``other host``; None when the name is not one of a partial file."""
+    match = PARTIAL_NAME.fullmatch(name)
+    if match is None:
+        return None
+    if match["host"] != _host():
+        return "other host"
+    return "writing" if _process_exists(int(match["pid"])) else "left behind"
+
+
 def remove_stale_partials(directory: Path) -> list[str]:
     """Remove the partial files that killed backups left in ``directory``.
 

@@ -168,3 +168,27 @@ class NotificationTests(TestCase):
             error = a_failing_backup(self.tmp_path)
         assert isinstance(error, StorageError)
         assert "receiver bug" in "\n".join(logs.output)
+
+
+class BookkeepingFailureTests(TestCase):
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_a_failing_receiver_after_a_backup_is_one_line_not_a_traceback(self):
+        from django.db import OperationalError
+
+        def locked(sender, **kwargs):
+            raise OperationalError("database is locked")
+
+        signals.post_backup.connect(locked, weak=False)
+        self.addCleanup(signals.post_backup.disconnect, locked)
+        populate_zoo()
+        with self.assertLogs("backups_app", "ERROR") as logs:
+            summary = create_backup(self.tmp_path / "a.jsonl.gz")
+        assert summary.rows > 0
+        [record] = [r for r in logs.records if r.levelname == "ERROR"]
+        assert record.exc_info is None
+        assert record.getMessage().endswith(
+            "locked of a backups_app signal failed (OperationalError): database is "
+            "locked"
+        )

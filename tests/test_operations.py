@@ -202,6 +202,30 @@ class InventoryTests(TestCase):
         assert rows["backup-a.jsonl"].endswith("drilled")
         assert rows["backup-b.jsonl"].endswith("drill failed")
 
+    def test_partial_files_are_listed_with_their_state(self):
+        import os
+
+        from backups_app.streams import _host
+
+        store(self.template, self.tmp_path, "backup-a.jsonl", NOW)
+        folder = Path(backup_storage().location)
+        dead = 2**22 + 12345  # above any pid this machine hands out
+        (folder / f".backup-{_host()}-{dead}-abcdefgh.partial").write_bytes(b"x" * 10)
+        (folder / f".backup-{_host()}-{os.getpid()}-ijklmnop.partial").write_bytes(b"y")
+        (folder / ".hidden-notes").write_bytes(b"z")
+        states = {
+            b.name: (b.kind, b.integrity)
+            for b in list_backups(partials=True)
+            if b.kind == "partial"
+        }
+        assert states == {
+            f".backup-{_host()}-{dead}-abcdefgh.partial": ("partial", "left behind"),
+            f".backup-{_host()}-{os.getpid()}-ijklmnop.partial": ("partial", "writing"),
+        }
+        assert [b.name for b in list_backups()] == ["backup-a.jsonl"]
+        stdout, _ = run_command("listbackups")
+        assert "  left behind" in stdout and "  writing" in stdout
+
     def test_an_empty_storage(self):
         stdout, _ = run_command("listbackups")
         assert stdout == "No backups in the backup storage.\n"

@@ -17,12 +17,13 @@ from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
 from ..exceptions import BackupError, StorageError, one_line
-from ..streams import backup_storage
+from ..streams import backup_storage, partial_state
 
 BACKUP = "backup"
 SAFETY = "safety"
 UPLOAD = "upload"
 UNKNOWN = "unknown"
+PARTIAL = "partial"  # a backup being written, or left by one that was killed
 
 
 @dataclass(frozen=True)
@@ -53,18 +54,41 @@ class StoredBackup:
         return data
 
 
-def stored_names() -> list[str]:
-    """Return the names of the files in the backup storage, sorted.
-
-    Names starting with a dot are the temporary files of backups being written.
-    """
+def _listed() -> list[str]:
     try:
         _directories, files = backup_storage().listdir("")
     except FileNotFoundError:  # nothing has been written yet
         return []
     except Exception as exc:  # storages raise anything from OSError to SDK errors
         raise StorageError(f"Cannot list the backup storage: {one_line(exc)}") from exc
-    return sorted(name for name in files if not name.startswith("."))
+    return sorted(files)
+
+
+def stored_names() -> list[str]:
+    """Return the names of the files in the backup storage, sorted.
+
+    Names starting with a dot are the temporary files of backups being written.
+    """
+    return [name for name in _listed() if not name.startswith(".")]
+
+
+def partial_files() -> list[StoredBackup]:
+    """Return the partial files in the backup storage: backups being written, and
+    the leftovers of killed ones (which the next backup into the storage removes)."""
+    storage = backup_storage()
+    found = []
+    for name in _listed():
+        state = partial_state(name)
+        if state is None:
+            continue
+        size = created = None
+        with contextlib.suppress(NotImplementedError, OSError):
+            size = storage.size(name)
+            created = storage.get_modified_time(name)
+        found.append(
+            StoredBackup(name, PARTIAL, "", "", created, size, None, None, state, None)
+        )
+    return found
 
 
 def _created(value: Any) -> datetime.datetime | None:
@@ -152,13 +176,18 @@ def describe(
     )
 
 
-def list_backups(database: str | None = None) -> list[StoredBackup]:
-    """Return the files of the backup storage, newest first (unreadable ones last)."""
+def list_backups(
+    database: str | None = None, *, partials: bool = False
+) -> list[StoredBackup]:
+    """Return the files of the backup storage, newest first (unreadable ones last);
+    with ``partials``, the partial files of backups being written (or killed) too."""
     records, drills = _records(), _drills()
     backups = [
         describe(name, records.get(name), drills.get(name)) for name in stored_names()
     ]
     if database is not None:
         backups = [b for b in backups if b.database == database]
+    if partials:
+        backups += partial_files()
     oldest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
     return sorted(backups, key=lambda b: (b.created or oldest, b.name), reverse=True)

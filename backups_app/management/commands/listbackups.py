@@ -21,6 +21,8 @@ from ._output import (
 
 def health(backup: StoredBackup) -> str:
     """The worst that is known of a backup, in one word or two."""
+    if backup.kind == "partial":
+        return backup.integrity  # writing, left behind, other host
     if backup.integrity == "damaged":
         return "damaged"
     if backup.last_drill == "failed":
@@ -51,7 +53,7 @@ class Command(BackupsCommand):
         self, *args: Any, database: str | None, json: bool, **options: Any
     ) -> None:
         with running(self, {**options, "json": json}):
-            backups = list_backups(database)
+            backups = list_backups(database, partials=True)
         if json:
             self.stdout.write(json_text([b.to_dict() for b in backups]))
             return
