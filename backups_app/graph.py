@@ -10,7 +10,12 @@ from django.apps import apps
 from django.db import DatabaseError, connections, models, router
 
 from .conf import ALWAYS_EXCLUDED_APPS, app_settings
-from .exceptions import BackupError, CannotRunError, one_line
+from .exceptions import (
+    BackupError,
+    CannotRunError,
+    IncompatibleBackupError,
+    one_line,
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,37 @@ def table_specs(using: str = "default", exclude: Iterable[str] = ()) -> list[Tab
         and not _excluded(model, app_labels, model_labels)
     ]
     return dependency_order(specs)
+
+
+def unknown_labels(labels: Iterable[str]) -> list[str]:
+    """Return the labels that name no installed app or model."""
+    unknown = []
+    for label in labels:
+        try:
+            parse_labels([label])
+        except BackupError:
+            unknown.append(label)
+    return unknown
+
+
+def file_table_specs(using: str, header: dict) -> list[TableSpec]:
+    """Return the tables of a backup's scope (its header's ``exclude``) here.
+
+    A label the file leaves out that names nothing installed here means the file
+    comes from another project: IncompatibleBackupError, not a usage error.
+    """
+    exclude = tuple(header.get("exclude", ()))
+    unknown = unknown_labels(exclude)
+    if unknown:
+        raise IncompatibleBackupError(
+            f"The backup leaves out {unknown[0]!r}, which is no installed app or "
+            "model here: it comes from another project.",
+            [
+                f"{label}: left out by the backup, not installed here"
+                for label in unknown
+            ],
+        )
+    return table_specs(using, exclude)
 
 
 def dependency_order(specs: list[TableSpec]) -> list[TableSpec]:

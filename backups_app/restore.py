@@ -29,7 +29,13 @@ from .codec import (
 from .collector import collector_paused
 from .conf import app_settings
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
-from .graph import TableSpec, require_database, require_tables, table_specs
+from .graph import (
+    TableSpec,
+    file_table_specs,
+    require_database,
+    require_tables,
+    table_specs,
+)
 from .progress import Progress, ProgressCallback, ignore_progress
 from .provenance import provenance_of
 from .reader import BackupReader, TableEnd, TableSection, row_lines, verify_file
@@ -120,7 +126,19 @@ def plan_restore(
     with source.open() as stream:
         verified = verify_file(stream, source.name)
     header, ends = verified.header, verified.ends
-    specs = table_specs(using, header.get("exclude", ()))
+    try:
+        specs = file_table_specs(using, header)
+    except IncompatibleBackupError as exc:
+        return RestorePlan(
+            source,
+            using,
+            header,
+            (),
+            exc.differences,
+            verified.ends,
+            provenance_of(header, verified.trailer),
+            verified.digest,
+        )
     backend = backend_for(using)
     try:
         require_tables(specs, using, IncompatibleBackupError)

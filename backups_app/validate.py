@@ -26,8 +26,13 @@ from .codec import (
 )
 from .collector import collector_paused
 from .conf import app_settings
-from .exceptions import BackupError, one_line
-from .graph import TableSpec, require_database, require_tables, table_specs
+from .exceptions import BackupError, IncompatibleBackupError, one_line
+from .graph import (
+    TableSpec,
+    file_table_specs,
+    require_database,
+    require_tables,
+)
 from .progress import Progress, ProgressCallback, ignore_progress
 from .reader import BackupReader, TableSection, row_lines, verify_file
 from .schema import aligned, compare_schema
@@ -326,7 +331,17 @@ def _compare_database(
     using: str,
     progress: ProgressCallback,
 ) -> None:
-    specs = table_specs(using, header.get("exclude", ()))
+    try:
+        specs = file_table_specs(using, header)
+    except IncompatibleBackupError as exc:
+        # A file of another project: it differs from this database, as a schema.
+        report.schema_differences = list(exc.differences)
+        for section in reader.tables():
+            section.skip()
+            report.tables.append(
+                TableReport(section.label, section.table, file_rows=section.end.rows)
+            )
+        return
     current = {spec.label: spec for spec in specs}
     backend = backend_for(using)
     try:

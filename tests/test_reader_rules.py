@@ -92,14 +92,15 @@ class CraftedFileTests(TestCase):
         restore_backup(file, safety_backup=False)
         assert validate_backup(file).ok
 
-    def test_version_must_be_the_integer_one(self):
-        for version, shown in ((True, "True"), (1.0, "1.0"), ("1", "'1'"), (2, "2")):
+    def test_version_must_be_a_known_integer(self):
+        cases = ((True, "True"), (2.0, "2.0"), ("2", "'2'"), (3, "3"), (0, "0"))
+        for version, shown in cases:
             with self.subTest(version=version):
                 file = self.with_header(lambda h, v=version: h.update(version=v))
                 self.assert_refused(
                     file,
                     f"has format version {shown}; this version of backups_app "
-                    "reads [1]",
+                    "reads [1, 2]",
                 )
 
     def test_header_must_say_it_is_the_header(self):
