@@ -216,16 +216,18 @@ def decimal_boundaries(max_digits: int, places: int) -> list[Decimal]:
     ]
 
 
-# MariaDB's uuid type (10.7+) refuses some UUIDs outside the RFC 4122 variant (the
-# README lists it as a limit), so on MySQL/MariaDB the variant bits are set; every
-# other byte pattern is generated there too. (Whether the server has the uuid type
-# cannot be asked at import time.)
+# MariaDB's uuid type (10.7+) refuses some UUIDs outside the RFC 4122 variant or
+# with a version nibble of 8 or more (which ones depends on the other bits; the
+# README lists it as a limit), so on MySQL/MariaDB the variant is RFC 4122's and the
+# version 0-7; every other bit varies there too. (Whether the server has the uuid
+# type cannot be asked at import time.)
 RFC_VARIANT = VENDOR == "mysql"
 
 
 def rfc_variant(value: uuid.UUID) -> uuid.UUID:
-    """Return ``value`` with the RFC 4122 variant bits, any version."""
-    return uuid.UUID(int=(value.int & ~(0xC000 << 48)) | (0x8000 << 48))
+    """Return ``value`` with the RFC 4122 variant bits and a version of 0-7."""
+    bits = (value.int & ~(0xC000 << 48) & ~(0x8 << 76)) | (0x8000 << 48)
+    return uuid.UUID(int=bits)
 
 
 def uuid_pattern(value: uuid.UUID) -> uuid.UUID:
