@@ -542,6 +542,10 @@ class _Loader:
         loaded again."""
         ends = {spec.label: end for spec, end in written}
         specs = {spec.label: spec for spec, _ in written}
+        for spec in specs.values():
+            # Known for every table before the first is compared, so that the
+            # file's normalised digests are all computed in one pass.
+            self._normaliser(spec)
         reloads = 0
         while True:
             differing = {}
