@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import orjson
 
-from .codec import loads_block
+from .codec import TEMPORAL_KINDS, TEXT_KINDS, loads_block
 from .conf import app_settings
 from .exceptions import BackupFormatError, one_line
 from .format import FORMAT_NAME, MAX_PENDING_BLOCKS, SUPPORTED_VERSIONS
@@ -621,20 +621,11 @@ JSON_TYPES: dict[str, frozenset[type]] = {
     ),
     **dict.fromkeys(
         [
-            "CharField",
-            "TextField",
-            "SlugField",
-            "EmailField",
-            "URLField",
-            "FilePathField",
-            "FileField",
-            "ImageField",
+            *sorted(TEXT_KINDS),
+            *sorted(TEMPORAL_KINDS),
             "GenericIPAddressField",
             "IPAddressField",
             "DecimalField",
-            "DateField",
-            "DateTimeField",
-            "TimeField",
             "UUIDField",
             "BinaryField",
             "JSONField",
