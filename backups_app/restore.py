@@ -229,7 +229,6 @@ def restore_backup(
                     exclude=exclude,
                     origin="safety",
                     name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
-                    progress=progress,
                 ).name
             with backend.writing():
                 progress(Progress("delete", "", 0, None))
