@@ -31,6 +31,7 @@ from backups_app.exceptions import (
     OperationInProgressError,
     StorageError,
 )
+from backups_app.graph import require_database
 from backups_app.progress import Progress, ProgressCallback, ignore_progress
 
 # The exit codes of the three commands (README.md and docs/usage.md have the table).
@@ -96,6 +97,14 @@ class BackupsCommand(BaseCommand):
                 "The --no-color and --force-color options can't be used together.",
                 returncode=self.cannot_run_exit,
             )
+        database = options.get("database")
+        if isinstance(database, str):
+            # Before Django's system checks: on Django 6 some of them connect to
+            # the databases, and an unreachable one would end in a traceback there.
+            try:
+                require_database(database)
+            except CannotRunError as exc:
+                raise CommandError(str(exc), returncode=self.cannot_run_exit) from exc
         try:
             return super().execute(*args, **options)
         except SystemCheckError as exc:
