@@ -119,18 +119,6 @@ def read_header(name: str) -> dict[str, Any]:
         return BackupReader(stream, name).header
 
 
-def _listed_files() -> list[str]:
-    try:
-        _directories, files = backup_storage().listdir("")
-    except FileNotFoundError:  # no backup has been written yet
-        return []
-    return sorted(
-        name
-        for name in files
-        if not name.startswith(".")  # temporary files of backups being written
-    )
-
-
 def sync_from_storage() -> tuple[list[BackupRecord], list[str]]:
     """Record stored files that have no record; forget records whose file is gone.
 
@@ -138,7 +126,9 @@ def sync_from_storage() -> tuple[list[BackupRecord], list[str]]:
     it is validated. Returns the new records and the names of removed records.
     """
     storage = backup_storage()
-    files = _listed_files()
+    from .operations.inventory import stored_names
+
+    files = stored_names()
     known = set(BackupRecord.objects.values_list("name", flat=True))
     added = []
     for name in files:
