@@ -18,15 +18,15 @@ from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
 from . import __version__, signals
-from .backends import backend_for
-from .codec import base_field, block_encoder, column_encoder, kind
 from .collector import collector_paused
 from .conf import ALWAYS_EXCLUDED_APPS, app_settings
+from .db.backends import backend_for
+from .db.tables import TableSpec, require_database, require_tables, table_specs
 from .exceptions import BackupError, StorageError, one_line
-from .format import BackupWriter
-from .graph import TableSpec, require_database, require_tables, table_specs
+from .fileformat.codec import base_field, block_encoder, column_encoder, kind
+from .fileformat.streams import BackupTarget
+from .fileformat.writer import BackupWriter
 from .progress import Progress, ProgressCallback, ignore_progress
-from .streams import BackupTarget
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .conf import app_settings
 from .exceptions import BackupFormatError, one_line
-from .reader import BackupReader
+from .fileformat.reader import BackupReader
 
 OURS = "ours"
 FOREIGN = "foreign"

@@ -24,10 +24,10 @@ from django.utils.dateparse import parse_datetime
 from django.utils.text import get_valid_filename
 
 from .exceptions import BackupError, BackupFormatError, StorageError, one_line
+from .fileformat.reader import BackupReader, verify_file
+from .fileformat.streams import BackupSource, backup_storage, stored_path
 from .models import BackupRecord, Integrity, Origin, Provenance
 from .provenance import provenance_of
-from .reader import BackupReader, verify_file
-from .streams import BackupSource, backup_storage, stored_path
 
 # Uploads are copied into the storage this much at a time.
 UPLOAD_CHUNK = 1 << 20

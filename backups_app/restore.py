@@ -14,10 +14,21 @@ from typing import IO, Any
 from django.db import DatabaseError, transaction
 
 from . import signals
-from .backends import LOCK_WAIT, Backend, SequenceSettlement, backend_for
 from .backup import create_backup
-from .caches import clear_stale_caches
-from .codec import (
+from .collector import collector_paused
+from .conf import app_settings
+from .db.backends import LOCK_WAIT, Backend, SequenceSettlement, backend_for
+from .db.caches import clear_stale_caches
+from .db.schema import aligned, compare_schema
+from .db.tables import (
+    TableSpec,
+    file_table_specs,
+    require_database,
+    require_tables,
+    table_specs,
+)
+from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
+from .fileformat.codec import (
     block_encoder,
     column_decoder,
     column_encoder,
@@ -26,21 +37,16 @@ from .codec import (
     pk_value,
     row_decoder,
 )
-from .collector import collector_paused
-from .conf import app_settings
-from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
-from .graph import (
-    TableSpec,
-    file_table_specs,
-    require_database,
-    require_tables,
-    table_specs,
+from .fileformat.reader import (
+    BackupReader,
+    TableEnd,
+    TableSection,
+    row_lines,
+    verify_file,
 )
+from .fileformat.streams import BackupSource
 from .progress import Progress, ProgressCallback, ignore_progress
 from .provenance import provenance_of
-from .reader import BackupReader, TableEnd, TableSection, row_lines, verify_file
-from .schema import aligned, compare_schema
-from .streams import BackupSource
 from .validate import file_normaliser, normalised_block, normalised_digests
 
 

@@ -14,9 +14,19 @@ from typing import IO, Any
 from django.db import DatabaseError
 
 from . import signals
-from .backends import Backend, backend_for
 from .backup import unreadable_value_in_table
-from .codec import (
+from .collector import collector_paused
+from .conf import app_settings
+from .db.backends import Backend, backend_for
+from .db.schema import aligned, compare_schema
+from .db.tables import (
+    TableSpec,
+    file_table_specs,
+    require_database,
+    require_tables,
+)
+from .exceptions import BackupError, IncompatibleBackupError, one_line
+from .fileformat.codec import (
     block_encoder,
     lines_encoder,
     lines_normaliser,
@@ -24,19 +34,9 @@ from .codec import (
     pk_key_function,
     pk_value,
 )
-from .collector import collector_paused
-from .conf import app_settings
-from .exceptions import BackupError, IncompatibleBackupError, one_line
-from .graph import (
-    TableSpec,
-    file_table_specs,
-    require_database,
-    require_tables,
-)
+from .fileformat.reader import BackupReader, TableSection, row_lines, verify_file
+from .fileformat.streams import BackupSource
 from .progress import Progress, ProgressCallback, ignore_progress
-from .reader import BackupReader, TableSection, row_lines, verify_file
-from .schema import aligned, compare_schema
-from .streams import BackupSource
 
 MAX_EXAMPLES = 5
 

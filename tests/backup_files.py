@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from backups_app.format import BackupWriter
-from backups_app.reader import BackupReader
+from backups_app.fileformat.reader import BackupReader
+from backups_app.fileformat.writer import BackupWriter
 
 
 def plain_copy(source: Path, target: Path) -> Path:

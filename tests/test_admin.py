@@ -15,8 +15,8 @@ from django.test import Client, TestCase
 from django.urls import reverse
 
 from backups_app.backup import create_backup
+from backups_app.fileformat.streams import backup_storage
 from backups_app.models import BackupRecord, Integrity, Operation, ValidationRun
-from backups_app.streams import backup_storage
 from tests.factories import mutate_zoo, populate_zoo
 from tests.utils import snapshot
 

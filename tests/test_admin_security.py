@@ -26,6 +26,7 @@ from django.utils.crypto import get_random_string
 
 from backups_app.backup import create_backup
 from backups_app.exceptions import BackupFormatError
+from backups_app.fileformat.streams import backup_storage
 from backups_app.models import (
     BackupRecord,
     DrillRun,
@@ -35,7 +36,6 @@ from backups_app.models import (
 )
 from backups_app.provenance import auth_changes
 from backups_app.records import open_source
-from backups_app.streams import backup_storage
 from backups_app.tasks import start_operation
 from tests.test_admin import AdminTestCase, clear_storage, staff, url
 from tests.test_provenance import ELSEWHERE, backup_file, crafted

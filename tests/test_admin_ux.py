@@ -19,10 +19,10 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from backups_app.admin import RESTORE_COOKIE
+from backups_app.admin.backups import RESTORE_COOKIE
+from backups_app.fileformat.streams import backup_storage
 from backups_app.models import BackupRecord, Operation, ValidationRun
 from backups_app.progress import Progress
-from backups_app.streams import backup_storage
 from backups_app.tasks import OperationRunner
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_admin import AdminTestCase, backup_bytes, clear_storage, url

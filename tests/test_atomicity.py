@@ -15,7 +15,7 @@ from backups_app.exceptions import (
     RestoreError,
     StorageError,
 )
-from backups_app.format import FORMAT_VERSION
+from backups_app.fileformat.writer import FORMAT_VERSION
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
 from tests.backup_files import plain_copy, rewrite
@@ -188,7 +188,7 @@ class SourceTests(TestCase):
     tmp_path: Path
 
     def test_a_name_in_the_storage_is_never_read_as_a_local_path(self):
-        from backups_app.streams import BackupSource
+        from backups_app.fileformat.streams import BackupSource
 
         local = self.tmp_path / "local.jsonl.gz"
         create_backup(local)

@@ -10,9 +10,9 @@ from django.db import connection
 from django.test import TestCase, TransactionTestCase
 
 from backups_app.backup import create_backup
+from backups_app.db.tables import table_specs
 from backups_app.exceptions import BackupError
-from backups_app.graph import table_specs
-from backups_app.reader import BackupReader
+from backups_app.fileformat.reader import BackupReader
 from tests.gatedapp.models import EmptyStringsAreNull, OracleOnly
 from tests.testapp.models import AllFields, Secretive
 from tests.utils import run_command

@@ -11,7 +11,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from backups_app import codec
+from backups_app.fileformat import codec
 
 
 @pytest.mark.parametrize(

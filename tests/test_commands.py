@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import TestCase
 
-from backups_app.streams import backup_storage
+from backups_app.fileformat.streams import backup_storage
 from tests.factories import populate_zoo
 from tests.testapp.models import Node
 from tests.utils import run_command, snapshot
@@ -76,7 +76,7 @@ class BackupCommandTests(TestCase):
         assert excinfo.value.returncode == 2
 
     def test_a_write_failing_on_the_writer_thread_stops_the_backup(self):
-        from backups_app.format import BackupWriter
+        from backups_app.fileformat.writer import BackupWriter
 
         file = self.tmp_path / "zoo.jsonl.gz"
         calls = 0
@@ -101,7 +101,7 @@ class BackupCommandTests(TestCase):
         file = self.tmp_path / "zoo.jsonl.gz"
         with (
             mock.patch(
-                "backups_app.format.BackupWriter.end_table",
+                "backups_app.fileformat.writer.BackupWriter.end_table",
                 side_effect=OSError(28, "No space left on device"),
             ),
             pytest.raises(CommandError) as excinfo,

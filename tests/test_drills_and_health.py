@@ -14,10 +14,10 @@ from django.test import TestCase, TransactionTestCase, override_settings
 
 from backups_app import signals
 from backups_app.backup import create_backup
+from backups_app.fileformat.streams import backup_storage
 from backups_app.models import BackupRecord, DrillRun
 from backups_app.operations.drill import DrillRefused, run_drill
 from backups_app.operations.health import HealthPolicy, check_database
-from backups_app.streams import backup_storage
 from tests.backup_files import rewrite
 from tests.factories import populate_zoo
 from tests.test_operations import own_storage

@@ -22,7 +22,7 @@ from django.db import connection
 from django.test import TransactionTestCase
 
 from backups_app.backup import create_backup
-from backups_app.streams import backup_storage
+from backups_app.fileformat.streams import backup_storage
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_processes import ROOT, child_environment
 from tests.testapp.models import AllFields

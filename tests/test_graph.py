@@ -7,8 +7,8 @@ from django.apps import apps
 from django.test import SimpleTestCase, override_settings
 
 from backups_app.conf import ALWAYS_EXCLUDED_APPS
+from backups_app.db.tables import dependency_order, table_specs
 from backups_app.exceptions import BackupError
-from backups_app.graph import dependency_order, table_specs
 
 pytestmark = pytest.mark.django_db
 

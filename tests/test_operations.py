@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
 from backups_app.backup import create_backup
+from backups_app.fileformat.streams import backup_storage
 from backups_app.models import BackupRecord, Integrity, Origin
 from backups_app.operations.inventory import list_backups
 from backups_app.operations.prune import plan_prune, policy_from, prune
 from backups_app.operations.retention import Candidate, RetentionPolicy, apply_policy
 from backups_app.operations.units import parse_duration, parse_size
-from backups_app.streams import backup_storage
 from tests.backup_files import rewrite
 from tests.factories import populate_zoo
 from tests.test_processes import manage
@@ -205,7 +205,7 @@ class InventoryTests(TestCase):
     def test_partial_files_are_listed_with_their_state(self):
         import os
 
-        from backups_app.streams import _host
+        from backups_app.fileformat.streams import _host
 
         store(self.template, self.tmp_path, "backup-a.jsonl", NOW)
         folder = Path(backup_storage().location)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from django.test import TestCase, TransactionTestCase
 
-from backups_app import streams
 from backups_app.backup import create_backup
 from backups_app.exceptions import StorageError
+from backups_app.fileformat import streams
 from backups_app.validate import validate_backup
 from tests.factories import populate_zoo
 from tests.test_processes import ROOT, child_environment, manage

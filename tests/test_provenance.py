@@ -20,9 +20,9 @@ from django.core.management.base import CommandError
 from django.test import TestCase, override_settings
 
 from backups_app.backup import create_backup
+from backups_app.fileformat.streams import BackupSource
 from backups_app.provenance import auth_changes
 from backups_app.restore import plan_restore
-from backups_app.streams import BackupSource
 from tests.backup_files import rewrite
 from tests.test_admin import clear_storage
 from tests.utils import run_command, snapshot

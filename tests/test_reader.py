@@ -17,15 +17,14 @@ import orjson
 import pytest
 from django.test import TestCase, override_settings
 
-from backups_app import reader
 from backups_app.backup import create_backup
-from backups_app.codec import lines_encoder
 from backups_app.exceptions import BackupFormatError
-from backups_app.fileformat import compression
-from backups_app.format import BackupWriter
-from backups_app.reader import BackupReader, verify
+from backups_app.fileformat import compression, reader
+from backups_app.fileformat.codec import lines_encoder
+from backups_app.fileformat.reader import BackupReader, verify
+from backups_app.fileformat.streams import BackupSource, gunzip
+from backups_app.fileformat.writer import BackupWriter
 from backups_app.restore import restore_backup
-from backups_app.streams import BackupSource, gunzip
 from backups_app.validate import validate_backup
 from tests.backup_files import plain_copy
 from tests.factories import mutate_zoo, populate_zoo

@@ -19,8 +19,8 @@ from django.test import TestCase, override_settings
 
 from backups_app.backup import create_backup
 from backups_app.exceptions import BackupError, BackupFormatError
+from backups_app.fileformat.streams import BackupSource
 from backups_app.restore import plan_restore, restore_backup
-from backups_app.streams import BackupSource
 from backups_app.validate import validate_backup
 from tests.backup_files import plain_lines, reseal
 from tests.factories import populate_zoo

@@ -22,8 +22,8 @@ from django.test import TransactionTestCase
 
 from backups_app.backup import create_backup
 from backups_app.exceptions import RestoreError
+from backups_app.fileformat.streams import backup_storage
 from backups_app.restore import restore_backup
-from backups_app.streams import backup_storage
 from backups_app.validate import validate_backup
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_processes import ROOT, child_environment, restore_in_progress
@@ -550,7 +550,7 @@ class DeadlockTests(TransactionTestCase):
                 "longest, the restore here; SQLite has one write lock, and InnoDB "
                 "aborts the transaction holding fewer locks, the writer"
             )
-        from backups_app.graph import table_specs
+        from backups_app.db.tables import table_specs
 
         populate_zoo()
         file = self.tmp_path / "zoo.jsonl.gz"

@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.test import TestCase
 
-from backups_app.backends import RESTORE_CACHE_KIB, SQLiteBackend
 from backups_app.backup import create_backup
+from backups_app.db.backends.sqlite import RESTORE_CACHE_KIB, SQLiteBackend
 from backups_app.restore import restore_backup
 from tests.factories import mutate_zoo, populate_zoo
 from tests.utils import snapshot

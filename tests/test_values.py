@@ -2,7 +2,7 @@
 
 Property tests (hypothesis): random values of one field type, boundaries included,
 are written to ``default``, backed up, restored into ``other``, and the stored values
-are compared with raw SQL (not the ORM, not backups_app.codec). The file is decoded
+are compared with raw SQL (not the ORM, not backups_app.fileformat.codec). The file is decoded
 independently, with the decoder of docs/format.md and the standard library, and
 compared with what the database holds. Rows of every primary key type are checked
 to come in the format's order.

@@ -16,10 +16,10 @@ from django.db import DatabaseError, connections
 
 from .. import signals
 from ..exceptions import BackupError, one_line
+from ..fileformat.reader import BackupReader
+from ..fileformat.streams import BackupSource
 from ..progress import ProgressCallback, ignore_progress
-from ..reader import BackupReader
 from ..restore import plan_restore, restore_backup
-from ..streams import BackupSource
 from ..validate import validate_backup
 from .inventory import BACKUP, list_backups
 

@@ -17,7 +17,7 @@ from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
 from ..exceptions import BackupError, StorageError, one_line
-from ..streams import backup_storage, partial_state
+from ..fileformat.streams import backup_storage, partial_state
 
 BACKUP = "backup"
 SAFETY = "safety"

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..exceptions import StorageError, one_line
-from ..streams import backup_storage
+from ..fileformat.streams import backup_storage
 from .inventory import SAFETY, StoredBackup, list_backups
 from .retention import Candidate, RetentionPolicy, apply_policy
 from .units import parse_size

@@ -23,6 +23,7 @@ from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from backups_app.db.tables import require_database
 from backups_app.exceptions import (
     BackupError,
     BackupFormatError,
@@ -31,7 +32,6 @@ from backups_app.exceptions import (
     OperationInProgressError,
     StorageError,
 )
-from backups_app.graph import require_database
 from backups_app.progress import Progress, ProgressCallback, ignore_progress
 
 # The exit codes of the three commands (README.md and docs/usage.md have the table).

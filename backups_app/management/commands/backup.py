@@ -8,8 +8,8 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from backups_app.backup import create_backup
+from backups_app.fileformat.streams import stored_path
 from backups_app.operations.prune import plan_prune, prune
-from backups_app.streams import stored_path
 
 from ._output import (
     EXIT_CANNOT_RUN,

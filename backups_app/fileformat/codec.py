@@ -41,7 +41,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.expressions import Col
 
-from .format import FORMAT_VERSION
+from .writer import FORMAT_VERSION
 
 Encoder = Callable[[Any], Any]
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.db import DatabaseError, connections, models, router
 
-from .conf import ALWAYS_EXCLUDED_APPS, app_settings
-from .exceptions import (
+from ..conf import ALWAYS_EXCLUDED_APPS, app_settings
+from ..exceptions import (
     BackupError,
     CannotRunError,
     IncompatibleBackupError,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.db import models, router
 
-from .graph import TableSpec
+from .tables import TableSpec
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from typing import IO, Any
 
 import orjson
 
+from ..conf import app_settings
+from ..exceptions import BackupFormatError, one_line
 from .codec import TEMPORAL_KINDS, TEXT_KINDS, loads_block
-from .conf import app_settings
-from .exceptions import BackupFormatError, one_line
-from .format import FORMAT_NAME, MAX_PENDING_BLOCKS, SUPPORTED_VERSIONS
+from .writer import FORMAT_NAME, MAX_PENDING_BLOCKS, SUPPORTED_VERSIONS
 
 # How much of a backup is read at a time: as much as decompression hands out.
 READ_SIZE = 2 << 20

@@ -38,10 +38,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from .conf import app_settings
-from .exceptions import BackupError, BackupFormatError, StorageError
-from .forms import DatabaseForm, RestoreConfirmForm, UploadForm
-from .models import (
+from ..conf import app_settings
+from ..exceptions import BackupError, BackupFormatError, StorageError
+from ..models import (
     BackupRecord,
     DrillRun,
     Integrity,
@@ -49,8 +48,8 @@ from .models import (
     Provenance,
     ValidationRun,
 )
-from .operations.health import check_all
-from .records import (
+from ..operations.health import check_all
+from ..records import (
     check_name,
     delete_backup_file,
     is_regular_file,
@@ -61,6 +60,7 @@ from .records import (
     sync_from_storage,
     who_survives,
 )
+from .forms import DatabaseForm, RestoreConfirmForm, UploadForm
 
 PERMISSION_RUN = "backups_app.run_backup"
 PERMISSION_UPLOAD = "backups_app.upload_backup"
@@ -535,7 +535,7 @@ class BackupRecordAdmin(NumericIdAdmin):
         survivors: dict[str, bool | None] | None = None,
     ) -> HttpResponse | None:
         """Start an operation and redirect to its status page, or return None."""
-        from .tasks import OperationRefused, start_operation
+        from ..tasks import OperationRefused, start_operation
 
         try:
             operation = start_operation(
@@ -624,7 +624,7 @@ class BackupRecordAdmin(NumericIdAdmin):
                 duplicate = self.duplicate_of(request, record)
                 if duplicate is not None:
                     return duplicate
-                from .tasks import record_operation
+                from ..tasks import record_operation
 
                 record_operation(
                     Operation.Kind.UPLOAD,
@@ -730,7 +730,7 @@ class BackupRecordAdmin(NumericIdAdmin):
                 messages.ERROR,
             )
             return HttpResponseRedirect(self.changelist_url())
-        from .tasks import record_operation
+        from ..tasks import record_operation
 
         record_operation(
             Operation.Kind.DOWNLOAD,
@@ -821,8 +821,8 @@ class BackupRecordAdmin(NumericIdAdmin):
     def provenance(self, record: BackupRecord) -> str:
         """Return whether the record's file was made here, reading it if not known."""
         if record.provenance == Provenance.UNCHECKED:
-            from .provenance import provenance_of
-            from .reader import verify_file
+            from ..fileformat.reader import verify_file
+            from ..provenance import provenance_of
 
             try:
                 with open_source(record.name) as source, source.open() as stream:
@@ -862,9 +862,9 @@ class BackupRecordAdmin(NumericIdAdmin):
         self, request: HttpRequest, record: BackupRecord, database: str
     ) -> dict:
         """Plan the restore (reads the whole file) and check who survives it."""
-        from .conf import app_settings
-        from .provenance import auth_changes
-        from .restore import plan_restore
+        from ..conf import app_settings
+        from ..provenance import auth_changes
+        from ..restore import plan_restore
 
         result: dict[str, Any] = {
             "plan": None,
@@ -1084,7 +1084,7 @@ class OperationAdmin(NumericIdAdmin):
         )
 
     def status_context(self, request: HttpRequest, operation: Operation) -> dict:
-        from .tasks import queue_backend
+        from ..tasks import queue_backend
 
         key, words = operation_outcome(operation)
         safety = None

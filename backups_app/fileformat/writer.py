@@ -15,8 +15,8 @@ from typing import IO, Any
 
 import orjson
 
-from .conf import app_settings
-from .exceptions import BackupError
+from ..conf import app_settings
+from ..exceptions import BackupError
 
 FORMAT_NAME = "backups_app"
 # Version 2: JSON columns hold the text the database keeps, not canonical text, and
@@ -158,7 +158,7 @@ class BackupWriter:
     def write_trailer(self) -> str:
         self._wait()
         digest = self.file_digest.hexdigest()
-        from .provenance import sign
+        from ..provenance import sign
 
         mac = sign(digest, self._header)
         self.stream.write(

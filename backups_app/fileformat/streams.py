@@ -30,9 +30,9 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.core.files.storage.handler import InvalidStorageError
 
-from .conf import app_settings
-from .exceptions import StorageError, one_line
-from .fileformat.compression import gunzip
+from ..conf import app_settings
+from ..exceptions import StorageError, one_line
+from .compression import gunzip
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .backup import applied_migrations, comparable_migrations
-from .codec import kind
-from .graph import TableSpec
+from ..backup import applied_migrations, comparable_migrations
+from ..fileformat.codec import kind
+from .tables import TableSpec
 
 MAX_LISTED_MIGRATIONS = 10
 

@@ -1,0 +1,256 @@
+"""The base of every vendor: snapshots, streaming reads, bulk writes, locks, checks.
+
+Everything goes through Django's connection; no client binaries are involved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+
+from django.core.management.color import no_style
+from django.db import connections, transaction
+
+from ...exceptions import RestoreError
+from ...fileformat.codec import TEXT_KINDS, kind
+from ..integrity import (
+    catalog_foreign_keys,
+    model_foreign_keys,
+    orphan_message,
+    orphan_sql,
+)
+from ..tables import TableSpec
+
+LOCK_NAME = "backups_app.restore"
+
+# How long a restore waits, in seconds, for sessions writing to its tables.
+LOCK_WAIT = 10.0
+
+# Sequences a restore left above what its rows imply, to be lowered after commit:
+# (sequence, table, column).
+SequenceSettlement = tuple[tuple[str, str, str], ...]
+
+
+def writer_error(what: str, wait: float) -> RestoreError:
+    """Say that another session kept writing to ``what``: a model label, or a database."""
+    return RestoreError(
+        f"Another session is writing to {what} and did not finish within "
+        f"{wait:g} s; the database was left unchanged."
+    )
+
+
+def deadlock_error(what: str) -> RestoreError:
+    return RestoreError(
+        f"Another session writing to {what} was waiting for this restore while it "
+        "waited for that session (a deadlock); the database was left unchanged."
+    )
+
+
+class Backend:
+    """Operations shared by every vendor; subclasses override what their vendor needs."""
+
+    def __init__(self, using: str):
+        self.using = using
+        self.connection = connections[using]
+        self.quote = self.connection.ops.quote_name
+
+    # -- reading -------------------------------------------------------------------
+
+    def order_by_sql(self, spec: TableSpec) -> str:
+        return ", ".join(self.order_column(field) for field in spec.pk_fields)
+
+    def order_column(self, field) -> str:
+        """Return what sorts a primary key column in the format's order: text by
+        code point, UUIDs as their lower-case hyphenated text, numbers, dates and
+        times by value (which is their text order too)."""
+        column = self.quote(field.column)
+        if kind(field) in TEXT_KINDS or kind(field) == "GenericIPAddressField":
+            return self.binary_order(column)
+        # UUIDs as char(32) of lower-case hex (SQLite, MySQL) or PostgreSQL's uuid
+        # (compared byte by byte) already sort as their hyphenated text.
+        return column
+
+    def binary_order(self, column: str) -> str:
+        """Make text sort by code point, the same on every vendor."""
+        return f"{column} COLLATE BINARY"
+
+    def select_column(self, field) -> str:
+        return self.quote(field.column)
+
+    def select_sql(self, spec: TableSpec) -> str:
+        columns = ", ".join(self.select_column(f) for f in spec.fields)
+        return (
+            f"SELECT {columns} FROM {self.quote(spec.table)} "
+            f"ORDER BY {self.order_by_sql(spec)}"
+        )
+
+    def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
+        """Yield the table's rows in primary key order, in lists of raw tuples."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.select_sql(spec))
+            while rows := cursor.fetchmany(batch_size):
+                yield rows
+
+    def count(self, spec: TableSpec) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {self.quote(spec.table)}")
+            return cursor.fetchone()[0]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Run the block in one read transaction that sees a single point in time."""
+        outermost = not self.connection.in_atomic_block
+        with transaction.atomic(using=self.using):
+            if outermost:
+                with self.connection.cursor() as cursor:
+                    self.begin_snapshot(cursor)
+            yield
+
+    def begin_snapshot(self, cursor) -> None:
+        """Make the transaction just opened a consistent, read-only snapshot.
+
+        Not called inside an enclosing transaction (tests), which has its own.
+        """
+
+    # -- writing -------------------------------------------------------------------
+
+    def empty(self, spec: TableSpec) -> None:
+        """Delete every row of the table.
+
+        DELETE, never TRUNCATE: DELETE fires the table's row triggers, so tables that
+        triggers keep in step (a search index, an audit log, a counter) follow the
+        restore; and PostgreSQL's TRUNCATE is not MVCC-safe: a reader whose snapshot
+        began before the restore committed would see the restored tables empty.
+        """
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {self.quote(spec.table)}")
+
+    def delete_all(self, specs: list[TableSpec]) -> None:
+        """Empty the tables, children first."""
+        for spec in reversed(specs):
+            self.empty(spec)
+
+    def trigger_tables(self) -> set[str]:
+        """Return the names of the tables that carry triggers of their own."""
+        return set()
+
+    def insert_sql(self, spec: TableSpec) -> str:
+        fields = spec.insert_fields
+        columns = ", ".join(self.quote(f.column) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        return (
+            f"INSERT INTO {self.quote(spec.table)} ({columns}) VALUES ({placeholders})"
+        )
+
+    def insert_rows(self, spec: TableSpec, batches: Iterable[list[tuple]]) -> int:
+        """Insert already decoded rows; return how many were written."""
+        sql = self.insert_sql(spec)
+        written = 0
+        with self.connection.cursor() as cursor:
+            for rows in batches:
+                cursor.executemany(sql, rows)
+                written += len(rows)
+        return written
+
+    def insert_row(self, spec: TableSpec, row: tuple) -> None:
+        """Insert one decoded row: to find which row of a failed batch is at fault."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.insert_sql(spec), row)
+
+    def failed_row(self, exc: BaseException) -> tuple[int, str | None] | None:
+        """Return the 0-based row of the last insert that ``exc`` names, and its column.
+
+        None when the error does not say (only PostgreSQL's COPY does).
+        """
+        return None
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the session settings a restore needs while inserting."""
+        with self.connection.constraint_checks_disabled():
+            yield
+
+    @contextlib.contextmanager
+    def restore_session(self) -> Iterator[None]:
+        """Session settings for a restore that can only change outside a transaction."""
+        yield
+
+    def check_constraints(self, specs: list[TableSpec]) -> str | None:
+        """Check the foreign keys a restore of ``specs`` could break.
+
+        Return a message naming the first row that points at a missing parent, or
+        None. One anti-join per foreign key column (db/integrity.py) instead of Django's
+        per-table introspection.
+        """
+        with self.connection.cursor() as cursor:
+            existing = set(self.connection.introspection.table_names(cursor))
+        keys = model_foreign_keys(specs, self.using, existing)
+        if self.foreign_keys_unchecked():
+            # Enforcement was off while writing, so rows of tables that no model
+            # owns may be left pointing at replaced rows: the database's catalog
+            # names their foreign keys, in one query.
+            keys += catalog_foreign_keys(self.catalog_foreign_keys(), keys, specs)
+        with self.connection.cursor() as cursor:
+            for fk in keys:
+                cursor.execute(orphan_sql(fk, self.quote))
+                row = cursor.fetchone()
+                if row is not None:
+                    return orphan_message(fk, row)
+        return None
+
+    def foreign_keys_unchecked(self) -> bool:
+        """Whether the database skipped foreign key checks while the restore wrote."""
+        return False
+
+    def catalog_foreign_keys(self) -> list[tuple[str, str, str, str | None]]:
+        """Return every foreign key the database declares, as
+        ``(table, column, parent table, parent column)``."""
+        return []
+
+    def reset_sequences(self, specs: list[TableSpec]) -> SequenceSettlement:
+        """Make the next generated ids follow the restored rows (just before commit).
+
+        Return what must still be done after commit (``settle_sequences``).
+        """
+        statements = self.connection.ops.sequence_reset_sql(
+            no_style(), [spec.model for spec in specs]
+        )
+        with self.connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)
+        return ()
+
+    def settle_sequences(self, settle: SequenceSettlement) -> None:
+        """After commit: finish what ``reset_sequences`` left; never raise."""
+
+    # -- locking -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def restore_transaction(self) -> Iterator[None]:
+        """Open the restore's transaction holding the restore lock.
+
+        Fails at once if another restore (or, on PostgreSQL, a backup) holds it.
+        """
+        outermost = not self.connection.in_atomic_block
+        with transaction.atomic(using=self.using):
+            if outermost:
+                with self.connection.cursor() as cursor:
+                    self.begin_restore(cursor)
+            self.take_restore_lock()
+            yield
+
+    def begin_restore(self, cursor) -> None:
+        """Set up the transaction just opened for a restore (its first statement)."""
+
+    def take_restore_lock(self) -> None:
+        """Take the restore lock for the length of the transaction."""
+
+    def lock_tables(self, specs: list[TableSpec], wait: float) -> None:
+        """Keep every other session from writing to the tables until commit.
+
+        Waits at most ``wait`` seconds for sessions writing now; then raises
+        RestoreError naming the table.
+        """
+
+    def ensure_no_restore(self) -> None:
+        """Fail if a restore is running on this database (called by backups)."""

@@ -1,0 +1,161 @@
+"""MySQL and MariaDB: named locks, LOAD-free bulk inserts, AUTO_INCREMENT."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+from django.db import DatabaseError
+
+from ...exceptions import OperationInProgressError
+from ...fileformat.codec import kind
+from ..tables import TableSpec
+from .base import (
+    LOCK_NAME,
+    Backend,
+    SequenceSettlement,
+    deadlock_error,
+    writer_error,
+)
+
+
+class MySQLBackend(Backend):
+    def binary_order(self, column: str) -> str:
+        return f"CAST({column} AS BINARY)"
+
+    def order_column(self, field) -> str:
+        if kind(field) == "UUIDField":
+            # MariaDB 10.7+'s uuid type sorts by its own segment order (node
+            # first); its binary form is the 16 bytes in text order. On a char(32)
+            # column this is the hex text's byte order, the same thing.
+            return self.binary_order(self.quote(field.column))
+        return super().order_column(field)
+
+    def begin_snapshot(self, cursor) -> None:
+        # Django opens MySQL connections at READ COMMITTED; a backup needs one
+        # snapshot for all its tables.
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+    def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
+        from MySQLdb.cursors import SSCursor
+
+        self.connection.ensure_connection()
+        # The default cursor buffers a whole result in memory; SSCursor streams it.
+        cursor = self.connection.connection.cursor(SSCursor)
+        try:
+            with self.connection.wrap_database_errors:
+                cursor.execute(self.select_sql(spec))
+                while rows := cursor.fetchmany(batch_size):
+                    yield rows
+        finally:
+            cursor.close()
+
+    def trigger_tables(self) -> set[str]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
+                "WHERE EVENT_OBJECT_SCHEMA = DATABASE()"
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    def foreign_keys_unchecked(self) -> bool:
+        # constraint_checks_disabled() sets FOREIGN_KEY_CHECKS = 0 for the restore.
+        return True
+
+    def catalog_foreign_keys(self) -> list[tuple[str, str, str, str | None]]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, "
+                "REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+                "WHERE TABLE_SCHEMA = DATABASE() "
+                "AND REFERENCED_TABLE_SCHEMA = DATABASE()"
+            )
+            return cursor.fetchall()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT @@SESSION.sql_mode")
+            sql_mode = cursor.fetchone()[0]
+            # A restored primary key of 0 must stay 0, not draw the next counter value.
+            cursor.execute(
+                "SET SESSION sql_mode = %s",
+                [",".join(filter(None, [sql_mode, "NO_AUTO_VALUE_ON_ZERO"]))],
+            )
+        try:
+            with super().writing():
+                yield
+        finally:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET SESSION sql_mode = %s", [sql_mode])
+
+    def reset_sequences(self, specs: list[TableSpec]) -> SequenceSettlement:
+        # ALTER TABLE ... AUTO_INCREMENT would commit the transaction. InnoDB already
+        # keeps each counter above the largest restored id, so the next insert works.
+        return ()
+
+    def _lock_name(self) -> str:
+        return f"{LOCK_NAME}.{self.connection.settings_dict['NAME']}"[:64]
+
+    @contextlib.contextmanager
+    def restore_transaction(self) -> Iterator[None]:
+        # GET_LOCK belongs to the session, not to a transaction: taken before the
+        # transaction and released after it ends, so that no second restore can
+        # start between this one's last statement and its commit.
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)", [self._lock_name()])
+            if cursor.fetchone()[0] != 1:
+                raise OperationInProgressError(
+                    "Another restore is running on this database."
+                )
+        try:
+            with super().restore_transaction():
+                yield
+        finally:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SELECT RELEASE_LOCK(%s)", [self._lock_name()])
+
+    def begin_restore(self, cursor) -> None:
+        # Repeatable read, whatever the connection's level (Django opens MySQL
+        # connections at read committed): only at this level do the locking reads
+        # of lock_tables take gap locks, which keep inserts out too.
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    def lock_tables(self, specs: list[TableSpec], wait: float) -> None:
+        # LOCK TABLES would commit the transaction. A locking read of every row in
+        # primary key order takes a next-key lock on each, and on the gap after the
+        # last: until commit no other session can insert, update or delete rows of
+        # the table, while plain (consistent) reads go on. It comes before the
+        # transaction's first consistent read, which fixes the snapshot that the
+        # safety backup reads. innodb_lock_wait_timeout bounds each wait.
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT @@SESSION.innodb_lock_wait_timeout")
+            before = cursor.fetchone()[0]
+            cursor.execute(
+                "SET SESSION innodb_lock_wait_timeout = %s", [max(1, math.ceil(wait))]
+            )
+            try:
+                for spec in specs:
+                    try:
+                        cursor.execute(
+                            f"SELECT COUNT(*) FROM {self.quote(spec.table)} "
+                            "FORCE INDEX (PRIMARY) FOR UPDATE"
+                        )
+                    except DatabaseError as exc:
+                        code = exc.args[0] if exc.args else None
+                        if code == 1205:  # ER_LOCK_WAIT_TIMEOUT
+                            raise writer_error(spec.label, wait) from exc
+                        if code == 1213:  # ER_LOCK_DEADLOCK
+                            raise deadlock_error(spec.label) from exc
+                        raise
+            finally:
+                cursor.execute("SET SESSION innodb_lock_wait_timeout = %s", [before])
+
+    def ensure_no_restore(self) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name()])
+            holder = cursor.fetchone()[0]
+        if holder is not None and holder != self.connection.connection.thread_id():
+            raise OperationInProgressError("A restore is running on this database.")
