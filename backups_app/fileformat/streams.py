@@ -7,17 +7,14 @@ when complete, so a half-written file never carries a backup's name.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import os
-import queue
 import re
 import shutil
 import socket
 import stat
 import sys
 import tempfile
-import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -32,11 +29,24 @@ from django.core.files.storage.handler import InvalidStorageError
 
 from ..conf import app_settings
 from ..exceptions import StorageError, one_line
-from .compression import gunzip
+from .compression import split_name
+from .objectstore import (
+    MultipartUpload,
+    ObjectStore,
+    RangedReader,
+    abort_stale_uploads,
+    object_store,
+)
+from .pipeline import (
+    Layers,
+    configured_layers,
+    decoded,
+    encoded,
+    layers_for_name,
+    layers_for_stream,
+)
 
-GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
-READ_AHEAD_CHUNKS = 2
 STDIO = "-"
 # Temporary files of backups being written: ".backup-<host>-<pid>-<random>.partial",
 # locked (flock) by their writer until they are complete.
@@ -60,9 +70,16 @@ def backup_storage() -> Storage:
 
 
 def new_backup_name(database: str, template: str | None = None) -> str:
+    """Return a name for a new backup in the storage: the template's, ending in the
+    suffix COMPRESSION and ENCRYPTION ask for unless the template has its own."""
     timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     template = template or app_settings.FILENAME_TEMPLATE
-    return template.format(database=database, timestamp=timestamp)
+    name = template.format(database=database, timestamp=timestamp)
+    try:
+        split_name(name)
+    except StorageError:
+        return name + configured_layers().suffix
+    return name
 
 
 def _local_path(storage: Storage, name: str) -> Path | None:
@@ -169,8 +186,13 @@ class BackupSource:
         return spooled
 
     def _open_stored(self) -> IO[bytes]:
+        storage = backup_storage()
+        store = object_store(storage)
+        if store is not None:
+            # Ranged GETs of one version of the object, never the whole of it.
+            return RangedReader(store, self._storage_name)  # type: ignore[return-value]
         try:
-            return backup_storage().open(self._storage_name, "rb")
+            return storage.open(self._storage_name, "rb")
         except OSError as exc:
             raise StorageError(f"Cannot read {self.name!r}: {one_line(exc)}.") from exc
 
@@ -186,6 +208,9 @@ class BackupSource:
             descriptor = None
         if descriptor is not None:
             return _Positional(descriptor), None
+        if isinstance(self._handle, RangedReader):
+            # The same version of the object as the first read, from its start.
+            return self._handle.reopen(), None
         if getattr(self._handle, "seekable", lambda: False)():
             self._handle.seek(0)
             return _Readable(self._handle), None
@@ -195,18 +220,12 @@ class BackupSource:
 
     @contextlib.contextmanager
     def open(self) -> Iterator[IO[bytes]]:
-        """Yield the decompressed content as a binary stream to ``read()`` from."""
+        """Yield the plain content (decrypted, decompressed) as a binary stream to
+        ``read()`` from."""
         raw, to_close = self._open_raw()
         try:
-            buffered = io.BufferedReader(raw, READ_BUFFER)
-            if buffered.peek(2)[:2] == GZIP_MAGIC:
-                decompressed = _Decompressed(buffered, app_settings.MAX_EXPANSION_RATIO)
-                try:
-                    yield decompressed
-                finally:
-                    decompressed.stop()
-            else:
-                yield buffered
+            with decoded(raw, self.name) as stream:
+                yield stream
         finally:
             if to_close is not None:
                 to_close.close()
@@ -243,80 +262,6 @@ class _Positional(io.RawIOBase):
         return count
 
 
-class _Decompressed(io.RawIOBase):
-    """Decompress gzip on a thread of its own, a few chunks ahead of the reader.
-
-    zlib releases the GIL, so decompressing overlaps with parsing and comparing
-    rows. At most READ_AHEAD_CHUNKS chunks wait, which bounds memory; an error in
-    the thread is raised to the reader in stream order. ``read()`` of at least a
-    chunk's size hands the chunk over as it is, without copying it.
-    """
-
-    def __init__(self, compressed: IO[bytes], max_ratio: float | None = None):
-        self._chunks: queue.Queue = queue.Queue(READ_AHEAD_CHUNKS)
-        self._stopping = threading.Event()
-        self._chunk = b""
-        self._offset = 0
-        self._at_end = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._fill,
-            args=(compressed, max_ratio),
-            name="backups_app-reader",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _fill(self, compressed: IO[bytes], max_ratio: float | None) -> None:
-        try:
-            for chunk in gunzip(compressed, max_ratio):
-                if not self._put(chunk):
-                    return
-            self._put(b"")
-        except BaseException as exc:  # handed to the reader, which raises it
-            self._put(exc)
-
-    def _put(self, item) -> bool:
-        while not self._stopping.is_set():
-            try:
-                self._chunks.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._offset == len(self._chunk):
-            if self._error is not None:
-                raise self._error
-            if self._at_end:
-                return b""
-            item = self._chunks.get()
-            if isinstance(item, BaseException):
-                self._error = item  # the same error for every later read
-                raise item
-            self._chunk, self._offset = item, 0
-            self._at_end = not item
-        start = self._offset
-        if size is None or size < 0 or size >= len(self._chunk) - start:
-            self._offset = len(self._chunk)
-            return self._chunk if start == 0 else self._chunk[start:]
-        self._offset += size
-        return self._chunk[start : start + size]
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-
-
 class _Readable(io.RawIOBase):
     """Adapt any object with ``read()`` (a storage file) to what BufferedReader wants."""
 
@@ -333,7 +278,12 @@ class _Readable(io.RawIOBase):
 
 
 class BackupTarget:
-    """Where a new backup goes: a path, the backup storage (by name), or ``-``."""
+    """Where a new backup goes: a path, the backup storage (by name), or ``-``.
+
+    The name chooses what the bytes go through (``pipeline.layers_for_name``): a
+    path or storage name must end in a backup suffix; a stream without one is
+    written as plain JSON Lines.
+    """
 
     def __init__(
         self,
@@ -361,25 +311,47 @@ class BackupTarget:
         else:
             self.stream = target
             self.name = getattr(target, "name", None) or "stream"
-        self.compressed = self.name.endswith(".gz")
+            if not isinstance(self.name, str):
+                self.name = "stream"  # a file object opened on a descriptor
+        if self.stream is not None or self.write_through:
+            self.layers: Layers = layers_for_stream(self.name)
+        else:
+            self.layers = layers_for_name(self.name)
         self.final_name = self.name
         self.size = 0
 
+    @property
+    def compressed(self) -> bool:
+        return bool(self.layers.codec.magic)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.layers.encrypted
+
     @contextlib.contextmanager
-    def open(self, compresslevel: int = 1) -> Iterator[IO[bytes]]:
+    def open(self) -> Iterator[IO[bytes]]:
         """Yield a binary stream; on success move the file into place, else remove it."""
         if self.stream is not None:
             try:
-                yield from self._yield_compressed(self.stream, compresslevel)
+                with encoded(self.stream, self.layers) as stream:
+                    yield stream
             except OSError:
                 if self.stream is _standard_output_or_none():
                     _silence_standard_output()
                 raise
             return
         if self.write_through:
-            with _open_device(self.path, self.name) as device:
-                yield from self._yield_compressed(device, compresslevel)
+            with (
+                _open_device(self.path, self.name) as device,
+                encoded(device, self.layers) as stream,
+            ):
+                yield stream
             return
+        if self.storage_name is not None:
+            store = object_store(backup_storage())
+            if store is not None:
+                yield from self._upload(store)
+                return
         directory = self._temporary_directory()
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -398,7 +370,8 @@ class BackupTarget:
                 # backup that this partial file is still being written.
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             with handle:
-                yield from self._yield_compressed(handle, compresslevel)
+                with encoded(handle, self.layers) as stream:
+                    yield stream
                 handle.flush()
                 os.fsync(handle.fileno())
             self.size = temporary.stat().st_size
@@ -406,16 +379,31 @@ class BackupTarget:
         finally:
             temporary.unlink(missing_ok=True)
 
-    def _yield_compressed(self, stream, compresslevel):
-        if self.compressed:
-            with gzip.GzipFile(
-                fileobj=stream, mode="wb", compresslevel=compresslevel, mtime=0
-            ) as compressed:
-                buffered = io.BufferedWriter(compressed, READ_BUFFER)
-                yield buffered
-                buffered.flush()
-        else:
-            yield stream
+    def _upload(self, store: ObjectStore) -> Iterator[IO[bytes]]:
+        """Stream the backup to the object storage as a multipart upload: no local
+        copy, the object appears under its name only when complete, never over
+        another, and an interrupted upload is aborted."""
+        storage = backup_storage()
+        with contextlib.suppress(Exception):
+            # Uploads of killed backups (best effort: the listing may be denied).
+            abort_stale_uploads(store, app_settings.STALE_UPLOAD_AGE)
+        try:
+            name = storage.get_available_name(self.storage_name)
+        except Exception as exc:  # storages raise anything from OSError to SDK errors
+            raise StorageError(
+                f"Cannot look up {self.storage_name!r} in the backup storage: "
+                f"{one_line(exc)}"
+            ) from exc
+        upload = MultipartUpload(store, name)
+        try:
+            with encoded(upload, self.layers) as stream:
+                yield stream
+            upload.complete()
+        except BaseException:
+            upload.abort()
+            raise
+        self.size = upload.size
+        self.storage_name = self.final_name = self.name = name
 
     def _temporary_directory(self) -> Path:
         if self.path is not None:

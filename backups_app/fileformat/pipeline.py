@@ -1,0 +1,229 @@
+"""The file pipeline: rows -> encode -> compress -> encrypt -> storage, and back.
+
+Writing, the codec comes from the file's name (``.jsonl``, ``.jsonl.gz``,
+``.jsonl.zst``, each optionally followed by ``.age``) and the settings say only what
+the name does not: the level, and the recipients to encrypt to. Reading, the name is
+ignored: age, gzip and zstd are recognised by their first bytes, so a file renamed
+or uploaded under any name is read as what it is.
+
+Each layer that costs CPU runs on a thread of its own (encryption and decryption in
+``encryption``, decompression here), a few chunks ahead of the next one, so the
+layers overlap and memory stays bounded by their queues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from ..conf import app_settings
+from ..exceptions import BackupFormatError, StorageError
+from .compression import AGE_SUFFIX, NONE, Codec, codec_named, detect, split_name
+from .encryption import decrypting, encrypting, is_encrypted
+
+READ_BUFFER = 1 << 20
+READ_AHEAD_CHUNKS = 2
+# Enough of a file's start to tell age from gzip from zstd from JSON.
+MAGIC_BYTES = 64
+
+
+@dataclass(frozen=True)
+class Layers:
+    """What a new file goes through on its way to storage."""
+
+    codec: Codec
+    level: int
+    recipients: tuple[str, ...] = ()
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.recipients)
+
+    @property
+    def suffix(self) -> str:
+        return f".jsonl{self.codec.suffix}" + (AGE_SUFFIX if self.encrypted else "")
+
+
+def configured_codec() -> Codec:
+    return codec_named(app_settings.COMPRESSION)
+
+
+def level_for(codec: Codec) -> int:
+    """Return BACKUPS['COMPRESSION_LEVEL'] for the configured codec, else the
+    codec's own default (a level of gzip means nothing to zstd)."""
+    level = app_settings.COMPRESSION_LEVEL
+    if level is None or codec is not configured_codec():
+        return codec.default_level
+    return level
+
+
+def configured_layers() -> Layers:
+    """Return the layers BACKUPS asks for, for names the app makes itself."""
+    codec = configured_codec()
+    return Layers(codec, level_for(codec), tuple(app_settings.RECIPIENTS))
+
+
+def layers_for_name(name: str) -> Layers:
+    """Return the layers a file name asks for; StorageError for an unknown suffix,
+    or an ``.age`` name when no recipient is configured."""
+    codec, encrypted = split_name(name)
+    recipients: tuple[str, ...] = ()
+    if encrypted:
+        recipients = tuple(app_settings.RECIPIENTS)
+        if not recipients:
+            raise StorageError(
+                f"{name!r} asks for encryption (.age), but "
+                "BACKUPS['ENCRYPTION']['RECIPIENTS'] is empty."
+            )
+    return Layers(codec, level_for(codec), recipients)
+
+
+def layers_for_stream(name: str) -> Layers:
+    """Return the layers of a stream (standard output, a device, a FIFO, a file
+    object): what its name asks for, or plain JSON Lines when its name has no
+    suffix at all (``<stdout>``, ``/dev/stdout``), to be piped into whatever the
+    shell does with it. A suffix other than a backup's is refused, as for a file."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if "." not in base or base.startswith("<"):
+        return Layers(NONE, 0)
+    return layers_for_name(name)
+
+
+@contextlib.contextmanager
+def encoded(target: IO[bytes], layers: Layers) -> Iterator[IO[bytes]]:
+    """Yield a stream whose bytes reach ``target`` compressed, then encrypted.
+
+    The encrypted file is complete only when the block ends without an error; after
+    an error what reached ``target`` cannot be decrypted.
+    """
+    with contextlib.ExitStack() as stack:
+        out = target
+        if layers.encrypted:
+            out = stack.enter_context(encrypting(out, layers.recipients))
+        yield stack.enter_context(layers.codec.writer(out, layers.level))
+
+
+@contextlib.contextmanager
+def decoded(raw: io.RawIOBase, name: str) -> Iterator[IO[bytes]]:
+    """Yield the plain content of a stored file: decrypted if it is age, then
+    decompressed if it is gzip or zstd, as its first bytes say."""
+    with contextlib.ExitStack() as stack:
+        buffered = io.BufferedReader(_Filling(raw), READ_BUFFER)
+        if is_encrypted(buffered.peek(MAGIC_BYTES)):
+            decrypted = decrypting(buffered, app_settings.IDENTITIES, name)
+            stack.callback(decrypted.close)
+            buffered = io.BufferedReader(_Filling(decrypted), READ_BUFFER)
+            try:
+                first = buffered.peek(MAGIC_BYTES)
+            except BackupFormatError as exc:
+                # A wrong key shows at the first bytes; the reader's errors name
+                # the file, and so does this one.
+                raise BackupFormatError(f"{name}: {exc}") from exc
+        else:
+            first = buffered.peek(MAGIC_BYTES)
+        codec = detect(first)
+        if codec is NONE:
+            yield buffered
+            return
+        decompressed = _Decompressed(
+            codec.chunks(buffered, app_settings.MAX_EXPANSION_RATIO)
+        )
+        stack.callback(decompressed.stop)
+        yield decompressed
+
+
+class _Filling(io.RawIOBase):
+    """Fill each buffer as far as the stream allows: a stream that hands out small
+    pieces still shows a reader its first MAGIC_BYTES bytes at once."""
+
+    def __init__(self, raw: IO[bytes] | io.RawIOBase):
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        filled = 0
+        while filled < len(view):
+            count = self._raw.readinto(view[filled:])
+            if not count:
+                break
+            filled += count
+        return filled
+
+
+class _Decompressed(io.RawIOBase):
+    """Decompress on a thread of its own, a few chunks ahead of the reader.
+
+    zlib and zstd release the GIL, so decompressing overlaps with parsing and
+    comparing rows. At most READ_AHEAD_CHUNKS chunks wait, which bounds memory; an
+    error in the thread is raised to the reader in stream order. ``read()`` of at
+    least a chunk's size hands the chunk over as it is, without copying it.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks: queue.Queue = queue.Queue(READ_AHEAD_CHUNKS)
+        self._stopping = threading.Event()
+        self._chunk = b""
+        self._offset = 0
+        self._at_end = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._fill, args=(chunks,), name="backups_app-reader", daemon=True
+        )
+        self._thread.start()
+
+    def _fill(self, chunks: Iterator[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                if not self._put(chunk):
+                    return
+            self._put(b"")
+        except BaseException as exc:  # handed to the reader, which raises it
+            self._put(exc)
+
+    def _put(self, item) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._offset == len(self._chunk):
+            if self._error is not None:
+                raise self._error
+            if self._at_end:
+                return b""
+            item = self._chunks.get()
+            if isinstance(item, BaseException):
+                self._error = item  # the same error for every later read
+                raise item
+            self._chunk, self._offset = item, 0
+            self._at_end = not item
+        start = self._offset
+        if size is None or size < 0 or size >= len(self._chunk) - start:
+            self._offset = len(self._chunk)
+            return self._chunk if start == 0 else self._chunk[start:]
+        self._offset += size
+        return self._chunk[start : start + size]
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
