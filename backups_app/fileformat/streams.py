@@ -37,7 +37,7 @@ from .objectstore import (
     abort_stale_uploads,
     object_store,
 )
-from .pipeline import (
+from .stack import (
     Layers,
     configured_layers,
     decoded,

@@ -1,4 +1,4 @@
-"""The file pipeline: rows -> encode -> compress -> encrypt -> storage, and back.
+"""The file stack: rows -> encode -> compress -> encrypt -> storage, and back.
 
 Writing, the codec comes from the file's name (``.jsonl``, ``.jsonl.gz``,
 ``.jsonl.zst``, each optionally followed by ``.age``) and the settings say only what
