@@ -22,8 +22,9 @@ from .collector import collector_paused
 from .conf import ALWAYS_EXCLUDED_APPS, app_settings
 from .db.backends import backend_for
 from .db.tables import TableSpec, require_database, require_tables, table_specs
+from .db.values import block_encoder, column_encoder
 from .exceptions import BackupError, StorageError, one_line
-from .fileformat.codec import base_field, block_encoder, column_encoder, kind
+from .fileformat.codec import base_field, kind
 from .fileformat.streams import BackupTarget
 from .fileformat.writer import BackupWriter
 from .progress import Progress, ProgressCallback, ignore_progress
