@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..backup import applied_migrations, comparable_migrations
 from ..fileformat.codec import kind
+from .migrations import applied_migrations, comparable_migrations
 from .tables import TableSpec
 
 MAX_LISTED_MIGRATIONS = 10
