@@ -49,6 +49,7 @@ from ..models import (
     ValidationRun,
 )
 from ..operations.health import check_all
+from ..operations.units import format_size
 from ..records import (
     check_name,
     delete_backup,
@@ -140,14 +141,7 @@ def operation_outcome(operation: Operation) -> tuple[str, str]:
 
 
 def human_size(size: int | None) -> str:
-    if size is None:
-        return "–"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    return format_size(size)
 
 
 def taken(when: Any) -> str:
