@@ -7,16 +7,15 @@ ignored: age, gzip and zstd are recognised by their first bytes, so a file renam
 or uploaded under any name is read as what it is.
 
 Each layer that costs CPU runs on a thread of its own (encryption and decryption in
-``encryption``, decompression here), a few chunks ahead of the next one, so the
-layers overlap and memory stays bounded by their queues.
+``encryption``, decompression here; the threads are ``pipeline``'s), a few chunks
+ahead of the next one, so the layers overlap and memory stays bounded by their
+queues.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import queue
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -25,6 +24,7 @@ from ..conf import app_settings
 from ..exceptions import BackupFormatError, StorageError
 from .compression import AGE_SUFFIX, NONE, Codec, codec_named, detect, split_name
 from .encryption import decrypting, encrypting, is_encrypted
+from .pipeline import BackgroundReader, ChunkQueue
 
 READ_BUFFER = 1 << 20
 READ_AHEAD_CHUNKS = 2
@@ -158,72 +158,17 @@ class _Filling(io.RawIOBase):
         return filled
 
 
-class _Decompressed(io.RawIOBase):
+class _Decompressed(BackgroundReader):
     """Decompress on a thread of its own, a few chunks ahead of the reader.
 
     zlib and zstd release the GIL, so decompressing overlaps with parsing and
     comparing rows. At most READ_AHEAD_CHUNKS chunks wait, which bounds memory; an
-    error in the thread is raised to the reader in stream order. ``read()`` of at
-    least a chunk's size hands the chunk over as it is, without copying it.
+    error in the thread is raised to the reader in stream order.
     """
 
     def __init__(self, chunks: Iterator[bytes]):
-        self._chunks: queue.Queue = queue.Queue(READ_AHEAD_CHUNKS)
-        self._stopping = threading.Event()
-        self._chunk = b""
-        self._offset = 0
-        self._at_end = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._fill, args=(chunks,), name="backups_app-reader", daemon=True
-        )
-        self._thread.start()
-
-    def _fill(self, chunks: Iterator[bytes]) -> None:
-        try:
+        def decompress(queue: ChunkQueue) -> None:
             for chunk in chunks:
-                if not self._put(chunk):
-                    return
-            self._put(b"")
-        except BaseException as exc:  # handed to the reader, which raises it
-            self._put(exc)
+                queue.send(chunk)
 
-    def _put(self, item) -> bool:
-        while not self._stopping.is_set():
-            try:
-                self._chunks.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._offset == len(self._chunk):
-            if self._error is not None:
-                raise self._error
-            if self._at_end:
-                return b""
-            item = self._chunks.get()
-            if isinstance(item, BaseException):
-                self._error = item  # the same error for every later read
-                raise item
-            self._chunk, self._offset = item, 0
-            self._at_end = not item
-        start = self._offset
-        if size is None or size < 0 or size >= len(self._chunk) - start:
-            self._offset = len(self._chunk)
-            return self._chunk if start == 0 else self._chunk[start:]
-        self._offset += size
-        return self._chunk[start : start + size]
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
+        super().__init__(decompress, name="backups_app-reader", size=READ_AHEAD_CHUNKS)
