@@ -238,3 +238,62 @@ class KilledBackupTests(TransactionTestCase):
 class ObjectStoreSettingsTests(TestCase):
     def test_other_storages_keep_the_generic_path(self):
         assert object_store(backup_storage()) is None
+
+
+@pytest.mark.usefixtures("s3_storage")
+class S3AdminTests(TestCase):
+    """The admin's download and upload with the backups on S3."""
+
+    def setUp(self):
+        from django.contrib.auth import get_user_model
+
+        populate_zoo()
+        user = get_user_model().objects.create_superuser("root", password="pw")
+        self.client.force_login(user)
+
+    def test_download_serves_the_stored_bytes_in_ranges(self):
+        from django.urls import reverse
+
+        with override_settings(BACKUPS=ENCRYPTED):
+            summary = create_backup()
+        record = BackupRecord.objects.get(name=summary.storage_name)
+        response = self.client.get(
+            reverse("admin:backups_app_backuprecord_download", args=[record.pk])
+        )
+        assert response.status_code == 200
+        assert response.streaming
+        assert int(response["Content-Length"]) == summary.size
+        body = b"".join(response.streaming_content)
+        response.close()
+        with open_stored_file(summary.storage_name) as stored:
+            assert body == stored.read()
+        assert body.startswith(AGE_MAGIC)  # served as stored: still encrypted
+
+    def test_an_encrypted_upload_is_decrypted_to_be_checked_then_kept_as_sent(self):
+        from django.urls import reverse
+
+        with override_settings(BACKUPS=ENCRYPTED):
+            summary = create_backup()
+            with open_stored_file(summary.storage_name) as stored:
+                data = stored.read()
+            upload = reverse("admin:backups_app_backuprecord_upload")
+            response = self.client.post(
+                upload, {"file": SimpleUploadedFile("nightly.jsonl.zst.age", data)}
+            )
+            assert response.status_code == 302
+            record = BackupRecord.objects.get(origin="upload")
+            with open_stored_file(record.name) as stored:
+                assert stored.read() == data
+        with override_settings(BACKUPS={}):
+            response = self.client.post(
+                upload, {"file": SimpleUploadedFile("again.jsonl.zst.age", data)}
+            )
+        assert response.status_code == 200
+        assert response.context["form"].errors["file"] == [
+            "This file was refused and not kept: again.jsonl.zst.age: is encrypted, "
+            "and BACKUPS['ENCRYPTION']['IDENTITIES'] is empty: set it to the age "
+            "identity (private key) it was encrypted for."
+        ]
+        assert sorted(objects(self.store)) == sorted(
+            [summary.storage_name, record.name]
+        )

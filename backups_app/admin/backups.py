@@ -94,6 +94,8 @@ WORKER_PATIENCE = 10
 
 # The signed cookie that lets the browser which started a restore see its outcome
 # after the restore has logged it out.
+# Downloads are sent this much at a time (FileResponse's own default is 4 KiB).
+DOWNLOAD_BLOCK = 1 << 20
 RESTORE_COOKIE = "backups_restore"
 RESTORE_COOKIE_SALT = "backups_app.restore-outcome"
 RESTORE_COOKIE_AGE = 7 * 24 * 3600
@@ -729,12 +731,16 @@ class BackupRecordAdmin(NumericIdAdmin):
             backup=record,
             message=_("Downloaded %(name)s.") % {"name": record.name},
         )
-        return FileResponse(
+        # The stored bytes as they are (still encrypted, if they are), a block at a
+        # time: from an object storage, each block is a ranged read.
+        response = FileResponse(
             handle,
             as_attachment=True,
             filename=record.name,
             content_type="application/octet-stream",
         )
+        response.block_size = DOWNLOAD_BLOCK
+        return response
 
     def validate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         require(request, PERMISSION_VALIDATE)
