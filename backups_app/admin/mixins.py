@@ -68,8 +68,10 @@ from .display import (
 )
 from .forms import DatabaseForm, RestoreConfirmForm, UploadForm
 
+# The mixins go on NumericIdAdmin subclasses (of BackupRecord, or of Operation for
+# the status and outcome pages); type checkers see them as such.
 if TYPE_CHECKING:
-    from django.contrib.admin import ModelAdmin as _ModelAdmin
+    from .base import NumericIdAdmin as _ModelAdmin
 else:
     _ModelAdmin = object
 
@@ -189,7 +191,8 @@ class BackupViewsMixin(_ModelAdmin):
         operation: Operation,
         survivors: dict[str, bool | None],
     ) -> HttpResponse:
-        """Redirect to the outcome page of a restore just started (RestoreMixin)."""
+        """Return the answer to a restore just started: its status page here;
+        RestoreMixin sends the browser to the outcome page, with a signed cookie."""
         return HttpResponseRedirect(
             reverse("admin:backups_app_operation_change", args=[operation.pk])
         )
