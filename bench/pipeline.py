@@ -232,11 +232,12 @@ def tables(results: dict, rows: int, memory_rows: int) -> str:
         command, config = key.split(" ", 1)
         by_config.setdefault(config, {})[command] = {
             k: median([r[k] for r in records if k in r])
-            for k in ("seconds", "max_rss_mb", "temp_disk_mb", "size_mb")
+            for k in ("seconds", "cpu_seconds", "max_rss_mb", "temp_disk_mb", "size_mb")
         }
     lines = [
-        "| storage, codec:level | file MB | backup s | restore s | validate s "
-        "| peak RSS MB (backup/restore/validate) | local disk MB (backup) |",
+        "| storage, codec:level | file MB | backup s (CPU s) | restore s (CPU s) "
+        "| validate s (CPU s) | peak RSS MB (backup/restore/validate) "
+        "| local disk MB (backup) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for config, commands in by_config.items():
@@ -245,14 +246,17 @@ def tables(results: dict, rows: int, memory_rows: int) -> str:
         b, r, v = commands["backup"], commands["restore"], commands["validate"]
         lines.append(
             f"| {config.removesuffix(f' @{rows}')} | {b['size_mb']:.1f} "
-            f"| {b['seconds']:.2f} | {r['seconds']:.2f} | {v['seconds']:.2f} "
+            f"| {b['seconds']:.2f} ({b['cpu_seconds']:.2f}) "
+            f"| {r['seconds']:.2f} ({r['cpu_seconds']:.2f}) "
+            f"| {v['seconds']:.2f} ({v['cpu_seconds']:.2f}) "
             f"| {b['max_rss_mb']:.0f} / {r['max_rss_mb']:.0f} / {v['max_rss_mb']:.0f} "
             f"| {b['temp_disk_mb']:.1f} |"
         )
     # S3 against the same configuration on local disk.
     lines += [
         "",
-        "| S3 against local disk | backup | restore | validate | peak RSS MB, S3 - local (b/r/v) |",
+        "| S3 against local disk, wall (CPU) | backup | restore | validate "
+        "| peak RSS MB, S3 - local (b/r/v) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for config, commands in by_config.items():
@@ -265,13 +269,17 @@ def tables(results: dict, rows: int, memory_rows: int) -> str:
             commands[c]["seconds"] / local[c]["seconds"]
             for c in ("backup", "restore", "validate")
         ]
+        cpu = [
+            commands[c]["cpu_seconds"] / local[c]["cpu_seconds"]
+            for c in ("backup", "restore", "validate")
+        ]
         growth = [
             commands[c]["max_rss_mb"] - local[c]["max_rss_mb"]
             for c in ("backup", "restore", "validate")
         ]
         lines.append(
-            f"| {config.removesuffix(f' @{rows}')} | {ratios[0]:.2f}x "
-            f"| {ratios[1]:.2f}x | {ratios[2]:.2f}x "
+            f"| {config.removesuffix(f' @{rows}')} | {ratios[0]:.2f}x ({cpu[0]:.2f}x) "
+            f"| {ratios[1]:.2f}x ({cpu[1]:.2f}x) | {ratios[2]:.2f}x ({cpu[2]:.2f}x) "
             f"| {growth[0]:+.0f} / {growth[1]:+.0f} / {growth[2]:+.0f} |"
         )
     if memory_rows:
@@ -311,7 +319,17 @@ def main() -> None:
     parser.add_argument("--codecs", default="gzip:1,gzip:6,zstd:1,zstd:3,zstd:9,none:0")
     parser.add_argument("--s3-codecs", default="gzip:1,zstd:3")
     parser.add_argument("--encrypted", default="gzip:1,zstd:3")
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        help="Print the tables of a results file; run nothing.",
+    )
     args = parser.parse_args()
+    if args.render:
+        data = json.loads(Path(args.render).read_text())
+        saved = data["args"]
+        print(tables(data["results"], saved["rows"], saved["memory_rows"]))
+        return
     run.SCRATCH = args.database_name
     bench = PipelineBench(args)
     load = os.getloadavg()
