@@ -229,7 +229,17 @@ class KilledBackupTests(TransactionTestCase):
         assert child.returncode == -signal.SIGKILL
         assert objects(self.store) == []
         assert len(uploads(self.store)) == 1
-        time.sleep(1.1)
+        # listbackups shows it as a partial file: written, until it is old enough.
+        from backups_app.operations.inventory import list_backups
+
+        partial = [b for b in list_backups(partials=True) if b.kind == "partial"]
+        assert [
+            (b.name.startswith("backup-default-"), b.integrity) for b in partial
+        ] == [(True, "writing")]
+        with override_settings(BACKUPS={"STALE_UPLOAD_AGE": 1}):
+            time.sleep(1.1)
+            partial = [b for b in list_backups(partials=True) if b.kind == "partial"]
+            assert [b.integrity for b in partial] == ["left behind"]
         with override_settings(BACKUPS={"STALE_UPLOAD_AGE": 1}):
             summary = create_backup()
         assert objects(self.store) == [summary.storage_name]

@@ -244,6 +244,18 @@ class RangedReader(io.RawIOBase):
         return size
 
 
+def pending_uploads(store: ObjectStore) -> list[tuple[str, datetime.datetime]]:
+    """Return the names (under the store's location) and start times of the multipart
+    uploads not completed yet: backups being written, or left by killed ones."""
+    prefix = store.key("")
+    found = []
+    paginator = store.client.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=store.bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            found.append((upload["Key"].removeprefix(prefix), upload["Initiated"]))
+    return found
+
+
 def abort_stale_uploads(
     store: ObjectStore, older_than: datetime.timedelta
 ) -> list[str]:
