@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import zlib
 
 import pytest
 from pyrage import x25519
@@ -46,6 +47,16 @@ def test_a_cut_stream_is_an_error(codec):
     data = compressed(codec, DATA)
     with pytest.raises(EOFError):
         decompressed(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("codec", [GZIP, ZSTD], ids=lambda c: c.name)
+def test_a_changed_byte_is_an_error_of_decompression(codec):
+    data = bytearray(compressed(codec, DATA))
+    data[len(data) // 2] ^= 0x10
+    with pytest.raises(Exception) as excinfo:
+        decompressed(bytes(data))
+    # What the reader turns into "cannot be read past line N: ...".
+    assert isinstance(excinfo.value, (ValueError, EOFError, zlib.error))
 
 
 def test_zstd_reads_every_frame():

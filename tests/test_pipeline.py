@@ -284,3 +284,28 @@ class EncryptionTests(TestCase):
                 assert validate_backup(source, file_only=True).ok
             finally:
                 source.close()
+
+
+class DamagedCompressionTests(TestCase):
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_a_changed_byte_in_a_zstd_file_is_one_line_and_exit_2(self):
+        populate_zoo()
+        path = self.tmp_path / "zoo.jsonl.zst"
+        create_backup(path)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x10
+        path.write_bytes(bytes(data))
+        before = snapshot()
+        for command in (
+            ("validatebackup", str(path), "--file-only"),
+            ("restore", str(path), "--noinput"),
+        ):
+            with pytest.raises(CommandError) as excinfo:
+                run_command(*command)
+            assert excinfo.value.returncode == 2
+            message = str(excinfo.value)
+            assert message.startswith(f"{path}: "), message
+            assert "\n" not in message
+        assert snapshot() == before
