@@ -21,7 +21,11 @@ from . import __version__, signals
 from .collector import collector_paused
 from .conf import ALWAYS_EXCLUDED_APPS, app_settings
 from .db.backends import backend_for
-from .db.tables import TableSpec, require_database, require_tables, table_specs
+from .db.tables import TableSpec, require_tables, table_specs
+
+# Public: the check every operation starts with, which commands also make before
+# Django's system checks (an unreachable database would end in a traceback there).
+from .db.tables import require_database as require_database
 from .exceptions import BackupError, StorageError, one_line
 from .fileformat.codec import base_field, block_encoder, column_encoder, kind
 from .fileformat.streams import BackupTarget

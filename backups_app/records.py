@@ -14,6 +14,7 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -310,6 +311,27 @@ def record_provenance(record: BackupRecord, provenance: str) -> None:
     if record.provenance != provenance:
         record.provenance = provenance
         record.save(update_fields=["provenance"])
+
+
+def check_provenance(record: BackupRecord) -> str:
+    """Return whether the record's file was made here, reading it whole if not known.
+
+    The answer is noted on the record; a file that cannot be read leaves it
+    unchecked.
+    """
+    if record.provenance == Provenance.UNCHECKED:
+        try:
+            with open_source(record.name) as source, source.open() as stream:
+                verified = verify_file(stream, record.name)
+        except (BackupError, SuspiciousFileOperation):
+            return Provenance.UNCHECKED
+        record_provenance(record, provenance_of(verified.header, verified.trailer))
+    return record.provenance
+
+
+def stored_location(name: str) -> Path | None:
+    """Return the local path of a name in the backup storage, when it has one."""
+    return stored_path(name)
 
 
 def record_integrity(record: BackupRecord, problem: str | None) -> None:

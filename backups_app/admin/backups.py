@@ -51,6 +51,7 @@ from ..models import (
 from ..operations.health import check_all
 from ..records import (
     check_name,
+    check_provenance,
     delete_backup_file,
     is_regular_file,
     open_source,
@@ -820,17 +821,7 @@ class BackupRecordAdmin(NumericIdAdmin):
 
     def provenance(self, record: BackupRecord) -> str:
         """Return whether the record's file was made here, reading it if not known."""
-        if record.provenance == Provenance.UNCHECKED:
-            from ..fileformat.reader import verify_file
-            from ..provenance import provenance_of
-
-            try:
-                with open_source(record.name) as source, source.open() as stream:
-                    verified = verify_file(stream, record.name)
-            except (BackupError, SuspiciousFileOperation):
-                return Provenance.UNCHECKED
-            record_provenance(record, provenance_of(verified.header, verified.trailer))
-        return record.provenance
+        return check_provenance(record)
 
     def survivors(
         self, request: HttpRequest, record: BackupRecord, database: str

@@ -23,7 +23,7 @@ from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from backups_app.db.tables import require_database
+from backups_app.backup import require_database
 from backups_app.exceptions import (
     BackupError,
     BackupFormatError,

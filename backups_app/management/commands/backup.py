@@ -8,8 +8,8 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from backups_app.backup import create_backup
-from backups_app.fileformat.streams import stored_path
 from backups_app.operations.prune import plan_prune, prune
+from backups_app.records import stored_location
 
 from ._output import (
     EXIT_CANNOT_RUN,
@@ -27,7 +27,7 @@ def where(summary) -> str:
     """Say where a backup went: a path, or a name in the backup storage."""
     if summary.storage_name is None:
         return summary.name
-    location = stored_path(summary.storage_name)
+    location = stored_location(summary.storage_name)
     suffix = f" ({location})" if location else ""
     return f"{summary.storage_name} in the backup storage{suffix}"
 
