@@ -21,7 +21,7 @@ help:
 	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
 	@echo "make test-thirdparty  round trips of Wagtail, django-mptt and django-reversion on each vendor"
 	@echo "make matrix         nox: every Python x Django x database (nox -l lists them)"
-	@echo "make lint           ruff check and format, the layer contracts (lint-imports)"
+	@echo "make lint           ruff check and format, the layer contracts (lint-imports), mypy"
 	@echo "make venv           create $(VENV) and install everything (the other targets do this first)"
 
 venv: $(STAMP)
@@ -125,3 +125,4 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check backups_app tests project bench noxfile.py
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy

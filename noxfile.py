@@ -90,7 +90,7 @@ def crossvendor(session: nox.Session) -> None:
 
 @nox.session(python=["3.11"])
 def lint(session: nox.Session) -> None:
-    """What ``make lint`` runs: ruff, the layer contracts."""
+    """What ``make lint`` runs: ruff, the layer contracts, mypy."""
     session.install("-r", "requirements.txt")
     session.install("-e", ".")
     session.run("ruff", "check", ".")
@@ -105,6 +105,7 @@ def lint(session: nox.Session) -> None:
         "noxfile.py",
     )
     session.run("lint-imports")
+    session.run("mypy")
 
 
 def _prefix(session: nox.Session) -> str:

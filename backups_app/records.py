@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from django.conf import settings
@@ -186,7 +186,7 @@ def is_regular_file(name: str) -> bool:
         return True  # the caller reports the missing file in its own words
 
 
-def open_stored_file(name: str):
+def open_stored_file(name: str) -> IO[bytes]:
     """Open a stored backup for download: a regular file in the storage, no link.
 
     Raises StorageError for a link or anything else that is not a regular file,
@@ -236,6 +236,7 @@ def _save_upload(storage: Any, name: str, uploaded: Any) -> str:
         for _attempt in range(10):
             try:
                 # link, not replace: never overwrite a file that took the name since.
+                assert path is not None  # a local storage: a path for every name
                 os.link(temporary, path)
                 return name
             except FileExistsError:
@@ -394,7 +395,11 @@ def _find_user_and_session(
                 continue
             wanted.discard(section.label)
             if section.label == user_label:
-                key = ("user", [pk_column, name_column], [user_pk, username])
+                key: tuple[str, list[str], list[str | None]] = (
+                    "user",
+                    [pk_column, name_column],
+                    [user_pk, username],
+                )
             else:
                 key = ("session", ["session_key"], [session_key])
             slot, columns, values = key

@@ -147,7 +147,8 @@ def start_operation(
         operation.refresh_from_db()
         return operation
     try:
-        result = run_operation.enqueue(operation.pk)
+        # A Task here: decorated above when a task framework is installed.
+        result = run_operation.enqueue(operation.pk)  # type: ignore[attr-defined]
     except Exception as exc:
         OperationRunner(operation).fail(
             _("Could not queue the operation: %(error)s") % {"error": exc}
@@ -324,6 +325,7 @@ class OperationRunner:
         record = record_backup(
             summary, username=self.operation.username, user_id=self.operation.user_id
         )
+        assert record is not None  # an admin backup goes to the backup storage
         record.origin = "admin"
         record.username = self.operation.username
         record.user_id = self.operation.user_id

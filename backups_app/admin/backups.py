@@ -26,6 +26,7 @@ from django.http import (
     HttpResponse,
     HttpResponseRedirect,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -133,6 +134,7 @@ def operation_outcome(operation: Operation) -> tuple[str, str]:
         operation.status == Operation.Status.FAILED
         and operation.kind == Operation.Kind.VALIDATE
         and operation.backup_id
+        and operation.backup is not None
         and operation.backup.integrity == Integrity.DAMAGED
     ):
         return Integrity.DAMAGED, _("damaged")
@@ -716,7 +718,7 @@ class BackupRecordAdmin(NumericIdAdmin):
         )
         return HttpResponseRedirect(self.changelist_url())
 
-    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def download_view(self, request: HttpRequest, pk: int) -> HttpResponseBase:
         require(request, PERMISSION_RUN)
         record = self.get_record(pk)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -18,7 +20,7 @@ class DatabaseForm(forms.Form):
 
     def __init__(self, *args, initial_database: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        field = self.fields["database"]
+        field = cast(forms.ChoiceField, self.fields["database"])
         field.choices = database_choices()
         if initial_database in settings.DATABASES:
             field.initial = initial_database
@@ -55,7 +57,7 @@ class RestoreConfirmForm(forms.Form):
 
     def full_clean(self) -> None:
         super().full_clean()
-        if self.is_bound and self._errors:
+        if self.is_bound and self.errors:
             # Back on the form after a refusal: the cursor goes where the error is.
             self.fields["confirm"].widget.attrs.update(
                 {"autofocus": True, "aria-invalid": "true"}

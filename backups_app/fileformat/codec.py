@@ -32,9 +32,9 @@ import ipaddress
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.conf import settings
@@ -79,12 +79,17 @@ def loads_block(block: bytes) -> list[list[Any]]:
     return rows
 
 
-def base_field(field: models.Field) -> models.Field:
+def base_field(field: models.Field[Any, Any]) -> models.Field[Any, Any]:
     """Return the field whose type decides the stored value: FK targets, generated outputs."""
-    while field.is_relation and field.target_field is not field:
-        field = field.target_field
+    while (
+        field.is_relation
+        and (target := cast("models.ForeignKey[Any, Any]", field).target_field)
+        is not field
+    ):
+        field = target
     if field.generated:
-        field = field.output_field
+        output = cast("models.GeneratedField", field).output_field
+        field = cast("models.Field[Any, Any]", output)  # set on a generated field
     return field
 
 
@@ -319,7 +324,7 @@ def _encoder_steps(base, table: str, connection) -> list[Encoder]:
     """The backend's converters for the column's type, then our encoding rule."""
     expression = Col(table, base)
     steps: list[Encoder] = [
-        lambda value, c=converter: c(value, expression, connection)
+        lambda value, c=converter: c(value, expression, connection)  # type: ignore[misc]
         for converter in connection.ops.get_db_converters(expression)
     ]
     if base.get_internal_type() in ENCODERS:
@@ -357,7 +362,7 @@ def batch_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
             return b"[]"
         # Column by column: one comprehension per column to convert rather than a
         # loop over the columns of every row (orjson writes tuples as arrays).
-        columns = list(zip(*rows, strict=True))
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for index, encoder in steps:
             columns[index] = [
                 None if value is None else encoder(value) for value in columns[index]
@@ -528,7 +533,7 @@ def _number_text(value: Decimal) -> str:
     if not text:
         return "0"
     stripped = text.rstrip("0")
-    exponent += len(text) - len(stripped)
+    exponent = cast(int, exponent) + len(text) - len(stripped)  # finite here
     return f"{'-' if sign else ''}{stripped}e{exponent}"
 
 
@@ -585,7 +590,7 @@ def row_normaliser(
     another vendor or holds canonical text (version 1); so do IP addresses from
     another vendor; version 1 times get the fraction they meant.
     """
-    steps = []
+    steps: list[tuple[int, Callable[[str], str]]] = []
     for index, field in enumerate(fields):
         field_kind = kind(field)
         if field_kind == "JSONField" and (version < 2 or not same_vendor):
@@ -622,7 +627,7 @@ def lines_normaliser(
 def pk_key_function(fields, pk_fields) -> Callable[[list], tuple]:
     """Return a function from a decoded row to a key sorted as the database sorts pks."""
     positions = [fields.index(f) for f in pk_fields]
-    converters = []
+    converters: list[Callable[[Any], Any] | None] = []
     for field in pk_fields:
         field_kind = kind(field)
         if field_kind == "DecimalField":

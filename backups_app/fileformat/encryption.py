@@ -19,9 +19,12 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..exceptions import BackupFormatError, StorageError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
 AGE_ARMORED_MAGIC = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -32,7 +35,7 @@ def is_encrypted(first_bytes: bytes) -> bool:
     return first_bytes.startswith((AGE_MAGIC, AGE_ARMORED_MAGIC))
 
 
-def _pyrage():
+def _pyrage() -> Any:
     try:
         import pyrage
     except ImportError:
@@ -87,7 +90,7 @@ def parse_identities(entries: Sequence[str]) -> list[Any]:
 class _QueueReader(io.RawIOBase):
     """The reading end of a bounded queue of byte chunks (b"" marks the end)."""
 
-    def __init__(self, chunks: queue.Queue):
+    def __init__(self, chunks: queue.Queue[bytes | BaseException]):
         self._chunks = chunks
         self._chunk = b""
         self._offset = 0
@@ -96,7 +99,8 @@ class _QueueReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
         while self._offset == len(self._chunk):
             if self._at_end:
                 return 0
@@ -105,8 +109,8 @@ class _QueueReader(io.RawIOBase):
                 raise item
             self._chunk, self._offset = item, 0
             self._at_end = not item
-        size = min(len(buffer), len(self._chunk) - self._offset)
-        buffer[:size] = self._chunk[self._offset : self._offset + size]
+        size = min(len(view), len(self._chunk) - self._offset)
+        view[:size] = self._chunk[self._offset : self._offset + size]
         self._offset += size
         return size
 
@@ -115,7 +119,7 @@ class _Stopped(Exception):
     """The consumer went away: the thread's pyrage call is to end."""
 
 
-def _put(chunks: queue.Queue, item: Any, stopping: threading.Event) -> None:
+def _put(chunks: queue.Queue[Any], item: Any, stopping: threading.Event) -> None:
     while True:
         if stopping.is_set():
             raise _Stopped
@@ -127,23 +131,26 @@ def _put(chunks: queue.Queue, item: Any, stopping: threading.Event) -> None:
 
 
 class _QueueWriter(io.RawIOBase):
-    def __init__(self, chunks: queue.Queue, stopping: threading.Event):
+    def __init__(
+        self, chunks: queue.Queue[bytes | BaseException], stopping: threading.Event
+    ):
         self._chunks = chunks
         self._stopping = stopping
 
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
-        _put(self._chunks, bytes(data), self._stopping)
-        return len(data)
+    def write(self, data: ReadableBuffer) -> int:
+        chunk = bytes(data)
+        _put(self._chunks, chunk, self._stopping)
+        return len(chunk)
 
 
 class _Encrypting(io.RawIOBase):
     """Bytes written here come out age-encrypted in ``target``."""
 
     def __init__(self, target: IO[bytes], recipients: list[Any]):
-        self._chunks: queue.Queue = queue.Queue(QUEUED_CHUNKS)
+        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(QUEUED_CHUNKS)
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run,
@@ -166,13 +173,14 @@ class _Encrypting(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         if self._error is not None:
             raise self._error
+        chunk = bytes(data)
         while True:
             try:
-                self._chunks.put(bytes(data), timeout=0.1)
-                return len(data)
+                self._chunks.put(chunk, timeout=0.1)
+                return len(chunk)
             except queue.Full:
                 if self._error is not None:
                     raise self._error from None
@@ -223,7 +231,7 @@ class Decrypted(io.RawIOBase):
 
     def __init__(self, source: IO[bytes], identities: list[Any], name: str):
         self._name = name
-        self._chunks: queue.Queue = queue.Queue(QUEUED_CHUNKS)
+        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(QUEUED_CHUNKS)
         self._stopping = threading.Event()
         self._reader = _QueueReader(self._chunks)
         self._thread = threading.Thread(
@@ -267,7 +275,7 @@ class Decrypted(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         return self._reader.readinto(buffer)
 
     def close(self) -> None:

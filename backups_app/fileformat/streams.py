@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, cast
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
@@ -33,6 +33,9 @@ from django.core.files.storage.handler import InvalidStorageError
 from ..conf import app_settings
 from ..exceptions import StorageError, one_line
 from .compression import gunzip
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
@@ -48,7 +51,7 @@ STALE_AFTER = 3600
 try:
     import fcntl
 except ImportError:  # Windows: no locks; partial files are left alone
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 def backup_storage() -> Storage:
@@ -89,10 +92,10 @@ class BackupSource:
     garbage collection) closes it.
     """
 
-    def __init__(self, source: str | os.PathLike | IO[bytes]):
+    def __init__(self, source: str | os.PathLike[str] | IO[bytes]):
         self._source = source
         self._handle: IO[bytes] | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[], BackupSource] | None = None
         self._storage_name: str | None = None
         self._path: Path | None = None
         if isinstance(source, (str, os.PathLike)):
@@ -159,7 +162,9 @@ class BackupSource:
                 ) from exc
         if self._storage_name is not None:
             return self._open_stored()
-        stream = sys.stdin.buffer if self._source == STDIO else self._source
+        stream = (
+            sys.stdin.buffer if self._source == STDIO else cast(IO[bytes], self._source)
+        )
         spooled = tempfile.TemporaryFile(prefix="backups_app-")  # noqa: SIM115
         try:
             shutil.copyfileobj(stream, spooled, READ_BUFFER)
@@ -169,6 +174,7 @@ class BackupSource:
         return spooled
 
     def _open_stored(self) -> IO[bytes]:
+        assert self._storage_name is not None
         try:
             return backup_storage().open(self._storage_name, "rb")
         except OSError as exc:
@@ -202,7 +208,7 @@ class BackupSource:
             if buffered.peek(2)[:2] == GZIP_MAGIC:
                 decompressed = _Decompressed(buffered, app_settings.MAX_EXPANSION_RATIO)
                 try:
-                    yield decompressed
+                    yield cast(IO[bytes], decompressed)
                 finally:
                     decompressed.stop()
             else:
@@ -237,7 +243,7 @@ class _Positional(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         count = os.preadv(self._descriptor, [buffer], self._offset)
         self._offset += count
         return count
@@ -253,7 +259,9 @@ class _Decompressed(io.RawIOBase):
     """
 
     def __init__(self, compressed: IO[bytes], max_ratio: float | None = None):
-        self._chunks: queue.Queue = queue.Queue(READ_AHEAD_CHUNKS)
+        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(
+            READ_AHEAD_CHUNKS
+        )
         self._stopping = threading.Event()
         self._chunk = b""
         self._offset = 0
@@ -276,7 +284,7 @@ class _Decompressed(io.RawIOBase):
         except BaseException as exc:  # handed to the reader, which raises it
             self._put(exc)
 
-    def _put(self, item) -> bool:
+    def _put(self, item: bytes | BaseException) -> bool:
         while not self._stopping.is_set():
             try:
                 self._chunks.put(item, timeout=0.1)
@@ -307,9 +315,10 @@ class _Decompressed(io.RawIOBase):
         self._offset += size
         return self._chunk[start : start + size]
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        data = self.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
     def stop(self) -> None:
@@ -320,15 +329,16 @@ class _Decompressed(io.RawIOBase):
 class _Readable(io.RawIOBase):
     """Adapt any object with ``read()`` (a storage file) to what BufferedReader wants."""
 
-    def __init__(self, file):
+    def __init__(self, file: IO[bytes]):
         self._file = file
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
-        data = self._file.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        data = self._file.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 
@@ -337,7 +347,7 @@ class BackupTarget:
 
     def __init__(
         self,
-        target: str | os.PathLike | IO[bytes] | None,
+        target: str | os.PathLike[str] | IO[bytes] | None,
         database: str,
         template: str | None = None,
     ):
@@ -377,6 +387,7 @@ class BackupTarget:
                 raise
             return
         if self.write_through:
+            assert self.path is not None  # only a path writes through
             with _open_device(self.path, self.name) as device:
                 yield from self._yield_compressed(device, compresslevel)
             return
@@ -406,7 +417,9 @@ class BackupTarget:
         finally:
             temporary.unlink(missing_ok=True)
 
-    def _yield_compressed(self, stream, compresslevel):
+    def _yield_compressed(
+        self, stream: IO[bytes], compresslevel: int
+    ) -> Iterator[IO[bytes]]:
         if self.compressed:
             with gzip.GzipFile(
                 fileobj=stream, mode="wb", compresslevel=compresslevel, mtime=0
@@ -420,6 +433,7 @@ class BackupTarget:
     def _temporary_directory(self) -> Path:
         if self.path is not None:
             return self.path.parent if str(self.path.parent) else Path.cwd()
+        assert self.storage_name is not None
         local = _local_path(backup_storage(), self.storage_name)
         return local.parent if local is not None else Path(tempfile.gettempdir())
 
@@ -432,6 +446,7 @@ class BackupTarget:
                     f"Cannot write {self.name!r}: {exc.strerror}."
                 ) from exc
             return
+        assert self.storage_name is not None
         storage = backup_storage()
         name = storage.get_available_name(self.storage_name)
         local = _local_path(storage, name)
@@ -463,6 +478,7 @@ def _standard_output() -> IO[bytes]:
         pass  # a stream without a descriptor, as tests capture output
     except (OSError, ValueError):
         raise StorageError("Cannot write to standard output: it is closed.") from None
+    assert stream is not None  # refused above
     return stream
 
 

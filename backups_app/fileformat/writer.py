@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import orjson
@@ -50,7 +50,7 @@ class BackupWriter:
         self.rows = 0
         self._table: str | None = None
         self._header: dict[str, Any] = {}
-        self._table_digest = None
+        self._table_digest = hashlib.sha256()
         self._table_rows = 0
         self._worker = (
             ThreadPoolExecutor(1, thread_name_prefix="backups_app-writer")
@@ -65,11 +65,11 @@ class BackupWriter:
     def __enter__(self) -> BackupWriter:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._worker is not None:
             self._worker.shutdown(wait=True)
 
-    def _run(self, step, data: bytes) -> None:
+    def _run(self, step: Callable[[bytes], None], data: bytes) -> None:
         """Run a write step after the ones before it."""
         if self._worker is None:
             step(data)
@@ -79,7 +79,7 @@ class BackupWriter:
         self._slots.acquire()
         self._worker.submit(step, data).add_done_callback(self._step_done)
 
-    def _step_done(self, future) -> None:
+    def _step_done(self, future: Future[None]) -> None:
         self._slots.release()
         if future.exception() is not None and self._failure is None:
             self._failure = future.exception()
