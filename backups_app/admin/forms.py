@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -18,7 +18,7 @@ class DatabaseForm(forms.Form):
 
     database = forms.ChoiceField(label=_("Database"), choices=())
 
-    def __init__(self, *args, initial_database: str | None = None, **kwargs):
+    def __init__(self, *args: Any, initial_database: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         field = cast(forms.ChoiceField, self.fields["database"])
         field.choices = database_choices()
@@ -51,7 +51,7 @@ class RestoreConfirmForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
 
-    def __init__(self, *args, database: str, **kwargs):
+    def __init__(self, *args: Any, database: str, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.database = database
 
