@@ -25,7 +25,7 @@ SAMPLE_NAME_VALUES = {"database": "default", "timestamp": "20260101T000000000000
 
 
 @register(Tags.compatibility)
-def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     config = getattr(settings, "BACKUPS", {})
     if not isinstance(config, dict):
         return [
@@ -484,19 +484,16 @@ def _check_template_suffixes(config: dict[str, Any]) -> list[CheckMessage]:
 
 
 def _check_stale_upload_age(value: Any) -> list[CheckMessage]:
-    from .operations.units import parse_duration
+    import datetime
 
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, datetime.timedelta) and value.total_seconds() > 0:
         return []
-    try:
-        if isinstance(value, str) and parse_duration(value).total_seconds() > 0:
-            return []
-    except ValueError:
-        pass
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return []
     return [
         Error(
-            f"BACKUPS['STALE_UPLOAD_AGE'] must be a duration such as '24h' or a "
-            f"number of seconds, not {value!r}.",
+            "BACKUPS['STALE_UPLOAD_AGE'] must be a number of seconds or a timedelta, "
+            f"not {value!r}.",
             hint="It must be longer than your longest backup takes to write.",
             id="backups_app.E020",
         )

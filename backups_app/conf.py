@@ -30,9 +30,9 @@ DEFAULTS: dict[str, Any] = {
     # are encrypted to; IDENTITIES (private keys AGE-SECRET-KEY-1..., or paths of
     # key files) that encrypted backups are read with. Several of each: rotation.
     "ENCRYPTION": {},
-    # A multipart upload to S3 older than this is a killed backup's: the next backup
-    # into the storage aborts it.
-    "STALE_UPLOAD_AGE": "24h",
+    # A multipart upload to S3 older than this (seconds, or a timedelta) is a killed
+    # backup's: the next backup into the storage aborts it.
+    "STALE_UPLOAD_AGE": 24 * 3600,
     # Rows a read or write batch holds at most; the writer lowers it to fit parameter limits.
     "BATCH_SIZE": 2000,
     # Use PostgreSQL COPY for restores.
@@ -123,12 +123,10 @@ class AppSettings:
 
     @property
     def STALE_UPLOAD_AGE(self) -> datetime.timedelta:
-        from .operations.units import parse_duration
-
         value = self._get("STALE_UPLOAD_AGE")
-        if isinstance(value, int):
-            return datetime.timedelta(seconds=value)
-        return parse_duration(value)
+        if isinstance(value, datetime.timedelta):
+            return value
+        return datetime.timedelta(seconds=value)
 
     @property
     def BATCH_SIZE(self) -> int:

@@ -379,21 +379,23 @@ class PipelineCheckTests(SimpleTestCase):
             ]
 
     def test_e020_stale_upload_age(self):
-        for value in ("soon", 0, True, "0s"):
+        import datetime
+
+        for value in ("24h", 0, True, datetime.timedelta(0), None):
             with (
                 self.subTest(value),
                 override_settings(BACKUPS={"STALE_UPLOAD_AGE": value}),
             ):
                 assert check_settings() == [
                     Error(
-                        "BACKUPS['STALE_UPLOAD_AGE'] must be a duration such as "
-                        f"'24h' or a number of seconds, not {value!r}.",
+                        "BACKUPS['STALE_UPLOAD_AGE'] must be a number of seconds or a "
+                        f"timedelta, not {value!r}.",
                         hint="It must be longer than your longest backup takes to "
                         "write.",
                         id="backups_app.E020",
                     )
                 ]
-        for value in ("6h", "2d", 3600):
+        for value in (6 * 3600, 0.5, datetime.timedelta(days=2)):
             with (
                 self.subTest(value),
                 override_settings(BACKUPS={"STALE_UPLOAD_AGE": value}),

@@ -18,13 +18,16 @@ import contextlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING, cast
 
 from ..conf import app_settings
 from ..exceptions import BackupFormatError, StorageError
 from .compression import AGE_SUFFIX, NONE, Codec, codec_named, detect, split_name
 from .encryption import decrypting, encrypting, is_encrypted
 from .pipeline import BackgroundReader, ChunkQueue
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 READ_BUFFER = 1 << 20
 READ_AHEAD_CHUNKS = 2
@@ -134,20 +137,20 @@ def decoded(raw: io.RawIOBase, name: str) -> Iterator[IO[bytes]]:
             codec.chunks(buffered, app_settings.MAX_EXPANSION_RATIO)
         )
         stack.callback(decompressed.stop)
-        yield decompressed
+        yield cast(IO[bytes], decompressed)
 
 
 class _Filling(io.RawIOBase):
     """Fill each buffer as far as the stream allows: a stream that hands out small
     pieces still shows a reader its first MAGIC_BYTES bytes at once."""
 
-    def __init__(self, raw: IO[bytes] | io.RawIOBase):
+    def __init__(self, raw: io.RawIOBase | io.BufferedIOBase):
         self._raw = raw
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer)
         filled = 0
         while filled < len(view):

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, cast
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
@@ -46,6 +46,9 @@ from .stack import (
     layers_for_stream,
 )
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 READ_BUFFER = 1 << 20
 STDIO = "-"
 # Temporary files of backups being written: ".backup-<host>-<pid>-<random>.partial",
@@ -58,7 +61,7 @@ STALE_AFTER = 3600
 try:
     import fcntl
 except ImportError:  # Windows: no locks; partial files are left alone
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 def backup_storage() -> Storage:
@@ -106,10 +109,10 @@ class BackupSource:
     garbage collection) closes it.
     """
 
-    def __init__(self, source: str | os.PathLike | IO[bytes]):
+    def __init__(self, source: str | os.PathLike[str] | IO[bytes]):
         self._source = source
         self._handle: IO[bytes] | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[], BackupSource] | None = None
         self._storage_name: str | None = None
         self._path: Path | None = None
         if isinstance(source, (str, os.PathLike)):
@@ -176,7 +179,9 @@ class BackupSource:
                 ) from exc
         if self._storage_name is not None:
             return self._open_stored()
-        stream = sys.stdin.buffer if self._source == STDIO else self._source
+        stream = (
+            sys.stdin.buffer if self._source == STDIO else cast(IO[bytes], self._source)
+        )
         spooled = tempfile.TemporaryFile(prefix="backups_app-")  # noqa: SIM115
         try:
             shutil.copyfileobj(stream, spooled, READ_BUFFER)
@@ -186,11 +191,12 @@ class BackupSource:
         return spooled
 
     def _open_stored(self) -> IO[bytes]:
+        assert self._storage_name is not None
         storage = backup_storage()
         store = object_store(storage)
         if store is not None:
             # Ranged GETs of one version of the object, never the whole of it.
-            return RangedReader(store, self._storage_name)  # type: ignore[return-value]
+            return cast(IO[bytes], RangedReader(store, self._storage_name))
         try:
             return storage.open(self._storage_name, "rb")
         except OSError as exc:
@@ -256,7 +262,7 @@ class _Positional(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         count = os.preadv(self._descriptor, [buffer], self._offset)
         self._offset += count
         return count
@@ -265,15 +271,16 @@ class _Positional(io.RawIOBase):
 class _Readable(io.RawIOBase):
     """Adapt any object with ``read()`` (a storage file) to what BufferedReader wants."""
 
-    def __init__(self, file):
+    def __init__(self, file: IO[bytes]):
         self._file = file
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
-        data = self._file.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        data = self._file.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 
@@ -287,7 +294,7 @@ class BackupTarget:
 
     def __init__(
         self,
-        target: str | os.PathLike | IO[bytes] | None,
+        target: str | os.PathLike[str] | IO[bytes] | None,
         database: str,
         template: str | None = None,
     ):
@@ -341,6 +348,7 @@ class BackupTarget:
                 raise
             return
         if self.write_through:
+            assert self.path is not None  # only a path writes through
             with (
                 _open_device(self.path, self.name) as device,
                 encoded(device, self.layers) as stream,
@@ -383,6 +391,7 @@ class BackupTarget:
         """Stream the backup to the object storage as a multipart upload: no local
         copy, the object appears under its name only when complete, never over
         another, and an interrupted upload is aborted."""
+        assert self.storage_name is not None
         storage = backup_storage()
         with contextlib.suppress(Exception):
             # Uploads of killed backups (best effort: the listing may be denied).
@@ -396,7 +405,7 @@ class BackupTarget:
             ) from exc
         upload = MultipartUpload(store, name)
         try:
-            with encoded(upload, self.layers) as stream:
+            with encoded(cast(IO[bytes], upload), self.layers) as stream:
                 yield stream
             upload.complete()
         except BaseException:
@@ -408,6 +417,7 @@ class BackupTarget:
     def _temporary_directory(self) -> Path:
         if self.path is not None:
             return self.path.parent if str(self.path.parent) else Path.cwd()
+        assert self.storage_name is not None
         local = _local_path(backup_storage(), self.storage_name)
         return local.parent if local is not None else Path(tempfile.gettempdir())
 
@@ -420,6 +430,7 @@ class BackupTarget:
                     f"Cannot write {self.name!r}: {exc.strerror}."
                 ) from exc
             return
+        assert self.storage_name is not None
         storage = backup_storage()
         name = storage.get_available_name(self.storage_name)
         local = _local_path(storage, name)
@@ -451,6 +462,7 @@ def _standard_output() -> IO[bytes]:
         pass  # a stream without a descriptor, as tests capture output
     except (OSError, ValueError):
         raise StorageError("Cannot write to standard output: it is closed.") from None
+    assert stream is not None  # refused above
     return stream
 
 
