@@ -97,8 +97,8 @@ class MultipartUpload(io.RawIOBase):
         self._buffer += view
         self.size += view.nbytes
         while len(self._buffer) >= self.part_size:
-            with memoryview(self._buffer) as view:
-                part = bytes(view[: self.part_size])
+            with memoryview(self._buffer) as buffered:
+                part = bytes(buffered[: self.part_size])
             del self._buffer[: self.part_size]
             self._send(part)
         return view.nbytes
