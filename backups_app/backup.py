@@ -134,7 +134,7 @@ def create_backup(
     reading: str | None = None
     try:
         with (
-            destination.open(app_settings.COMPRESSION_LEVEL) as stream,
+            destination.open() as stream,
             BackupWriter(stream, background=True) as writer,
         ):
             with backend.snapshot():

@@ -119,8 +119,8 @@ class CouldNotRunTests(TransactionTestCase):
         result = manage(*self.command("validatebackup"), variant="misconfigured")
         assert result.returncode == 4
         assert (
-            "?: (backups_app.E011) BACKUPS['COMPRESSION_LEVEL'] must be an integer "
-            "from 0 to 9, not 12." in result.stderr
+            "?: (backups_app.E011) BACKUPS['COMPRESSION_LEVEL'] must be None or an "
+            "integer from 0 to 9 for gzip, not 12." in result.stderr
         )
 
     def test_validate_exits_1_only_for_differences(self):

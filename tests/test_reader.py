@@ -21,8 +21,9 @@ from backups_app.backup import create_backup
 from backups_app.db.values import lines_encoder
 from backups_app.exceptions import BackupFormatError
 from backups_app.fileformat import compression, reader
+from backups_app.fileformat.compression import gunzip
 from backups_app.fileformat.reader import BackupReader, verify
-from backups_app.fileformat.streams import BackupSource, gunzip
+from backups_app.fileformat.streams import BackupSource
 from backups_app.fileformat.writer import BackupWriter
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
