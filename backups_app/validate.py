@@ -36,7 +36,7 @@ from .fileformat.codec import (
 )
 from .fileformat.reader import BackupReader, TableSection, row_lines, verify_file
 from .fileformat.streams import BackupSource
-from .progress import Progress, ProgressCallback, ignore_progress
+from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 
 MAX_EXAMPLES = 5
 
@@ -220,7 +220,9 @@ def _compare_rows(
                 row_lines(encode_block(rows)) for rows in batches
             ),
         )
-        database_rows = _merge_rows(report, spec, file_lines, database_lines, progress)
+        database_rows = _merge_rows(
+            report, spec, file_lines, database_lines, progress, same_rows
+        )
     report.file_rows = section.end.rows
     report.db_rows = same_rows + database_rows
 
@@ -231,9 +233,10 @@ def _merge_rows(
     file_lines: Iterator[bytes],
     database_lines: Iterator[bytes],
     progress: ProgressCallback,
+    rows_before: int = 0,
 ) -> int:
     """Count the rows missing, extra and changed; return how many database rows
-    there were."""
+    there were (``rows_before`` were compared already, as progress reports)."""
     key = pk_key_function(spec.fields, spec.pk_fields)
     database_rows = 0
     file_line = next(file_lines, None)
@@ -263,7 +266,9 @@ def _merge_rows(
         if order >= 0:
             database_rows += 1
             if database_rows % app_settings.BATCH_SIZE == 0:
-                progress(Progress("validate", spec.label, database_rows, None))
+                progress(
+                    Progress("validate", spec.label, rows_before + database_rows, None)
+                )
             database_line = next(database_lines, None)
     return database_rows
 
@@ -299,7 +304,7 @@ def validate_backup(
     # that differ from the database's.
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        verified = verify_file(stream, source.name, rows=file_only)
+        verified = verify_file(stream, source.name, rows=file_only, progress=progress)
     header = verified.header
     report = ValidationReport(
         source=source.name,
@@ -318,7 +323,15 @@ def validate_backup(
         with source.open() as stream:
             reader = BackupReader(stream, source.name)
             reader.expect(header, verified.digest)
-            _compare_database(report, reader, header, using, progress)
+            # The file's rows: about what the comparison goes through.
+            rows = sum(end.rows for end in verified.ends.values())
+            _compare_database(
+                report,
+                reader,
+                header,
+                using,
+                passed_on(progress, stage_total=rows),
+            )
     report.seconds = round(time.perf_counter() - started, 3)
     signals.announce(signals.post_validate, validate_backup, using=using, report=report)
     return report

@@ -106,6 +106,7 @@ STEPS = {
     "restore": gettext_lazy("Writing the backup’s rows"),
     "check": gettext_lazy("Checking foreign keys"),
     "verify-written": gettext_lazy("Reading back what was written"),
+    "committed": gettext_lazy("Committed; finishing"),
 }
 
 

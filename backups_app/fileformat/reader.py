@@ -21,6 +21,7 @@ import orjson
 
 from ..conf import app_settings
 from ..exceptions import BackupFormatError, one_line
+from ..progress import Progress, ProgressCallback, ignore_progress
 from .codec import TEMPORAL_KINDS, TEXT_KINDS, loads_block
 from .writer import FORMAT_NAME, MAX_PENDING_BLOCKS, SUPPORTED_VERSIONS
 
@@ -730,16 +731,22 @@ class Verified:
 
 
 def verify_file(
-    stream: IO[bytes], name: str = "backup", *, rows: bool = False
+    stream: IO[bytes],
+    name: str = "backup",
+    *,
+    rows: bool = False,
+    progress: ProgressCallback = ignore_progress,
 ) -> Verified:
     """Read a whole backup, checking every rule and digest; with ``rows``, parse and
-    check every row too."""
+    check every row too. ``progress`` hears of the rows read, as the "verify" stage."""
     reader = BackupReader(stream, name)
     ends: dict[str, TableEnd] = {}
     for section in reader.tables():
+        progress(Progress("verify", section.label, 0, None))
         for block in section.blocks():
             if rows:
                 section.parse(block)
+            progress(Progress("verify", section.label, section.rows, None))
         ends[section.label] = section.end
     return Verified(reader.header, ends, reader.trailer["digest"], reader.trailer)
 
