@@ -15,6 +15,7 @@ from django.db import DatabaseError
 
 from . import signals
 from .backup import unreadable_value_in_table
+from .changes import FieldChange, changed_fields
 from .collector import collector_paused
 from .conf import app_settings
 from .db.backends import Backend, backend_for
@@ -55,6 +56,8 @@ class TableReport:
     missing_examples: list[Any] = field(default_factory=list)
     extra_examples: list[Any] = field(default_factory=list)
     changed_examples: list[Any] = field(default_factory=list)
+    # The changed examples with their changed fields: (pk, backup → database).
+    changed_rows: list[tuple[Any, list[FieldChange]]] = field(default_factory=list)
     problem: str = ""  # a difference that is not about rows (no such table, columns)
 
     @property
@@ -66,7 +69,18 @@ class TableReport:
         return "match" if self.matches else "differ"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
+        data = asdict(self)
+        data["changed_rows"] = [
+            {
+                "pk": pk,
+                "changes": [
+                    {"field": c.field, "backup": c.before, "database": c.after}
+                    for c in changes
+                ],
+            }
+            for pk, changes in self.changed_rows
+        ]
+        return {**data, "status": self.status}
 
 
 @dataclass
@@ -254,7 +268,16 @@ def _merge_rows(
             order = (file_key > database_key) - (file_key < database_key)
             if order == 0:
                 report.changed += 1
-                _example(report.changed_examples, spec, file_line)
+                if len(report.changed_examples) < MAX_EXAMPLES:
+                    file_row, database_row = (
+                        loads_row(file_line),
+                        loads_row(database_line),
+                    )
+                    pk = pk_value(spec.fields, spec.pk_fields, file_row)
+                    report.changed_examples.append(pk)
+                    report.changed_rows.append(
+                        (pk, changed_fields(spec.fields, file_row, database_row))
+                    )
         if order < 0:
             report.missing += 1
             _example(report.missing_examples, spec, file_line)
