@@ -72,8 +72,22 @@ class BackupCommandTests(TestCase):
         not_a_folder.write_text("")
         with pytest.raises(CommandError) as excinfo:
             run_command("backup", "-o", str(not_a_folder / "zoo.jsonl.gz"))
-        assert str(excinfo.value).startswith(f"Cannot write to {str(not_a_folder)!r}")
+        assert str(excinfo.value) == (
+            f"Cannot write {str(not_a_folder / 'zoo.jsonl.gz')!r}: the directory "
+            f"{str(not_a_folder)!r} is not a directory."
+        )
         assert excinfo.value.returncode == 2
+
+    def test_a_folder_that_does_not_exist_is_refused_not_made(self):
+        target = self.tmp_path / "no-such-folder" / "zoo.jsonl.gz"
+        with pytest.raises(CommandError) as excinfo:
+            run_command("backup", "-o", str(target))
+        assert str(excinfo.value) == (
+            f"Cannot write {str(target)!r}: the directory {str(target.parent)!r} "
+            "does not exist."
+        )
+        assert excinfo.value.returncode == 2
+        assert list(self.tmp_path.iterdir()) == []
 
     def test_a_write_failing_on_the_writer_thread_stops_the_backup(self):
         from backups_app.fileformat.writer import BackupWriter

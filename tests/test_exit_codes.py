@@ -253,6 +253,7 @@ class InterruptTests(TransactionTestCase):
 
     def test_backup_leaves_no_file(self):
         target = self.tmp_path / "out" / "new.jsonl.gz"
+        target.parent.mkdir()
         code, stderr = self.interrupt("backup-table", "backup", "--output", str(target))
         assert (code, stderr) == (
             130,

@@ -50,6 +50,10 @@ HEADER_TYPES: dict[str, type] = {
 }
 
 
+# Said of a file that ends early: the likely cause.
+UNFINISHED = "(an unfinished copy or download?)"
+
+
 @dataclass(frozen=True)
 class TableEnd:
     label: str
@@ -231,7 +235,13 @@ class BackupReader:
         except BackupFormatError as exc:
             # A bound of decompression (streams.gunzip), said without the file's name.
             raise self._error(str(exc)) from exc
-        except (OSError, EOFError, ValueError, zlib.error) as exc:
+        except EOFError as exc:
+            # The compressed stream stops inside its data: the file was cut short.
+            raise self._error(
+                f"is incomplete: it ends early, after line {self._line_number} "
+                f"{UNFINISHED}"
+            ) from exc
+        except (OSError, ValueError, zlib.error) as exc:
             raise self._error(
                 f"cannot be read past line {self._line_number}: {one_line(exc)}"
             ) from exc
@@ -306,7 +316,7 @@ class BackupReader:
         """The next line, which must be a record; ``expected`` says what was due."""
         line = self._next_line()
         if line is None:
-            raise self._error(f"is truncated: it ends before {expected}")
+            raise self._error(f"is incomplete: it ends before {expected} {UNFINISHED}")
         if len(line) > self._max_line:
             raise self._too_long(self._line_number)
         if not line.startswith(b"{"):
@@ -495,7 +505,9 @@ class BackupReader:
             if whole > start:
                 break
             if not self._fill():
-                raise self._error(f"is truncated inside table {section.label}")
+                raise self._error(
+                    f"is incomplete: it ends inside table {section.label} {UNFINISHED}"
+                )
         lines = buffer.count(b"\n", start, whole)
         if buffer.count(b"\n[", start, whole) == lines - 1:
             stop = whole
