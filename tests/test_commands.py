@@ -176,7 +176,12 @@ class RestoreCommandTests(TestCase):
         )
         name = safety.rsplit(": ", 1)[1]
         assert name.startswith("safety-default-") and backup_storage().exists(name)
-        assert "Restored" in stdout.splitlines()[-1]
+        assert "Restored" in stdout.splitlines()[-2]
+        # How to undo it: this very command, given the safety backup.
+        assert stdout.splitlines()[-1] == (
+            f"To undo this restore, run: python -m django restore {name} "
+            "--database default"
+        )
         assert not Node.objects.filter(name="added after the backup").exists()
 
     def test_json_restore_without_noinput_is_refused_before_any_work(self):
@@ -218,8 +223,8 @@ class ValidateCommandTests(TestCase):
         node = Node.objects.create(name="extra")
         stdout, returncode = run_failing("validatebackup", str(self.file))
         assert returncode == 1
-        assert f"testapp.Node: extra primary keys, e.g. {node.pk}" in stdout
-        assert stdout.strip().endswith("tables match exactly, 1 differ")
+        assert f"  testapp.Node: extra pk {node.pk}\n" in stdout
+        assert stdout.strip().endswith("tables match exactly, 1 differ; rows: 1 extra")
 
     def test_json_report(self):
         node = Node.objects.create(name="extra")
