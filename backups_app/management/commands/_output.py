@@ -34,6 +34,7 @@ from backups_app.exceptions import (
     OperationInProgressError,
     StorageError,
 )
+from backups_app.operations.units import format_count, format_size
 from backups_app.progress import Progress, ProgressCallback
 
 # The exit codes of the three commands (README.md and docs/usage.md have the table).
@@ -218,14 +219,7 @@ class BackupsCommand(BaseCommand):
 
 
 def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
+    return format_size(size, missing="-")
 
 
 def age(value: datetime.datetime, now: datetime.datetime | None = None) -> str:
@@ -253,7 +247,7 @@ def local_time(value: datetime.datetime | str | None) -> str:
 
 
 def number(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
+    return format_count(value, missing="-")
 
 
 def table(
