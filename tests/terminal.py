@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.test_processes import ROOT
+# The project's root: the children run from there (as tests.test_processes.ROOT).
+ROOT = Path(__file__).resolve().parent.parent
 
 # Control sequences: CSI (ESC [ ... letter), and the characters a terminal acts on.
 TOKENS = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\r|\n|\x08|[^\x1b\r\n\x08]+")

@@ -176,12 +176,12 @@ class RestoreCommandTests(TestCase):
         )
         name = safety.rsplit(": ", 1)[1]
         assert name.startswith("safety-default-") and backup_storage().exists(name)
-        assert "Restored" in stdout.splitlines()[-2]
+        assert "Restored" in stdout.splitlines()[-5]
         # How to undo it: this very command, given the safety backup.
-        assert stdout.splitlines()[-1] == (
-            f"To undo this restore, run: python -m django restore {name} "
-            "--database default"
-        )
+        assert stdout.splitlines()[-2:] == [
+            "To undo this restore, run:",
+            f"  python -m django restore {name}",
+        ]
         assert not Node.objects.filter(name="added after the backup").exists()
 
     def test_json_restore_without_noinput_is_refused_before_any_work(self):

@@ -131,13 +131,16 @@ class ProgressTests(TransactionTestCase):
             for frame in frames
         ), frames
 
-        # The file's long path and the undo command are wider than the terminal.
+        # The file's long path is wider than the terminal.
         lines = result.screen().lines_written()
-        name = lines[-3].removeprefix("Safety backup of the previous data: ")
+        assert lines[-5].startswith(f"Restored database 'default' from {self.file} in")
+        assert re.fullmatch(
+            rf"\d+ tables, {self.rows:,} rows written, [\d,]+ replaced", lines[-4]
+        )
+        name = lines[-3].removeprefix("Safety backup: ")
         assert name.startswith("safety-default-") and backup_storage().exists(name)
-        assert lines[-2].startswith(f"Restored {self.file} into database 'default'")
-        undo = f"python -m django restore {name} --database default"
-        assert lines[-1] == f"To undo this restore, run: {undo}"
+        undo = f"python -m django restore {name}"
+        assert lines[-2:] == ["To undo this restore, run:", f"  {undo}"]
         # The command given undoes the restore.
         undone = subprocess.run(
             [*undo.replace("python", sys.executable, 1).split(), "--noinput"],
@@ -291,7 +294,7 @@ class InterruptTests(TransactionTestCase):
             "Interrupted after the restore was committed: database 'default' "
             "holds the backup's data; the restore is complete. To undo it, run: "
             "python -m django restore ",
-            " --database default",
+            "",
         )
         assert raw_contents() == self.backup_contents
         assert name

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.db import DEFAULT_DB_ALIAS
 
 from backups_app import signals
 from backups_app.conf import app_settings
@@ -47,7 +48,8 @@ def manage_py() -> str:
 def undo_command(safety_backup: str, database: str, settings: str | None) -> str:
     """The command that restores ``safety_backup`` into ``database``."""
     words = [manage_py(), "restore", shlex.quote(safety_backup)]
-    words += ["--database", shlex.quote(database)]
+    if database != DEFAULT_DB_ALIAS:
+        words += ["--database", shlex.quote(database)]
     if settings:
         words += ["--settings", shlex.quote(settings)]
     return " ".join(words)
@@ -234,23 +236,22 @@ class Command(BackupsCommand):
             self.write_json({**summary.to_dict(), "undo": undo})
             return
         if verbosity >= 1:
-            if summary.safety_backup:
-                self.stdout.write(
-                    f"Safety backup of the previous data: {summary.safety_backup}"
-                )
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Restored {plan.source.name} into database {database!r}: "
-                    f"{summary.tables} tables, {number(summary.rows_inserted)} rows "
-                    f"({number(summary.rows_deleted)} rows replaced) in "
+                    f"Restored database {database!r} from {plan.source.name} in "
                     f"{summary.seconds:.1f} s"
                 )
             )
+            self.stdout.write(
+                f"{summary.tables} tables, {number(summary.rows_inserted)} rows "
+                f"written, {number(summary.rows_deleted)} replaced"
+            )
             if undo:
-                self.stdout.write(f"To undo this restore, run: {undo}")
+                self.stdout.write(f"Safety backup: {summary.safety_backup}")
+                self.stdout.write(f"To undo this restore, run:\n  {undo}")
             else:
                 self.stdout.write(
-                    "No safety backup was taken, so this restore cannot be undone "
+                    "No safety backup was taken: this restore cannot be undone "
                     "with one."
                 )
 
@@ -303,8 +304,9 @@ class Command(BackupsCommand):
     def _render_plan(self, plan: RestorePlan) -> None:
         header = plan.header
         self.stdout.write(
-            f"Backup {plan.source.name}: taken {local_time(header.get('created'))}, "
-            f"from {header.get('vendor')} database {header.get('database')!r}"
+            f"Backup: {plan.source.name}\n"
+            f"Taken:  {local_time(header.get('created'))} ({header.get('vendor')}, "
+            f"database {header.get('database')!r})"
         )
         rows = [
             (t.label, number(t.rows_now), number(t.rows_in_file)) for t in plan.tables
