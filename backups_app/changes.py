@@ -10,8 +10,11 @@ since the backup (backup → database), a restore preview how it would change th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from django.db.models import Field
 
 from .fileformat.codec import TEXT_KINDS, kind
 
@@ -69,7 +72,7 @@ class FieldChange:
 
 
 def changed_fields(
-    fields, before_row: list[Any], after_row: list[Any]
+    fields: Sequence[Field[Any, Any]], before_row: list[Any], after_row: list[Any]
 ) -> list[FieldChange]:
     """Return the fields whose values differ between two encoded rows, in field order.
 

@@ -12,20 +12,21 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import orjson
 from django.core.management.base import (
     BaseCommand,
     CommandError,
     CommandParser,
+    OutputWrapper,
     SystemCheckError,
 )
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from backups_app.db.tables import require_database
+from backups_app.backup import require_database
 from backups_app.exceptions import (
     BackupError,
     BackupFormatError,
@@ -104,11 +105,13 @@ class UsageErrorParser(CommandParser):
     # --json was on the command line: a usage error is a JSON document too.
     json_errors = False
 
-    def parse_args(self, args=None, namespace=None):
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> argparse.Namespace:
         self.json_errors = _wants_json(sys.argv[1:] if args is None else args)
         return super().parse_args(args, namespace)
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         if self.called_from_command_line:
             self.print_usage(sys.stderr)
             if self.json_errors:
@@ -132,21 +135,23 @@ class BackupsCommand(BaseCommand):
     # Set once the JSON document is written: --json prints exactly one.
     json_written = False
     # Where the JSON document goes; stderr when stdout carries a backup.
-    json_stream = None
+    json_stream: OutputWrapper | None = None
 
-    def write_json(self, data: Any, stream=None) -> None:
+    def write_json(self, data: Any, stream: OutputWrapper | None = None) -> None:
         """Write the command's one JSON document (to stdout unless ``stream``)."""
         (stream or self.json_stream or self.stdout).write(json_text(data))
         self.json_written = True
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
+    def create_parser(
+        self, prog_name: str, subcommand: str, **kwargs: Any
+    ) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         # Django builds a CommandParser itself; only its error() changes.
         parser.__class__ = UsageErrorParser
-        parser.cannot_run_exit = self.cannot_run_exit
+        cast(UsageErrorParser, parser).cannot_run_exit = self.cannot_run_exit
         return parser
 
-    def execute(self, *args: Any, **options: Any):
+    def execute(self, *args: Any, **options: Any) -> str | None:
         from_command_line = getattr(self, "_called_from_command_line", False)
         try:
             output = self._execute(*args, **options)
@@ -187,7 +192,7 @@ class BackupsCommand(BaseCommand):
             stream.write(json_text(error_document(exc)))
             stream.flush()
 
-    def _execute(self, *args: Any, **options: Any):
+    def _execute(self, *args: Any, **options: Any) -> str | None:
         if options.get("force_color") and options.get("no_color"):
             raise CommandError(
                 "The --no-color and --force-color options can't be used together.",
@@ -239,7 +244,7 @@ def local_time(value: datetime.datetime | str | None) -> str:
         try:
             value = datetime.datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     if value is None:
         return "-"
     shown = timezone.localtime(value) if timezone.is_aware(value) else value
@@ -295,7 +300,7 @@ def table(
     return "\n".join(lines)
 
 
-def terminal_width(stream) -> int | None:
+def terminal_width(stream: Any) -> int | None:
     """Return the width of the terminal ``stream`` writes to, or None for a pipe."""
     if not getattr(stream, "isatty", lambda: False)():
         return None
@@ -333,7 +338,7 @@ VALIDATE_STEPS = ("verify", "compare")
 REDRAW_INTERVAL = 0.1
 
 
-def columns(stream) -> int:
+def columns(stream: Any) -> int:
     """Return the width of the terminal ``stream`` writes to."""
     try:
         return os.get_terminal_size(stream.fileno()).columns
@@ -370,7 +375,7 @@ class ProgressLine:
     No colour: stderr's default style is red, which reads as an error.
     """
 
-    def __init__(self, stream, enabled: bool, steps: Sequence[str] = ()):
+    def __init__(self, stream: Any, enabled: bool, steps: Sequence[str] = ()) -> None:
         self.stream = stream
         self.enabled = enabled and getattr(stream, "isatty", lambda: False)()
         self.steps = list(steps)
@@ -461,7 +466,7 @@ class ProgressLine:
 
 
 def progress_for(
-    command, options: dict[str, Any], steps: Sequence[str] = ()
+    command: BaseCommand, options: dict[str, Any], steps: Sequence[str] = ()
 ) -> ProgressLine:
     """Return the progress line of a command: on its stderr when that is a
     terminal, at verbosity 1 or more, and never with --json."""
@@ -471,7 +476,7 @@ def progress_for(
 
 @contextlib.contextmanager
 def running(
-    command,
+    command: BaseCommand,
     options: dict[str, Any],
     failed: int = EXIT_FAILED,
     steps: Sequence[str] = (),

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from backups_app.operations.prune import plan_prune, policy_from, prune
+from backups_app.operations.retention import RetentionPolicy
 from backups_app.operations.units import parse_size
 
 from ._output import (
@@ -53,7 +54,7 @@ class Command(BackupsCommand):
             "--json", action="store_true", help="Print one JSON document, nothing else."
         )
 
-    def _policy(self, options: dict[str, Any]):
+    def _policy(self, options: dict[str, Any]) -> RetentionPolicy | None:
         values: dict[str, Any] = {
             period: options[f"keep_{period}"]
             for period in PERIOD_OPTIONS

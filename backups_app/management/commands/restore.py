@@ -90,7 +90,7 @@ class CommitGuard:
             return  # someone else's handler: theirs to keep
         self._previous = signal.signal(signal.SIGINT, self._note)
 
-    def _note(self, signum, frame) -> None:
+    def _note(self, signum: int, frame: Any) -> None:
         self.pending = True
 
     def _release(self) -> None:
@@ -264,7 +264,9 @@ class Command(BackupsCommand):
         unchanged = f"Restore interrupted: database {database!r} was left unchanged"
         safety: list[str] = []
 
-        def safety_written(sender, using, summary, **kwargs):
+        def safety_written(
+            sender: Any, using: str, summary: Any, **kwargs: Any
+        ) -> None:
             if using == database and summary.origin == "safety":
                 safety.append(summary.name)
                 self.interrupted = (
@@ -275,7 +277,7 @@ class Command(BackupsCommand):
                     "safety_backup": summary.name,
                 }
 
-        def committed(**kwargs):
+        def committed(**kwargs: Any) -> None:
             self.interrupted = (
                 f"Interrupted after the restore was committed: database "
                 f"{database!r} holds the backup's data; the restore is complete."
@@ -288,7 +290,7 @@ class Command(BackupsCommand):
                 undo = undo_command(safety[-1], database, settings)
                 self.interrupted += f" To undo it, run: {undo}"
 
-        def restored(sender, using, summary, **kwargs):
+        def restored(sender: Any, using: str, summary: Any, **kwargs: Any) -> None:
             if using == database:
                 committed()
 

@@ -141,9 +141,9 @@ class Command(BackupsCommand):
                     width,
                 )
             if t.changed > len(t.changed_rows):
-                more = t.changed - len(t.changed_rows)
+                left = t.changed - len(t.changed_rows)
                 self.stdout.write(
-                    f"  {t.label}: {more:,} more changed row{'s' if more > 1 else ''}"
+                    f"  {t.label}: {left:,} more changed row{'s' if left > 1 else ''}"
                 )
         for difference in report.schema_differences:
             self.stdout.write(self.style.WARNING(f"  schema: {difference}"))
