@@ -229,11 +229,17 @@ class ConcurrentWriterTests(TransactionTestCase):
     databases = {"default", "other"}
     tmp_path: Path
 
+    def rollback_journal(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode=DELETE")
+
     def test_restored_data_satisfies_the_writers_invariant(self):
         if connection.vendor == "sqlite":
-            # Readers and a writer can only overlap in WAL mode; it stays on the file.
+            # Readers and a writer can only overlap in WAL mode; it stays on the
+            # file, so it is set back afterwards for the tests that run next.
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA journal_mode=WAL")
+            self.addCleanup(self.rollback_journal)
         for i in range(20):
             Book.objects.create(
                 title=f"b{i}", author=Author.objects.create(name=f"a{i}")

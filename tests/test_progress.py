@@ -14,7 +14,9 @@ from unittest import mock
 import pytest
 from django.test import TransactionTestCase
 
+from backups_app.admin.display import STEPS
 from backups_app.backup import create_backup
+from backups_app.management.commands._output import STAGES
 from backups_app.models import Operation
 from backups_app.progress import Progress, ignore_progress, passed_on, wants_counts
 from backups_app.records import record_backup
@@ -103,6 +105,8 @@ class ReportTests(TransactionTestCase):
         assert sum(r.done for r in safety if r.done == r.total and r.label) == before
         load = [r for r in reports if r.stage in ("restore", "verify-written")]
         assert {r.stage_total for r in load} == {self.summary.rows}
+        # Every stage has a name on the admin's status page and in a terminal.
+        assert set(stages(reports)) <= set(STEPS) & set(STAGES)
 
     def test_a_validation_knows_the_files_rows(self):
         reports: list[Progress] = []

@@ -11,7 +11,8 @@ import shutil
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NoReturn, cast
 
 import orjson
@@ -78,10 +79,14 @@ class CommandOutcome(CommandError):
     """
 
     def __init__(
-        self, message: str = "", *, returncode: int, details: dict | None = None
-    ):
+        self,
+        message: str = "",
+        *,
+        returncode: int,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message, returncode=returncode)
-        self.details = details or {}
+        self.details = dict(details or {})
 
 
 def error_document(exc: CommandError) -> dict[str, Any]:
@@ -129,7 +134,7 @@ class BackupsCommand(BaseCommand):
     # What an interruption (Ctrl-C) leaves behind; a command updates it as it goes.
     interrupted = "Interrupted."
     # What the JSON document of an interruption adds (a safety backup's name).
-    interrupted_details: dict[str, Any] = {}
+    interrupted_details: Mapping[str, Any] = MappingProxyType({})
     # The exit code of "could not run" (checkbackups' contract makes it 2).
     cannot_run_exit = EXIT_CANNOT_RUN
     # Set once the JSON document is written: --json prints exactly one.
