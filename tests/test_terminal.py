@@ -7,6 +7,7 @@ SQL (``raw_contents``), before and after.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -21,6 +22,12 @@ from django.test import TransactionTestCase
 
 from backups_app.backup import create_backup
 from backups_app.fileformat.streams import backup_storage
+from backups_app.management.commands._output import (
+    RESTORE_STEPS,
+    ProgressLine,
+    duration,
+)
+from backups_app.progress import Progress
 from tests.factories import mutate_zoo, populate_zoo
 from tests.terminal import Screen, run_in_terminal
 from tests.test_exit_codes import environment
@@ -521,6 +528,62 @@ class BrokenPipeTests(TransactionTestCase):
         child.stderr.close()
         child.wait(timeout=120)
         assert (child.returncode, stderr) == (141, b"")
+
+
+LABEL = "verylongapplabel.AModelWithAQuiteLongNameIndeed_and_its_m2m_table"
+
+
+@pytest.mark.parametrize("width", [200, 79, 59, 39, 19])
+def test_a_line_never_wider_than_the_terminal_least_useful_left_out(width):
+    line = ProgressLine(io.StringIO(), enabled=False, steps=RESTORE_STEPS)
+    report = Progress("restore", LABEL, 40_000, 90_000, 123_456)
+    text = line.text(report, 61_728, 12.0, width)
+    assert len(text) <= width
+    full = (
+        "[3/4] Loading rows  61,728 / 123,456 rows  50%  12 s left  5,144 rows/s  "
+        f"{LABEL}"
+    )
+    expected = {
+        200: full,
+        # The rate goes first, then the table, then the time left...
+        79: "[3/4] Loading rows  61,728 / 123,456 rows  50%  12 s left",
+        59: "[3/4] Loading rows  61,728 / 123,456 rows  50%  12 s left",
+        # ...then the rows, keeping the share done...
+        39: "[3/4] Loading rows  50%",
+        # ...and what is left is cut.
+        19: "[3/4] Loading rows",
+    }
+    assert text == expected[width]
+
+
+def test_no_estimate_without_an_honest_total():
+    line = ProgressLine(io.StringIO(), enabled=False, steps=RESTORE_STEPS)
+    # More rows than counted (written meanwhile): rows and rate only.
+    grown = line.text(Progress("safety", "a.B", 10, 10, 100), 150, 3.0, 79)
+    assert grown == "[2/4] Safety backup  150 rows  50 rows/s  a.B"
+    # Too early for a rate or a time left.
+    early = line.text(Progress("verify", "a.B", 10, None), 10, 0.2, 79)
+    assert early == "[1/4] Checking the file  10 rows  a.B"
+    # A restore's lock belongs to its next step; a reload counts passes.
+    assert line.text(Progress("lock", "", 0, None), 0, 0, 79) == (
+        "[2/4] Locking the tables"
+    )
+    assert line.text(Progress("reload", "", 1, 3), 0, 0, 79) == (
+        "[4/4] Loading again what triggers changed (pass 1 of 3)"
+    )
+    single = ProgressLine(io.StringIO(), enabled=False)
+    assert single.text(Progress("backup", "a.B", 5, 5, 5), 5, 2.0, 79) == (
+        "Backing up  5 / 5 rows  100%  2 rows/s  a.B"
+    )
+
+
+def test_durations_as_people_say_them():
+    assert [duration(s) for s in (0.2, 45, 185, 3720)] == [
+        "1 s",
+        "45 s",
+        "3 min 05 s",
+        "1 h 02 min",
+    ]
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="one vendor is enough")

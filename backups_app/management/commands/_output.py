@@ -412,7 +412,9 @@ class ProgressLine:
         if not new_stage and now - self._drawn < REDRAW_INTERVAL:
             return
         self._drawn = now
-        self.draw(self.text(progress, now - self._started, columns(self.stream) - 1))
+        done = self._before + self._done
+        width = columns(self.stream) - 1
+        self.draw(self.text(progress, done, now - self._started, width))
 
     def step(self, stage: str) -> str:
         key = STAGES.get(stage, (stage, ""))[0]
@@ -422,15 +424,15 @@ class ProgressLine:
             return ""
         return f"[{self.steps.index(key) + 1}/{len(self.steps)}]"
 
-    def text(self, progress: Progress, elapsed: float, width: int) -> str:
-        """Return the line for ``progress``, ``elapsed`` seconds into its stage."""
+    def text(self, progress: Progress, done: int, elapsed: float, width: int) -> str:
+        """Return the line for ``progress``, ``done`` rows and ``elapsed`` seconds
+        into its stage, at most ``width`` characters."""
         title = STAGES.get(progress.stage, ("", progress.stage))[1]
         heading = " ".join(filter(None, [self.step(progress.stage), title]))
         if progress.stage == "reload":
             # done and total count the passes, not rows.
             heading += f" (pass {progress.done} of {progress.total})"
             return fitted([(0, heading)], width)
-        done = self._before + self._done
         total = progress.stage_total
         if total is not None and done > total:
             total = None  # more rows than counted: no honest estimate
@@ -442,13 +444,13 @@ class ProgressLine:
         if done and elapsed >= 0.5:
             per_second = done / elapsed
             rate = f"{per_second:,.0f} rows/s"
-            if total and elapsed >= 1:
+            if total and total > done and elapsed >= 1:
                 left = f"{duration((total - done) / per_second)} left"
         return fitted(
             [
                 (0, heading),
-                (1, rows),
-                (2, percent),
+                (2, rows),
+                (1, percent),
                 (3, left),
                 (5, rate),
                 (4, progress.label),
