@@ -38,7 +38,7 @@ from .fileformat.reader import (
     verify_file,
 )
 from .fileformat.streams import BackupSource
-from .progress import Progress, ProgressCallback, ignore_progress
+from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 from .provenance import provenance_of
 from .validate import file_normaliser, normalised_block, normalised_digests
 
@@ -123,7 +123,7 @@ def plan_restore(
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        verified = verify_file(stream, source.name)
+        verified = verify_file(stream, source.name, progress=progress)
     header, ends = verified.header, verified.ends
     try:
         specs = file_table_specs(using, header)
@@ -221,13 +221,16 @@ def restore_backup(
             # waits until the restore has committed. No write falls between the two.
             backend.lock_tables(specs, lock_wait)
             if safety_backup:
-                progress(Progress("safety", "", 0, None))
+                progress(Progress("safety", "", 0, None, plan.rows_now))
+                # Its reports come as the "safety" stage: a backup's own stage
+                # would break the order of the restore's stages.
                 safety_name = create_backup(
                     None,
                     using=using,
                     exclude=exclude,
                     origin="safety",
                     name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
+                    progress=passed_on(progress, stage="safety"),
                 ).name
             with backend.writing():
                 progress(Progress("delete", "", 0, None))
@@ -244,6 +247,12 @@ def restore_backup(
                 # exactly after commit, in a step that is safe to lose.
                 progress(Progress("sequences", "", 0, None))
                 settle = backend.reset_sequences(specs)
+            # First after the commit: from here on the restore is done.
+            transaction.on_commit(
+                lambda: progress(Progress("committed", "", 0, None)),
+                using=using,
+                robust=True,
+            )
             transaction.on_commit(
                 lambda: _settle_sequences(backend, settle, progress),
                 using=using,
@@ -431,7 +440,9 @@ class _Loader:
                     ) from exc
                 yield decoded
                 done += len(batch)
-                self.progress(Progress("restore", spec.label, done, total))
+                self.progress(
+                    Progress("restore", spec.label, done, total, self.plan.rows_in_file)
+                )
 
     # -- what went wrong, said precisely --------------------------------------------
 
@@ -610,7 +621,15 @@ class _Loader:
                 except CONVERSION_ERRORS as exc:
                     raise _Failed(self._unreadable(spec, batch, exc)) from exc
                 rows += len(batch)
-                self.progress(Progress("verify-written", spec.label, rows, end.rows))
+                self.progress(
+                    Progress(
+                        "verify-written",
+                        spec.label,
+                        rows,
+                        end.rows,
+                        self.plan.rows_in_file,
+                    )
+                )
         return rows, digest.hexdigest()
 
     def _unreadable(
