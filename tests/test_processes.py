@@ -225,11 +225,18 @@ class ConcurrentWriterTests(TransactionTestCase):
     databases = {"default", "other"}
     tmp_path: Path
 
+    def _rollback_journal(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode=DELETE")
+            assert cursor.fetchone()[0] == "delete"
+
     def test_restored_data_satisfies_the_writers_invariant(self):
         if connection.vendor == "sqlite":
-            # Readers and a writer can only overlap in WAL mode; it stays on the file.
+            # Readers and a writer can only overlap in WAL mode. The mode stays on
+            # the file: the tests after this one get the rollback journal back.
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA journal_mode=WAL")
+            self.addCleanup(self._rollback_journal)
         for i in range(20):
             Book.objects.create(
                 title=f"b{i}", author=Author.objects.create(name=f"a{i}")
