@@ -169,6 +169,9 @@ class KilledRestoreTests(TransactionTestCase):
     databases = {"default", "other"}
     tmp_path: Path
 
+    # Slow (300,000 rows, about a minute): test_restore_safety kills restores after
+    # their first write on every vendor in the quick suite.
+    @pytest.mark.slow
     def test_database_is_unchanged_after_a_restore_is_killed_midway(self):
         populate_zoo()
         # Enough rows that the restore is still writing when it is killed.
