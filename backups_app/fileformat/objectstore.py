@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
 PART_SIZE = 8 << 20  # S3 takes parts of at least 5 MiB, except the last one
-READ_SIZE = 8 << 20
+PARTS_PER_SIZE = 1000
+READ_SIZE = 4 << 20
 # The first range read is this small, then each is twice the last, up to READ_SIZE:
 # a listing that wants only a file's header line fetches little more than it.
 FIRST_READ_SIZE = 256 << 10
@@ -72,11 +73,18 @@ class MultipartUpload(io.RawIOBase):
     """A writable stream whose bytes become the object ``name``: on ``complete()``,
     or never (``abort()``)."""
 
-    def __init__(self, store: ObjectStore, name: str, part_size: int = PART_SIZE):
+    def __init__(
+        self,
+        store: ObjectStore,
+        name: str,
+        part_size: int = PART_SIZE,
+        parts_per_size: int = PARTS_PER_SIZE,
+    ):
         self.store = store
         self.name = name
         self.key = store.key(name)
         self.part_size = part_size
+        self.parts_per_size = parts_per_size
         self.size = 0
         self._buffer = bytearray()
         self._parts: list[dict[str, Any]] = []
@@ -93,17 +101,25 @@ class MultipartUpload(io.RawIOBase):
         return True
 
     def write(self, data: ReadableBuffer) -> int:
-        view = memoryview(data)
-        self._buffer += view
-        self.size += view.nbytes
-        while len(self._buffer) >= self.part_size:
-            with memoryview(self._buffer) as buffered:
-                part = bytes(buffered[: self.part_size])
-            del self._buffer[: self.part_size]
-            self._send(part)
-        return view.nbytes
+        with memoryview(data) as view, view.cast("B") as rest:
+            self.size += rest.nbytes
+            while rest:
+                # Fill the part up to its size exactly, then send the buffer itself:
+                # one part in memory, never a copy of it.
+                room = self._current_part_size() - len(self._buffer)
+                self._buffer += rest[:room]
+                rest = rest[room:]
+                if len(self._buffer) == self._current_part_size():
+                    part, self._buffer = self._buffer, bytearray()
+                    self._send(part)
+            return view.nbytes
 
-    def _send(self, part: bytes) -> None:
+    def _current_part_size(self) -> int:
+        # S3 allows 10,000 parts: the size doubles every PARTS_PER_SIZE parts, so
+        # that a backup of any size fits (8 MiB parts up to 8 GiB written).
+        return self.part_size << (len(self._parts) // self.parts_per_size)
+
+    def _send(self, part: bytes | bytearray) -> None:
         number = len(self._parts) + 1
         try:
             response = self.store.client.upload_part(
@@ -122,8 +138,8 @@ class MultipartUpload(io.RawIOBase):
     def complete(self) -> None:
         """Make the object appear under its name, unless one is already there."""
         if self._buffer or not self._parts:
-            self._send(bytes(self._buffer))
-            self._buffer.clear()
+            part, self._buffer = self._buffer, bytearray()
+            self._send(part)
         try:
             self.store.client.complete_multipart_upload(
                 Bucket=self.store.bucket,
