@@ -27,6 +27,7 @@ from .db.tables import (
     require_tables,
     table_specs,
 )
+from .differential.changes import Changes, ChangesFailed, find_changes
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
 from .fileformat.codec import (
     block_encoder,
@@ -105,10 +106,14 @@ class RestoreSummary:
     source: str
     database: str
     tables: int
-    rows_deleted: int
+    rows_deleted: int  # rows updated are counted here too, and as inserted
     rows_inserted: int
     seconds: float
     safety_backup: str | None
+    rows_updated: int = 0
+    # Tables written row by row (differing in few rows), and reloaded whole.
+    tables_changed: int = 0
+    tables_reloaded: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,12 +192,18 @@ def restore_backup(
     safety_backup: bool | None = None,
     lock_wait: float = LOCK_WAIT,
     progress: ProgressCallback = ignore_progress,
+    full: bool = False,
 ) -> RestoreSummary:
     """Replace the contents of every table in the backup's scope with the backup's rows.
 
     One transaction: the file is checked completely before anything changes, and the
     written tables are re-counted and re-digested before commit. Any failure rolls back
     and raises, leaving the database as it was.
+
+    Each table is first compared with the file (``differential``): one that differs
+    in few rows gets only those rows deleted and inserted, and only those are read
+    back; the others are emptied and loaded whole. ``full`` reloads every table
+    without comparing.
 
     The tables in scope are locked against writers before the safety backup is read,
     inside the same transaction. A session still writing to one of them after
@@ -219,6 +230,7 @@ def restore_backup(
     signals.pre_restore.send(restore_backup, using=using, plan=plan)
     backend = backend_for(using)
     progress(Progress("lock", "", 0, None))
+    changes = None
     try:
         with backend.restore_session(), backend.restore_transaction():
             # The restore lock first (another restore fails at once), then every
@@ -227,6 +239,13 @@ def restore_backup(
             # write that commits before the locks is in it, and any later write
             # waits until the restore has committed. No write falls between the two.
             backend.lock_tables(specs, lock_wait)
+            # What each table needs, compared with the file under the locks; the
+            # file is read and checked whole before anything is written.
+            changes = (
+                Changes.none(specs, backend)
+                if full
+                else find_changes(plan, specs, backend, progress)
+            )
             if safety_backup:
                 progress(Progress("safety", "", 0, None))
                 safety_name = create_backup(
@@ -238,13 +257,14 @@ def restore_backup(
                 ).name
             with backend.writing():
                 progress(Progress("delete", "", 0, None))
-                backend.delete_all(specs)
-                loader = _Loader(plan, specs, backend, progress)
+                changes.delete(progress)
+                loader = _Loader(plan, specs, backend, progress, changes)
                 written = loader.load()
                 loader.check_foreign_keys()
                 if loader.settle(written):
                     # A reload replaced rows that foreign keys may point at.
                     loader.check_foreign_keys()
+                changes.check_written(progress)
                 # Last, when nothing else can fail: on PostgreSQL sequences are
                 # not transactional, so they are only raised here (a rollback or
                 # a kill leaves a gap of unused ids, never a collision) and set
@@ -257,7 +277,7 @@ def restore_backup(
                 robust=True,
             )
             progress(Progress("commit", "", 0, None))
-    except _Failed as exc:
+    except (_Failed, ChangesFailed) as exc:
         raise RestoreError(
             f"Restore of {plan.source.name} failed and was rolled back: {exc}"
         ) from exc.__cause__
@@ -272,15 +292,21 @@ def restore_backup(
             f"Restore of {plan.source.name} failed and was rolled back: a value does "
             f"not fit database {using!r} ({type(exc).__name__}: {one_line(exc)})"
         ) from exc
+    finally:
+        if changes is not None:
+            changes.close()
     clear_stale_caches(using)
     summary = RestoreSummary(
         source=plan.source.name,
         database=using,
         tables=len(specs),
-        rows_deleted=plan.rows_now,
-        rows_inserted=sum(end.rows for _, end in written),
+        rows_deleted=changes.rows_deleted(plan),
+        rows_inserted=changes.rows_inserted(plan),
         seconds=round(time.perf_counter() - started, 3),
         safety_backup=safety_name,
+        rows_updated=changes.rows_updated,
+        tables_changed=len(changes.tables),
+        tables_reloaded=len(specs) - len(changes.tables),
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary
@@ -352,15 +378,21 @@ class _Loader:
         specs: list[TableSpec],
         backend: Backend,
         progress: ProgressCallback,
+        changes: Changes,
     ):
         self.plan = plan
         self.specs = specs
         self.backend = backend
         self.progress = progress
+        # The tables changed row by row; the others are loaded whole.
+        self.changes = changes
         self.by_label = {spec.label: spec for spec in specs}
         self.batch_size = app_settings.BATCH_SIZE
         with_triggers = backend.trigger_tables()
         self.triggered = {spec.label for spec in specs if spec.table in with_triggers}
+        # Whether the database may change tables in scope by itself as they are
+        # written (triggers; with tables changed row by row, cascading deletes too).
+        self.rewrites = bool(self.triggered) or changes.side_effects
         self.version = plan.header["version"]
         # Tables whose values this vendor (or the file's format version) spells
         # otherwise, such as JSON text across vendors: read back and compared in a
@@ -386,19 +418,35 @@ class _Loader:
         """
         loaded: dict[str, tuple[TableSpec, TableEnd]] = {}
         for wanted in (labels & self.triggered, labels - self.triggered):
-            if not wanted:
+            # A table changed row by row has its rows at hand (loaded again, whole).
+            changed = set() if read_back else wanted & self.changes.tables.keys()
+            if wanted == changed:
+                for label in self.plan.ends:
+                    if label in changed:
+                        loaded.update(self._insert_changes(label))
                 continue
             with self.plan.source.open() as stream:
                 reader = BackupReader(stream, self.plan.source.name)
                 reader.expect(self.plan.header, self.plan.digest)
                 for section in reader.tables():
-                    if section.label in wanted:
+                    if section.label in changed:
+                        loaded.update(self._insert_changes(section.label))
+                    elif section.label in wanted:
                         spec = aligned(self.by_label[section.label], section.columns)
                         self._load_table(spec, section)
                         loaded[section.label] = (spec, section.end)
                         if read_back:
                             self._check_alone(spec, section.end)
         return loaded
+
+    def _insert_changes(self, label: str) -> dict[str, tuple[TableSpec, TableEnd]]:
+        """Insert a changed table's new rows; return it when it is to be read back
+        whole (``settle``), which only the database's own writes call for."""
+        spec = self.changes.tables[label].spec
+        self.changes.insert(spec, self.progress)
+        if not self.changes.side_effects:
+            return {}
+        return {label: (spec, self.plan.ends[label])}
 
     def _load_table(self, spec: TableSpec, section: TableSection) -> None:
         connection = self.backend.connection
@@ -409,7 +457,7 @@ class _Loader:
             # A savepoint per table: after a failed insert the table can be loaded
             # again, a row at a time, to find the row at fault.
             with transaction.atomic(using=self.backend.using):
-                if self.triggered:
+                if self.rewrites:
                     self.backend.empty(spec)
                 self.backend.insert_rows(spec, self._batches(spec, section, decode))
         except DatabaseError as exc:
@@ -511,7 +559,7 @@ class _Loader:
         fields = list(spec.fields)
         decode = row_decoder(fields, list(spec.insert_fields), connection, self.version)
         with closing(self._section_lines(spec.label)) as lines:
-            if self.triggered:
+            if self.rewrites:
                 self.backend.empty(spec)
             pending: list[list[Any]] = []
             for line in itertools.chain(lines, [None]):
@@ -539,7 +587,9 @@ class _Loader:
 
     def check_foreign_keys(self) -> None:
         self.progress(Progress("check", "", 0, None))
-        problem = self.backend.check_constraints(self.specs)
+        problem = self.backend.check_constraints(
+            self.specs, self.changes.foreign_key_values
+        )
         if problem is not None:
             raise _Failed(problem)
 
@@ -562,7 +612,7 @@ class _Loader:
             if not differing:
                 return reloads > 0
             label, seen = next(iter(differing.items()))
-            if not self.triggered:
+            if not self.rewrites:
                 raise _Failed(self._difference(specs[label], ends[label], seen))
             if reloads == MAX_RELOADS:
                 raise _Failed(
