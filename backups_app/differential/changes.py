@@ -40,14 +40,9 @@ from ..db.backends import Backend
 from ..db.integrity import ForeignKey
 from ..db.schema import aligned
 from ..db.tables import TableSpec
+from ..db.values import block_encoder, column_decoder, row_decoder
 from ..exceptions import one_line
-from ..fileformat.codec import (
-    block_encoder,
-    column_decoder,
-    loads_block,
-    pk_value,
-    row_decoder,
-)
+from ..fileformat.codec import loads_block, pk_value
 from ..fileformat.reader import BackupReader, row_lines
 from ..progress import Progress, ProgressCallback, ignore_progress
 from ..validate import file_normaliser

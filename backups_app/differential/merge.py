@@ -24,8 +24,9 @@ from itertools import accumulate
 from typing import Any, Protocol
 
 from ..conf import app_settings
+from ..db.values import block_encoder
 from ..exceptions import BackupFormatError
-from ..fileformat.codec import block_encoder, loads_row, pk_key_function, pk_value
+from ..fileformat.codec import loads_row, pk_key_function, pk_value
 from ..fileformat.reader import TableSection
 from ..progress import Progress, ProgressCallback, ignore_progress
 from .fields import FieldChange, changed_fields
