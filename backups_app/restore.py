@@ -29,6 +29,7 @@ from .db.tables import (
 )
 from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
 from .differential.changes import Changes, ChangesFailed, find_changes
+from .differential.preview import preview_changes
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
 from .fileformat.codec import loads_block, loads_row, pk_value
 from .fileformat.reader import (
@@ -50,6 +51,21 @@ class TablePlan:
     table: str
     rows_now: int | None  # None: the table is not in this database
     rows_in_file: int | None  # None: the table is not in the backup
+    # What the restore would change, when the plan compared (plan_restore(compare=
+    # True)); None otherwise. Updated rows are neither deleted nor inserted here.
+    delete: int | None = None
+    insert: int | None = None
+    update: int | None = None
+    # Whether the restore would reload the table whole rather than write its rows
+    # that differ.
+    reload: bool | None = None
+    # "delete", "insert": a few primary keys; "update": {"pk", "fields": [{"field",
+    # "old", "new"}]}, old the database's value and new the file's, shortened.
+    examples: dict[str, list[Any]] | None = field(default=None, compare=False)
+
+    @property
+    def unchanged(self) -> bool:
+        return self.delete == 0 and self.insert == 0 and self.update == 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,18 @@ class RestorePlan:
     def rows_in_file(self) -> int:
         return sum(t.rows_in_file or 0 for t in self.tables)
 
+    @property
+    def compared(self) -> bool:
+        """Whether the plan knows the rows that differ (``plan_restore(compare=True)``)."""
+        return any(t.delete is not None for t in self.tables)
+
+    def changes(self) -> dict[str, int]:
+        """Rows the restore would delete, insert and update, over every table."""
+        return {
+            kind: sum(getattr(t, kind) or 0 for t in self.tables)
+            for kind in ("delete", "insert", "update")
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source.name,
@@ -89,6 +117,8 @@ class RestorePlan:
             "provenance": self.provenance,
             "rows_now": self.rows_now,
             "rows_in_file": self.rows_in_file,
+            "compared": self.compared,
+            **({"changes": self.changes()} if self.compared else {}),
             "schema_differences": list(self.schema_differences),
             "tables": [asdict(t) for t in self.tables],
         }
@@ -104,9 +134,11 @@ class RestoreSummary:
     seconds: float
     safety_backup: str | None
     rows_updated: int = 0
-    # Tables written row by row (differing in few rows), and reloaded whole.
+    # Tables that differed in few rows, whose rows that differ were written (or
+    # that did not differ at all); the labels of those reloaded whole.
     tables_changed: int = 0
-    tables_reloaded: int = 0
+    tables_unchanged: int = 0
+    reloaded: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,11 +150,14 @@ def plan_restore(
     *,
     using: str = "default",
     progress: ProgressCallback = ignore_progress,
+    compare: bool = False,
 ) -> RestorePlan:
     """Check the whole file and its fit to the database; return what a restore would do.
 
     Raises BackupFormatError for a damaged file. Schema differences are returned in the
-    plan (``restore_backup`` refuses them).
+    plan (``restore_backup`` refuses them). With ``compare``, the plan also says, per
+    table, which rows the restore would delete, insert and update (reading the file
+    again and every table of the database, as a validation does).
     """
     require_database(using)
     source = source if isinstance(source, BackupSource) else BackupSource(source)
@@ -155,12 +190,30 @@ def plan_restore(
     ]
     tables = {t["label"]: t["table"] for t in header["tables"]}
     tables.update({spec.label: spec.table for spec in specs})
+    previews = {}
+    if compare and not differences:
+        try:
+            previews = preview_changes(
+                source,
+                header,
+                verified.digest,
+                specs,
+                backend,
+                current,
+                {label: end.rows for label, end in ends.items()},
+                progress,
+            )
+        except DatabaseError as exc:
+            raise BackupError(
+                f"Cannot read database {using!r}: {one_line(exc)}"
+            ) from exc
     plan = tuple(
         TablePlan(
             label,
             tables[label],
             current.get(label),
             ends[label].rows if label in ends else None,
+            **(asdict(previews[label]) if label in previews else {}),
         )
         for label in labels
     )
@@ -298,8 +351,9 @@ def restore_backup(
         seconds=round(time.perf_counter() - started, 3),
         safety_backup=safety_name,
         rows_updated=changes.rows_updated,
-        tables_changed=len(changes.tables),
-        tables_reloaded=len(specs) - len(changes.tables),
+        tables_changed=sum(1 for t in changes.tables.values() if t.writes),
+        tables_unchanged=sum(1 for t in changes.tables.values() if not t.writes),
+        reloaded=[spec.label for spec in specs if spec.label not in changes],
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary

@@ -87,6 +87,10 @@ class TableChanges:
     def rows_added(self) -> int:
         return self.missing + self.changed
 
+    @property
+    def writes(self) -> int:
+        return self.rows_removed + self.rows_added
+
 
 def reload_cheaper(writes: int, rows_now: int, rows_in_file: int, cost: float) -> bool:
     """Whether reloading a table whole costs less than writing ``writes`` rows of it
@@ -219,7 +223,7 @@ class Changes:
                 spec = by_label.get(section.label)
                 now = rows_now.get(section.label, 0)
                 in_file = plan.ends[section.label].rows
-                if spec is None or not now or not in_file:
+                if spec is None or bool(now) != bool(in_file):
                     # Nothing to compare: emptied, or loaded into an empty table.
                     section.skip()
                     continue
