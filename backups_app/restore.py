@@ -30,7 +30,15 @@ from .db.tables import (
 from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
 from .differential.changes import Changes, ChangesFailed, find_changes
 from .differential.preview import preview_changes
-from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
+from .exceptions import (
+    BackupError,
+    IncompatibleBackupError,
+    RestoreError,
+    one_line,
+)
+from .exceptions import database_message as _database_message
+from .exceptions import error_text as _error_text
+from .exceptions import shown_value as _shown
 from .fileformat.codec import loads_block, loads_row, pk_value
 from .fileformat.reader import (
     BackupReader,
@@ -306,9 +314,13 @@ def restore_backup(
                 changes.delete(progress)
                 loader = _Loader(plan, specs, backend, progress, changes)
                 written = loader.load()
-                loader.check_foreign_keys()
-                if loader.settle(written):
-                    # A reload replaced rows that foreign keys may point at.
+                if not loader.rewrites:
+                    loader.check_foreign_keys()
+                loader.settle(written)
+                if loader.rewrites:
+                    # Checked once the tables hold the file's rows: what the
+                    # database wrote by itself (a trigger, a cascading delete) may
+                    # break a key until the read-back has put it right.
                     loader.check_foreign_keys()
                 changes.check_written(progress)
                 # Last, when nothing else can fail: on PostgreSQL sequences are
@@ -372,28 +384,11 @@ def _settle_sequences(
 # How many times the tables that triggers changed after their own load are emptied
 # and loaded again before the restore gives up.
 MAX_RELOADS = 3
-# The longest value an error message shows.
-SHOWN_LENGTH = 60
 CONVERSION_ERRORS = (ValueError, ArithmeticError, TypeError, LookupError)
 
 
 class _Failed(Exception):
     """A step of the restore failed; the message names the table, column and row."""
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 3] + "..."
-
-
-def _database_message(exc: BaseException) -> str:
-    """The driver's message on one line, without PostgreSQL's CONTEXT: we say where."""
-    parts = one_line(exc).split("; ")
-    return "; ".join(part for part in parts if not part.startswith("CONTEXT:"))
-
-
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 class _Loader:

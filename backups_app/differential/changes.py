@@ -41,12 +41,11 @@ from ..db.integrity import ForeignKey
 from ..db.schema import aligned
 from ..db.tables import TableSpec
 from ..db.values import block_encoder, column_decoder, row_decoder
-from ..exceptions import one_line
+from ..exceptions import database_message, error_text, shown_value
 from ..fileformat.codec import loads_block, pk_value
 from ..fileformat.reader import BackupReader, row_lines
 from ..progress import Progress, ProgressCallback, ignore_progress
 from ..validate import file_normaliser
-from .fields import shown
 from .merge import StopComparing, merge_table
 from .store import Spool, Stretch
 
@@ -348,7 +347,7 @@ class Changes:
             progress(Progress("restore", table.label, done, table.rows_added))
 
     def _pk(self, table: TableChanges, row: list) -> str:
-        return shown(pk_value(list(table.spec.fields), table.spec.pk_fields, row), 60)
+        return shown_value(pk_value(list(table.spec.fields), table.spec.pk_fields, row))
 
     def _conversion_failure(self, table, rows, exc) -> str:
         spec = table.spec
@@ -365,21 +364,14 @@ class Changes:
                 except CONVERSION_ERRORS as error:
                     return (
                         f"{spec.label}.{column_field.column}, pk {self._pk(table, row)}: "
-                        f"{shown(value, 60)} cannot be converted "
-                        f"({type(error).__name__}: {error})"
+                        f"{shown_value(value)} cannot be converted ({error_text(error)})"
                     )
-        return (
-            f"{spec.label}: a value cannot be converted ({type(exc).__name__}: {exc})"
-        )
+        return f"{spec.label}: a value cannot be converted ({error_text(exc)})"
 
     def _insert_failure(self, table: TableChanges, exc: DatabaseError) -> str:
         """Find the row the database refused: the one COPY names, or, inserting the
         rows again one at a time in savepoints, the first that fails."""
-        message = "; ".join(
-            part
-            for part in one_line(exc).split("; ")
-            if not part.startswith("CONTEXT:")
-        )
+        message = database_message(exc)
         located = self.backend.failed_row(exc)
         spec = table.spec
         if located is not None:
@@ -399,7 +391,10 @@ class Changes:
                 with transaction.atomic(using=self.backend.using):
                     self.backend.insert_row(spec, decode(list(row)))
             except DatabaseError as error:
-                return f"{spec.label}, pk {self._pk(table, row)}: {one_line(error)}"
+                return (
+                    f"{spec.label}, pk {self._pk(table, row)}: "
+                    f"{database_message(error)}"
+                )
         return f"{spec.label}: {message}"
 
     def _rows_added(self, table: TableChanges) -> Iterator[list]:
@@ -410,7 +405,10 @@ class Changes:
 
     def foreign_key_values(self, fk: ForeignKey) -> Iterator[list] | None:
         """The values to check ``fk`` for, in lists of parameters, or None to check
-        every row (a table at either end was reloaded whole)."""
+        every row (a table at either end was reloaded whole, or the database may
+        have written to the tables by itself)."""
+        if self.side_effects:
+            return None
         child = self.by_table.get(fk.table)
         parent = self.by_table.get(fk.parent_table)
         for spec in (child, parent):
@@ -494,6 +492,8 @@ class Changes:
                 progress(Progress("verify-written", spec.label, done, table.rows_added))
 
     def _difference(self, table, rows, expected, written) -> str:
+        wanted = set(expected)
+        same = sum(1 for line in written if line in wanted)
         pk = "?"
         for index, line in enumerate(expected):
             if index >= len(written) or written[index] != line:
@@ -501,7 +501,7 @@ class Changes:
                 break
         return (
             f"{table.label}: the database does not hold the backup's values after "
-            f"writing ({len(written)} of {len(expected)} rows read back as written; "
+            f"writing ({len(expected)} rows written, {same} read back as written; "
             f"first difference at pk {pk}). The target cannot store some values "
             "exactly."
         )
