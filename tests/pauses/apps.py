@@ -38,14 +38,16 @@ class PausesConfig(AppConfig):
     label = "pauses"
 
     def ready(self) -> None:
-        from backups_app import backup, restore, signals, validate
+        from backups_app import backup, restore, signals
+        from backups_app.differential import merge
 
         point = os.environ.get("BACKUPS_TEST_PAUSE", "")
         if point == "backup-table":
             # After the header and the tables before testapp.Node are written.
             pausing_factory(backup, "block_encoder", point)
         elif point == "validate-table":
-            pausing_factory(validate, "block_encoder", point)
+            # validate_backup compares through differential.merge.
+            pausing_factory(merge, "block_encoder", point)
         elif point == "restore-load":
             # Inside the restore's transaction, the tables already emptied.
             original = restore.row_decoder
