@@ -9,25 +9,29 @@ from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import django
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, models
 
 from . import __version__, signals
 from .collector import collector_paused
 from .conf import app_settings
-from .db.backends import backend_for
+from .db.backends import Backend, backend_for
 from .db.migrations import applied_migrations
-from .db.tables import TableSpec, require_database, require_tables, table_specs
+from .db.tables import TableSpec, column_of, require_tables, table_specs
+
+# Public: the check every operation starts with, which commands also make before
+# Django's system checks (an unreachable database would end in a traceback there).
+from .db.tables import require_database as require_database
 from .db.values import block_encoder, column_encoder
 from .exceptions import BackupError, StorageError, one_line
 from .fileformat.codec import base_field, kind
 from .fileformat.streams import BackupTarget
 from .fileformat.writer import BackupWriter
-from .progress import Progress, ProgressCallback, ignore_progress
+from .progress import Progress, ProgressCallback, ignore_progress, wants_counts
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ def create_backup(
     reading: str | None = None
     try:
         with (
-            destination.open(app_settings.COMPRESSION_LEVEL) as stream,
+            destination.open() as stream,
             BackupWriter(stream, background=True) as writer,
         ):
             with backend.snapshot():
@@ -138,15 +142,25 @@ def create_backup(
                 require_tables(specs, using)
                 header = _header(using, specs, exclude, origin)
                 writer.write_header(header)
+                # Counted only for a progress display, in the snapshot, all before
+                # the first row: the rows of the whole backup are known from the
+                # start.
+                counts: dict[str, int | None] = dict.fromkeys(
+                    (spec.label for spec in specs), None
+                )
+                stage_total = None
+                if wants_counts(progress):
+                    for spec in specs:
+                        reading = spec.label
+                        counts[spec.label] = backend.count(spec)
+                    stage_total = sum(filter(None, counts.values()))
                 for spec in specs:
                     reading = spec.label
-                    total = (
-                        backend.count(spec) if progress is not ignore_progress else None
-                    )
+                    total = counts[spec.label]
                     encode = block_encoder(spec.fields, spec.table, connection)
                     writer.begin_table(spec.label, spec.table, spec.columns)
                     done = 0
-                    progress(Progress("backup", spec.label, 0, total))
+                    progress(Progress("backup", spec.label, 0, total, stage_total))
                     try:
                         with closing(backend.stream_rows(spec, batch_size)) as batches:
                             for rows in batches:
@@ -161,7 +175,11 @@ def create_backup(
                                     ) from exc
                                 writer.write_block(block, len(rows))
                                 done += len(rows)
-                                progress(Progress("backup", spec.label, done, total))
+                                progress(
+                                    Progress(
+                                        "backup", spec.label, done, total, stage_total
+                                    )
+                                )
                     except DatabaseError as exc:
                         # The driver could not read a value (PostgreSQL's infinite
                         # dates, for one); find which, while the snapshot is open.
@@ -171,8 +189,8 @@ def create_backup(
                         raise BackupError(
                             f"Cannot read database {using!r}: {found}: {one_line(exc)}"
                         ) from exc
-                    rows, digest = writer.end_table()
-                    tables.append(TableSummary(spec.label, spec.table, rows, digest))
+                    count, digest = writer.end_table()
+                    tables.append(TableSummary(spec.label, spec.table, count, digest))
                 reading = None
             digest = writer.write_trailer()
     except DatabaseError as exc:
@@ -208,7 +226,7 @@ SHOWN_VALUE = 60
 
 
 def unreadable_value(
-    spec: TableSpec, rows: list[tuple], connection, error: Exception
+    spec: TableSpec, rows: list[tuple[Any, ...]], connection: Any, error: Exception
 ) -> str:
     """Describe the value of ``rows`` that could not be encoded: model, field, pk.
 
@@ -221,7 +239,9 @@ def unreadable_value(
     )
 
 
-def unreadable_value_in_table(spec: TableSpec, backend, error: Exception) -> str:
+def unreadable_value_in_table(
+    spec: TableSpec, backend: Backend, error: Exception
+) -> str:
     """Like ``unreadable_value``, for an error met while the table was being read
     in some other way (validation): read the table again to find the value."""
     with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
@@ -233,7 +253,9 @@ def unreadable_value_in_table(spec: TableSpec, backend, error: Exception) -> str
     )
 
 
-def _locate(spec: TableSpec, rows: list[tuple], connection) -> str | None:
+def _locate(
+    spec: TableSpec, rows: list[tuple[Any, ...]], connection: Any
+) -> str | None:
     pk_indexes = [spec.fields.index(f) for f in spec.pk_fields]
     encoders = [column_encoder(f, spec.table, connection) for f in spec.fields]
     for row in rows:
@@ -254,7 +276,7 @@ def _locate(spec: TableSpec, rows: list[tuple], connection) -> str | None:
 LOCATE_PAGE = 500
 
 
-def unfetchable_value(spec: TableSpec, backend) -> str | None:
+def unfetchable_value(spec: TableSpec, backend: Backend) -> str | None:
     """Return ``app.Model.field, pk N`` of the first value the driver fails to read.
 
     Only after a read has failed: primary keys are read in pages (they always read),
@@ -266,7 +288,7 @@ def unfetchable_value(spec: TableSpec, backend) -> str | None:
         return None
     quote = backend.quote
     table = quote(spec.table)
-    pk = quote(spec.pk_fields[0].column)
+    pk = quote(column_of(spec.pk_fields[0]))
     columns = [(f, backend.select_column(f)) for f in spec.fields]
     every = ", ".join(select for _, select in columns)
     last = None
@@ -306,24 +328,24 @@ def unfetchable_value(spec: TableSpec, backend) -> str | None:
         return None
 
 
-def _shown_pk(values: tuple) -> str:
+def _shown_pk(values: tuple[Any, ...]) -> str:
     if len(values) == 1:
         value = values[0]
         return str(value) if isinstance(value, int) else _shown(value)
     return "(" + ", ".join(_shown_pk((v,)) for v in values) + ")"
 
 
-def _shown(value) -> str:
+def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= SHOWN_VALUE else text[: SHOWN_VALUE - 3] + "..."
 
 
-def _what(column, value, exc: Exception) -> str:
+def _what(column: models.Field[Any, Any], value: Any, exc: Exception) -> str:
     stored = _shown(value)
     column_kind = kind(column)
     if column_kind == "DecimalField" and isinstance(exc, ArithmeticError):
         # decimal's own message is only its signal's class name.
-        base = base_field(column)
+        base = cast("models.DecimalField[Any, Any]", base_field(column))
         return (
             f"the stored value {stored} does not fit the field (max_digits "
             f"{base.max_digits}, decimal_places {base.decimal_places})"

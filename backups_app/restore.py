@@ -6,9 +6,9 @@ import hashlib
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import IO, Any
 
 from django.db import DatabaseError, transaction
@@ -28,7 +28,7 @@ from .db.tables import (
     table_specs,
 )
 from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
-from .differential.changes import Changes, ChangesFailed, find_changes
+from .differential.apply import Changes, ChangesFailed, find_changes
 from .differential.preview import preview_changes
 from .exceptions import (
     BackupError,
@@ -48,7 +48,7 @@ from .fileformat.reader import (
     verify_file,
 )
 from .fileformat.streams import BackupSource
-from .progress import Progress, ProgressCallback, ignore_progress
+from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 from .provenance import provenance_of
 from .validate import file_normaliser, normalised_block, normalised_digests
 
@@ -67,13 +67,31 @@ class TablePlan:
     # Whether the restore would reload the table whole rather than write its rows
     # that differ.
     reload: bool | None = None
-    # "delete", "insert": a few primary keys; "update": {"pk", "fields": [{"field",
-    # "old", "new"}]}, old the database's value and new the file's, shortened.
+    # "delete", "insert": a few primary keys; "update": (primary key, the fields
+    # that change: backups_app.changes.FieldChange, database → backup).
     examples: dict[str, list[Any]] | None = field(default=None, compare=False)
 
     @property
     def unchanged(self) -> bool:
         return self.delete == 0 and self.insert == 0 and self.update == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.examples is not None:
+            data["examples"] = {
+                **self.examples,
+                "update": [
+                    {
+                        "pk": pk,
+                        "changes": [
+                            {"field": c.field, "database": c.before, "backup": c.after}
+                            for c in changes
+                        ],
+                    }
+                    for pk, changes in self.examples["update"]
+                ],
+            }
+        return data
 
 
 @dataclass(frozen=True)
@@ -128,7 +146,7 @@ class RestorePlan:
             "compared": self.compared,
             **({"changes": self.changes()} if self.compared else {}),
             "schema_differences": list(self.schema_differences),
-            "tables": [asdict(t) for t in self.tables],
+            "tables": [t.to_dict() for t in self.tables],
         }
 
 
@@ -171,7 +189,7 @@ def plan_restore(
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        verified = verify_file(stream, source.name)
+        verified = verify_file(stream, source.name, progress=progress)
     header, ends = verified.header, verified.ends
     try:
         specs = file_table_specs(using, header)
@@ -301,13 +319,16 @@ def restore_backup(
                 else find_changes(plan, specs, backend, progress)
             )
             if safety_backup:
-                progress(Progress("safety", "", 0, None))
+                progress(Progress("safety", "", 0, None, plan.rows_now))
+                # Its reports come as the "safety" stage: a backup's own stage
+                # would break the order of the restore's stages.
                 safety_name = create_backup(
                     None,
                     using=using,
                     exclude=exclude,
                     origin="safety",
                     name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
+                    progress=passed_on(progress, stage="safety"),
                 ).name
             with backend.writing():
                 progress(Progress("delete", "", 0, None))
@@ -329,6 +350,12 @@ def restore_backup(
                 # exactly after commit, in a step that is safe to lose.
                 progress(Progress("sequences", "", 0, None))
                 settle = backend.reset_sequences(specs)
+            # First after the commit: from here on the restore is done.
+            transaction.on_commit(
+                lambda: progress(Progress("committed", "", 0, None)),
+                using=using,
+                robust=True,
+            )
             transaction.on_commit(
                 lambda: _settle_sequences(backend, settle, progress),
                 using=using,
@@ -476,9 +503,9 @@ class _Loader:
                     elif section.label in wanted:
                         spec = aligned(self.by_label[section.label], section.columns)
                         self._load_table(spec, section)
-                        loaded[section.label] = (spec, section.end)
+                        loaded[section.label] = (spec, section.ended())
                         if read_back:
-                            self._check_alone(spec, section.end)
+                            self._check_alone(spec, section.ended())
         return loaded
 
     def _insert_changes(self, label: str) -> dict[str, tuple[TableSpec, TableEnd]]:
@@ -506,8 +533,11 @@ class _Loader:
             raise _Failed(self._insert_failure(spec, exc)) from exc
 
     def _batches(
-        self, spec: TableSpec, section: TableSection, decode
-    ) -> Iterator[list[tuple]]:
+        self,
+        spec: TableSpec,
+        section: TableSection,
+        decode: Callable[[list[Any]], tuple[Any, ...]],
+    ) -> Iterator[list[tuple[Any, ...]]]:
         total = self.plan.ends[spec.label].rows
         batch_size = self.batch_size
         done = 0
@@ -525,7 +555,9 @@ class _Loader:
                     ) from exc
                 yield decoded
                 done += len(batch)
-                self.progress(Progress("restore", spec.label, done, total))
+                self.progress(
+                    Progress("restore", spec.label, done, total, self.changes.written)
+                )
 
     # -- what went wrong, said precisely --------------------------------------------
 
@@ -572,7 +604,7 @@ class _Loader:
             return f"{spec.label}, pk {self._pk(spec, row)}: {_database_message(error)}"
         return f"{spec.label}: {message}"
 
-    def _section_lines(self, label: str) -> Iterator[bytes]:
+    def _section_lines(self, label: str) -> Generator[bytes, None, None]:
         """Yield the row lines of one table of the file, without their newlines."""
         with self.plan.source.open() as stream:
             reader = BackupReader(stream, self.plan.source.name)
@@ -706,7 +738,15 @@ class _Loader:
                 except CONVERSION_ERRORS as exc:
                     raise _Failed(self._unreadable(spec, batch, exc)) from exc
                 rows += len(batch)
-                self.progress(Progress("verify-written", spec.label, rows, end.rows))
+                self.progress(
+                    Progress(
+                        "verify-written",
+                        spec.label,
+                        rows,
+                        end.rows,
+                        self.changes.read_back,
+                    )
+                )
         return rows, digest.hexdigest()
 
     def _unreadable(
@@ -767,7 +807,7 @@ class _Loader:
         """Return the primary key of the first row that differs from the file."""
         encode = block_encoder(spec.fields, spec.table, self.backend.connection)
 
-        def database_lines() -> Iterator[bytes]:
+        def database_lines() -> Generator[bytes, None, None]:
             with closing(self.backend.stream_rows(spec, self.batch_size)) as batches:
                 for batch in batches:
                     yield from row_lines(encode(batch))

@@ -148,7 +148,8 @@ def start_operation(
         operation.refresh_from_db()
         return operation
     try:
-        result = run_operation.enqueue(operation.pk)
+        # A Task here: decorated above when a task framework is installed.
+        result = run_operation.enqueue(operation.pk)  # type: ignore[attr-defined]
     except Exception as exc:
         OperationRunner(operation).fail(
             _("Could not queue the operation: %(error)s") % {"error": exc}
@@ -227,10 +228,6 @@ class OperationRunner:
 
     def progress(self, report: Progress) -> None:
         now = time.monotonic()
-        if report.stage == "backup" and self.operation.kind == Operation.Kind.RESTORE:
-            # Inside a restore, a backup is its safety backup (when the engine passes
-            # the callback on to it): same step, now with rows.
-            report = Progress("safety", report.label, report.done, report.total)
         if report.stage != self._stage:
             # A new step: its rows are counted, and its time measured, from zero.
             self._stage = report.stage
@@ -249,7 +246,10 @@ class OperationRunner:
             return
         self._last_write = now
         done = self._rows_before + self._rows_current
-        total = self._expected.get(report.stage)
+        # What the engine knows (a backup counts its rows first) before the guess.
+        total = report.stage_total
+        if total is None:
+            total = self._expected.get(report.stage)
         if total is not None and done > total:
             total = None  # the database grew meanwhile: no honest estimate
         estimated_end = None
@@ -336,6 +336,7 @@ class OperationRunner:
         record = record_admin_backup(
             summary, username=self.operation.username, user_id=self.operation.user_id
         )
+        assert record is not None  # an admin backup goes to the backup storage
         self._save(backup=record, backup_name=record.name)
         message = _(
             "Backed up database %(database)s to %(name)s: %(tables)s tables, %(rows)s rows."
@@ -393,6 +394,7 @@ class OperationRunner:
                     )
                     % {"name": record.name}
                 )
+            self.expect("compare", plan.rows_now)
             self.expect("safety", plan.rows_now)
             self.expect("restore", plan.rows_in_file)
             self.expect("verify-written", plan.rows_in_file)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -12,6 +13,7 @@ from django.db import DatabaseError
 
 from . import signals
 from .backup import unreadable_value_in_table
+from .changes import FieldChange
 from .collector import collector_paused
 from .db.backends import Backend, backend_for
 from .db.schema import aligned, compare_schema
@@ -26,7 +28,7 @@ from .exceptions import BackupError, IncompatibleBackupError, one_line
 from .fileformat.codec import lines_normaliser
 from .fileformat.reader import BackupReader, TableSection, row_lines, verify_file
 from .fileformat.streams import BackupSource
-from .progress import Progress, ProgressCallback, ignore_progress
+from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 
 
 @dataclass
@@ -43,9 +45,8 @@ class TableReport:
     missing_examples: list[Any] = field(default_factory=list)
     extra_examples: list[Any] = field(default_factory=list)
     changed_examples: list[Any] = field(default_factory=list)
-    # For each of changed_examples, the values that differ: {"field", "old", "new"}
-    # (the database's value, then the file's, shortened: differential.fields).
-    changed_fields: list[list[dict[str, str]]] = field(default_factory=list)
+    # The changed examples with their changed fields: (pk, backup → database).
+    changed_rows: list[tuple[Any, list[FieldChange]]] = field(default_factory=list)
     problem: str = ""  # a difference that is not about rows (no such table, columns)
 
     @property
@@ -57,7 +58,18 @@ class TableReport:
         return "match" if self.matches else "differ"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
+        data = asdict(self)
+        data["changed_rows"] = [
+            {
+                "pk": pk,
+                "changes": [
+                    {"field": c.field, "backup": c.before, "database": c.after}
+                    for c in changes
+                ],
+            }
+            for pk, changes in self.changed_rows
+        ]
+        return {**data, "status": self.status}
 
 
 @dataclass
@@ -114,7 +126,9 @@ class ValidationReport:
         }
 
 
-def file_normaliser(spec: TableSpec, header: dict[str, Any], connection):
+def file_normaliser(
+    spec: TableSpec, header: dict[str, Any], connection: Any
+) -> Callable[[bytes], bytes] | None:
     """Return how to bring the rows of ``spec`` in a file with ``header`` and in the
     database to one form, or None when their bytes compare as they are."""
     return lines_normaliser(
@@ -143,7 +157,7 @@ def normalised_digests(
     return digests
 
 
-def normalised_block(normalise, block: bytes) -> bytes:
+def normalised_block(normalise: Callable[[bytes], bytes], block: bytes) -> bytes:
     """Return a block of row lines with each line normalised."""
     return b"".join(normalise(line) + b"\n" for line in row_lines(block))
 
@@ -154,20 +168,21 @@ def _compare_rows(
     section: TableSection,
     backend: Backend,
     progress: ProgressCallback,
-    normalise=None,
+    normalise: Callable[[bytes], bytes] | None = None,
 ) -> None:
     """Compare the file's rows with the database's rows, both in primary key order
-    (``differential.merge``: batches of equal rows compared as bytes, only rows that
-    differ parsed), and count what differs, with examples.
+    (``differential.merge``: runs of equal rows compared as bytes, only the rows
+    that differ parsed), and count what differs, with examples.
 
     With ``normalise`` (a file from another vendor or format version, with values
     stored in other text), every row of both sides is normalised and merged.
     """
-    tally = Tally.of(spec)
+    # Changed fields as backup → database: how the database changed since.
+    tally = Tally.of(spec, before="file")
     merged = merge_table(
         spec, section, backend, tally, normalise=normalise, progress=progress
     )
-    report.file_rows = section.end.rows
+    report.file_rows = section.ended().rows
     report.db_rows = merged.db_rows
     report.missing, report.extra, report.changed = (
         tally.missing,
@@ -176,10 +191,8 @@ def _compare_rows(
     )
     report.missing_examples = tally.missing_examples
     report.extra_examples = tally.extra_examples
-    report.changed_examples = tally.changed_examples
-    report.changed_fields = [
-        [change.to_dict() for change in changes] for changes in tally.changed_fields
-    ]
+    report.changed_examples = [pk for pk, _changes in tally.changed_rows]
+    report.changed_rows = tally.changed_rows
 
 
 def _extra_table(spec: TableSpec, backend: Backend) -> TableReport:
@@ -213,7 +226,7 @@ def validate_backup(
     # that differ from the database's.
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        verified = verify_file(stream, source.name, rows=file_only)
+        verified = verify_file(stream, source.name, rows=file_only, progress=progress)
     header = verified.header
     report = ValidationReport(
         source=source.name,
@@ -232,7 +245,15 @@ def validate_backup(
         with source.open() as stream:
             reader = BackupReader(stream, source.name)
             reader.expect(header, verified.digest)
-            _compare_database(report, reader, header, using, progress)
+            # The file's rows: about what the comparison goes through.
+            rows = sum(end.rows for end in verified.ends.values())
+            _compare_database(
+                report,
+                reader,
+                header,
+                using,
+                passed_on(progress, stage_total=rows),
+            )
     report.seconds = round(time.perf_counter() - started, 3)
     signals.announce(signals.post_validate, validate_backup, using=using, report=report)
     return report
@@ -253,7 +274,9 @@ def _compare_database(
         for section in reader.tables():
             section.skip()
             report.tables.append(
-                TableReport(section.label, section.table, file_rows=section.end.rows)
+                TableReport(
+                    section.label, section.table, file_rows=section.ended().rows
+                )
             )
         return
     current = {spec.label: spec for spec in specs}
@@ -270,12 +293,12 @@ def _compare_database(
                 spec = current.get(section.label)
                 if spec is None:
                     section.skip()
-                    table.file_rows = section.end.rows
+                    table.file_rows = section.ended().rows
                     table.problem = "not a table of this database"
                     continue
                 if set(section.columns) != set(spec.columns):
                     section.skip()
-                    table.file_rows = section.end.rows
+                    table.file_rows = section.ended().rows
                     table.db_rows = backend.count(spec)
                     table.problem = "columns differ"
                     continue

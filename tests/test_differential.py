@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
 from backups_app.backup import create_backup
+from backups_app.changes import FieldChange
 from backups_app.differential import store
-from backups_app.differential.fields import FieldChange, changed_fields, shown
 from backups_app.exceptions import RestoreError
 from backups_app.restore import plan_restore, restore_backup
 from backups_app.validate import validate_backup
@@ -584,16 +584,14 @@ class PreviewTests(DifferentialTestCase):
         assert label.reload is False
         assert label.examples["delete"] == [self.late.pk]
         assert label.examples["update"] == [
-            {
-                "pk": self.label.pk,
-                "fields": [
-                    {
-                        "field": "name",
-                        "old": f"{self.old_name} renamed 0",
-                        "new": self.old_name,
-                    }
+            (
+                self.label.pk,
+                [
+                    FieldChange(
+                        "name", f"{self.old_name} renamed 0", self.old_name, True
+                    )
                 ],
-            }
+            )
         ]
         node = tables["testapp.Node"]
         assert (node.delete, node.insert, node.update) == (0, 1, 0)
@@ -641,8 +639,8 @@ class PreviewTests(DifferentialTestCase):
         assert {"testapp.Label", "testapp.Node"} <= set(lines[7:])
         assert f"  delete  pk {self.late.pk}" in lines
         assert (
-            f"  update  pk {self.label.pk}: name {self.old_name} renamed 0 → "
-            f"{self.old_name}"
+            f'  update  pk {self.label.pk}: name "{self.old_name} renamed 0" → '
+            f'"{self.old_name}"'
         ) in lines
         assert f"  insert  pk {self.node_pk}" in lines
         assert lines[-1] == "Dry run: nothing was changed."
@@ -653,51 +651,34 @@ class PreviewTests(DifferentialTestCase):
         assert plan["compared"] is True
         assert plan["changes"] == {"delete": 1, "insert": 1, "update": 1}
         tables = {t["label"]: t for t in plan["tables"]}
-        assert tables["testapp.Label"]["examples"]["update"][0]["fields"] == [
-            {"field": "name", "old": f"{self.old_name} renamed 0", "new": self.old_name}
+        assert tables["testapp.Label"]["examples"]["update"] == [
+            {
+                "pk": self.label.pk,
+                "changes": [
+                    {
+                        "field": "name",
+                        "database": f"{self.old_name} renamed 0",
+                        "backup": self.old_name,
+                    }
+                ],
+            }
         ]
 
     def test_validation_reports_the_changed_fields_too(self):
         report = validate_backup(self.file)
         table = next(t for t in report.tables if t.label == "testapp.Label")
         assert table.changed_examples == [self.label.pk]
-        assert table.changed_fields == [
-            [
-                {
-                    "field": "name",
-                    "old": f"{self.old_name} renamed 0",
-                    "new": self.old_name,
-                }
-            ]
+        # Validation says how the database changed since: backup → database.
+        assert table.changed_rows == [
+            (
+                self.label.pk,
+                [
+                    FieldChange(
+                        "name", self.old_name, f"{self.old_name} renamed 0", True
+                    )
+                ],
+            )
         ]
-
-
-class FieldChangeTests(TestCase):
-    databases: set[str] = set()
-
-    def test_values_are_shown_shortly_and_unambiguously(self):
-        assert shown("12.50") == "12.50"
-        assert shown("plain text") == "plain text"
-        assert shown("") == '""'
-        assert shown(" padded ") == '" padded "'
-        assert shown("null") == '"null"'
-        assert shown("12") == '"12"'
-        assert shown(12) == "12"
-        assert shown(None) == "null"
-        assert shown(True) == "true"
-        assert shown("x" * 100) == "x" * 39 + "…"
-
-    def test_only_the_fields_that_differ_are_listed(self):
-        assert changed_fields(
-            ["id", "price", "flag", "ratio"],
-            [1, "9.99", True, 0.0],
-            [1, "12.50", 1, -0.0],
-        ) == [
-            FieldChange("price", "9.99", "12.50"),
-            FieldChange("flag", "true", "1"),
-            FieldChange("ratio", "0.0", "-0.0"),
-        ]
-        assert str(FieldChange("price", "9.99", "12.50")) == "price 9.99 → 12.50"
 
 
 class SpoolTests(TestCase):
@@ -870,8 +851,8 @@ class AdminPreviewTests(AdminTestCase):
         assert "testapp.Label" in [t.label for t in response.context["changing"]]
         assert "Rows to update" in content
         assert (
-            f'<span class="field-change">name <del>{label.name} renamed 0</del> → '
-            f"<ins>{label.name}</ins></span>"
+            f'<span class="field-change">name <del>&quot;{label.name} renamed 0&quot;'
+            f"</del> → <ins>&quot;{label.name}&quot;</ins></span>"
         ) in content
         unchanged = response.context["unchanged"]
         assert "testapp.CharPk" in unchanged

@@ -48,6 +48,12 @@ STEPS = {
     "restore": gettext_lazy("Writing the backup’s rows"),
     "check": gettext_lazy("Checking foreign keys"),
     "verify-written": gettext_lazy("Reading back what was written"),
+    "lock": gettext_lazy("Locking the tables against writers"),
+    "reload": gettext_lazy("Loading again the tables triggers changed"),
+    "sequences": gettext_lazy("Setting sequences"),
+    "commit": gettext_lazy("Committing"),
+    "committed": gettext_lazy("Committed; finishing"),
+    "settle": gettext_lazy("Setting sequences"),
 }
 
 
@@ -126,6 +132,7 @@ def operation_outcome(operation: Operation) -> tuple[str, str]:
         operation.status == Operation.Status.FAILED
         and operation.kind == Operation.Kind.VALIDATE
         and operation.backup_id
+        and operation.backup is not None
         and operation.backup.integrity == Integrity.DAMAGED
     ):
         return Integrity.DAMAGED, _("damaged")

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, Protocol
 
+from ..changes import FieldChange, changed_fields
 from ..conf import app_settings
 from ..db.values import block_encoder
 from ..exceptions import BackupFormatError
 from ..fileformat.codec import loads_row, pk_key_function, pk_value
 from ..fileformat.reader import TableSection
 from ..progress import Progress, ProgressCallback, ignore_progress
-from .fields import FieldChange, changed_fields
 
 MAX_EXAMPLES = 5
 
@@ -211,44 +211,49 @@ class _Merge:
 @dataclass
 class Tally:
     """Differences counted, with the first few primary keys of each kind and, for
-    changed rows, which values changed: what reports and previews show."""
+    changed rows, the fields that differ: what reports and previews show.
 
-    columns: tuple[str, ...]
-    fields: tuple = field(repr=False)
-    pk_fields: tuple = field(repr=False)
+    ``before`` says which side's value comes first in a change: "file" for a
+    validation (how the database changed since the backup), "database" for a
+    restore's preview (how the restore would change it).
+    """
+
+    fields: tuple[Any, ...] = field(repr=False)
+    pk_fields: tuple[Any, ...] = field(repr=False)
+    before: str = "file"
     extra: int = 0
     missing: int = 0
     changed: int = 0
     extra_examples: list[Any] = field(default_factory=list)
     missing_examples: list[Any] = field(default_factory=list)
-    changed_examples: list[Any] = field(default_factory=list)
-    changed_fields: list[list[FieldChange]] = field(default_factory=list)
+    changed_rows: list[tuple[Any, list[FieldChange]]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, spec) -> Tally:
-        return cls(tuple(spec.columns), tuple(spec.fields), tuple(spec.pk_fields))
+    def of(cls, spec: Any, before: str = "file") -> Tally:
+        return cls(tuple(spec.fields), tuple(spec.pk_fields), before)
 
-    def _pk(self, values: list) -> Any:
+    def _pk(self, values: list[Any]) -> Any:
         return pk_value(self.fields, self.pk_fields, values)
 
-    def extra_row(self, line: bytes, row: tuple) -> None:
+    def extra_row(self, line: bytes, row: tuple[Any, ...]) -> None:
         self.extra += 1
         if len(self.extra_examples) < MAX_EXAMPLES:
             self.extra_examples.append(self._pk(loads_row(line)))
 
-    def missing_row(self, line: bytes, values: list) -> None:
+    def missing_row(self, line: bytes, values: list[Any]) -> None:
         self.missing += 1
         if len(self.missing_examples) < MAX_EXAMPLES:
             self.missing_examples.append(self._pk(values))
 
     def changed_row(
-        self, line: bytes, values: list, old_line: bytes, row: tuple
+        self, line: bytes, values: list[Any], old_line: bytes, row: tuple[Any, ...]
     ) -> None:
         self.changed += 1
-        if len(self.changed_examples) < MAX_EXAMPLES:
-            self.changed_examples.append(self._pk(values))
-            self.changed_fields.append(
-                changed_fields(self.columns, loads_row(old_line), values)
+        if len(self.changed_rows) < MAX_EXAMPLES:
+            old = loads_row(old_line)
+            first, second = (values, old) if self.before == "file" else (old, values)
+            self.changed_rows.append(
+                (self._pk(values), changed_fields(self.fields, first, second))
             )
 
     def seen(self, rows: int) -> None:

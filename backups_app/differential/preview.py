@@ -18,10 +18,10 @@ from ..db.schema import aligned
 from ..db.tables import TableSpec
 from ..fileformat.reader import BackupReader
 from ..fileformat.streams import BackupSource
-from ..progress import ProgressCallback, ignore_progress
+from ..progress import ProgressCallback, ignore_progress, passed_on
 from ..validate import file_normaliser
-from .changes import reload_cheaper
-from .merge import MAX_EXAMPLES, Tally, merge_table
+from .apply import reload_cheaper
+from .merge import Tally, merge_table
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,9 @@ class TablePreview:
     update: int  # rows in both, with other values
     reload: bool  # the restore would reload the table whole
     examples: dict[str, list[Any]] = field(default_factory=dict)
-    # "delete", "insert": primary keys; "update": {"pk", "fields": [{"field", "old",
-    # "new"}]}; each at most MAX_EXAMPLES.
+    # "delete", "insert": primary keys; "update": (primary key, the fields that
+    # change, database → backup: backups_app.changes.FieldChange); each at most
+    # MAX_EXAMPLES.
 
 
 def preview_changes(
@@ -50,6 +51,7 @@ def preview_changes(
     preview per model label."""
     by_label = {spec.label: spec for spec in specs}
     previews = {}
+    progress = passed_on(progress, stage_total=sum(rows_now.values()))
     with backend.snapshot(), source.open() as stream:
         reader = BackupReader(stream, source.name)
         reader.expect(header, digest)
@@ -66,7 +68,7 @@ def preview_changes(
                 previews[section.label] = TablePreview(0, in_file, 0, True)
                 continue
             spec = aligned(spec, section.columns)
-            tally = Tally.of(spec)
+            tally = Tally.of(spec, before="database")
             merge_table(
                 spec,
                 section,
@@ -89,13 +91,8 @@ def _preview(tally: Tally, now: int, in_file: int, backend: Backend) -> TablePre
         reload=not in_file
         or reload_cheaper(writes, now, in_file, backend.row_change_cost),
         examples={
-            "delete": tally.extra_examples[:MAX_EXAMPLES],
-            "insert": tally.missing_examples[:MAX_EXAMPLES],
-            "update": [
-                {"pk": pk, "fields": [change.to_dict() for change in changes]}
-                for pk, changes in zip(
-                    tally.changed_examples, tally.changed_fields, strict=True
-                )
-            ],
+            "delete": tally.extra_examples,
+            "insert": tally.missing_examples,
+            "update": tally.changed_rows,
         },
     )

@@ -14,9 +14,12 @@ import io
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from ..exceptions import BackupFormatError, StorageError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -33,14 +36,14 @@ WRITE_BUFFER = 1 << 20
 EXPANSION_ALLOWANCE = 64 << 20
 
 
-def _zstd():
+def _zstd() -> Any:
     """Return the zstd module: the standard library's from Python 3.14, else the
     backport; a one-line error when neither is installed."""
     try:
         from compression import zstd  # type: ignore[import-not-found]
     except ImportError:
         try:
-            from backports import zstd  # type: ignore[import-not-found,no-redef]
+            from backports import zstd
         except ImportError:
             raise StorageError(
                 "zstd needs the backports.zstd package before Python 3.14: "
@@ -67,7 +70,7 @@ def _bounded(
     for taken, out in pieces:
         given += len(out)
         if given > EXPANSION_ALLOWANCE and given > limit * taken:
-            raise too_expanded(max_ratio)
+            raise too_expanded(limit)
         yield out
 
 
@@ -115,13 +118,20 @@ def _gunzip_pieces(compressed: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 def unzstd(compressed: IO[bytes], max_ratio: float | None = None) -> Iterator[bytes]:
     """Yield the decompressed bytes of a zstd stream (every frame of it), in pieces
     of DECOMPRESSED_CHUNK bytes at most, bounded as ``gunzip`` is. Raises EOFError
-    when the stream ends inside a frame and the zstd module's error when it is
-    damaged."""
+    when the stream ends inside a frame and ValueError when it is damaged."""
     return _bounded(_unzstd_pieces(compressed), max_ratio)
 
 
 def _unzstd_pieces(compressed: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     zstd = _zstd()
+    try:
+        yield from _unzstd_frames(zstd, compressed)
+    except zstd.ZstdError as exc:
+        # A ValueError, as zlib's errors are read: "cannot be read past line N".
+        raise ValueError(f"damaged zstd data ({exc})") from exc
+
+
+def _unzstd_frames(zstd: Any, compressed: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     decompressor = None
     taken = 0
     while data := compressed.read(COMPRESSED_READ):
@@ -161,14 +171,21 @@ def _gzip_writer(stream: IO[bytes], level: int) -> Iterator[IO[bytes]]:
 class _ZstdWriter(io.RawIOBase):
     def __init__(self, stream: IO[bytes], level: int):
         self._stream = stream
-        self._compressor = _zstd().ZstdCompressor(level=level)
+        zstd = _zstd()
+        parameter = zstd.CompressionParameter
+        # With a checksum of each frame's content, as gzip has its CRC: a damaged
+        # file is an error of decompression, before its digests are even compared.
+        self._compressor = zstd.ZstdCompressor(
+            options={parameter.compression_level: level, parameter.checksum_flag: 1}
+        )
 
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
-        self._stream.write(self._compressor.compress(data))
-        return len(data)
+    def write(self, data: ReadableBuffer) -> int:
+        view = memoryview(data)
+        self._stream.write(self._compressor.compress(view))
+        return view.nbytes
 
     def finish(self) -> None:
         self._stream.write(self._compressor.flush())

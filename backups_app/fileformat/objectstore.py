@@ -23,12 +23,18 @@ import contextlib
 import datetime
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StorageError, one_line
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
 PART_SIZE = 8 << 20  # S3 takes parts of at least 5 MiB, except the last one
 READ_SIZE = 8 << 20
+# The first range read is this small, then each is twice the last, up to READ_SIZE:
+# a listing that wants only a file's header line fetches little more than it.
+FIRST_READ_SIZE = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -86,14 +92,16 @@ class MultipartUpload(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
-        self._buffer += data
-        self.size += len(data)
+    def write(self, data: ReadableBuffer) -> int:
+        view = memoryview(data)
+        self._buffer += view
+        self.size += view.nbytes
         while len(self._buffer) >= self.part_size:
-            part = bytes(self._buffer[: self.part_size])
+            with memoryview(self._buffer) as buffered:
+                part = bytes(buffered[: self.part_size])
             del self._buffer[: self.part_size]
             self._send(part)
-        return len(data)
+        return view.nbytes
 
     def _send(self, part: bytes) -> None:
         number = len(self._parts) + 1
@@ -149,11 +157,25 @@ class MultipartUpload(io.RawIOBase):
 class RangedReader(io.RawIOBase):
     """A readable stream over one version of an object, read a range at a time."""
 
-    def __init__(self, store: ObjectStore, name: str, read_size: int = READ_SIZE):
+    def __init__(
+        self,
+        store: ObjectStore,
+        name: str,
+        read_size: int = READ_SIZE,
+        *,
+        version: tuple[str, int] | None = None,
+    ):
         self.store = store
         self.name = name
         self.key = store.key(name)
         self.read_size = read_size
+        self._next_size = min(FIRST_READ_SIZE, read_size)
+        self._position = 0
+        self._chunk = b""
+        self._offset = 0
+        if version is not None:
+            self.etag, self.size = version
+            return
         try:
             head = store.client.head_object(Bucket=store.bucket, Key=self.key)
         except Exception as exc:
@@ -166,15 +188,19 @@ class RangedReader(io.RawIOBase):
             ) from exc
         self.etag = head["ETag"]
         self.size = head["ContentLength"]
-        self._position = 0
-        self._chunk = b""
-        self._offset = 0
+
+    def reopen(self) -> RangedReader:
+        """Return a reader of the same version of the object, from its start."""
+        return RangedReader(
+            self.store, self.name, self.read_size, version=(self.etag, self.size)
+        )
 
     def readable(self) -> bool:
         return True
 
     def _fetch(self) -> bytes:
-        last = min(self._position + self.read_size, self.size) - 1
+        last = min(self._position + self._next_size, self.size) - 1
+        self._next_size = min(self._next_size * 2, self.read_size)
         try:
             response = self.store.client.get_object(
                 Bucket=self.store.bucket,
@@ -182,7 +208,7 @@ class RangedReader(io.RawIOBase):
                 Range=f"bytes={self._position}-{last}",
                 IfMatch=self.etag,
             )
-            data = response["Body"].read()
+            data: bytes = response["Body"].read()
         except Exception as exc:
             if _error_code(exc) in ("PreconditionFailed", "412"):
                 raise StorageError(
@@ -195,17 +221,44 @@ class RangedReader(io.RawIOBase):
         self._position += len(data)
         return data
 
-    def readinto(self, buffer) -> int:
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        current = self._position - (len(self._chunk) - self._offset)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: current, io.SEEK_END: self.size}[whence]
+        target = max(0, base + offset)
+        if target != current:
+            self._position, self._chunk, self._offset = target, b"", 0
+        return target
+
+    def tell(self) -> int:
+        return self._position - (len(self._chunk) - self._offset)
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
         if self._offset == len(self._chunk):
             if self._position >= self.size:
                 return 0
             self._chunk, self._offset = self._fetch(), 0
             if not self._chunk:
                 return 0
-        size = min(len(buffer), len(self._chunk) - self._offset)
-        buffer[:size] = self._chunk[self._offset : self._offset + size]
+        size = min(len(view), len(self._chunk) - self._offset)
+        view[:size] = self._chunk[self._offset : self._offset + size]
         self._offset += size
         return size
+
+
+def pending_uploads(store: ObjectStore) -> list[tuple[str, datetime.datetime]]:
+    """Return the names (under the store's location) and start times of the multipart
+    uploads not completed yet: backups being written, or left by killed ones."""
+    prefix = store.key("")
+    found = []
+    paginator = store.client.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=store.bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            found.append((upload["Key"].removeprefix(prefix), upload["Initiated"]))
+    return found
 
 
 def abort_stale_uploads(

@@ -13,15 +13,19 @@ import operator
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
 from ..conf import app_settings
 from ..exceptions import BackupFormatError, one_line
+from ..progress import Progress, ProgressCallback, ignore_progress
 from .codec import TEMPORAL_KINDS, TEXT_KINDS, loads_block
 from .pipeline import SerialWorker
 from .writer import FORMAT_NAME, MAX_PENDING_BLOCKS, SUPPORTED_VERSIONS
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 # How much of a backup is read at a time: as much as decompression hands out.
 READ_SIZE = 2 << 20
@@ -48,6 +52,10 @@ HEADER_TYPES: dict[str, type] = {
 }
 
 
+# Said of a file that ends early: the likely cause.
+UNFINISHED = "(an unfinished copy or download?)"
+
+
 @dataclass(frozen=True)
 class TableEnd:
     label: str
@@ -63,15 +71,15 @@ class _Hashing:
     so far is in its digests.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._worker = SerialWorker("backups_app-digests", MAX_PENDING_BLOCKS)
 
     @staticmethod
-    def _update(data, digests) -> None:
+    def _update(data: ReadableBuffer, digests: tuple[Any, ...]) -> None:
         for digest in digests:
             digest.update(data)
 
-    def update(self, data, *digests) -> None:
+    def update(self, data: ReadableBuffer, *digests: Any) -> None:
         self._worker.submit(self._update, data, digests)
 
     def wait(self) -> None:
@@ -104,7 +112,7 @@ class TableSection:
         # The file's line number of the table's first row (right after this record).
         self._first_line = reader._line_number + 1
 
-    def take(self, *pieces, rows: int) -> bool:
+    def take(self, *pieces: bytes, rows: int) -> bool:
         """Move past the table's next rows if they are exactly these bytes.
 
         The pieces, joined, must be ``rows`` whole row lines, each ending in a
@@ -113,6 +121,12 @@ class TableSection:
         rows can still be read with ``blocks()``.
         """
         return self._reader._take_rows(self, pieces, rows)
+
+    def ended(self) -> TableEnd:
+        """Return the table's end record, known once its last row has been read."""
+        if self.end is None:
+            raise RuntimeError(f"{self.label}: its rows have not all been read")
+        return self.end
 
     def blocks(self) -> Iterator[bytes]:
         """Yield the table's (other) rows as blocks of whole lines, each ending in a
@@ -212,7 +226,7 @@ class BackupReader:
         self._stream = stream
         self._buffer = b""
         self._position = 0
-        self._partial: list[bytes] = []
+        self._partial: list[bytes | memoryview] = []
         self._partial_size = 0
         self._at_end = False
         self.name = name
@@ -254,7 +268,13 @@ class BackupReader:
         except BackupFormatError as exc:
             # A bound of decompression (streams.gunzip), said without the file's name.
             raise self._error(str(exc)) from exc
-        except (OSError, EOFError, ValueError, zlib.error) as exc:
+        except EOFError as exc:
+            # The compressed stream stops inside its data: the file was cut short.
+            raise self._error(
+                f"is incomplete: it ends early, after line {self._line_number} "
+                f"{UNFINISHED}"
+            ) from exc
+        except (OSError, ValueError, zlib.error) as exc:
             raise self._error(
                 f"cannot be read past line {self._line_number}: {one_line(exc)}"
             ) from exc
@@ -329,7 +349,7 @@ class BackupReader:
         """The next line, which must be a record; ``expected`` says what was due."""
         line = self._next_line()
         if line is None:
-            raise self._error(f"is truncated: it ends before {expected}")
+            raise self._error(f"is incomplete: it ends before {expected} {UNFINISHED}")
         if len(line) > self._max_line:
             raise self._too_long(self._line_number)
         if not line.startswith(b"{"):
@@ -454,7 +474,9 @@ class BackupReader:
 
     # -- rows --------------------------------------------------------------------------
 
-    def _took_rows(self, section: TableSection, start: int, stop: int, rows: int):
+    def _took_rows(
+        self, section: TableSection, start: int, stop: int, rows: int
+    ) -> None:
         """Count rows taken from the buffer; hash them with the others next to them."""
         section.rows += rows
         self._line_number += rows
@@ -470,11 +492,14 @@ class BackupReader:
         if self._unhashed is not None:
             section, start, stop = self._unhashed
             self._unhashed = None
+            assert self._hashing is not None  # rows are taken in tables()
             self._hashing.update(
                 memoryview(self._buffer)[start:stop], self._file_digest, section.digest
             )
 
-    def _take_rows(self, section: TableSection, pieces, rows: int) -> bool:
+    def _take_rows(
+        self, section: TableSection, pieces: tuple[bytes, ...], rows: int
+    ) -> bool:
         if section.end is not None:
             return False
         size = sum(map(len, pieces))
@@ -536,7 +561,9 @@ class BackupReader:
             if whole > start:
                 break
             if not self._fill():
-                raise self._error(f"is truncated inside table {section.label}")
+                raise self._error(
+                    f"is incomplete: it ends inside table {section.label} {UNFINISHED}"
+                )
         lines = buffer.count(b"\n", start, whole)
         if buffer.count(b"\n[", start, whole) == lines - 1:
             stop = whole
@@ -568,7 +595,7 @@ class BackupReader:
 
     def _bad_row(
         self, section: TableSection, block: bytes, first_line: int | None = None
-    ) -> None:
+    ) -> NoReturn:
         """Raise the error for the first row of ``block`` that is not well formed;
         ``first_line`` is the file's line number of its first row (by default, of the
         block handed out last)."""
@@ -602,6 +629,7 @@ class BackupReader:
                 f"line {self._line_number}: table {section.label} is not closed"
             )
         self._hash_taken()
+        assert self._hashing is not None  # sections are read in tables()
         self._hashing.wait()
         rows, digest = record.get("rows"), record.get("digest")
         if (
@@ -778,17 +806,25 @@ class Verified:
 
 
 def verify_file(
-    stream: IO[bytes], name: str = "backup", *, rows: bool = False
+    stream: IO[bytes],
+    name: str = "backup",
+    *,
+    rows: bool = False,
+    progress: ProgressCallback = ignore_progress,
 ) -> Verified:
     """Read a whole backup, checking every rule and digest; with ``rows``, parse and
-    check every row too."""
+    check every row too. ``progress`` hears of the rows read, as the "verify" stage."""
     reader = BackupReader(stream, name)
     ends: dict[str, TableEnd] = {}
     for section in reader.tables():
+        progress(Progress("verify", section.label, 0, None))
         for block in section.blocks():
             if rows:
                 section.parse(block)
+            progress(Progress("verify", section.label, section.rows, None))
+        assert section.end is not None  # set by its last block
         ends[section.label] = section.end
+    assert reader.trailer is not None  # checked at the end of tables()
     return Verified(reader.header, ends, reader.trailer["digest"], reader.trailer)
 
 

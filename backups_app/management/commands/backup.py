@@ -4,30 +4,29 @@ import argparse
 import os
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.db import connections
 
-from backups_app.backup import create_backup
-from backups_app.fileformat.streams import stored_path
+from backups_app.backup import BackupSummary, create_backup
 from backups_app.operations.prune import plan_prune, prune
+from backups_app.records import stored_location
 
 from ._output import (
     EXIT_CANNOT_RUN,
     BackupsCommand,
     add_common_arguments,
     human_size,
-    json_text,
     number,
     running,
     table,
 )
 
 
-def where(summary) -> str:
+def where(summary: BackupSummary) -> str:
     """Say where a backup went: a path, or a name in the backup storage."""
     if summary.storage_name is None:
         return summary.name
-    location = stored_path(summary.storage_name)
+    location = stored_location(summary.storage_name)
     suffix = f" ({location})" if location else ""
     return f"{summary.storage_name} in the backup storage{suffix}"
 
@@ -90,6 +89,7 @@ class Command(BackupsCommand):
                 returncode=EXIT_CANNOT_RUN,
             )
         databases = list(connections) if all_databases else [database]
+        self.json_stream = self._out(output)
         summaries, failures, pruned = [], [], {}
         for alias in databases:
             try:
@@ -104,18 +104,15 @@ class Command(BackupsCommand):
             if prune:
                 pruned[alias] = self._prune(alias, json, options)
         if json:
-            out = self._out(output)
             if not all_databases and not prune:
-                out.write(json_text(summaries[0].to_dict()))
+                self.write_json(summaries[0].to_dict())
             else:
-                out.write(
-                    json_text(
-                        {
-                            "backups": [s.to_dict() for s in summaries],
-                            "failed": {alias: str(exc) for alias, exc in failures},
-                            "pruned": pruned,
-                        }
-                    )
+                self.write_json(
+                    {
+                        "backups": [s.to_dict() for s in summaries],
+                        "failed": {alias: str(exc) for alias, exc in failures},
+                        "pruned": pruned,
+                    }
                 )
         if failures:
             raise CommandError(
@@ -124,13 +121,22 @@ class Command(BackupsCommand):
                 returncode=max(exc.returncode for _, exc in failures),
             )
 
-    def _out(self, output: str | None):
+    def _out(self, output: str | None) -> OutputWrapper:
         """Backing up to stdout (or to a device or a pipe, such as /dev/stdout)
         leaves stdout to the backup itself."""
-        streamed = output == "-" or (output is not None and not os.path.isfile(output))
+        streamed = output == "-" or (
+            output is not None and os.path.exists(output) and not os.path.isfile(output)
+        )
         return self.stderr if streamed else self.stdout
 
-    def _back_up(self, output, database, exclude, json, options):
+    def _back_up(
+        self,
+        output: str | None,
+        database: str,
+        exclude: list[str],
+        json: bool,
+        options: dict[str, Any],
+    ) -> BackupSummary:
         if output == "-":
             self.interrupted = (
                 "Backup interrupted: what was written to standard output is "

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from backups_app.operations.prune import plan_prune, policy_from, prune
+from backups_app.operations.retention import RetentionPolicy
 from backups_app.operations.units import parse_size
 
 from ._output import (
@@ -13,7 +14,6 @@ from ._output import (
     BackupsCommand,
     age,
     human_size,
-    json_text,
     running,
     table,
     terminal_width,
@@ -54,7 +54,7 @@ class Command(BackupsCommand):
             "--json", action="store_true", help="Print one JSON document, nothing else."
         )
 
-    def _policy(self, options: dict[str, Any]):
+    def _policy(self, options: dict[str, Any]) -> RetentionPolicy | None:
         values: dict[str, Any] = {
             period: options[f"keep_{period}"]
             for period in PERIOD_OPTIONS
@@ -80,14 +80,12 @@ class Command(BackupsCommand):
             decisions = plan_prune(database=database, policy=policy)
             deleted = [] if dry_run else prune(decisions)
         if json:
-            self.stdout.write(
-                json_text(
-                    {
-                        "dry_run": dry_run,
-                        "deleted": deleted,
-                        "decisions": [d.to_dict() for d in decisions],
-                    }
-                )
+            self.write_json(
+                {
+                    "dry_run": dry_run,
+                    "deleted": deleted,
+                    "decisions": [d.to_dict() for d in decisions],
+                }
             )
             return
         if options["verbosity"] >= 1 and decisions:

@@ -44,7 +44,7 @@ from ..db.values import block_encoder, column_decoder, row_decoder
 from ..exceptions import database_message, error_text, shown_value
 from ..fileformat.codec import loads_block, pk_value
 from ..fileformat.reader import BackupReader, row_lines
-from ..progress import Progress, ProgressCallback, ignore_progress
+from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..validate import file_normaliser
 from .merge import StopComparing, merge_table
 from .store import Spool, Stretch
@@ -214,6 +214,7 @@ class Changes:
                 columns.append(fk.parent_column)
         rows_now = {table.label: table.rows_now or 0 for table in plan.tables}
         self._removed, self._added = Spool(), Spool()
+        progress = passed_on(progress, stage_total=plan.rows_now)
         progress(Progress("compare", "", 0, None))
         with plan.source.open() as stream:
             reader = BackupReader(stream, plan.source.name)
@@ -262,6 +263,23 @@ class Changes:
             self.tables[spec.label] = table
 
     # -- what a restore reports ----------------------------------------------------------
+
+    @property
+    def written(self) -> int | None:
+        """Rows the restore inserts, over every table (None without a plan)."""
+        return None if self.plan is None else self.rows_inserted(self.plan)
+
+    @property
+    def read_back(self) -> int | None:
+        """Rows the restore reads back before commit, over every table."""
+        if self.plan is None:
+            return None
+        return sum(
+            self.tables[t.label].rows_added
+            if t.label in self.tables and not self.side_effects
+            else t.rows_in_file or 0
+            for t in self.plan.tables
+        )
 
     def rows_deleted(self, plan) -> int:
         return sum(
@@ -344,7 +362,9 @@ class Changes:
                 raise ChangesFailed(self._conversion_failure(table, rows, exc)) from exc
             yield decoded
             done += len(decoded)
-            progress(Progress("restore", table.label, done, table.rows_added))
+            progress(
+                Progress("restore", table.label, done, table.rows_added, self.written)
+            )
 
     def _pk(self, table: TableChanges, row: list) -> str:
         return shown_value(pk_value(list(table.spec.fields), table.spec.pk_fields, row))
@@ -489,7 +509,15 @@ class Changes:
                 if written != part:
                     raise ChangesFailed(self._difference(table, rows, part, written))
                 done += len(part)
-                progress(Progress("verify-written", spec.label, done, table.rows_added))
+                progress(
+                    Progress(
+                        "verify-written",
+                        spec.label,
+                        done,
+                        table.rows_added,
+                        self.read_back,
+                    )
+                )
 
     def _difference(self, table, rows, expected, written) -> str:
         wanted = set(expected)
