@@ -394,6 +394,7 @@ class OperationRunner:
                     )
                     % {"name": record.name}
                 )
+            self.expect("compare", plan.rows_now)
             self.expect("safety", plan.rows_now)
             self.expect("restore", plan.rows_in_file)
             self.expect("verify-written", plan.rows_in_file)
