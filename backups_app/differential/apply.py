@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, transaction
 
@@ -43,9 +43,12 @@ from ..db.tables import TableSpec
 from ..db.values import block_encoder, column_decoder, row_decoder
 from ..exceptions import database_message, error_text, shown_value
 from ..fileformat.codec import loads_block, pk_value
-from ..fileformat.reader import BackupReader, row_lines
+from ..fileformat.reader import BackupReader, TableSection, row_lines
 from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..validate import file_normaliser
+
+if TYPE_CHECKING:
+    from ..restore import RestorePlan
 from .merge import StopComparing, merge_table
 from .store import Spool, Stretch
 
@@ -153,7 +156,7 @@ class _Collector:
 
 
 def find_changes(
-    plan,
+    plan: RestorePlan,
     specs: list[TableSpec],
     backend: Backend,
     progress: ProgressCallback = ignore_progress,
@@ -174,7 +177,9 @@ class Changes:
     """The tables a restore changes row by row, and how; every other table in scope
     is reloaded whole. ``Changes.none(...)`` reloads every table."""
 
-    def __init__(self, plan, specs: list[TableSpec], backend: Backend):
+    def __init__(
+        self, plan: RestorePlan | None, specs: list[TableSpec], backend: Backend
+    ):
         self.plan = plan
         self.specs = specs
         self.backend = backend
@@ -184,6 +189,27 @@ class Changes:
         self.side_effects = False
         self._removed: Spool | None = None
         self._added: Spool | None = None
+
+    @property
+    def compared(self) -> RestorePlan:
+        """The plan the changes were found for (none for a full restore)."""
+        if self.plan is None:
+            raise RuntimeError("a full restore compares nothing")
+        return self.plan
+
+    @property
+    def removed_spool(self) -> Spool:
+        """The rows to delete, spooled by ``find_changes``."""
+        if self._removed is None:
+            raise RuntimeError("find_changes() spools the changes first")
+        return self._removed
+
+    @property
+    def added_spool(self) -> Spool:
+        """The rows to insert, spooled by ``find_changes``."""
+        if self._added is None:
+            raise RuntimeError("find_changes() spools the changes first")
+        return self._added
 
     @classmethod
     def none(cls, specs: list[TableSpec], backend: Backend) -> Changes:
@@ -201,7 +227,7 @@ class Changes:
     # -- finding -----------------------------------------------------------------------
 
     def _find(self, progress: ProgressCallback) -> None:
-        plan, backend = self.plan, self.backend
+        plan, backend = self.compared, self.backend
         by_label = {spec.label: spec for spec in self.specs}
         with_triggers = backend.trigger_tables()
         self.side_effects = any(
@@ -230,19 +256,27 @@ class Changes:
                 spec = aligned(spec, section.columns)
                 self._compare(spec, section, referenced, now, in_file, progress)
 
-    def _compare(self, spec, section, referenced, now, in_file, progress) -> None:
+    def _compare(
+        self,
+        spec: TableSpec,
+        section: TableSection,
+        referenced: dict[str, list[str]],
+        now: int,
+        in_file: int,
+        progress: ProgressCallback,
+    ) -> None:
         columns = list(spec.columns)
         key_columns = list(spec.pk_columns)
         key_columns += [
             c for c in referenced.get(spec.table, ()) if c not in key_columns
         ]
         table = TableChanges(spec, tuple(key_columns))
-        table.removed = self._removed.begin()
-        table.added = self._added.begin()
+        table.removed = self.removed_spool.begin()
+        table.added = self.added_spool.begin()
         collector = _Collector(
             table,
-            self._removed,
-            self._added,
+            self.removed_spool,
+            self.added_spool,
             [columns.index(c) for c in key_columns],
             now,
             in_file,
@@ -253,12 +287,14 @@ class Changes:
             section,
             self.backend,
             collector,
-            normalise=file_normaliser(spec, self.plan.header, self.backend.connection),
+            normalise=file_normaliser(
+                spec, self.compared.header, self.backend.connection
+            ),
             progress=progress,
             stage="compare",
         )
-        self._removed.end()
-        self._added.end()
+        self.removed_spool.end()
+        self.added_spool.end()
         if merged.complete:
             self.tables[spec.label] = table
 
@@ -281,7 +317,7 @@ class Changes:
             for t in self.plan.tables
         )
 
-    def rows_deleted(self, plan) -> int:
+    def rows_deleted(self, plan: RestorePlan) -> int:
         return sum(
             self.tables[t.label].rows_removed
             if t.label in self.tables
@@ -289,7 +325,7 @@ class Changes:
             for t in plan.tables
         )
 
-    def rows_inserted(self, plan) -> int:
+    def rows_inserted(self, plan: RestorePlan) -> int:
         return sum(
             self.tables[t.label].rows_added
             if t.label in self.tables
@@ -317,7 +353,7 @@ class Changes:
         spec = table.spec
         width = len(spec.pk_fields)
         deleted = 0
-        for chunk in self._removed.chunks(table.removed):
+        for chunk in self.removed_spool.chunks(table.removed):
             for start in range(0, len(chunk), STATEMENT_ROWS):
                 keys = [key[:width] for key in chunk[start : start + STATEMENT_ROWS]]
                 deleted += self.backend.delete_rows(spec, keys)
@@ -352,9 +388,11 @@ class Changes:
                 return
             raise ChangesFailed(self._insert_failure(table, exc)) from exc
 
-    def _batches(self, table: TableChanges, decode, progress) -> Iterator[list[tuple]]:
+    def _batches(
+        self, table: TableChanges, decode: Any, progress: ProgressCallback
+    ) -> Iterator[list[tuple[Any, ...]]]:
         done = 0
-        for lines in self._added.chunks(table.added):
+        for lines in self.added_spool.chunks(table.added):
             rows = loads_block(b"\n".join(lines) + b"\n")
             try:
                 decoded = [decode(list(row)) for row in rows]
@@ -369,7 +407,9 @@ class Changes:
     def _pk(self, table: TableChanges, row: list) -> str:
         return shown_value(pk_value(list(table.spec.fields), table.spec.pk_fields, row))
 
-    def _conversion_failure(self, table, rows, exc) -> str:
+    def _conversion_failure(
+        self, table: TableChanges, rows: list[Any], exc: Exception
+    ) -> str:
         spec = table.spec
         fields = list(spec.fields)
         connection = self.backend.connection
@@ -418,7 +458,7 @@ class Changes:
         return f"{spec.label}: {message}"
 
     def _rows_added(self, table: TableChanges) -> Iterator[list]:
-        for lines in self._added.chunks(table.added):
+        for lines in self.added_spool.chunks(table.added):
             yield from loads_block(b"\n".join(lines) + b"\n")
 
     # -- checking --------------------------------------------------------------------------
@@ -440,11 +480,16 @@ class Changes:
         child_changes = self.tables.get(child.label) if child else None
         return self._values(fk, child_changes, parent_changes)
 
-    def _values(self, fk, child, parent) -> Iterator[list]:
+    def _values(
+        self,
+        fk: ForeignKey,
+        child: TableChanges | None,
+        parent: TableChanges | None,
+    ) -> Iterator[list[Any]]:
         pending: dict[Any, None] = {}
         if parent is not None:
             position = parent.key_columns.index(fk.parent_column)
-            for keys in self._removed.chunks(parent.removed):
+            for keys in self.removed_spool.chunks(parent.removed):
                 for key in keys:
                     if key[position] is not None:
                         pending[key[position]] = None
@@ -457,7 +502,7 @@ class Changes:
             decode = column_decoder(
                 spec.fields[index], self.backend.connection, self.version
             )
-            for lines in self._added.chunks(child.added):
+            for lines in self.added_spool.chunks(child.added):
                 for row in loads_block(b"\n".join(lines) + b"\n"):
                     value = row[index]
                     if value is not None:
@@ -483,14 +528,14 @@ class Changes:
         spec = table.spec
         connection = self.backend.connection
         encode = block_encoder(spec.fields, spec.table, connection)
-        normalise = file_normaliser(spec, self.plan.header, connection)
+        normalise = file_normaliser(spec, self.compared.header, connection)
         fields = list(spec.fields)
         keys = [
             (fields.index(f), column_decoder(f, connection, self.version))
             for f in spec.pk_fields
         ]
         done = 0
-        for lines in self._added.chunks(table.added):
+        for lines in self.added_spool.chunks(table.added):
             for start in range(0, len(lines), STATEMENT_ROWS):
                 part = lines[start : start + STATEMENT_ROWS]
                 rows = loads_block(b"\n".join(part) + b"\n")
@@ -519,7 +564,9 @@ class Changes:
                     )
                 )
 
-    def _difference(self, table, rows, expected, written) -> str:
+    def _difference(
+        self, table: TableChanges, rows: list[Any], expected: Any, written: Any
+    ) -> str:
         wanted = set(expected)
         same = sum(1 for line in written if line in wanted)
         pk = "?"

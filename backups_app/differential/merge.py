@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 from ..changes import FieldChange, changed_fields
 from ..conf import app_settings
+from ..db.backends import Backend
+from ..db.tables import TableSpec
 from ..db.values import block_encoder
 from ..exceptions import BackupFormatError
 from ..fileformat.codec import loads_row, pk_key_function, pk_value
@@ -63,9 +65,9 @@ class Merged:
 
 
 def merge_table(
-    spec,
+    spec: TableSpec,
     section: TableSection,
-    backend,
+    backend: Backend,
     differences: Differences,
     *,
     normalise: Callable[[bytes], bytes] | None = None,
@@ -104,7 +106,14 @@ def merge_table(
 
 
 class _Merge:
-    def __init__(self, spec, section: TableSection, key, differences, normalise):
+    def __init__(
+        self,
+        spec: TableSpec,
+        section: TableSection,
+        key: Callable[[Any], Any],
+        differences: Differences,
+        normalise: Callable[[bytes], bytes] | None,
+    ):
         self.spec = spec
         self.section = section
         self.key = key
