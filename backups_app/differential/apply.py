@@ -30,9 +30,9 @@ soon as its table is known to be one of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, transaction
 
@@ -43,11 +43,14 @@ from ..db.tables import TableSpec
 from ..db.values import block_encoder, column_decoder, row_decoder
 from ..exceptions import database_message, error_text, shown_value
 from ..fileformat.codec import loads_block, pk_value
-from ..fileformat.reader import BackupReader, row_lines
+from ..fileformat.reader import BackupReader, TableSection, row_lines
 from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..validate import file_normaliser
 from .merge import StopComparing, merge_table
 from .store import Spool, Stretch
+
+if TYPE_CHECKING:
+    from ..restore import RestorePlan
 
 # Rows a statement deletes, or reads back, at most (one parameter per key column).
 STATEMENT_ROWS = 500
@@ -120,7 +123,7 @@ class _Collector:
         self.cost = cost
         self.writes = 0
 
-    def _key(self, row: tuple) -> tuple:
+    def _key(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(row[i] for i in self.key_positions)
 
     def _wrote(self, rows: int) -> None:
@@ -128,18 +131,18 @@ class _Collector:
         if reload_cheaper(self.writes, self.rows_now, self.rows_in_file, self.cost):
             raise StopComparing
 
-    def extra_row(self, line: bytes, row: tuple) -> None:
+    def extra_row(self, line: bytes, row: tuple[Any, ...]) -> None:
         self.changes.extra += 1
         self.removed.add(self._key(row))
         self._wrote(1)
 
-    def missing_row(self, line: bytes, values: list) -> None:
+    def missing_row(self, line: bytes, values: list[Any]) -> None:
         self.changes.missing += 1
         self.added.add(line)
         self._wrote(1)
 
     def changed_row(
-        self, line: bytes, values: list, old_line: bytes, row: tuple
+        self, line: bytes, values: list[Any], old_line: bytes, row: tuple[Any, ...]
     ) -> None:
         self.changes.changed += 1
         self.removed.add(self._key(row))
@@ -153,7 +156,7 @@ class _Collector:
 
 
 def find_changes(
-    plan,
+    plan: RestorePlan,
     specs: list[TableSpec],
     backend: Backend,
     progress: ProgressCallback = ignore_progress,
@@ -174,29 +177,30 @@ class Changes:
     """The tables a restore changes row by row, and how; every other table in scope
     is reloaded whole. ``Changes.none(...)`` reloads every table."""
 
-    def __init__(self, plan, specs: list[TableSpec], backend: Backend):
+    def __init__(self, plan: RestorePlan, specs: list[TableSpec], backend: Backend):
         self.plan = plan
         self.specs = specs
         self.backend = backend
-        self.version = plan.header["version"] if plan is not None else 0
+        self.version = plan.header["version"]
         self.tables: dict[str, TableChanges] = {}
         self.by_table = {spec.table: spec for spec in specs}
         self.side_effects = False
-        self._removed: Spool | None = None
-        self._added: Spool | None = None
+        self._removed = Spool()
+        self._added = Spool()
 
     @classmethod
-    def none(cls, specs: list[TableSpec], backend: Backend) -> Changes:
+    def none(
+        cls, plan: RestorePlan, specs: list[TableSpec], backend: Backend
+    ) -> Changes:
         """No table changed row by row: a full restore."""
-        return cls(None, specs, backend)
+        return cls(plan, specs, backend)
 
     def __contains__(self, label: str) -> bool:
         return label in self.tables
 
     def close(self) -> None:
         for spool in (self._removed, self._added):
-            if spool is not None:
-                spool.close()
+            spool.close()
 
     # -- finding -----------------------------------------------------------------------
 
@@ -213,7 +217,6 @@ class Changes:
             if fk.parent_column not in columns:
                 columns.append(fk.parent_column)
         rows_now = {table.label: table.rows_now or 0 for table in plan.tables}
-        self._removed, self._added = Spool(), Spool()
         progress = passed_on(progress, stage_total=plan.rows_now)
         progress(Progress("compare", "", 0, None))
         with plan.source.open() as stream:
@@ -230,7 +233,15 @@ class Changes:
                 spec = aligned(spec, section.columns)
                 self._compare(spec, section, referenced, now, in_file, progress)
 
-    def _compare(self, spec, section, referenced, now, in_file, progress) -> None:
+    def _compare(
+        self,
+        spec: TableSpec,
+        section: TableSection,
+        referenced: dict[str, list[str]],
+        now: int,
+        in_file: int,
+        progress: ProgressCallback,
+    ) -> None:
         columns = list(spec.columns)
         key_columns = list(spec.pk_columns)
         key_columns += [
@@ -265,15 +276,13 @@ class Changes:
     # -- what a restore reports ----------------------------------------------------------
 
     @property
-    def written(self) -> int | None:
-        """Rows the restore inserts, over every table (None without a plan)."""
-        return None if self.plan is None else self.rows_inserted(self.plan)
+    def written(self) -> int:
+        """Rows the restore inserts, over every table."""
+        return self.rows_inserted(self.plan)
 
     @property
-    def read_back(self) -> int | None:
+    def read_back(self) -> int:
         """Rows the restore reads back before commit, over every table."""
-        if self.plan is None:
-            return None
         return sum(
             self.tables[t.label].rows_added
             if t.label in self.tables and not self.side_effects
@@ -281,7 +290,7 @@ class Changes:
             for t in self.plan.tables
         )
 
-    def rows_deleted(self, plan) -> int:
+    def rows_deleted(self, plan: RestorePlan) -> int:
         return sum(
             self.tables[t.label].rows_removed
             if t.label in self.tables
@@ -289,7 +298,7 @@ class Changes:
             for t in plan.tables
         )
 
-    def rows_inserted(self, plan) -> int:
+    def rows_inserted(self, plan: RestorePlan) -> int:
         return sum(
             self.tables[t.label].rows_added
             if t.label in self.tables
@@ -352,7 +361,12 @@ class Changes:
                 return
             raise ChangesFailed(self._insert_failure(table, exc)) from exc
 
-    def _batches(self, table: TableChanges, decode, progress) -> Iterator[list[tuple]]:
+    def _batches(
+        self,
+        table: TableChanges,
+        decode: Callable[[list[Any]], tuple[Any, ...]],
+        progress: ProgressCallback,
+    ) -> Iterator[list[tuple[Any, ...]]]:
         done = 0
         for lines in self._added.chunks(table.added):
             rows = loads_block(b"\n".join(lines) + b"\n")
@@ -366,10 +380,12 @@ class Changes:
                 Progress("restore", table.label, done, table.rows_added, self.written)
             )
 
-    def _pk(self, table: TableChanges, row: list) -> str:
+    def _pk(self, table: TableChanges, row: list[Any]) -> str:
         return shown_value(pk_value(list(table.spec.fields), table.spec.pk_fields, row))
 
-    def _conversion_failure(self, table, rows, exc) -> str:
+    def _conversion_failure(
+        self, table: TableChanges, rows: list[list[Any]], exc: BaseException
+    ) -> str:
         spec = table.spec
         fields = list(spec.fields)
         connection = self.backend.connection
@@ -417,13 +433,13 @@ class Changes:
                 )
         return f"{spec.label}: {message}"
 
-    def _rows_added(self, table: TableChanges) -> Iterator[list]:
+    def _rows_added(self, table: TableChanges) -> Iterator[list[Any]]:
         for lines in self._added.chunks(table.added):
             yield from loads_block(b"\n".join(lines) + b"\n")
 
     # -- checking --------------------------------------------------------------------------
 
-    def foreign_key_values(self, fk: ForeignKey) -> Iterator[list] | None:
+    def foreign_key_values(self, fk: ForeignKey) -> Iterator[list[Any]] | None:
         """The values to check ``fk`` for, in lists of parameters, or None to check
         every row (a table at either end was reloaded whole, or the database may
         have written to the tables by itself)."""
@@ -440,7 +456,12 @@ class Changes:
         child_changes = self.tables.get(child.label) if child else None
         return self._values(fk, child_changes, parent_changes)
 
-    def _values(self, fk, child, parent) -> Iterator[list]:
+    def _values(
+        self,
+        fk: ForeignKey,
+        child: TableChanges | None,
+        parent: TableChanges | None,
+    ) -> Iterator[list[Any]]:
         pending: dict[Any, None] = {}
         if parent is not None:
             position = parent.key_columns.index(fk.parent_column)
@@ -519,7 +540,13 @@ class Changes:
                     )
                 )
 
-    def _difference(self, table, rows, expected, written) -> str:
+    def _difference(
+        self,
+        table: TableChanges,
+        rows: list[list[Any]],
+        expected: list[bytes],
+        written: list[bytes],
+    ) -> str:
         wanted = set(expected)
         same = sum(1 for line in written if line in wanted)
         pk = "?"

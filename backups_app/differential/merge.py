@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 from ..changes import FieldChange, changed_fields
 from ..conf import app_settings
+from ..db.backends import Backend
+from ..db.tables import TableSpec
 from ..db.values import block_encoder
 from ..exceptions import BackupFormatError
 from ..fileformat.codec import loads_row, pk_key_function, pk_value
@@ -41,14 +43,14 @@ class StopComparing(Exception):  # noqa: N818 (a signal, not an error)
 class Differences(Protocol):
     """What a merge reports, row by row, in primary key order."""
 
-    def extra_row(self, line: bytes, row: tuple) -> None:
+    def extra_row(self, line: bytes, row: tuple[Any, ...]) -> None:
         """A row of the database that the file lacks: its line and the driver's row."""
 
-    def missing_row(self, line: bytes, values: list) -> None:
+    def missing_row(self, line: bytes, values: list[Any]) -> None:
         """A row of the file that the database lacks: its line and values."""
 
     def changed_row(
-        self, line: bytes, values: list, old_line: bytes, row: tuple
+        self, line: bytes, values: list[Any], old_line: bytes, row: tuple[Any, ...]
     ) -> None:
         """A row in both with other values: the file's, then the database's."""
 
@@ -63,9 +65,9 @@ class Merged:
 
 
 def merge_table(
-    spec,
+    spec: TableSpec,
     section: TableSection,
-    backend,
+    backend: Backend,
     differences: Differences,
     *,
     normalise: Callable[[bytes], bytes] | None = None,
@@ -104,14 +106,21 @@ def merge_table(
 
 
 class _Merge:
-    def __init__(self, spec, section: TableSection, key, differences, normalise):
+    def __init__(
+        self,
+        spec: TableSpec,
+        section: TableSection,
+        key: Callable[[list[Any]], tuple[Any, ...]],
+        differences: Differences,
+        normalise: Callable[[bytes], bytes] | None,
+    ):
         self.spec = spec
         self.section = section
         self.key = key
         self.differences = differences
         self.normalise = normalise
 
-    def batch(self, rows: list[tuple], block: bytes) -> None:
+    def batch(self, rows: list[tuple[Any, ...]], block: bytes) -> None:
         """Merge a batch of the database's rows (encoded as ``block``) that does not
         match the file's next bytes as a whole."""
         lines = block[:-1].split(b"\n")
@@ -159,7 +168,7 @@ class _Merge:
                 bound = position + half
         return position - index
 
-    def _step(self, database_line: bytes, row: tuple) -> int:
+    def _step(self, database_line: bytes, row: tuple[Any, ...]) -> int:
         """Compare one database row with the file's next; return 1 when the database
         row was used up, 0 when only the file's row was."""
         section = self.section

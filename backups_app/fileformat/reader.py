@@ -112,7 +112,7 @@ class TableSection:
         # The file's line number of the table's first row (right after this record).
         self._first_line = reader._line_number + 1
 
-    def take(self, *pieces: bytes, rows: int) -> bool:
+    def take(self, *pieces: bytes | memoryview, rows: int) -> bool:
         """Move past the table's next rows if they are exactly these bytes.
 
         The pieces, joined, must be ``rows`` whole row lines, each ending in a
@@ -498,7 +498,7 @@ class BackupReader:
             )
 
     def _take_rows(
-        self, section: TableSection, pieces: tuple[bytes, ...], rows: int
+        self, section: TableSection, pieces: tuple[bytes | memoryview, ...], rows: int
     ) -> bool:
         if section.end is not None:
             return False

@@ -103,12 +103,15 @@ class Backend:
         one = f"({', '.join(['%s'] * len(columns))})"
         return f"({', '.join(columns)}) IN ({', '.join([one] * count)})"
 
-    def fetch_rows(self, spec: TableSpec, where: str, params: list) -> list[tuple]:
+    def fetch_rows(
+        self, spec: TableSpec, where: str, params: list[Any]
+    ) -> list[tuple[Any, ...]]:
         """Return the rows that ``where`` selects, in primary key order, as
         ``stream_rows`` gives them: a few rows, read at once."""
         with self.connection.cursor() as cursor:
             cursor.execute(self.select_sql(spec, where), params)
-            return cursor.fetchall()
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
     def stream_rows(
         self, spec: TableSpec, batch_size: int
@@ -159,7 +162,7 @@ class Backend:
         for spec in reversed(specs):
             self.empty(spec)
 
-    def delete_rows(self, spec: TableSpec, keys: list[tuple]) -> int:
+    def delete_rows(self, spec: TableSpec, keys: list[tuple[Any, ...]]) -> int:
         """Delete the rows with these primary keys (tuples of the key's columns, as
         ``stream_rows`` gave them); return how many the database deleted."""
         params = [value for key in keys for value in key]
@@ -169,7 +172,8 @@ class Backend:
                 f"WHERE {self.key_in_sql(spec, len(keys))}",
                 params,
             )
-            return cursor.rowcount
+            deleted: int = cursor.rowcount
+        return deleted
 
     def deletes_cascade(self, specs: list[TableSpec]) -> bool:
         """Whether deleting rows of these tables makes the database change rows of
@@ -239,7 +243,7 @@ class Backend:
     def check_constraints(
         self,
         specs: list[TableSpec],
-        values: Callable[[ForeignKey], Iterable[list] | None] | None = None,
+        values: Callable[[ForeignKey], Iterable[list[Any]] | None] | None = None,
     ) -> str | None:
         """Check the foreign keys a restore of ``specs`` could break.
 

@@ -6,7 +6,7 @@ import datetime
 import logging
 import re
 import zlib
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from django.db import DatabaseError, models, transaction
@@ -14,6 +14,7 @@ from django.db.models import Field
 
 from ...exceptions import OperationInProgressError
 from ...fileformat.codec import kind
+from ..integrity import ForeignKey
 from ..tables import TableSpec, column_of
 from .base import (
     LOCK_NAME,
@@ -58,7 +59,7 @@ class PostgreSQLBackend(Backend):
             "TimeZone"
         ) in ("UTC", "Etc/UTC")
 
-    def _register_loaders(self, cursor, raw) -> None:
+    def _register_loaders(self, cursor: Any, raw: Any) -> None:
         from psycopg.types.string import TextLoader
 
         # numeric and uuid come back as text, already in the file's canonical form,
@@ -87,13 +88,16 @@ class PostgreSQLBackend(Backend):
             while rows := cursor.fetchmany(batch_size):
                 yield rows
 
-    def fetch_rows(self, spec: TableSpec, where: str, params: list) -> list[tuple]:
+    def fetch_rows(
+        self, spec: TableSpec, where: str, params: list[Any]
+    ) -> list[tuple[Any, ...]]:
         self.connection.ensure_connection()
         raw = self.connection.connection
         with self.connection.wrap_database_errors, raw.cursor() as cursor:
             self._register_loaders(cursor, raw)
             cursor.execute(self.select_sql(spec, where), params)
-            return cursor.fetchall()
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
     def deletes_cascade(self, specs: list[TableSpec]) -> bool:
         # Django declares its foreign keys NO ACTION; raw SQL may not have.
@@ -121,7 +125,11 @@ class PostgreSQLBackend(Backend):
             )
             return {row[0] for row in cursor.fetchall()}
 
-    def check_constraints(self, specs: list[TableSpec], values=None) -> str | None:
+    def check_constraints(
+        self,
+        specs: list[TableSpec],
+        values: Callable[[ForeignKey], Iterable[list[Any]] | None] | None = None,
+    ) -> str | None:
         message = super().check_constraints(specs, values)
         if message is None:
             # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED and stay on

@@ -468,9 +468,9 @@ def example_lines(plan: TablePlan) -> list[str]:
             lines.append(f"{kind}  {count:,} rows")
     for pk, changes in examples.get("update", []):
         lines.append(f"update  pk {pk}: {described(changes) or 'spelling only'}")
-    shown = len(examples.get("update", []))
-    if (plan.update or 0) > shown:
-        lines.append(f"update  +{plan.update - shown:,} more rows")
+    more = (plan.update or 0) - len(examples.get("update", []))
+    if more > 0:
+        lines.append(f"update  +{more:,} more rows")
     return lines
 
 
