@@ -29,7 +29,7 @@ from .db.tables import (
 )
 from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
 from .differential.apply import Changes, ChangesFailed, find_changes
-from .differential.preview import preview_changes
+from .differential.preview import TablePreview, preview_changes
 from .exceptions import (
     BackupError,
     IncompatibleBackupError,
@@ -239,7 +239,12 @@ def plan_restore(
             tables[label],
             current.get(label),
             ends[label].rows if label in ends else None,
-            **(asdict(previews[label]) if label in previews else {}),
+            # Field by field: asdict() would turn the FieldChanges into dicts.
+            **(
+                {f.name: getattr(previews[label], f.name) for f in fields(TablePreview)}
+                if label in previews
+                else {}
+            ),
         )
         for label in labels
     )
@@ -314,7 +319,7 @@ def restore_backup(
             # What each table needs, compared with the file under the locks; the
             # file is read and checked whole before anything is written.
             changes = (
-                Changes.none(specs, backend)
+                Changes.none(plan, specs, backend)
                 if full
                 else find_changes(plan, specs, backend, progress)
             )

@@ -607,7 +607,8 @@ class PreviewTests(DifferentialTestCase):
     def test_dry_run_lists_the_changes_and_folds_the_rest(self):
         out, _err = run_command("restore", str(self.file), "--dry-run")
         lines = out.splitlines()
-        assert lines[1].split() == [
+        assert lines[0] == f"Backup: {self.file}"
+        assert lines[2].split() == [
             "table",
             "rows",
             "now",
@@ -619,7 +620,7 @@ class PreviewTests(DifferentialTestCase):
             "update",
             "how",
         ]
-        rows = {line.split()[0]: line.split()[1:] for line in lines[3:6]}
+        rows = {line.split()[0]: line.split()[1:] for line in lines[4:7]}
         assert rows["testapp.Label"] == [
             f"{ROWS + 1}",
             f"{ROWS}",
@@ -629,14 +630,13 @@ class PreviewTests(DifferentialTestCase):
             "rows",
         ]
         assert rows["testapp.Node"] == [f"{ROWS - 1}", f"{ROWS}", "0", "1", "0", "rows"]
-        assert lines[5].split()[0] == "total"
-        unchanged = lines[6]
-        assert unchanged.startswith(
-            f"{len(plan_restore(self.file).tables) - 2} tables unchanged: "
-        )
+        assert lines[6].split()[0] == "total"
+        unchanged = lines[7]
+        tables = len(plan_restore(self.file).tables)
+        assert unchanged.startswith(f"{tables - 2} tables unchanged: ")
         assert unchanged.endswith(" more")
         # Then each changing table, and its examples under it.
-        assert {"testapp.Label", "testapp.Node"} <= set(lines[7:])
+        assert {"testapp.Label", "testapp.Node"} <= set(lines[8:])
         assert f"  delete  pk {self.late.pk}" in lines
         assert (
             f'  update  pk {self.label.pk}: name "{self.old_name} renamed 0" → '

@@ -30,7 +30,7 @@ soon as its table is known to be one of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +46,11 @@ from ..fileformat.codec import loads_block, pk_value
 from ..fileformat.reader import BackupReader, TableSection, row_lines
 from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..validate import file_normaliser
+from .merge import StopComparing, merge_table
+from .store import Spool, Stretch
 
 if TYPE_CHECKING:
     from ..restore import RestorePlan
-from .merge import StopComparing, merge_table
-from .store import Spool, Stretch
 
 # Rows a statement deletes, or reads back, at most (one parameter per key column).
 STATEMENT_ROWS = 500
@@ -123,7 +123,7 @@ class _Collector:
         self.cost = cost
         self.writes = 0
 
-    def _key(self, row: tuple) -> tuple:
+    def _key(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(row[i] for i in self.key_positions)
 
     def _wrote(self, rows: int) -> None:
@@ -131,18 +131,18 @@ class _Collector:
         if reload_cheaper(self.writes, self.rows_now, self.rows_in_file, self.cost):
             raise StopComparing
 
-    def extra_row(self, line: bytes, row: tuple) -> None:
+    def extra_row(self, line: bytes, row: tuple[Any, ...]) -> None:
         self.changes.extra += 1
         self.removed.add(self._key(row))
         self._wrote(1)
 
-    def missing_row(self, line: bytes, values: list) -> None:
+    def missing_row(self, line: bytes, values: list[Any]) -> None:
         self.changes.missing += 1
         self.added.add(line)
         self._wrote(1)
 
     def changed_row(
-        self, line: bytes, values: list, old_line: bytes, row: tuple
+        self, line: bytes, values: list[Any], old_line: bytes, row: tuple[Any, ...]
     ) -> None:
         self.changes.changed += 1
         self.removed.add(self._key(row))
@@ -177,57 +177,35 @@ class Changes:
     """The tables a restore changes row by row, and how; every other table in scope
     is reloaded whole. ``Changes.none(...)`` reloads every table."""
 
-    def __init__(
-        self, plan: RestorePlan | None, specs: list[TableSpec], backend: Backend
-    ):
+    def __init__(self, plan: RestorePlan, specs: list[TableSpec], backend: Backend):
         self.plan = plan
         self.specs = specs
         self.backend = backend
-        self.version = plan.header["version"] if plan is not None else 0
+        self.version = plan.header["version"]
         self.tables: dict[str, TableChanges] = {}
         self.by_table = {spec.table: spec for spec in specs}
         self.side_effects = False
-        self._removed: Spool | None = None
-        self._added: Spool | None = None
-
-    @property
-    def compared(self) -> RestorePlan:
-        """The plan the changes were found for (none for a full restore)."""
-        if self.plan is None:
-            raise RuntimeError("a full restore compares nothing")
-        return self.plan
-
-    @property
-    def removed_spool(self) -> Spool:
-        """The rows to delete, spooled by ``find_changes``."""
-        if self._removed is None:
-            raise RuntimeError("find_changes() spools the changes first")
-        return self._removed
-
-    @property
-    def added_spool(self) -> Spool:
-        """The rows to insert, spooled by ``find_changes``."""
-        if self._added is None:
-            raise RuntimeError("find_changes() spools the changes first")
-        return self._added
+        self._removed = Spool()
+        self._added = Spool()
 
     @classmethod
-    def none(cls, specs: list[TableSpec], backend: Backend) -> Changes:
+    def none(
+        cls, plan: RestorePlan, specs: list[TableSpec], backend: Backend
+    ) -> Changes:
         """No table changed row by row: a full restore."""
-        return cls(None, specs, backend)
+        return cls(plan, specs, backend)
 
     def __contains__(self, label: str) -> bool:
         return label in self.tables
 
     def close(self) -> None:
         for spool in (self._removed, self._added):
-            if spool is not None:
-                spool.close()
+            spool.close()
 
     # -- finding -----------------------------------------------------------------------
 
     def _find(self, progress: ProgressCallback) -> None:
-        plan, backend = self.compared, self.backend
+        plan, backend = self.plan, self.backend
         by_label = {spec.label: spec for spec in self.specs}
         with_triggers = backend.trigger_tables()
         self.side_effects = any(
@@ -239,7 +217,6 @@ class Changes:
             if fk.parent_column not in columns:
                 columns.append(fk.parent_column)
         rows_now = {table.label: table.rows_now or 0 for table in plan.tables}
-        self._removed, self._added = Spool(), Spool()
         progress = passed_on(progress, stage_total=plan.rows_now)
         progress(Progress("compare", "", 0, None))
         with plan.source.open() as stream:
@@ -271,12 +248,12 @@ class Changes:
             c for c in referenced.get(spec.table, ()) if c not in key_columns
         ]
         table = TableChanges(spec, tuple(key_columns))
-        table.removed = self.removed_spool.begin()
-        table.added = self.added_spool.begin()
+        table.removed = self._removed.begin()
+        table.added = self._added.begin()
         collector = _Collector(
             table,
-            self.removed_spool,
-            self.added_spool,
+            self._removed,
+            self._added,
             [columns.index(c) for c in key_columns],
             now,
             in_file,
@@ -287,29 +264,25 @@ class Changes:
             section,
             self.backend,
             collector,
-            normalise=file_normaliser(
-                spec, self.compared.header, self.backend.connection
-            ),
+            normalise=file_normaliser(spec, self.plan.header, self.backend.connection),
             progress=progress,
             stage="compare",
         )
-        self.removed_spool.end()
-        self.added_spool.end()
+        self._removed.end()
+        self._added.end()
         if merged.complete:
             self.tables[spec.label] = table
 
     # -- what a restore reports ----------------------------------------------------------
 
     @property
-    def written(self) -> int | None:
-        """Rows the restore inserts, over every table (None without a plan)."""
-        return None if self.plan is None else self.rows_inserted(self.plan)
+    def written(self) -> int:
+        """Rows the restore inserts, over every table."""
+        return self.rows_inserted(self.plan)
 
     @property
-    def read_back(self) -> int | None:
+    def read_back(self) -> int:
         """Rows the restore reads back before commit, over every table."""
-        if self.plan is None:
-            return None
         return sum(
             self.tables[t.label].rows_added
             if t.label in self.tables and not self.side_effects
@@ -353,7 +326,7 @@ class Changes:
         spec = table.spec
         width = len(spec.pk_fields)
         deleted = 0
-        for chunk in self.removed_spool.chunks(table.removed):
+        for chunk in self._removed.chunks(table.removed):
             for start in range(0, len(chunk), STATEMENT_ROWS):
                 keys = [key[:width] for key in chunk[start : start + STATEMENT_ROWS]]
                 deleted += self.backend.delete_rows(spec, keys)
@@ -389,10 +362,13 @@ class Changes:
             raise ChangesFailed(self._insert_failure(table, exc)) from exc
 
     def _batches(
-        self, table: TableChanges, decode: Any, progress: ProgressCallback
+        self,
+        table: TableChanges,
+        decode: Callable[[list[Any]], tuple[Any, ...]],
+        progress: ProgressCallback,
     ) -> Iterator[list[tuple[Any, ...]]]:
         done = 0
-        for lines in self.added_spool.chunks(table.added):
+        for lines in self._added.chunks(table.added):
             rows = loads_block(b"\n".join(lines) + b"\n")
             try:
                 decoded = [decode(list(row)) for row in rows]
@@ -404,11 +380,11 @@ class Changes:
                 Progress("restore", table.label, done, table.rows_added, self.written)
             )
 
-    def _pk(self, table: TableChanges, row: list) -> str:
+    def _pk(self, table: TableChanges, row: list[Any]) -> str:
         return shown_value(pk_value(list(table.spec.fields), table.spec.pk_fields, row))
 
     def _conversion_failure(
-        self, table: TableChanges, rows: list[Any], exc: Exception
+        self, table: TableChanges, rows: list[list[Any]], exc: BaseException
     ) -> str:
         spec = table.spec
         fields = list(spec.fields)
@@ -457,13 +433,13 @@ class Changes:
                 )
         return f"{spec.label}: {message}"
 
-    def _rows_added(self, table: TableChanges) -> Iterator[list]:
-        for lines in self.added_spool.chunks(table.added):
+    def _rows_added(self, table: TableChanges) -> Iterator[list[Any]]:
+        for lines in self._added.chunks(table.added):
             yield from loads_block(b"\n".join(lines) + b"\n")
 
     # -- checking --------------------------------------------------------------------------
 
-    def foreign_key_values(self, fk: ForeignKey) -> Iterator[list] | None:
+    def foreign_key_values(self, fk: ForeignKey) -> Iterator[list[Any]] | None:
         """The values to check ``fk`` for, in lists of parameters, or None to check
         every row (a table at either end was reloaded whole, or the database may
         have written to the tables by itself)."""
@@ -489,7 +465,7 @@ class Changes:
         pending: dict[Any, None] = {}
         if parent is not None:
             position = parent.key_columns.index(fk.parent_column)
-            for keys in self.removed_spool.chunks(parent.removed):
+            for keys in self._removed.chunks(parent.removed):
                 for key in keys:
                     if key[position] is not None:
                         pending[key[position]] = None
@@ -502,7 +478,7 @@ class Changes:
             decode = column_decoder(
                 spec.fields[index], self.backend.connection, self.version
             )
-            for lines in self.added_spool.chunks(child.added):
+            for lines in self._added.chunks(child.added):
                 for row in loads_block(b"\n".join(lines) + b"\n"):
                     value = row[index]
                     if value is not None:
@@ -528,14 +504,14 @@ class Changes:
         spec = table.spec
         connection = self.backend.connection
         encode = block_encoder(spec.fields, spec.table, connection)
-        normalise = file_normaliser(spec, self.compared.header, connection)
+        normalise = file_normaliser(spec, self.plan.header, connection)
         fields = list(spec.fields)
         keys = [
             (fields.index(f), column_decoder(f, connection, self.version))
             for f in spec.pk_fields
         ]
         done = 0
-        for lines in self.added_spool.chunks(table.added):
+        for lines in self._added.chunks(table.added):
             for start in range(0, len(lines), STATEMENT_ROWS):
                 part = lines[start : start + STATEMENT_ROWS]
                 rows = loads_block(b"\n".join(part) + b"\n")
@@ -565,7 +541,11 @@ class Changes:
                 )
 
     def _difference(
-        self, table: TableChanges, rows: list[Any], expected: Any, written: Any
+        self,
+        table: TableChanges,
+        rows: list[list[Any]],
+        expected: list[bytes],
+        written: list[bytes],
     ) -> str:
         wanted = set(expected)
         same = sum(1 for line in written if line in wanted)

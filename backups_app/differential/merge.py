@@ -43,14 +43,14 @@ class StopComparing(Exception):  # noqa: N818 (a signal, not an error)
 class Differences(Protocol):
     """What a merge reports, row by row, in primary key order."""
 
-    def extra_row(self, line: bytes, row: tuple) -> None:
+    def extra_row(self, line: bytes, row: tuple[Any, ...]) -> None:
         """A row of the database that the file lacks: its line and the driver's row."""
 
-    def missing_row(self, line: bytes, values: list) -> None:
+    def missing_row(self, line: bytes, values: list[Any]) -> None:
         """A row of the file that the database lacks: its line and values."""
 
     def changed_row(
-        self, line: bytes, values: list, old_line: bytes, row: tuple
+        self, line: bytes, values: list[Any], old_line: bytes, row: tuple[Any, ...]
     ) -> None:
         """A row in both with other values: the file's, then the database's."""
 
@@ -110,7 +110,7 @@ class _Merge:
         self,
         spec: TableSpec,
         section: TableSection,
-        key: Callable[[Any], Any],
+        key: Callable[[list[Any]], tuple[Any, ...]],
         differences: Differences,
         normalise: Callable[[bytes], bytes] | None,
     ):
@@ -120,7 +120,7 @@ class _Merge:
         self.differences = differences
         self.normalise = normalise
 
-    def batch(self, rows: list[tuple], block: bytes) -> None:
+    def batch(self, rows: list[tuple[Any, ...]], block: bytes) -> None:
         """Merge a batch of the database's rows (encoded as ``block``) that does not
         match the file's next bytes as a whole."""
         lines = block[:-1].split(b"\n")
@@ -168,7 +168,7 @@ class _Merge:
                 bound = position + half
         return position - index
 
-    def _step(self, database_line: bytes, row: tuple) -> int:
+    def _step(self, database_line: bytes, row: tuple[Any, ...]) -> int:
         """Compare one database row with the file's next; return 1 when the database
         row was used up, 0 when only the file's row was."""
         section = self.section

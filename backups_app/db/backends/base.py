@@ -110,7 +110,8 @@ class Backend:
         ``stream_rows`` gives them: a few rows, read at once."""
         with self.connection.cursor() as cursor:
             cursor.execute(self.select_sql(spec, where), params)
-            return list(cursor.fetchall())
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
     def stream_rows(
         self, spec: TableSpec, batch_size: int
@@ -171,7 +172,8 @@ class Backend:
                 f"WHERE {self.key_in_sql(spec, len(keys))}",
                 params,
             )
-            return int(cursor.rowcount)
+            deleted: int = cursor.rowcount
+        return deleted
 
     def deletes_cascade(self, specs: list[TableSpec]) -> bool:
         """Whether deleting rows of these tables makes the database change rows of

@@ -96,7 +96,8 @@ class PostgreSQLBackend(Backend):
         with self.connection.wrap_database_errors, raw.cursor() as cursor:
             self._register_loaders(cursor, raw)
             cursor.execute(self.select_sql(spec, where), params)
-            return list(cursor.fetchall())
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
     def deletes_cascade(self, specs: list[TableSpec]) -> bool:
         # Django declares its foreign keys NO ACTION; raw SQL may not have.

@@ -468,8 +468,7 @@ def example_lines(plan: TablePlan) -> list[str]:
             lines.append(f"{kind}  {count:,} rows")
     for pk, changes in examples.get("update", []):
         lines.append(f"update  pk {pk}: {described(changes) or 'spelling only'}")
-    shown = len(examples.get("update", []))
-    more = (plan.update or 0) - shown
+    more = (plan.update or 0) - len(examples.get("update", []))
     if more > 0:
         lines.append(f"update  +{more:,} more rows")
     return lines
