@@ -22,8 +22,11 @@ from __future__ import annotations
 import contextlib
 import datetime
 import io
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from django.utils.crypto import get_random_string
 
 from ..exceptions import StorageError, one_line
 
@@ -51,6 +54,25 @@ class ObjectStore:
             f"{self.location.strip('/')}/{name}" if self.location.strip("/") else name
         )
 
+    def exists(self, name: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(name))
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(
+                f"Cannot look up {name!r} in the object storage: {one_line(exc)}"
+            ) from exc
+        return True
+
+    def free_name(self, name: str, suffix: str) -> str:
+        """Return ``name``, or if it is taken, ``name`` with a random part added
+        before ``suffix`` (so that the name still ends in it)."""
+        root = name.removesuffix(suffix)
+        while self.exists(name):
+            name = f"{root}_{get_random_string(7)}{suffix}"
+        return name
+
 
 def object_store(storage: Any) -> ObjectStore | None:
     """Return the object store behind a django-storages S3 storage, else None."""
@@ -60,8 +82,30 @@ def object_store(storage: Any) -> ObjectStore | None:
         return None
     if not isinstance(storage, S3Storage):
         return None
-    return ObjectStore(
-        storage.connection.meta.client, storage.bucket_name, storage.location or ""
+    client = _CLIENTS.get(storage)
+    if client is None:
+        client = _CLIENTS[storage] = _client_for(storage)
+    return ObjectStore(client, storage.bucket_name, storage.location or "")
+
+
+# One client per storage instance (``storages[alias]`` keeps one per thread).
+_CLIENTS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _client_for(storage: Any) -> Any:
+    """Return a boto3 client made as django-storages makes its own (same session,
+    credentials, endpoint and client config), or the one its resource already
+    holds: the resource's model costs about 13 MB that a backup need not pay."""
+    resource = getattr(storage._connections, "connection", None)
+    if resource is not None:
+        return resource.meta.client
+    return storage._create_session().client(
+        "s3",
+        region_name=storage.region_name,
+        use_ssl=storage.use_ssl,
+        endpoint_url=storage.endpoint_url,
+        config=storage.client_config,
+        verify=storage.verify,
     )
 
 
