@@ -327,7 +327,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "compare": ("compare", "Comparing with the file"),
     "lock": ("lock", "Locking the tables"),
     "safety": ("safety", "Safety backup"),
-    "delete": ("load", "Emptying the tables"),
+    "delete": ("load", "Deleting rows"),
     "restore": ("load", "Loading rows"),
     "check": ("check", "Checking foreign keys"),
     "verify-written": ("check", "Reading back"),
