@@ -69,9 +69,13 @@ class ExitCodeTests(TransactionTestCase):
         different = manage("validatebackup", str(self.file))
         assert different.returncode == 1
         assert b"testapp.Node" in different.stdout
-        assert different.stderr.decode().strip().splitlines() == [
-            "CommandError: The database differs from the backup."
-        ]
+        # A plain verdict, on stdout; nothing on stderr.
+        assert (
+            different.stdout.decode()
+            .splitlines()[-1]
+            .endswith("tables match exactly, 1 differ; rows: 1 extra")
+        )
+        assert different.stderr == b""
 
     def test_unusable_file_exits_2_with_one_line_and_no_traceback(self):
         broken = self.tmp_path / "broken.jsonl.gz"
@@ -169,6 +173,9 @@ class KilledRestoreTests(TransactionTestCase):
     databases = {"default", "other"}
     tmp_path: Path
 
+    # Slow (300,000 rows, about a minute): test_restore_safety kills restores after
+    # their first write on every vendor in the quick suite.
+    @pytest.mark.slow
     def test_database_is_unchanged_after_a_restore_is_killed_midway(self):
         populate_zoo()
         # Enough rows that the restore is still writing when it is killed.
@@ -225,11 +232,18 @@ class ConcurrentWriterTests(TransactionTestCase):
     databases = {"default", "other"}
     tmp_path: Path
 
+    def _rollback_journal(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode=DELETE")
+            assert cursor.fetchone()[0] == "delete"
+
     def test_restored_data_satisfies_the_writers_invariant(self):
         if connection.vendor == "sqlite":
-            # Readers and a writer can only overlap in WAL mode; it stays on the file.
+            # Readers and a writer can only overlap in WAL mode. The mode stays on
+            # the file: the tests after this one get the rollback journal back.
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA journal_mode=WAL")
+            self.addCleanup(self._rollback_journal)
         for i in range(20):
             Book.objects.create(
                 title=f"b{i}", author=Author.objects.create(name=f"a{i}")

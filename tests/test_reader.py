@@ -228,7 +228,11 @@ class DamagedStructureTests(TestCase):
         cut = self.tmp_path / "cut.jsonl"
         start = data.index(b'"first"')
         cut.write_bytes(data[:start])
-        self.assert_refused(cut, "is truncated inside table testapp.Node")
+        self.assert_refused(
+            cut,
+            "is incomplete: it ends inside table testapp.Node (an unfinished copy "
+            "or download?)",
+        )
 
     def test_a_file_without_its_last_newline_is_still_read(self):
         data = plain_copy(self.file, self.tmp_path / "plain.jsonl").read_bytes()

@@ -284,6 +284,20 @@ class _Readable(io.RawIOBase):
         return len(data)
 
 
+def _require_directory(directory: Path, name: str) -> None:
+    """Refuse a path into a directory that does not exist, as pg_dump does: a typo
+    in a path must not quietly make a new tree of folders."""
+    if directory.is_dir():
+        return
+    if directory.exists() or directory.is_symlink():
+        problem = "is not a directory"
+    else:
+        problem = "does not exist"
+    raise StorageError(
+        f"Cannot write {name!r}: the directory {str(directory)!r} {problem}."
+    )
+
+
 class BackupTarget:
     """Where a new backup goes: a path, the backup storage (by name), or ``-``.
 
@@ -315,6 +329,8 @@ class BackupTarget:
                 self.path = Path(text)
                 self.name = text
                 self.write_through = _writes_through(self.path, text)
+                if not self.write_through:
+                    _require_directory(self.path.parent, text)
         else:
             self.stream = target
             self.name = getattr(target, "name", None) or "stream"
