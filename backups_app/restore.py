@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import IO, Any
 
 from django.db import DatabaseError, transaction
@@ -28,7 +28,17 @@ from .db.tables import (
     table_specs,
 )
 from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
-from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
+from .differential.apply import Changes, ChangesFailed, find_changes
+from .differential.preview import TablePreview, preview_changes
+from .exceptions import (
+    BackupError,
+    IncompatibleBackupError,
+    RestoreError,
+    one_line,
+)
+from .exceptions import database_message as _database_message
+from .exceptions import error_text as _error_text
+from .exceptions import shown_value as _shown
 from .fileformat.codec import loads_block, loads_row, pk_value
 from .fileformat.reader import (
     BackupReader,
@@ -38,7 +48,7 @@ from .fileformat.reader import (
     verify_file,
 )
 from .fileformat.streams import BackupSource
-from .progress import Progress, ProgressCallback, ignore_progress
+from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 from .provenance import provenance_of
 from .validate import file_normaliser, normalised_block, normalised_digests
 
@@ -49,6 +59,39 @@ class TablePlan:
     table: str
     rows_now: int | None  # None: the table is not in this database
     rows_in_file: int | None  # None: the table is not in the backup
+    # What the restore would change, when the plan compared (plan_restore(compare=
+    # True)); None otherwise. Updated rows are neither deleted nor inserted here.
+    delete: int | None = None
+    insert: int | None = None
+    update: int | None = None
+    # Whether the restore would reload the table whole rather than write its rows
+    # that differ.
+    reload: bool | None = None
+    # "delete", "insert": a few primary keys; "update": (primary key, the fields
+    # that change: backups_app.changes.FieldChange, database → backup).
+    examples: dict[str, list[Any]] | None = field(default=None, compare=False)
+
+    @property
+    def unchanged(self) -> bool:
+        return self.delete == 0 and self.insert == 0 and self.update == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.examples is not None:
+            data["examples"] = {
+                **self.examples,
+                "update": [
+                    {
+                        "pk": pk,
+                        "changes": [
+                            {"field": c.field, "database": c.before, "backup": c.after}
+                            for c in changes
+                        ],
+                    }
+                    for pk, changes in self.examples["update"]
+                ],
+            }
+        return data
 
 
 @dataclass(frozen=True)
@@ -78,6 +121,18 @@ class RestorePlan:
     def rows_in_file(self) -> int:
         return sum(t.rows_in_file or 0 for t in self.tables)
 
+    @property
+    def compared(self) -> bool:
+        """Whether the plan knows the rows that differ (``plan_restore(compare=True)``)."""
+        return any(t.delete is not None for t in self.tables)
+
+    def changes(self) -> dict[str, int]:
+        """Rows the restore would delete, insert and update, over every table."""
+        return {
+            kind: sum(getattr(t, kind) or 0 for t in self.tables)
+            for kind in ("delete", "insert", "update")
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source.name,
@@ -88,8 +143,10 @@ class RestorePlan:
             "provenance": self.provenance,
             "rows_now": self.rows_now,
             "rows_in_file": self.rows_in_file,
+            "compared": self.compared,
+            **({"changes": self.changes()} if self.compared else {}),
             "schema_differences": list(self.schema_differences),
-            "tables": [asdict(t) for t in self.tables],
+            "tables": [t.to_dict() for t in self.tables],
         }
 
 
@@ -98,10 +155,16 @@ class RestoreSummary:
     source: str
     database: str
     tables: int
-    rows_deleted: int
+    rows_deleted: int  # rows updated are counted here too, and as inserted
     rows_inserted: int
     seconds: float
     safety_backup: str | None
+    rows_updated: int = 0
+    # Tables that differed in few rows, whose rows that differ were written (or
+    # that did not differ at all); the labels of those reloaded whole.
+    tables_changed: int = 0
+    tables_unchanged: int = 0
+    reloaded: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,17 +176,20 @@ def plan_restore(
     *,
     using: str = "default",
     progress: ProgressCallback = ignore_progress,
+    compare: bool = False,
 ) -> RestorePlan:
     """Check the whole file and its fit to the database; return what a restore would do.
 
     Raises BackupFormatError for a damaged file. Schema differences are returned in the
-    plan (``restore_backup`` refuses them).
+    plan (``restore_backup`` refuses them). With ``compare``, the plan also says, per
+    table, which rows the restore would delete, insert and update (reading the file
+    again and every table of the database, as a validation does).
     """
     require_database(using)
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        verified = verify_file(stream, source.name)
+        verified = verify_file(stream, source.name, progress=progress)
     header, ends = verified.header, verified.ends
     try:
         specs = file_table_specs(using, header)
@@ -150,12 +216,35 @@ def plan_restore(
     ]
     tables = {t["label"]: t["table"] for t in header["tables"]}
     tables.update({spec.label: spec.table for spec in specs})
+    previews = {}
+    if compare and not differences:
+        try:
+            previews = preview_changes(
+                source,
+                header,
+                verified.digest,
+                specs,
+                backend,
+                current,
+                {label: end.rows for label, end in ends.items()},
+                progress,
+            )
+        except DatabaseError as exc:
+            raise BackupError(
+                f"Cannot read database {using!r}: {one_line(exc)}"
+            ) from exc
     plan = tuple(
         TablePlan(
             label,
             tables[label],
             current.get(label),
             ends[label].rows if label in ends else None,
+            # Field by field: asdict() would turn the FieldChanges into dicts.
+            **(
+                {f.name: getattr(previews[label], f.name) for f in fields(TablePreview)}
+                if label in previews
+                else {}
+            ),
         )
         for label in labels
     )
@@ -180,12 +269,18 @@ def restore_backup(
     safety_backup: bool | None = None,
     lock_wait: float = LOCK_WAIT,
     progress: ProgressCallback = ignore_progress,
+    full: bool = False,
 ) -> RestoreSummary:
     """Replace the contents of every table in the backup's scope with the backup's rows.
 
     One transaction: the file is checked completely before anything changes, and the
     written tables are re-counted and re-digested before commit. Any failure rolls back
     and raises, leaving the database as it was.
+
+    Each table is first compared with the file (``differential``): one that differs
+    in few rows gets only those rows deleted and inserted, and only those are read
+    back; the others are emptied and loaded whole. ``full`` reloads every table
+    without comparing.
 
     The tables in scope are locked against writers before the safety backup is read,
     inside the same transaction. A session still writing to one of them after
@@ -212,6 +307,7 @@ def restore_backup(
     signals.pre_restore.send(restore_backup, using=using, plan=plan)
     backend = backend_for(using)
     progress(Progress("lock", "", 0, None))
+    changes = None
     try:
         with backend.restore_session(), backend.restore_transaction():
             # The restore lock first (another restore fails at once), then every
@@ -220,37 +316,58 @@ def restore_backup(
             # write that commits before the locks is in it, and any later write
             # waits until the restore has committed. No write falls between the two.
             backend.lock_tables(specs, lock_wait)
+            # What each table needs, compared with the file under the locks; the
+            # file is read and checked whole before anything is written.
+            changes = (
+                Changes.none(plan, specs, backend)
+                if full
+                else find_changes(plan, specs, backend, progress)
+            )
             if safety_backup:
-                progress(Progress("safety", "", 0, None))
+                progress(Progress("safety", "", 0, None, plan.rows_now))
+                # Its reports come as the "safety" stage: a backup's own stage
+                # would break the order of the restore's stages.
                 safety_name = create_backup(
                     None,
                     using=using,
                     exclude=exclude,
                     origin="safety",
                     name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
+                    progress=passed_on(progress, stage="safety"),
                 ).name
             with backend.writing():
                 progress(Progress("delete", "", 0, None))
-                backend.delete_all(specs)
-                loader = _Loader(plan, specs, backend, progress)
+                changes.delete(progress)
+                loader = _Loader(plan, specs, backend, progress, changes)
                 written = loader.load()
-                loader.check_foreign_keys()
-                if loader.settle(written):
-                    # A reload replaced rows that foreign keys may point at.
+                if not loader.rewrites:
                     loader.check_foreign_keys()
+                loader.settle(written)
+                if loader.rewrites:
+                    # Checked once the tables hold the file's rows: what the
+                    # database wrote by itself (a trigger, a cascading delete) may
+                    # break a key until the read-back has put it right.
+                    loader.check_foreign_keys()
+                changes.check_written(progress)
                 # Last, when nothing else can fail: on PostgreSQL sequences are
                 # not transactional, so they are only raised here (a rollback or
                 # a kill leaves a gap of unused ids, never a collision) and set
                 # exactly after commit, in a step that is safe to lose.
                 progress(Progress("sequences", "", 0, None))
                 settle = backend.reset_sequences(specs)
+            # First after the commit: from here on the restore is done.
+            transaction.on_commit(
+                lambda: progress(Progress("committed", "", 0, None)),
+                using=using,
+                robust=True,
+            )
             transaction.on_commit(
                 lambda: _settle_sequences(backend, settle, progress),
                 using=using,
                 robust=True,
             )
             progress(Progress("commit", "", 0, None))
-    except _Failed as exc:
+    except (_Failed, ChangesFailed) as exc:
         raise RestoreError(
             f"Restore of {plan.source.name} failed and was rolled back: {exc}"
         ) from exc.__cause__
@@ -265,15 +382,22 @@ def restore_backup(
             f"Restore of {plan.source.name} failed and was rolled back: a value does "
             f"not fit database {using!r} ({type(exc).__name__}: {one_line(exc)})"
         ) from exc
+    finally:
+        if changes is not None:
+            changes.close()
     clear_stale_caches(using)
     summary = RestoreSummary(
         source=plan.source.name,
         database=using,
         tables=len(specs),
-        rows_deleted=plan.rows_now,
-        rows_inserted=sum(end.rows for _, end in written),
+        rows_deleted=changes.rows_deleted(plan),
+        rows_inserted=changes.rows_inserted(plan),
         seconds=round(time.perf_counter() - started, 3),
         safety_backup=safety_name,
+        rows_updated=changes.rows_updated,
+        tables_changed=sum(1 for t in changes.tables.values() if t.writes),
+        tables_unchanged=sum(1 for t in changes.tables.values() if not t.writes),
+        reloaded=[spec.label for spec in specs if spec.label not in changes],
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary
@@ -292,28 +416,11 @@ def _settle_sequences(
 # How many times the tables that triggers changed after their own load are emptied
 # and loaded again before the restore gives up.
 MAX_RELOADS = 3
-# The longest value an error message shows.
-SHOWN_LENGTH = 60
 CONVERSION_ERRORS = (ValueError, ArithmeticError, TypeError, LookupError)
 
 
 class _Failed(Exception):
     """A step of the restore failed; the message names the table, column and row."""
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 3] + "..."
-
-
-def _database_message(exc: BaseException) -> str:
-    """The driver's message on one line, without PostgreSQL's CONTEXT: we say where."""
-    parts = one_line(exc).split("; ")
-    return "; ".join(part for part in parts if not part.startswith("CONTEXT:"))
-
-
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 class _Loader:
@@ -345,15 +452,21 @@ class _Loader:
         specs: list[TableSpec],
         backend: Backend,
         progress: ProgressCallback,
+        changes: Changes,
     ):
         self.plan = plan
         self.specs = specs
         self.backend = backend
         self.progress = progress
+        # The tables changed row by row; the others are loaded whole.
+        self.changes = changes
         self.by_label = {spec.label: spec for spec in specs}
         self.batch_size = app_settings.BATCH_SIZE
         with_triggers = backend.trigger_tables()
         self.triggered = {spec.label for spec in specs if spec.table in with_triggers}
+        # Whether the database may change tables in scope by itself as they are
+        # written (triggers; with tables changed row by row, cascading deletes too).
+        self.rewrites = bool(self.triggered) or changes.side_effects
         self.version = plan.header["version"]
         # Tables whose values this vendor (or the file's format version) spells
         # otherwise, such as JSON text across vendors: read back and compared in a
@@ -379,19 +492,35 @@ class _Loader:
         """
         loaded: dict[str, tuple[TableSpec, TableEnd]] = {}
         for wanted in (labels & self.triggered, labels - self.triggered):
-            if not wanted:
+            # A table changed row by row has its rows at hand (loaded again, whole).
+            changed = set() if read_back else wanted & self.changes.tables.keys()
+            if wanted == changed:
+                for label in self.plan.ends:
+                    if label in changed:
+                        loaded.update(self._insert_changes(label))
                 continue
             with self.plan.source.open() as stream:
                 reader = BackupReader(stream, self.plan.source.name)
                 reader.expect(self.plan.header, self.plan.digest)
                 for section in reader.tables():
-                    if section.label in wanted:
+                    if section.label in changed:
+                        loaded.update(self._insert_changes(section.label))
+                    elif section.label in wanted:
                         spec = aligned(self.by_label[section.label], section.columns)
                         self._load_table(spec, section)
                         loaded[section.label] = (spec, section.ended())
                         if read_back:
                             self._check_alone(spec, section.ended())
         return loaded
+
+    def _insert_changes(self, label: str) -> dict[str, tuple[TableSpec, TableEnd]]:
+        """Insert a changed table's new rows; return it when it is to be read back
+        whole (``settle``), which only the database's own writes call for."""
+        spec = self.changes.tables[label].spec
+        self.changes.insert(spec, self.progress)
+        if not self.changes.side_effects:
+            return {}
+        return {label: (spec, self.plan.ends[label])}
 
     def _load_table(self, spec: TableSpec, section: TableSection) -> None:
         connection = self.backend.connection
@@ -402,7 +531,7 @@ class _Loader:
             # A savepoint per table: after a failed insert the table can be loaded
             # again, a row at a time, to find the row at fault.
             with transaction.atomic(using=self.backend.using):
-                if self.triggered:
+                if self.rewrites:
                     self.backend.empty(spec)
                 self.backend.insert_rows(spec, self._batches(spec, section, decode))
         except DatabaseError as exc:
@@ -431,7 +560,9 @@ class _Loader:
                     ) from exc
                 yield decoded
                 done += len(batch)
-                self.progress(Progress("restore", spec.label, done, total))
+                self.progress(
+                    Progress("restore", spec.label, done, total, self.changes.written)
+                )
 
     # -- what went wrong, said precisely --------------------------------------------
 
@@ -507,7 +638,7 @@ class _Loader:
         fields = list(spec.fields)
         decode = row_decoder(fields, list(spec.insert_fields), connection, self.version)
         with closing(self._section_lines(spec.label)) as lines:
-            if self.triggered:
+            if self.rewrites:
                 self.backend.empty(spec)
             pending: list[list[Any]] = []
             for line in itertools.chain(lines, [None]):
@@ -535,7 +666,9 @@ class _Loader:
 
     def check_foreign_keys(self) -> None:
         self.progress(Progress("check", "", 0, None))
-        problem = self.backend.check_constraints(self.specs)
+        problem = self.backend.check_constraints(
+            self.specs, self.changes.foreign_key_values
+        )
         if problem is not None:
             raise _Failed(problem)
 
@@ -558,7 +691,7 @@ class _Loader:
             if not differing:
                 return reloads > 0
             label, seen = next(iter(differing.items()))
-            if not self.triggered:
+            if not self.rewrites:
                 raise _Failed(self._difference(specs[label], ends[label], seen))
             if reloads == MAX_RELOADS:
                 raise _Failed(
@@ -610,7 +743,15 @@ class _Loader:
                 except CONVERSION_ERRORS as exc:
                     raise _Failed(self._unreadable(spec, batch, exc)) from exc
                 rows += len(batch)
-                self.progress(Progress("verify-written", spec.label, rows, end.rows))
+                self.progress(
+                    Progress(
+                        "verify-written",
+                        spec.label,
+                        rows,
+                        end.rows,
+                        self.changes.read_back,
+                    )
+                )
         return rows, digest.hexdigest()
 
     def _unreadable(

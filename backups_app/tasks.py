@@ -228,10 +228,6 @@ class OperationRunner:
 
     def progress(self, report: Progress) -> None:
         now = time.monotonic()
-        if report.stage == "backup" and self.operation.kind == Operation.Kind.RESTORE:
-            # Inside a restore, a backup is its safety backup (when the engine passes
-            # the callback on to it): same step, now with rows.
-            report = Progress("safety", report.label, report.done, report.total)
         if report.stage != self._stage:
             # A new step: its rows are counted, and its time measured, from zero.
             self._stage = report.stage
@@ -250,7 +246,10 @@ class OperationRunner:
             return
         self._last_write = now
         done = self._rows_before + self._rows_current
-        total = self._expected.get(report.stage)
+        # What the engine knows (a backup counts its rows first) before the guess.
+        total = report.stage_total
+        if total is None:
+            total = self._expected.get(report.stage)
         if total is not None and done > total:
             total = None  # the database grew meanwhile: no honest estimate
         estimated_end = None
@@ -395,6 +394,7 @@ class OperationRunner:
                     )
                     % {"name": record.name}
                 )
+            self.expect("compare", plan.rows_now)
             self.expect("safety", plan.rows_now)
             self.expect("restore", plan.rows_in_file)
             self.expect("verify-written", plan.rows_in_file)
@@ -404,13 +404,15 @@ class OperationRunner:
         # No admin log entry, here or for any operation: the admin log is one of the
         # tables a validation compares and a restore replaces. This Operation, in a
         # table restores never touch, is the record.
+        # Updated rows are deleted and inserted again: counted once, as updated.
         message = _(
             "Restored database %(database)s from %(name)s: %(deleted)s rows deleted, "
-            "%(inserted)s rows inserted."
+            "%(inserted)s rows inserted, %(updated)s rows updated."
         ) % {
             "database": using,
             "name": record.name,
-            "deleted": summary.rows_deleted,
-            "inserted": summary.rows_inserted,
+            "deleted": summary.rows_deleted - summary.rows_updated,
+            "inserted": summary.rows_inserted - summary.rows_updated,
+            "updated": summary.rows_updated,
         }
         return message, data

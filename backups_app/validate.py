@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -15,8 +13,8 @@ from django.db import DatabaseError
 
 from . import signals
 from .backup import unreadable_value_in_table
+from .changes import FieldChange
 from .collector import collector_paused
-from .conf import app_settings
 from .db.backends import Backend, backend_for
 from .db.schema import aligned, compare_schema
 from .db.tables import (
@@ -25,19 +23,12 @@ from .db.tables import (
     require_database,
     require_tables,
 )
-from .db.values import block_encoder, lines_encoder
+from .differential.merge import Tally, merge_table
 from .exceptions import BackupError, IncompatibleBackupError, one_line
-from .fileformat.codec import (
-    lines_normaliser,
-    loads_row,
-    pk_key_function,
-    pk_value,
-)
+from .fileformat.codec import lines_normaliser
 from .fileformat.reader import BackupReader, TableSection, row_lines, verify_file
 from .fileformat.streams import BackupSource
-from .progress import Progress, ProgressCallback, ignore_progress
-
-MAX_EXAMPLES = 5
+from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 
 
 @dataclass
@@ -54,6 +45,8 @@ class TableReport:
     missing_examples: list[Any] = field(default_factory=list)
     extra_examples: list[Any] = field(default_factory=list)
     changed_examples: list[Any] = field(default_factory=list)
+    # The changed examples with their changed fields: (pk, backup → database).
+    changed_rows: list[tuple[Any, list[FieldChange]]] = field(default_factory=list)
     problem: str = ""  # a difference that is not about rows (no such table, columns)
 
     @property
@@ -65,7 +58,18 @@ class TableReport:
         return "match" if self.matches else "differ"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
+        data = asdict(self)
+        data["changed_rows"] = [
+            {
+                "pk": pk,
+                "changes": [
+                    {"field": c.field, "backup": c.before, "database": c.after}
+                    for c in changes
+                ],
+            }
+            for pk, changes in self.changed_rows
+        ]
+        return {**data, "status": self.status}
 
 
 @dataclass
@@ -122,11 +126,6 @@ class ValidationReport:
         }
 
 
-def _example(examples: list[Any], spec: TableSpec, line: bytes) -> None:
-    if len(examples) < MAX_EXAMPLES:
-        examples.append(pk_value(spec.fields, spec.pk_fields, loads_row(line)))
-
-
 def file_normaliser(
     spec: TableSpec, header: dict[str, Any], connection: Any
 ) -> Callable[[bytes], bytes] | None:
@@ -171,104 +170,29 @@ def _compare_rows(
     progress: ProgressCallback,
     normalise: Callable[[bytes], bytes] | None = None,
 ) -> None:
-    """Compare the file's rows with the database's rows, both in primary key order.
+    """Compare the file's rows with the database's rows, both in primary key order
+    (``differential.merge``: runs of equal rows compared as bytes, only the rows
+    that differ parsed), and count what differs, with examples.
 
-    While the database's rows, encoded, are the very bytes that come next in the
-    file, they are the same rows: batches are compared in place as bytes, and only
-    from the first batch that differs on are rows merged one by one by primary key.
     With ``normalise`` (a file from another vendor or format version, with values
     stored in other text), every row of both sides is normalised and merged.
     """
-    encode_lines = lines_encoder(spec.fields, spec.table, backend.connection)
-    encode_block = block_encoder(spec.fields, spec.table, backend.connection)
-    if normalise is not None:
-        with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
-            file_lines: Iterator[bytes] = (
-                normalise(line)
-                for block in section.blocks()
-                for line in row_lines(block)
-            )
-            database_lines: Iterator[bytes] = (
-                normalise(line)
-                for rows in batches
-                for line in row_lines(encode_block(rows))
-            )
-            report.db_rows = _merge_rows(
-                report, spec, file_lines, database_lines, progress
-            )
-        report.file_rows = section.ended().rows
-        return
-    # Closed on the way out, read to the end or not: a server-side cursor must be
-    # closed inside its transaction.
-    with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
-        same_rows = 0
-        database_rest: list[bytes] = []
-        for rows in batches:
-            lines = encode_lines(rows)
-            encoded = (lines, b"\n") if lines is not None else (encode_block(rows),)
-            if not section.take(*encoded, rows=len(rows)):
-                database_rest = row_lines(b"".join(encoded))
-                break
-            same_rows += len(rows)
-            progress(Progress("validate", spec.label, same_rows, None))
-        # Rows that differ are parsed: checked first, as the check pass did not.
-        file_lines = itertools.chain.from_iterable(
-            map(row_lines, section.checked_blocks())
-        )
-        database_lines = itertools.chain(
-            database_rest,
-            itertools.chain.from_iterable(
-                row_lines(encode_block(rows)) for rows in batches
-            ),
-        )
-        database_rows = _merge_rows(report, spec, file_lines, database_lines, progress)
+    # Changed fields as backup → database: how the database changed since.
+    tally = Tally.of(spec, before="file")
+    merged = merge_table(
+        spec, section, backend, tally, normalise=normalise, progress=progress
+    )
     report.file_rows = section.ended().rows
-    report.db_rows = same_rows + database_rows
-
-
-def _merge_rows(
-    report: TableReport,
-    spec: TableSpec,
-    file_lines: Iterator[bytes],
-    database_lines: Iterator[bytes],
-    progress: ProgressCallback,
-) -> int:
-    """Count the rows missing, extra and changed; return how many database rows
-    there were."""
-    key = pk_key_function(spec.fields, spec.pk_fields)
-    database_rows = 0
-    file_line = next(file_lines, None)
-    database_line = next(database_lines, None)
-    while file_line is not None or database_line is not None:
-        if file_line == database_line:
-            order = 0
-        elif file_line is None:
-            order = 1
-        elif database_line is None:
-            order = -1
-        else:
-            file_key = key(loads_row(file_line))
-            database_key = key(loads_row(database_line))
-            order = (file_key > database_key) - (file_key < database_key)
-            if order == 0:
-                report.changed += 1
-                _example(report.changed_examples, spec, file_line)
-        if order < 0:
-            assert file_line is not None  # the file's row sorts first
-            report.missing += 1
-            _example(report.missing_examples, spec, file_line)
-        elif order > 0:
-            assert database_line is not None  # the database's row sorts first
-            report.extra += 1
-            _example(report.extra_examples, spec, database_line)
-        if order <= 0:
-            file_line = next(file_lines, None)
-        if order >= 0:
-            database_rows += 1
-            if database_rows % app_settings.BATCH_SIZE == 0:
-                progress(Progress("validate", spec.label, database_rows, None))
-            database_line = next(database_lines, None)
-    return database_rows
+    report.db_rows = merged.db_rows
+    report.missing, report.extra, report.changed = (
+        tally.missing,
+        tally.extra,
+        tally.changed,
+    )
+    report.missing_examples = tally.missing_examples
+    report.extra_examples = tally.extra_examples
+    report.changed_examples = [pk for pk, _changes in tally.changed_rows]
+    report.changed_rows = tally.changed_rows
 
 
 def _extra_table(spec: TableSpec, backend: Backend) -> TableReport:
@@ -302,7 +226,7 @@ def validate_backup(
     # that differ from the database's.
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        verified = verify_file(stream, source.name, rows=file_only)
+        verified = verify_file(stream, source.name, rows=file_only, progress=progress)
     header = verified.header
     report = ValidationReport(
         source=source.name,
@@ -321,7 +245,15 @@ def validate_backup(
         with source.open() as stream:
             reader = BackupReader(stream, source.name)
             reader.expect(header, verified.digest)
-            _compare_database(report, reader, header, using, progress)
+            # The file's rows: about what the comparison goes through.
+            rows = sum(end.rows for end in verified.ends.values())
+            _compare_database(
+                report,
+                reader,
+                header,
+                using,
+                passed_on(progress, stage_total=rows),
+            )
     report.seconds = round(time.perf_counter() - started, 3)
     signals.announce(signals.post_validate, validate_backup, using=using, report=report)
     return report

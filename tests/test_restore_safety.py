@@ -220,7 +220,12 @@ class KilledRestoreTests(TransactionTestCase):
 
     def test_killed_after_its_first_write(self):
         events = self.kill_at("restore", observe=self.wrote)
-        assert events[-3:] == ["event lock", "event delete", "event restore"]
+        assert events[-4:] == [
+            "event lock",
+            "event compare",
+            "event delete",
+            "event restore",
+        ]
         assert raw_contents() == self.before
         assert sequence_state() == self.sequences_before
         assert_next_inserts_work()
@@ -230,7 +235,12 @@ class KilledRestoreTests(TransactionTestCase):
     def test_killed_after_the_safety_backup_which_stays_complete(self):
         safety_before = safety_files()
         events = self.kill_at("delete", "default", None, "--safety-backup")
-        assert events[-3:] == ["event lock", "event safety", "event delete"]
+        assert events[-4:] == [
+            "event lock",
+            "event compare",
+            "event safety",
+            "event delete",
+        ]
         assert raw_contents() == self.before
         (name,) = safety_files() - safety_before
         # A complete backup of the unchanged database; no partial file is left.
@@ -280,7 +290,12 @@ class KilledRestoreTests(TransactionTestCase):
                 "is set in the transaction, InnoDB counters are not lowered"
             )
         events = self.kill_at("settle")
-        assert events[-3:] == ["event sequences", "event commit", "event settle"]
+        assert events[-4:] == [
+            "event sequences",
+            "event commit",
+            "event committed",
+            "event settle",
+        ]
         assert snapshot() == self.backup_snapshot
         # Not lowered to the restored rows, but never below them.
         after = next_values(sequence_state())

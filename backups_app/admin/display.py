@@ -43,11 +43,18 @@ STEPS = {
     "backup": gettext_lazy("Writing the backup"),
     "validate": gettext_lazy("Comparing the backup with the database"),
     "verify": gettext_lazy("Checking the backup file"),
+    "compare": gettext_lazy("Comparing the database with the backup"),
     "safety": gettext_lazy("Safety backup of the current contents"),
-    "delete": gettext_lazy("Emptying the tables"),
+    "delete": gettext_lazy("Deleting the rows that go"),
     "restore": gettext_lazy("Writing the backup’s rows"),
     "check": gettext_lazy("Checking foreign keys"),
     "verify-written": gettext_lazy("Reading back what was written"),
+    "lock": gettext_lazy("Locking the tables against writers"),
+    "reload": gettext_lazy("Loading again the tables triggers changed"),
+    "sequences": gettext_lazy("Setting sequences"),
+    "commit": gettext_lazy("Committing"),
+    "committed": gettext_lazy("Committed; finishing"),
+    "settle": gettext_lazy("Setting sequences"),
 }
 
 

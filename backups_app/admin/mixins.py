@@ -380,7 +380,11 @@ class SyncMixin(BackupViewsMixin):
 
 
 class DownloadMixin(BackupViewsMixin):
-    """Download a backup file as it is stored."""
+    """Download a backup file as it is stored (still encrypted, if it is)."""
+
+    # Sent this much at a time (FileResponse's own default is 4 KiB); from an object
+    # storage each block is a ranged read, never the whole object at once.
+    download_block_size = 1 << 20
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -411,12 +415,14 @@ class DownloadMixin(BackupViewsMixin):
             backup=record,
             message=_("Downloaded %(name)s.") % {"name": record.name},
         )
-        return FileResponse(
+        response = FileResponse(
             handle,
             as_attachment=True,
             filename=record.name,
             content_type="application/octet-stream",
         )
+        response.block_size = self.download_block_size
+        return response
 
 
 class ValidateMixin(BackupViewsMixin):
@@ -610,7 +616,7 @@ class RestoreMixin(BackupViewsMixin):
         with_session = request.session.session_key if database == session_db else None
         try:
             with open_source(record.name) as source:
-                plan = plan_restore(source, using=database)
+                plan = plan_restore(source, using=database, compare=True)
                 survivors = (
                     who_survives(source, request.user, with_session)
                     if database in (user_db, session_db)
@@ -627,6 +633,9 @@ class RestoreMixin(BackupViewsMixin):
             return result
         record_provenance(record, plan.provenance)
         result["plan"] = plan
+        result["changing"] = [t for t in plan.tables if not t.unchanged]
+        result["unchanged"] = [t.label for t in plan.tables if t.unchanged]
+        result["changes"] = plan.changes()
         result["foreign"] = plan.provenance != Provenance.OURS
         result["can_confirm"] = plan.can_restore and (
             not result["foreign"] or request.user.has_perm(PERMISSION_RESTORE_FOREIGN)

@@ -22,8 +22,11 @@ from __future__ import annotations
 import contextlib
 import datetime
 import io
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from django.utils.crypto import get_random_string
 
 from ..exceptions import StorageError, one_line
 
@@ -31,7 +34,11 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
 PART_SIZE = 8 << 20  # S3 takes parts of at least 5 MiB, except the last one
-READ_SIZE = 8 << 20
+PARTS_PER_SIZE = 1000
+READ_SIZE = 4 << 20
+# The first range read is this small, then each is twice the last, up to READ_SIZE:
+# a listing that wants only a file's header line fetches little more than it.
+FIRST_READ_SIZE = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,25 @@ class ObjectStore:
             f"{self.location.strip('/')}/{name}" if self.location.strip("/") else name
         )
 
+    def exists(self, name: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(name))
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(
+                f"Cannot look up {name!r} in the object storage: {one_line(exc)}"
+            ) from exc
+        return True
+
+    def free_name(self, name: str, suffix: str) -> str:
+        """Return ``name``, or if it is taken, ``name`` with a random part added
+        before ``suffix`` (so that the name still ends in it)."""
+        root = name.removesuffix(suffix)
+        while self.exists(name):
+            name = f"{root}_{get_random_string(7)}{suffix}"
+        return name
+
 
 def object_store(storage: Any) -> ObjectStore | None:
     """Return the object store behind a django-storages S3 storage, else None."""
@@ -56,8 +82,30 @@ def object_store(storage: Any) -> ObjectStore | None:
         return None
     if not isinstance(storage, S3Storage):
         return None
-    return ObjectStore(
-        storage.connection.meta.client, storage.bucket_name, storage.location or ""
+    client = _CLIENTS.get(storage)
+    if client is None:
+        client = _CLIENTS[storage] = _client_for(storage)
+    return ObjectStore(client, storage.bucket_name, storage.location or "")
+
+
+# One client per storage instance (``storages[alias]`` keeps one per thread).
+_CLIENTS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _client_for(storage: Any) -> Any:
+    """Return a boto3 client made as django-storages makes its own (same session,
+    credentials, endpoint and client config), or the one its resource already
+    holds: the resource's model costs about 13 MB that a backup need not pay."""
+    resource = getattr(storage._connections, "connection", None)
+    if resource is not None:
+        return resource.meta.client
+    return storage._create_session().client(
+        "s3",
+        region_name=storage.region_name,
+        use_ssl=storage.use_ssl,
+        endpoint_url=storage.endpoint_url,
+        config=storage.client_config,
+        verify=storage.verify,
     )
 
 
@@ -69,11 +117,18 @@ class MultipartUpload(io.RawIOBase):
     """A writable stream whose bytes become the object ``name``: on ``complete()``,
     or never (``abort()``)."""
 
-    def __init__(self, store: ObjectStore, name: str, part_size: int = PART_SIZE):
+    def __init__(
+        self,
+        store: ObjectStore,
+        name: str,
+        part_size: int = PART_SIZE,
+        parts_per_size: int = PARTS_PER_SIZE,
+    ):
         self.store = store
         self.name = name
         self.key = store.key(name)
         self.part_size = part_size
+        self.parts_per_size = parts_per_size
         self.size = 0
         self._buffer = bytearray()
         self._parts: list[dict[str, Any]] = []
@@ -90,16 +145,25 @@ class MultipartUpload(io.RawIOBase):
         return True
 
     def write(self, data: ReadableBuffer) -> int:
-        view = memoryview(data)
-        self._buffer += view
-        self.size += view.nbytes
-        while len(self._buffer) >= self.part_size:
-            part = bytes(self._buffer[: self.part_size])
-            del self._buffer[: self.part_size]
-            self._send(part)
-        return view.nbytes
+        with memoryview(data) as view, view.cast("B") as rest:
+            self.size += rest.nbytes
+            while rest:
+                # Fill the part up to its size exactly, then send the buffer itself:
+                # one part in memory, never a copy of it.
+                room = self._current_part_size() - len(self._buffer)
+                self._buffer += rest[:room]
+                rest = rest[room:]
+                if len(self._buffer) == self._current_part_size():
+                    part, self._buffer = self._buffer, bytearray()
+                    self._send(part)
+            return view.nbytes
 
-    def _send(self, part: bytes) -> None:
+    def _current_part_size(self) -> int:
+        # S3 allows 10,000 parts: the size doubles every PARTS_PER_SIZE parts, so
+        # that a backup of any size fits (8 MiB parts up to 8 GiB written).
+        return self.part_size << (len(self._parts) // self.parts_per_size)
+
+    def _send(self, part: bytes | bytearray) -> None:
         number = len(self._parts) + 1
         try:
             response = self.store.client.upload_part(
@@ -118,8 +182,8 @@ class MultipartUpload(io.RawIOBase):
     def complete(self) -> None:
         """Make the object appear under its name, unless one is already there."""
         if self._buffer or not self._parts:
-            self._send(bytes(self._buffer))
-            self._buffer.clear()
+            part, self._buffer = self._buffer, bytearray()
+            self._send(part)
         try:
             self.store.client.complete_multipart_upload(
                 Bucket=self.store.bucket,
@@ -153,11 +217,25 @@ class MultipartUpload(io.RawIOBase):
 class RangedReader(io.RawIOBase):
     """A readable stream over one version of an object, read a range at a time."""
 
-    def __init__(self, store: ObjectStore, name: str, read_size: int = READ_SIZE):
+    def __init__(
+        self,
+        store: ObjectStore,
+        name: str,
+        read_size: int = READ_SIZE,
+        *,
+        version: tuple[str, int] | None = None,
+    ):
         self.store = store
         self.name = name
         self.key = store.key(name)
         self.read_size = read_size
+        self._next_size = min(FIRST_READ_SIZE, read_size)
+        self._position = 0
+        self._chunk = b""
+        self._offset = 0
+        if version is not None:
+            self.etag, self.size = version
+            return
         try:
             head = store.client.head_object(Bucket=store.bucket, Key=self.key)
         except Exception as exc:
@@ -170,15 +248,19 @@ class RangedReader(io.RawIOBase):
             ) from exc
         self.etag = head["ETag"]
         self.size = head["ContentLength"]
-        self._position = 0
-        self._chunk = b""
-        self._offset = 0
+
+    def reopen(self) -> RangedReader:
+        """Return a reader of the same version of the object, from its start."""
+        return RangedReader(
+            self.store, self.name, self.read_size, version=(self.etag, self.size)
+        )
 
     def readable(self) -> bool:
         return True
 
     def _fetch(self) -> bytes:
-        last = min(self._position + self.read_size, self.size) - 1
+        last = min(self._position + self._next_size, self.size) - 1
+        self._next_size = min(self._next_size * 2, self.read_size)
         try:
             response = self.store.client.get_object(
                 Bucket=self.store.bucket,
@@ -199,6 +281,20 @@ class RangedReader(io.RawIOBase):
         self._position += len(data)
         return data
 
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        current = self._position - (len(self._chunk) - self._offset)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: current, io.SEEK_END: self.size}[whence]
+        target = max(0, base + offset)
+        if target != current:
+            self._position, self._chunk, self._offset = target, b"", 0
+        return target
+
+    def tell(self) -> int:
+        return self._position - (len(self._chunk) - self._offset)
+
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer)
         if self._offset == len(self._chunk):
@@ -211,6 +307,18 @@ class RangedReader(io.RawIOBase):
         view[:size] = self._chunk[self._offset : self._offset + size]
         self._offset += size
         return size
+
+
+def pending_uploads(store: ObjectStore) -> list[tuple[str, datetime.datetime]]:
+    """Return the names (under the store's location) and start times of the multipart
+    uploads not completed yet: backups being written, or left by killed ones."""
+    prefix = store.key("")
+    found = []
+    paginator = store.client.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=store.bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            found.append((upload["Key"].removeprefix(prefix), upload["Initiated"]))
+    return found
 
 
 def abort_stale_uploads(

@@ -19,6 +19,7 @@ import orjson
 
 from ..conf import app_settings
 from ..exceptions import BackupFormatError, one_line
+from ..progress import Progress, ProgressCallback, ignore_progress
 from .codec import TEMPORAL_KINDS, TEXT_KINDS, loads_block
 from .pipeline import SerialWorker
 from .writer import FORMAT_NAME, MAX_PENDING_BLOCKS, SUPPORTED_VERSIONS
@@ -49,6 +50,10 @@ HEADER_TYPES: dict[str, type] = {
     "migrations": list,
     "tables": list,
 }
+
+
+# Said of a file that ends early: the likely cause.
+UNFINISHED = "(an unfinished copy or download?)"
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,10 @@ class TableSection:
         self.rows = 0  # rows read so far
         # The file's line number of the first row of the block handed out last.
         self._block_line = 0
+        # The file's line number of the table's first row (right after this record).
+        self._first_line = reader._line_number + 1
 
-    def take(self, *pieces: bytes, rows: int) -> bool:
+    def take(self, *pieces: bytes | memoryview, rows: int) -> bool:
         """Move past the table's next rows if they are exactly these bytes.
 
         The pieces, joined, must be ``rows`` whole row lines, each ending in a
@@ -150,6 +157,33 @@ class TableSection:
             if not set(map(type, map(operator.itemgetter(position), rows))) <= allowed:
                 self._reader._bad_row(self, block)
         return rows
+
+    def peek(self) -> bytes | None:
+        """Return the table's next row line, without its newline, and leave it
+        there; None after the last row (the table's end is then checked)."""
+        return self._reader._peek_row(self)
+
+    def advance(self, line: bytes) -> None:
+        """Move past ``line``, the next row, which ``peek()`` returned."""
+        self._reader._take_row(self, line)
+
+    def parse_line(self, line: bytes) -> list[Any]:
+        """Return the next row, ``line`` (from ``peek()``), as a list, checked as
+        ``parse()`` checks a block."""
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            row = None
+        if (
+            not isinstance(row, list)
+            or len(row) != len(self.columns)
+            or not all(
+                type(row[position]) in allowed
+                for position, allowed in self._value_types
+            )
+        ):
+            self._reader._bad_row(self, line + b"\n", self._first_line + self.rows)
+        return row
 
     def checked_blocks(self) -> Iterator[bytes]:
         """``blocks()``, each parsed and checked first (see ``parse()``)."""
@@ -234,7 +268,13 @@ class BackupReader:
         except BackupFormatError as exc:
             # A bound of decompression (streams.gunzip), said without the file's name.
             raise self._error(str(exc)) from exc
-        except (OSError, EOFError, ValueError, zlib.error) as exc:
+        except EOFError as exc:
+            # The compressed stream stops inside its data: the file was cut short.
+            raise self._error(
+                f"is incomplete: it ends early, after line {self._line_number} "
+                f"{UNFINISHED}"
+            ) from exc
+        except (OSError, ValueError, zlib.error) as exc:
             raise self._error(
                 f"cannot be read past line {self._line_number}: {one_line(exc)}"
             ) from exc
@@ -309,7 +349,7 @@ class BackupReader:
         """The next line, which must be a record; ``expected`` says what was due."""
         line = self._next_line()
         if line is None:
-            raise self._error(f"is truncated: it ends before {expected}")
+            raise self._error(f"is incomplete: it ends before {expected} {UNFINISHED}")
         if len(line) > self._max_line:
             raise self._too_long(self._line_number)
         if not line.startswith(b"{"):
@@ -458,7 +498,7 @@ class BackupReader:
             )
 
     def _take_rows(
-        self, section: TableSection, pieces: tuple[bytes, ...], rows: int
+        self, section: TableSection, pieces: tuple[bytes | memoryview, ...], rows: int
     ) -> bool:
         if section.end is not None:
             return False
@@ -477,6 +517,24 @@ class BackupReader:
         self._position = offset
         self._took_rows(section, start, offset, rows)
         return True
+
+    def _peek_row(self, section: TableSection) -> bytes | None:
+        if section.end is not None:
+            return None
+        while (newline := self._buffer.find(b"\n", self._position)) < 0:
+            if not self._fill():
+                raise self._error(f"is truncated inside table {section.label}")
+        if self._buffer[self._position] != ROW_START:
+            self._end_section(section)
+            return None
+        if newline - self._position > self._max_line:
+            raise self._too_long(self._line_number + 1)
+        return self._buffer[self._position : newline]
+
+    def _take_row(self, section: TableSection, line: bytes) -> None:
+        start = self._position
+        self._position += len(line) + 1
+        self._took_rows(section, start, self._position, 1)
 
     def _next_row_block(self, section: TableSection) -> tuple[int, int, int] | None:
         """Where the next rows of the buffer start and stop, and how many lines they
@@ -503,7 +561,9 @@ class BackupReader:
             if whole > start:
                 break
             if not self._fill():
-                raise self._error(f"is truncated inside table {section.label}")
+                raise self._error(
+                    f"is incomplete: it ends inside table {section.label} {UNFINISHED}"
+                )
         lines = buffer.count(b"\n", start, whole)
         if buffer.count(b"\n[", start, whole) == lines - 1:
             stop = whole
@@ -533,11 +593,17 @@ class BackupReader:
             yield buffer if start == 0 and stop == len(buffer) else buffer[start:stop]
         self._end_section(section)
 
-    def _bad_row(self, section: TableSection, block: bytes) -> NoReturn:
-        """Raise the error for the first row of ``block`` that is not well formed."""
+    def _bad_row(
+        self, section: TableSection, block: bytes, first_line: int | None = None
+    ) -> NoReturn:
+        """Raise the error for the first row of ``block`` that is not well formed;
+        ``first_line`` is the file's line number of its first row (by default, of the
+        block handed out last)."""
         columns = len(section.columns)
+        if first_line is None:
+            first_line = section._block_line
         for index, line in enumerate(row_lines(block)):
-            number = section._block_line + index
+            number = first_line + index
             try:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -740,16 +806,22 @@ class Verified:
 
 
 def verify_file(
-    stream: IO[bytes], name: str = "backup", *, rows: bool = False
+    stream: IO[bytes],
+    name: str = "backup",
+    *,
+    rows: bool = False,
+    progress: ProgressCallback = ignore_progress,
 ) -> Verified:
     """Read a whole backup, checking every rule and digest; with ``rows``, parse and
-    check every row too."""
+    check every row too. ``progress`` hears of the rows read, as the "verify" stage."""
     reader = BackupReader(stream, name)
     ends: dict[str, TableEnd] = {}
     for section in reader.tables():
+        progress(Progress("verify", section.label, 0, None))
         for block in section.blocks():
             if rows:
                 section.parse(block)
+            progress(Progress("verify", section.label, section.rows, None))
         assert section.end is not None  # set by its last block
         ends[section.label] = section.end
     assert reader.trailer is not None  # checked at the end of tables()

@@ -16,9 +16,9 @@ from django.apps import AppConfig
 PAUSED_TABLE = "testapp_node"
 
 
-def pause(point: str) -> None:
+def pause(point: str, seconds: float = 120) -> None:
     Path(os.environ["BACKUPS_TEST_PAUSE_MARKER"]).write_text(point)
-    time.sleep(120)
+    time.sleep(seconds)
 
 
 def pausing_factory(module, name: str, point: str) -> None:
@@ -38,14 +38,42 @@ class PausesConfig(AppConfig):
     label = "pauses"
 
     def ready(self) -> None:
-        from backups_app import backup, restore, signals, validate
+        from backups_app import backup, restore, signals
+        from backups_app.differential import apply, merge
 
         point = os.environ.get("BACKUPS_TEST_PAUSE", "")
         if point == "backup-table":
             # After the header and the tables before testapp.Node are written.
             pausing_factory(backup, "block_encoder", point)
         elif point == "validate-table":
-            pausing_factory(validate, "block_encoder", point)
+            # validate_backup compares through differential.merge.
+            pausing_factory(merge, "block_encoder", point)
+        elif point == "restore-verify":
+            # While the restore checks the file, before its transaction.
+            original_verify = restore.verify_file
+
+            def verify_file(*args, **kwargs):
+                pause(point)
+                return original_verify(*args, **kwargs)
+
+            restore.verify_file = verify_file
+        elif point == "restore-commit":
+            # Just after the restore's COMMIT, before the restore has heard that it
+            # is done: a Ctrl-C here must not be reported as "left unchanged". A
+            # short pause: the command holds the interruption back until then.
+            def pause_after_commit(using, **kwargs):
+                from django.db import connections
+
+                connection = connections[using]
+                commit = connection.commit
+
+                def committed():
+                    commit()
+                    pause(point, 3)
+
+                connection.commit = committed
+
+            signals.pre_restore.connect(pause_after_commit, weak=False)
         elif point == "restore-load":
             # Inside the restore's transaction, the tables already emptied.
             original = restore.row_decoder
@@ -55,7 +83,8 @@ class PausesConfig(AppConfig):
                     pause(point)
                 return original(fields, *args, **kwargs)
 
-            restore.row_decoder = row_decoder
+            # A table written row by row decodes its rows in differential.apply.
+            restore.row_decoder = apply.row_decoder = row_decoder
         elif point == "restore-after-safety":
             # The safety backup is written inside the restore's transaction, after
             # pre_restore; the pause comes once it is in the storage and the

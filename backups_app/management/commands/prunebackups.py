@@ -14,7 +14,6 @@ from ._output import (
     BackupsCommand,
     age,
     human_size,
-    json_text,
     running,
     table,
     terminal_width,
@@ -81,14 +80,12 @@ class Command(BackupsCommand):
             decisions = plan_prune(database=database, policy=policy)
             deleted = [] if dry_run else prune(decisions)
         if json:
-            self.stdout.write(
-                json_text(
-                    {
-                        "dry_run": dry_run,
-                        "deleted": deleted,
-                        "decisions": [d.to_dict() for d in decisions],
-                    }
-                )
+            self.write_json(
+                {
+                    "dry_run": dry_run,
+                    "deleted": deleted,
+                    "decisions": [d.to_dict() for d in decisions],
+                }
             )
             return
         if options["verbosity"] >= 1 and decisions:

@@ -1,22 +1,43 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
-from django.core.management.base import CommandError
-
+from backups_app.changes import described
 from backups_app.validate import ValidationReport, validate_backup
 
 from ._output import (
     EXIT_CANNOT_RUN,
     EXIT_DIFFERS,
+    VALIDATE_STEPS,
     BackupsCommand,
+    CommandOutcome,
     add_common_arguments,
     json_text,
     number,
     running,
     table,
+    terminal_width,
 )
+
+
+def keys(examples: list) -> str:
+    """Primary keys as a short list: ``49, 50`` or ``[1, "a"]`` for composite ones."""
+    return ", ".join(json_text(e).replace("\n", "").replace("  ", "") for e in examples)
+
+
+def verdict(report: ValidationReport) -> str:
+    """The last line: the summary, with the rows that differ."""
+    line = report.summary_line()
+    counts = [
+        f"{count:,} {what}"
+        for what in ("missing", "extra", "changed")
+        if (count := sum(getattr(t, what) for t in report.tables))
+    ]
+    if counts:
+        line += "; rows: " + ", ".join(counts)
+    return line
 
 
 class Command(BackupsCommand):
@@ -49,19 +70,21 @@ class Command(BackupsCommand):
         )
         # 1 means "the database differs" and nothing else: a comparison that fails
         # midway (a database error, a value that cannot be read) could not run.
-        with running(self, {**options, "json": json}, EXIT_CANNOT_RUN) as progress:
+        steps = VALIDATE_STEPS[:1] if file_only else VALIDATE_STEPS
+        with running(
+            self, {**options, "json": json}, EXIT_CANNOT_RUN, steps
+        ) as progress:
             report = validate_backup(
                 file, using=database, file_only=file_only, progress=progress
             )
         if json:
-            self.stdout.write(json_text(report.to_dict()))
+            self.write_json(report.to_dict())
         else:
             self._render(report, options["verbosity"])
         if not report.ok:
-            # The differences are already printed; the exit code is the verdict.
-            raise CommandError(
-                "The database differs from the backup.", returncode=EXIT_DIFFERS
-            )
+            # The differences and the summary are printed (or the report is the
+            # JSON document): the exit code says the rest, without an error line.
+            raise CommandOutcome(returncode=EXIT_DIFFERS)
 
     def _render(self, report: ValidationReport, verbosity: int) -> None:
         if verbosity == 0:
@@ -103,15 +126,43 @@ class Command(BackupsCommand):
                     ],
                 )
             )
+        width = terminal_width(self.stdout)
         for t in report.tables:
-            for what in ("missing", "extra", "changed"):
+            for what in ("missing", "extra"):
                 examples = getattr(t, f"{what}_examples")
                 if examples:
-                    self.stdout.write(
-                        f"  {t.label}: {what} primary keys, e.g. "
-                        + ", ".join(json_text(e) for e in examples)
+                    more = ", ..." if getattr(t, what) > len(examples) else ""
+                    self._example(
+                        f"  {t.label}: {what} pk {keys(examples)}{more}", width
                     )
+            for pk, changes in t.changed_rows:
+                self._example(
+                    f"  {t.label}: changed pk {keys([pk])}: {described(changes)}",
+                    width,
+                )
+            if t.changed > len(t.changed_rows):
+                left = t.changed - len(t.changed_rows)
+                self.stdout.write(
+                    f"  {t.label}: {left:,} more changed row{'s' if left > 1 else ''}"
+                )
         for difference in report.schema_differences:
             self.stdout.write(self.style.WARNING(f"  schema: {difference}"))
         style = self.style.SUCCESS if report.ok else self.style.ERROR
-        self.stdout.write(style(report.summary_line()))
+        self.stdout.write(style(verdict(report)))
+
+    def _example(self, line: str, width: int | None) -> None:
+        """Write a line of examples, wrapped to the terminal with an indent."""
+        if width is None or len(line) < width:
+            self.stdout.write(line)
+            return
+        self.stdout.write(
+            "\n".join(
+                textwrap.wrap(
+                    line,
+                    width - 1,
+                    subsequent_indent="      ",
+                    break_long_words=True,
+                    break_on_hyphens=False,
+                )
+            )
+        )
