@@ -199,10 +199,6 @@ class KilledRestoreTests(TransactionTestCase):
         vendor = connection.vendor
         name = connection.settings_dict["NAME"]
         if vendor == "sqlite":
-            with connection.cursor() as cursor:
-                cursor.execute("PRAGMA journal_mode")
-                if cursor.fetchone()[0] == "wal":  # tests/test_processes.py sets it
-                    return restore_in_progress(vendor)
             journal = Path(name + "-journal")
             return journal.exists() and journal.stat().st_size > 0
         with connections["other"].cursor() as cursor:

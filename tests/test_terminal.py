@@ -8,6 +8,7 @@ SQL (``raw_contents``), before and after.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import signal
@@ -200,13 +201,15 @@ class ProgressTests(TransactionTestCase):
         at = lines.index(
             next(line for line in lines if line.startswith("  testapp.AllFields"))
         )
-        example = lines[at] + " " + lines[at + 1].strip()
+        # The example and its continuation lines, indented under it.
+        continued = list(
+            itertools.takewhile(lambda line: line.startswith("      "), lines[at + 1 :])
+        )
+        assert continued
+        example = " ".join([lines[at], *(line.strip() for line in continued)])
         assert example.startswith(f"  testapp.AllFields: changed pk {row.pk}: text ")
         assert f'→ "{"x" * 39}…"' in example
-        assert lines[at + 1].startswith("      ")
-        assert f"decimal_money {row.decimal_money} → 99.99" in " ".join(
-            line.strip() for line in lines[at : at + 3]
-        )
+        assert f"decimal_money {row.decimal_money} → 99.99" in example
         # The verdict ends it: no "CommandError:" after it.
         assert re.fullmatch(
             r"\d+ tables match exactly, 2 differ; rows: 2 changed", lines[-1]
