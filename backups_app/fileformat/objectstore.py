@@ -130,7 +130,10 @@ class MultipartUpload(io.RawIOBase):
         self.part_size = part_size
         self.parts_per_size = parts_per_size
         self.size = 0
+        # One part's room, allocated once and filled in place (growing a bytearray
+        # copies it, which would hold a part twice), reused for every part.
         self._buffer = bytearray()
+        self._filled = 0
         self._parts: list[dict[str, Any]] = []
         try:
             self._upload_id = store.client.create_multipart_upload(
@@ -150,12 +153,16 @@ class MultipartUpload(io.RawIOBase):
             while rest:
                 # Fill the part up to its size exactly, then send the buffer itself:
                 # one part in memory, never a copy of it.
-                room = self._current_part_size() - len(self._buffer)
-                self._buffer += rest[:room]
-                rest = rest[room:]
-                if len(self._buffer) == self._current_part_size():
-                    part, self._buffer = self._buffer, bytearray()
-                    self._send(part)
+                size = self._current_part_size()
+                if len(self._buffer) != size:
+                    self._buffer = bytearray(size)
+                taken = min(size - self._filled, rest.nbytes)
+                self._buffer[self._filled : self._filled + taken] = rest[:taken]
+                self._filled += taken
+                rest = rest[taken:]
+                if self._filled == size:
+                    self._send(self._buffer)
+                    self._filled = 0
             return view.nbytes
 
     def _current_part_size(self) -> int:
@@ -181,9 +188,11 @@ class MultipartUpload(io.RawIOBase):
 
     def complete(self) -> None:
         """Make the object appear under its name, unless one is already there."""
-        if self._buffer or not self._parts:
-            part, self._buffer = self._buffer, bytearray()
-            self._send(part)
+        if self._filled or not self._parts:
+            # The last part: the buffer cut to what it holds, in place.
+            del self._buffer[self._filled :]
+            self._send(self._buffer)
+        self._buffer, self._filled = bytearray(), 0
         try:
             self.store.client.complete_multipart_upload(
                 Bucket=self.store.bucket,
