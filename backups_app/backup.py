@@ -15,15 +15,16 @@ import django
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, connections
-from django.db.migrations.recorder import MigrationRecorder
 
 from . import __version__, signals
 from .collector import collector_paused
-from .conf import ALWAYS_EXCLUDED_APPS, app_settings
+from .conf import app_settings
 from .db.backends import backend_for
+from .db.migrations import applied_migrations
 from .db.tables import TableSpec, require_database, require_tables, table_specs
+from .db.values import block_encoder, column_encoder
 from .exceptions import BackupError, StorageError, one_line
-from .fileformat.codec import base_field, block_encoder, column_encoder, kind
+from .fileformat.codec import base_field, kind
 from .fileformat.streams import BackupTarget
 from .fileformat.writer import BackupWriter
 from .media.collect import MediaCollector, MediaSummary, media_sources
@@ -66,22 +67,6 @@ class BackupSummary:
         data["table_count"] = self.table_count
         data["media"] = self.media.to_dict() if self.media is not None else None
         return data
-
-
-def applied_migrations(using: str) -> list[str]:
-    """Return the applied migrations as sorted ``app.name`` strings."""
-    recorder = MigrationRecorder(connections[using])
-    if not recorder.has_table():
-        return []
-    return sorted(f"{app}.{name}" for app, name in recorder.applied_migrations())
-
-
-def comparable_migrations(
-    migrations: Iterable[str], excluded_apps: Iterable[str]
-) -> set[str]:
-    """Leave out the migrations of apps a backup never covers."""
-    skip = set(ALWAYS_EXCLUDED_APPS) | set(excluded_apps)
-    return {m for m in migrations if m.split(".", 1)[0] not in skip}
 
 
 def describe_table(spec: TableSpec) -> dict[str, Any]:

@@ -10,11 +10,11 @@ import os
 import string
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import DEFAULTS
+from .db.tables import unknown_labels
 
 # The placeholders a file name template may use (streams.new_backup_name).
 TEMPLATE_PLACEHOLDERS = ("database", "timestamp")
@@ -103,20 +103,8 @@ def _check_exclude(exclude: Any) -> list[CheckMessage]:
             hint="Use 'app_label' or 'app_label.ModelName'.",
             id="backups_app.E003",
         )
-        for label in exclude
-        if not _label_resolves(label)
+        for label in unknown_labels(exclude)
     ]
-
-
-def _label_resolves(label: str) -> bool:
-    try:
-        if "." in label:
-            apps.get_model(label)
-        else:
-            apps.get_app_config(label)
-    except (LookupError, ValueError):
-        return False
-    return True
 
 
 def _check_storage(alias: Any) -> list[CheckMessage]:

@@ -1,5 +1,8 @@
 """Keep BackupRecord rows in step with the files in the backup storage.
 
+The one module that writes BackupRecord, ValidationRun and DrillRun rows: the
+admin, the task runner, the commands and the signal receivers all go through it.
+
 Every file reference here is a storage name taken from a BackupRecord or produced by
 the server. Names are flat (no directories) and are checked before they reach the
 storage, so a crafted record or upload name cannot point outside it.
@@ -26,7 +29,14 @@ from django.utils.text import get_valid_filename
 from .exceptions import BackupError, BackupFormatError, StorageError, one_line
 from .fileformat.reader import BackupReader, verify_file
 from .fileformat.streams import BackupSource, backup_storage, stored_path
-from .models import BackupRecord, Integrity, Origin, Provenance
+from .models import (
+    BackupRecord,
+    DrillRun,
+    Integrity,
+    Origin,
+    Provenance,
+    ValidationRun,
+)
 from .provenance import provenance_of
 
 # Uploads are copied into the storage this much at a time.
@@ -104,6 +114,21 @@ def record_backup(
         record.username = username
         record.user_id = user_id
         record.save(update_fields=["username", "user_id"])
+    return record
+
+
+def record_admin_backup(
+    summary: Any, *, username: str, user_id: str
+) -> BackupRecord | None:
+    """Record a backup taken from the admin: its origin is the admin, its user the
+    one who started it (whatever the ``post_backup`` receiver recorded first)."""
+    record = record_backup(summary, username=username, user_id=user_id)
+    if record is None:
+        return None
+    record.origin = Origin.ADMIN
+    record.username = username
+    record.user_id = user_id
+    record.save(update_fields=["origin", "username", "user_id"])
     return record
 
 
@@ -305,6 +330,19 @@ def delete_backup_file(record: BackupRecord) -> None:
         storage.delete(record.name)
 
 
+def delete_backup(record: BackupRecord) -> None:
+    """Remove a backup: its file from the storage, then its record."""
+    delete_backup_file(record)
+    record.delete()
+
+
+def delete_backups(records: Any) -> None:
+    """Remove the backups of a queryset of records: their files, then the records."""
+    for record in records:
+        delete_backup_file(record)
+    records.delete()
+
+
 def record_provenance(record: BackupRecord, provenance: str) -> None:
     """Note whether the record's file was made here, once it has been read whole."""
     if record.provenance != provenance:
@@ -318,6 +356,31 @@ def record_integrity(record: BackupRecord, problem: str | None) -> None:
     record.integrity_checked = _now()
     record.problem = problem or ""
     record.save(update_fields=["integrity", "integrity_checked", "problem"])
+
+
+def record_validation(
+    record: BackupRecord, report: Any, *, database: str, username: str
+) -> ValidationRun:
+    """Keep a validation's report, and note its outcome on the backup's record."""
+    run = ValidationRun.objects.create(
+        backup=record,
+        backup_name=record.name,
+        database=database,
+        seconds=report.seconds,
+        username=username,
+        ok=report.ok,
+        matching=report.matching,
+        differing=report.differing,
+        summary=report.summary_line()[:255],
+        schema_differences=list(report.schema_differences),
+        tables=[table.to_dict() for table in report.tables],
+    )
+    BackupRecord.objects.filter(pk=record.pk).update(
+        last_validated=run.started,
+        last_validation_ok=run.ok,
+        last_validation_summary=run.summary,
+    )
+    return run
 
 
 def who_survives(
@@ -396,8 +459,6 @@ def forget_backup(name: str) -> None:
 
 def record_drill(result: Any) -> None:
     """Keep the outcome of a restore drill, for checkbackups and the admin."""
-    from .models import DrillRun
-
     DrillRun.objects.create(
         backup_name=result.backup_name[:255],
         source_database=result.source_database[:100],

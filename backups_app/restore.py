@@ -27,16 +27,9 @@ from .db.tables import (
     require_tables,
     table_specs,
 )
+from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
-from .fileformat.codec import (
-    block_encoder,
-    column_decoder,
-    column_encoder,
-    loads_block,
-    loads_row,
-    pk_value,
-    row_decoder,
-)
+from .fileformat.codec import loads_block, loads_row, pk_value
 from .fileformat.reader import (
     BackupReader,
     TableEnd,

@@ -21,13 +21,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .exceptions import BackupError, OperationInProgressError
-from .models import BackupRecord, Operation, Provenance, ValidationRun
+from .models import BackupRecord, Operation, Provenance
 from .progress import Progress
 from .records import (
     open_source,
-    record_backup,
+    record_admin_backup,
     record_integrity,
     record_provenance,
+    record_validation,
 )
 
 logger = logging.getLogger(__name__)
@@ -177,6 +178,17 @@ def record_operation(
     )
 
 
+def mark_failed(operations: Any, *, username: str) -> int:
+    """Mark the active operations among ``operations`` as failed by ``username``
+    (when their worker died), freeing the restore lock; return how many."""
+    return operations.filter(status__in=Operation.ACTIVE).update(
+        status=Operation.Status.FAILED,
+        finished=timezone.now(),
+        exclusive=None,
+        message=_("Marked as failed by %(user)s.") % {"user": username},
+    )
+
+
 # -- running -------------------------------------------------------------------------
 
 
@@ -321,13 +333,9 @@ class OperationRunner:
         summary = create_backup(
             None, using=self.operation.database, origin="admin", progress=self.progress
         )
-        record = record_backup(
+        record = record_admin_backup(
             summary, username=self.operation.username, user_id=self.operation.user_id
         )
-        record.origin = "admin"
-        record.username = self.operation.username
-        record.user_id = self.operation.user_id
-        record.save(update_fields=["origin", "username", "user_id"])
         self._save(backup=record, backup_name=record.name)
         message = _(
             "Backed up database %(database)s to %(name)s: %(tables)s tables, %(rows)s rows."
@@ -357,23 +365,11 @@ class OperationRunner:
                 record_integrity(record, str(exc))
                 raise
         record_integrity(record, None)
-        run = ValidationRun.objects.create(
-            backup=record,
-            backup_name=record.name,
+        run = record_validation(
+            record,
+            report,
             database=self.operation.database,
-            seconds=report.seconds,
             username=self.operation.username,
-            ok=report.ok,
-            matching=report.matching,
-            differing=report.differing,
-            summary=report.summary_line()[:255],
-            schema_differences=list(report.schema_differences),
-            tables=[table.to_dict() for table in report.tables],
-        )
-        BackupRecord.objects.filter(pk=record.pk).update(
-            last_validated=run.started,
-            last_validation_ok=run.ok,
-            last_validation_summary=run.summary,
         )
         self._save(validation=run)
         return run.summary, {"validation": run.pk, "ok": run.ok}

@@ -25,10 +25,9 @@ from .db.tables import (
     require_database,
     require_tables,
 )
+from .db.values import block_encoder, lines_encoder
 from .exceptions import BackupError, IncompatibleBackupError, one_line
 from .fileformat.codec import (
-    block_encoder,
-    lines_encoder,
     lines_normaliser,
     loads_row,
     pk_key_function,

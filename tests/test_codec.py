@@ -11,6 +11,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from backups_app.db import values as db_values
 from backups_app.fileformat import codec
 
 
@@ -51,13 +52,13 @@ def test_sql_null_and_json_null_stay_apart_in_a_row():
 def test_floats_keep_every_bit_and_name_the_infinities(value, encoded):
     result = codec.float_value(value)
     assert result == encoded
-    back = codec._float(orjson.loads(orjson.dumps(result)))
+    back = codec.float_number(orjson.loads(orjson.dumps(result)))
     assert back.hex() == value.hex()
 
 
 def test_nan_is_a_string_not_null():
     assert codec.float_value(math.nan) == "NaN"
-    assert math.isnan(codec._float("NaN"))
+    assert math.isnan(codec.float_number("NaN"))
 
 
 @pytest.mark.parametrize(
@@ -89,7 +90,7 @@ def test_decimals_are_plain_text(value, text):
 def test_durations_are_whole_microseconds(value):
     micros = codec.duration_micros(value)
     assert isinstance(micros, int)
-    assert codec._timedelta(micros) == value
+    assert codec.duration_value(micros) == value
     # SQLite and MySQL store the microseconds already.
     assert codec.duration_micros(micros) == micros
 
@@ -98,12 +99,12 @@ def test_uuids_are_hyphenated_whatever_the_driver_returns():
     value = uuid.UUID("12345678-1234-5678-1234-567812345678")
     assert codec.uuid_text(value) == str(value)
     assert codec.uuid_text(value.hex) == str(value)
-    assert codec._uuid_hex(str(value)) == value.hex
+    assert db_values._uuid_hex(str(value)) == value.hex
 
 
 def test_binary_is_base64_of_every_byte():
     data = bytes(range(256))
-    assert codec._binary(codec.binary_text(memoryview(data))) == data
+    assert codec.binary_value(codec.binary_text(memoryview(data))) == data
     assert codec.binary_text(b"") == ""
 
 
@@ -132,7 +133,7 @@ class FakeConnection:
     ],
 )
 def test_datetimes_are_stored_as_django_stores_them_on_sqlite_and_mysql(text, stored):
-    assert codec._datetime_decoder(FakeConnection())(text) == stored
+    assert db_values._datetime_decoder(FakeConnection())(text) == stored
 
 
 def test_primary_key_order_of_decimals_is_numeric():
@@ -163,8 +164,8 @@ def test_sqlite_decimal_shortcut_agrees_with_djangos_converter(places):
     connection = sqlite_connection()
     field = models.DecimalField(max_digits=places + 12, decimal_places=places)
     field.set_attributes_from_name("amount")
-    fast = codec.sqlite_decimal_encoder(field, "t", connection)
-    slow = codec.column_encoder_steps(field, "t", connection)
+    fast = db_values.sqlite_decimal_encoder(field, "t", connection)
+    slow = db_values.column_encoder_steps(field, "t", connection)
     generator = random.Random(places)
     values = [0, -0.0, 0.1, 2.675, 1.005, 1 / 3, 123456.785, -7, 10**11]
     values += [
@@ -200,8 +201,8 @@ def test_sqlite_temporal_shortcut_agrees_with_djangos_converters(kind, text):
     connection = sqlite_connection()
     field = getattr(models, kind)()
     field.set_attributes_from_name("moment")
-    fast = codec.sqlite_temporal_encoder(kind, field, "t", connection)
-    slow = codec.column_encoder_steps(field, "t", connection)
+    fast = db_values.sqlite_temporal_encoder(kind, field, "t", connection)
+    slow = db_values.column_encoder_steps(field, "t", connection)
     assert orjson.dumps(fast(text)) == orjson.dumps(slow(text))
 
 

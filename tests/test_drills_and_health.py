@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.template.defaultfilters import filesizeformat
 from django.test import TestCase, TransactionTestCase, override_settings
 
 from backups_app import signals
@@ -18,6 +17,7 @@ from backups_app.fileformat.streams import backup_storage
 from backups_app.models import BackupRecord, DrillRun
 from backups_app.operations.drill import DrillRefused, run_drill
 from backups_app.operations.health import HealthPolicy, check_database
+from backups_app.operations.units import format_size
 from tests.backup_files import rewrite
 from tests.factories import populate_zoo
 from tests.test_operations import own_storage
@@ -142,12 +142,8 @@ class HealthTests(TestCase):
             ),
         )
         policy = HealthPolicy(datetime.timedelta(hours=26), 10_000_000, 0.5)
-        small = filesizeformat(backup_storage().size("backup-0.jsonl")).replace(
-            "\xa0", " "
-        )
-        big = filesizeformat(backup_storage().size("backup-1.jsonl")).replace(
-            "\xa0", " "
-        )
+        small = format_size(backup_storage().size("backup-0.jsonl"))
+        big = format_size(backup_storage().size("backup-1.jsonl"))
         messages = [p.message for p in check_database("default", policy, now=now)]
         assert messages == [
             "default: the newest backup is 30 hours old, more than 26 hours: "

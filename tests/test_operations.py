@@ -21,7 +21,12 @@ from backups_app.models import BackupRecord, Integrity, Origin
 from backups_app.operations.inventory import list_backups
 from backups_app.operations.prune import plan_prune, policy_from, prune
 from backups_app.operations.retention import Candidate, RetentionPolicy, apply_policy
-from backups_app.operations.units import parse_duration, parse_size
+from backups_app.operations.units import (
+    format_count,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 from tests.backup_files import rewrite
 from tests.factories import populate_zoo
 from tests.test_processes import manage
@@ -388,6 +393,21 @@ class UnitTests(TestCase):
         assert parse_size("1.5GiB") == int(1.5 * (1 << 30))
         with pytest.raises(ValueError, match="'ten' is not a size"):
             parse_size("ten")
+
+    def test_sizes_and_counts_as_people_read_them(self):
+        assert format_size(0) == "0 B"
+        assert format_size(1023) == "1023 B"
+        assert format_size(1024) == "1.0 KB"
+        assert format_size(46_080) == "45.0 KB"
+        assert format_size(10_000_000) == "9.5 MB"
+        assert format_size(3 << 30) == "3.0 GB"
+        assert format_size(2 << 40) == "2.0 TB"
+        assert format_size(3 << 50) == "3072.0 TB"
+        assert format_size(None) == "–"
+        assert format_size(None, missing="-") == "-"
+        assert format_count(1_234_567) == "1,234,567"
+        assert format_count(0) == "0"
+        assert format_count(None, missing="-") == "-"
 
     def test_durations(self):
         assert parse_duration("90s") == datetime.timedelta(seconds=90)

@@ -18,9 +18,9 @@ import pytest
 from django.test import TestCase, override_settings
 
 from backups_app.backup import create_backup
+from backups_app.db.values import lines_encoder
 from backups_app.exceptions import BackupFormatError
 from backups_app.fileformat import compression, reader
-from backups_app.fileformat.codec import lines_encoder
 from backups_app.fileformat.reader import BackupReader, verify
 from backups_app.fileformat.streams import BackupSource, gunzip
 from backups_app.fileformat.writer import BackupWriter

@@ -49,9 +49,11 @@ from ..models import (
     ValidationRun,
 )
 from ..operations.health import check_all
+from ..operations.units import format_size
 from ..records import (
     check_name,
-    delete_backup_file,
+    delete_backup,
+    delete_backups,
     is_regular_file,
     open_source,
     open_stored_file,
@@ -139,14 +141,7 @@ def operation_outcome(operation: Operation) -> tuple[str, str]:
 
 
 def human_size(size: int | None) -> str:
-    if size is None:
-        return "–"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    return format_size(size)
 
 
 def taken(when: Any) -> str:
@@ -429,13 +424,10 @@ class BackupRecordAdmin(NumericIdAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: BackupRecord) -> None:
-        delete_backup_file(obj)
-        super().delete_model(request, obj)
+        delete_backup(obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        for record in queryset:
-            delete_backup_file(record)
-        super().delete_queryset(request, queryset)
+        delete_backups(queryset)
 
     # -- urls ----------------------------------------------------------------------
 
@@ -675,8 +667,7 @@ class BackupRecordAdmin(NumericIdAdmin):
         )
         if kept is None:
             return None
-        delete_backup_file(record)
-        record.delete()
+        delete_backup(record)
         self.message_user(
             request,
             _(
@@ -1054,18 +1045,11 @@ class OperationAdmin(NumericIdAdmin):
         ),
     )
     def mark_failed(self, request: HttpRequest, queryset: Any) -> None:
-        from django.utils import timezone
-
         if not request.user.has_perm(PERMISSION_RESTORE):
             raise PermissionDenied
-        active = queryset.filter(status__in=Operation.ACTIVE)
-        count = active.update(
-            status=Operation.Status.FAILED,
-            finished=timezone.now(),
-            exclusive=None,
-            message=_("Marked as failed by %(user)s.")
-            % {"user": request.user.get_username()},
-        )
+        from ..tasks import mark_failed
+
+        count = mark_failed(queryset, username=request.user.get_username())
         self.message_user(
             request,
             _("Marked %(count)s operations as failed.") % {"count": count},

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..backup import applied_migrations, comparable_migrations
 from ..fileformat.codec import kind
-from .tables import TableSpec
+from .migrations import applied_migrations, comparable_migrations
+from .tables import TableSpec, is_model_label
 
 MAX_LISTED_MIGRATIONS = 10
 
@@ -55,7 +55,9 @@ def compare_schema(
     ]
     for label in sorted(described.keys() & current.keys()):
         differences += _column_differences(label, described[label], current[label])
-    excluded_apps = [label for label in header.get("exclude", ()) if "." not in label]
+    excluded_apps = [
+        label for label in header.get("exclude", ()) if not is_model_label(label)
+    ]
     in_file = comparable_migrations(header.get("migrations", ()), excluded_apps)
     in_database = comparable_migrations(applied_migrations(using), excluded_apps)
     differences += _migration_differences(

@@ -44,23 +44,36 @@ class TableSpec:
         return tuple(f for f in self.fields if not f.generated)
 
 
+def is_model_label(label: str) -> bool:
+    """Tell a model label (``app_label.ModelName``) from an app label."""
+    return "." in label
+
+
+def resolve_label(label: str) -> str:
+    """Return what ``label`` names: an app label as it is, a model label lower-cased.
+
+    Raises LookupError when it names no installed app or model.
+    """
+    if not is_model_label(label):
+        return apps.get_app_config(label).label
+    try:
+        return apps.get_model(label)._meta.label_lower
+    except ValueError as exc:  # more than one dot
+        raise LookupError(str(exc)) from None
+
+
 def parse_labels(labels: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
     """Split labels into app labels and lower-cased model labels; raise on unknown ones."""
     app_labels: set[str] = set()
     model_labels: set[str] = set()
     for label in labels:
-        if "." in label:
-            try:
-                model = apps.get_model(label)
-            except (LookupError, ValueError):
-                raise CannotRunError(f"Unknown model in exclude: {label!r}.") from None
-            model_labels.add(model._meta.label_lower)
-        else:
-            try:
-                apps.get_app_config(label)
-            except LookupError:
-                raise CannotRunError(f"Unknown app in exclude: {label!r}.") from None
-            app_labels.add(label)
+        is_model = is_model_label(label)
+        try:
+            resolved = resolve_label(label)
+        except LookupError:
+            what = "model" if is_model else "app"
+            raise CannotRunError(f"Unknown {what} in exclude: {label!r}.") from None
+        (model_labels if is_model else app_labels).add(resolved)
     return frozenset(app_labels), frozenset(model_labels)
 
 
@@ -166,8 +179,8 @@ def unknown_labels(labels: Iterable[str]) -> list[str]:
     unknown = []
     for label in labels:
         try:
-            parse_labels([label])
-        except BackupError:
+            resolve_label(label)
+        except LookupError:
             unknown.append(label)
     return unknown
 

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from ..exceptions import BackupFormatError, StorageError
+from .pipeline import (
+    BackgroundReader,
+    BackgroundWriter,
+    ChunkQueue,
+    ChunkReader,
+    ChunkWriter,
+)
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
 AGE_ARMORED_MAGIC = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -84,120 +89,14 @@ def parse_identities(entries: Sequence[str]) -> list[Any]:
     return identities
 
 
-class _QueueReader(io.RawIOBase):
-    """The reading end of a bounded queue of byte chunks (b"" marks the end)."""
-
-    def __init__(self, chunks: queue.Queue):
-        self._chunks = chunks
-        self._chunk = b""
-        self._offset = 0
-        self._at_end = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while self._offset == len(self._chunk):
-            if self._at_end:
-                return 0
-            item = self._chunks.get()
-            if isinstance(item, BaseException):
-                raise item
-            self._chunk, self._offset = item, 0
-            self._at_end = not item
-        size = min(len(buffer), len(self._chunk) - self._offset)
-        buffer[:size] = self._chunk[self._offset : self._offset + size]
-        self._offset += size
-        return size
-
-
-class _Stopped(Exception):
-    """The consumer went away: the thread's pyrage call is to end."""
-
-
-def _put(chunks: queue.Queue, item: Any, stopping: threading.Event) -> None:
-    while True:
-        if stopping.is_set():
-            raise _Stopped
-        try:
-            chunks.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-
-
-class _QueueWriter(io.RawIOBase):
-    def __init__(self, chunks: queue.Queue, stopping: threading.Event):
-        self._chunks = chunks
-        self._stopping = stopping
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        _put(self._chunks, bytes(data), self._stopping)
-        return len(data)
-
-
-class _Encrypting(io.RawIOBase):
+class _Encrypting(BackgroundWriter):
     """Bytes written here come out age-encrypted in ``target``."""
 
     def __init__(self, target: IO[bytes], recipients: list[Any]):
-        self._chunks: queue.Queue = queue.Queue(QUEUED_CHUNKS)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(target, recipients),
-            name="backups_app-encrypt",
-            daemon=True,
-        )
-        self._thread.start()
+        def encrypt(plain: ChunkReader) -> None:
+            _pyrage().encrypt_io(plain, target, recipients)
 
-    def _run(self, target: IO[bytes], recipients: list[Any]) -> None:
-        try:
-            _pyrage().encrypt_io(_QueueReader(self._chunks), target, recipients)
-        except BaseException as exc:  # raised to the writer by write() or finish()
-            self._error = exc
-            # Let a writer blocked on a full queue go on, to see the error.
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self._chunks.get_nowait()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        if self._error is not None:
-            raise self._error
-        while True:
-            try:
-                self._chunks.put(bytes(data), timeout=0.1)
-                return len(data)
-            except queue.Full:
-                if self._error is not None:
-                    raise self._error from None
-
-    def abort(self) -> None:
-        """End the thread with an error, so that no complete age file is written."""
-        while self._thread.is_alive():
-            try:
-                self._chunks.put(_Stopped(), timeout=0.1)
-                break
-            except queue.Full:
-                continue
-        self._thread.join()
-
-    def finish(self) -> None:
-        with contextlib.suppress(queue.Full):
-            while self._thread.is_alive():
-                try:
-                    self._chunks.put(b"", timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        super().__init__(encrypt, name="backups_app-encrypt", size=QUEUED_CHUNKS)
 
 
 @contextlib.contextmanager
@@ -218,39 +117,23 @@ def encrypting(target: IO[bytes], recipients: Sequence[str]) -> Iterator[IO[byte
     writer.finish()
 
 
-class Decrypted(io.RawIOBase):
+class Decrypted(BackgroundReader):
     """The plaintext of an age-encrypted ``source``, decrypted on a thread."""
 
     def __init__(self, source: IO[bytes], identities: list[Any], name: str):
         self._name = name
-        self._chunks: queue.Queue = queue.Queue(QUEUED_CHUNKS)
-        self._stopping = threading.Event()
-        self._reader = _QueueReader(self._chunks)
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(source, identities),
-            name="backups_app-decrypt",
-            daemon=True,
-        )
-        self._thread.start()
 
-    def _run(self, source: IO[bytes], identities: list[Any]) -> None:
-        pyrage = _pyrage()
-        try:
-            pyrage.decrypt_io(
-                source, _QueueWriter(self._chunks, self._stopping), identities
-            )
-            _put(self._chunks, b"", self._stopping)
-        except _Stopped:
-            return
-        except (pyrage.DecryptError, OSError) as exc:
-            # pyrage reports damaged or cut data (and read errors of the source) as
-            # OSErrors whose text says which.
-            with contextlib.suppress(_Stopped):
-                _put(self._chunks, self._failure(exc), self._stopping)
-        except BaseException as exc:
-            with contextlib.suppress(_Stopped):
-                _put(self._chunks, exc, self._stopping)
+        def decrypt(chunks: ChunkQueue) -> None:
+            _pyrage().decrypt_io(source, ChunkWriter(chunks), identities)
+
+        super().__init__(decrypt, name="backups_app-decrypt", size=QUEUED_CHUNKS)
+
+    def failure(self, exc: BaseException) -> BaseException:
+        # pyrage reports damaged or cut data (and read errors of the source) as
+        # OSErrors whose text says which.
+        if isinstance(exc, (_pyrage().DecryptError, OSError)):
+            return self._failure(exc)
+        return exc
 
     def _failure(self, exc: Exception) -> BackupFormatError:
         text = str(exc)
@@ -264,15 +147,8 @@ class Decrypted(io.RawIOBase):
             f"cut short ({text})."
         )
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        return self._reader.readinto(buffer)
-
     def close(self) -> None:
-        self._stopping.set()
-        self._thread.join()
+        self.stop()
         super().close()
 
 

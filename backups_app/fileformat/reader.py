@@ -8,12 +8,10 @@ splitting them into lines. Digests are computed on a thread of their own.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import operator
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -30,6 +28,7 @@ from .manifest import (
     entry_problem,
     media_header_problem,
 )
+from .pipeline import SerialWorker
 from .writer import (
     FORMAT_NAME,
     MAX_PENDING_BLOCKS,
@@ -78,8 +77,7 @@ class _Hashing:
     """
 
     def __init__(self):
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="backups_app-digests")
-        self._pending: collections.deque[Future] = collections.deque()
+        self._worker = SerialWorker("backups_app-digests", MAX_PENDING_BLOCKS)
 
     @staticmethod
     def _update(data, digests) -> None:
@@ -87,16 +85,13 @@ class _Hashing:
             digest.update(data)
 
     def update(self, data, *digests) -> None:
-        if len(self._pending) >= MAX_PENDING_BLOCKS:
-            self._pending.popleft().result()
-        self._pending.append(self._worker.submit(self._update, data, digests))
+        self._worker.submit(self._update, data, digests)
 
     def wait(self) -> None:
-        while self._pending:
-            self._pending.popleft().result()
+        self._worker.wait()
 
     def close(self) -> None:
-        self._worker.shutdown(wait=True)
+        self._worker.close()
 
 
 class TableSection:

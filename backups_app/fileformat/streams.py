@@ -10,14 +10,12 @@ import contextlib
 import gzip
 import io
 import os
-import queue
 import re
 import shutil
 import socket
 import stat
 import sys
 import tempfile
-import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from django.core.files.storage.handler import InvalidStorageError
 from ..conf import app_settings
 from ..exceptions import StorageError, one_line
 from .compression import gunzip
+from .pipeline import BackgroundReader, ChunkQueue
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
@@ -243,78 +242,20 @@ class _Positional(io.RawIOBase):
         return count
 
 
-class _Decompressed(io.RawIOBase):
+class _Decompressed(BackgroundReader):
     """Decompress gzip on a thread of its own, a few chunks ahead of the reader.
 
     zlib releases the GIL, so decompressing overlaps with parsing and comparing
     rows. At most READ_AHEAD_CHUNKS chunks wait, which bounds memory; an error in
-    the thread is raised to the reader in stream order. ``read()`` of at least a
-    chunk's size hands the chunk over as it is, without copying it.
+    the thread is raised to the reader in stream order.
     """
 
     def __init__(self, compressed: IO[bytes], max_ratio: float | None = None):
-        self._chunks: queue.Queue = queue.Queue(READ_AHEAD_CHUNKS)
-        self._stopping = threading.Event()
-        self._chunk = b""
-        self._offset = 0
-        self._at_end = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._fill,
-            args=(compressed, max_ratio),
-            name="backups_app-reader",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _fill(self, compressed: IO[bytes], max_ratio: float | None) -> None:
-        try:
+        def decompress(chunks: ChunkQueue) -> None:
             for chunk in gunzip(compressed, max_ratio):
-                if not self._put(chunk):
-                    return
-            self._put(b"")
-        except BaseException as exc:  # handed to the reader, which raises it
-            self._put(exc)
+                chunks.send(chunk)
 
-    def _put(self, item) -> bool:
-        while not self._stopping.is_set():
-            try:
-                self._chunks.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._offset == len(self._chunk):
-            if self._error is not None:
-                raise self._error
-            if self._at_end:
-                return b""
-            item = self._chunks.get()
-            if isinstance(item, BaseException):
-                self._error = item  # the same error for every later read
-                raise item
-            self._chunk, self._offset = item, 0
-            self._at_end = not item
-        start = self._offset
-        if size is None or size < 0 or size >= len(self._chunk) - start:
-            self._offset = len(self._chunk)
-            return self._chunk if start == 0 else self._chunk[start:]
-        self._offset += size
-        return self._chunk[start : start + size]
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
+        super().__init__(decompress, name="backups_app-reader", size=READ_AHEAD_CHUNKS)
 
 
 class _Readable(io.RawIOBase):

@@ -8,9 +8,7 @@ This module writes it; ``reader`` reads it.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import orjson
@@ -18,6 +16,7 @@ import orjson
 from ..conf import app_settings
 from ..exceptions import BackupError
 from .manifest import MEDIA_COLUMNS, MEDIA_KEY, MEDIA_LABEL
+from .pipeline import SerialWorker
 
 FORMAT_NAME = "backups_app"
 # Version 2: JSON columns hold the text the database keeps, not canonical text, and
@@ -58,12 +57,10 @@ class BackupWriter:
         self._table_digest = None
         self._table_rows = 0
         self._worker = (
-            ThreadPoolExecutor(1, thread_name_prefix="backups_app-writer")
+            SerialWorker("backups_app-writer", MAX_PENDING_BLOCKS)
             if background
             else None
         )
-        self._slots = threading.BoundedSemaphore(MAX_PENDING_BLOCKS)
-        self._failure: BaseException | None = None
         # What readers refuse, a backup must not write: it could not be restored.
         self._max_line = app_settings.MAX_LINE_BYTES
 
@@ -72,29 +69,19 @@ class BackupWriter:
 
     def __exit__(self, *exc_info) -> None:
         if self._worker is not None:
-            self._worker.shutdown(wait=True)
+            self._worker.close()
 
     def _run(self, step, data: bytes) -> None:
         """Run a write step after the ones before it."""
         if self._worker is None:
             step(data)
-            return
-        if self._failure is not None:
-            raise self._failure
-        self._slots.acquire()
-        self._worker.submit(step, data).add_done_callback(self._step_done)
-
-    def _step_done(self, future) -> None:
-        self._slots.release()
-        if future.exception() is not None and self._failure is None:
-            self._failure = future.exception()
+        else:
+            self._worker.submit(step, data)
 
     def _wait(self) -> None:
         """Wait until every step so far is done; raise what one of them raised."""
         if self._worker is not None:
-            self._worker.submit(lambda: None).result()
-            if self._failure is not None:
-                raise self._failure
+            self._worker.wait()
 
     def _write_now(self, data: bytes) -> None:
         self.file_digest.update(data)

@@ -24,8 +24,8 @@ from django.core.exceptions import SuspiciousFileOperation
 
 from ..conf import app_settings
 from ..db.tables import TableSpec
+from ..db.values import batch_encoder
 from ..exceptions import BackupError, CannotRunError
-from ..fileformat.codec import batch_encoder
 from ..fileformat.manifest import DIGEST_ALGORITHM, name_problem
 from ..fileformat.reader import ROW_BLOCK
 from ..progress import Progress, ProgressCallback, ignore_progress

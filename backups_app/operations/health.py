@@ -17,7 +17,7 @@ from ..conf import app_settings
 from ..exceptions import BackupError, BackupFormatError, one_line
 from ..validate import validate_backup
 from .inventory import BACKUP, list_backups
-from .units import format_duration, parse_duration, parse_size
+from .units import format_duration, format_size, parse_duration, parse_size
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,6 @@ class HealthPolicy:
         )
 
 
-def _size(value: int | None) -> str:
-    from django.template.defaultfilters import filesizeformat
-
-    return str(filesizeformat(value or 0)).replace("\xa0", " ")
-
-
 def check_database(
     database: str,
     policy: HealthPolicy,
@@ -83,16 +77,16 @@ def check_database(
     if policy.min_size is not None and (newest.size or 0) < policy.min_size:
         add(
             "too-small",
-            f"the newest backup has {_size(newest.size)}, less than "
-            f"{_size(policy.min_size)}: {newest.name}",
+            f"the newest backup has {format_size(newest.size)}, less than "
+            f"{format_size(policy.min_size)}: {newest.name}",
         )
     if policy.shrink_ratio and len(backups) > 1:
         previous = backups[1]
         if previous.size and (newest.size or 0) < previous.size * policy.shrink_ratio:
             add(
                 "shrunk",
-                f"the newest backup has {_size(newest.size)}, much less than the "
-                f"{_size(previous.size)} of the one before: {newest.name}",
+                f"the newest backup has {format_size(newest.size)}, much less than the "
+                f"{format_size(previous.size)} of the one before: {newest.name}",
             )
     damaged = newest.integrity == "damaged"
     problem = newest.problem

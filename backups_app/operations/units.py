@@ -1,4 +1,6 @@
-"""Sizes and durations as operators type them: ``500M``, ``10GB``, ``90s``, ``7d``."""
+"""Sizes, counts and durations: read as operators type them (``500M``, ``10GB``,
+``90s``, ``7d``) and written as people read them (``45.0 KB``, ``1,234``,
+``26 hours``), the same in commands, checks and the admin."""
 
 from __future__ import annotations
 
@@ -42,3 +44,24 @@ def format_duration(value: datetime.timedelta) -> str:
             return f"{count} {unit}{'' if count == 1 else 's'}"
     days = seconds // 86_400
     return f"{days} day{'' if days == 1 else 's'}"
+
+
+SIZE_NAMES = ("B", "KB", "MB", "GB", "TB")
+
+
+def format_size(size: int | None, missing: str = "–") -> str:
+    """Return a number of bytes as ``512 B``, ``45.0 KB`` or ``1.2 GB`` (units of
+    1024), or ``missing`` when it is unknown."""
+    if size is None:
+        return missing
+    value = float(size)
+    for unit in SIZE_NAMES:
+        if value < 1024 or unit == SIZE_NAMES[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_count(value: int | None, missing: str = "–") -> str:
+    """Return a count with comma thousands separators (``1,234``), or ``missing``."""
+    return missing if value is None else f"{value:,}"

@@ -109,7 +109,7 @@ class PostgreSQLBackend(Backend):
         return int(found["line"]) - 1, found["column"]
 
     def insert_rows(self, spec: TableSpec, batches: Iterable[list[tuple]]) -> int:
-        from ..conf import app_settings
+        from ...conf import app_settings
 
         if not app_settings.POSTGRES_COPY:
             return super().insert_rows(spec, batches)

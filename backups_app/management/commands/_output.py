@@ -32,6 +32,7 @@ from backups_app.exceptions import (
     OperationInProgressError,
     StorageError,
 )
+from backups_app.operations.units import format_count, format_size
 from backups_app.progress import Progress, ProgressCallback, ignore_progress
 
 # The exit codes of the three commands (README.md and docs/usage.md have the table).
@@ -119,14 +120,7 @@ class BackupsCommand(BaseCommand):
 
 
 def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
+    return format_size(size, missing="-")
 
 
 def age(value: datetime.datetime, now: datetime.datetime | None = None) -> str:
@@ -148,7 +142,7 @@ def local_time(value: datetime.datetime | None) -> str:
 
 
 def number(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
+    return format_count(value, missing="-")
 
 
 def table(

@@ -1,0 +1,343 @@
+"""How a database's raw column values become the file's values, and go back.
+
+The file's rules are ``backups_app.fileformat.codec``; this module adds what depends
+on the connection: the backend's own converters (which undo vendor storage quirks
+such as SQLite's text datetimes), faster shortcuts giving the same values on SQLite
+and MySQL, and the parameters each vendor takes for an INSERT or COPY.
+
+Reading works on raw database values plus the backend's converters; field
+``from_db_value`` hooks are deliberately skipped, so custom fields are copied as
+stored.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+
+import orjson
+from django.conf import settings
+from django.db import models
+from django.db.models.expressions import Col
+
+from ..fileformat.codec import (
+    ENCODERS,
+    TEMPORAL_KINDS,
+    Encoder,
+    base_field,
+    binary_value,
+    duration_value,
+    float_number,
+    json_text,
+    kind,
+    lines_of,
+    v1_time,
+)
+from ..fileformat.writer import FORMAT_VERSION
+
+# --- encoding: database value -> JSON value ---------------------------------------
+
+
+def column_encoder(field: models.Field, table: str, connection) -> Encoder | None:
+    """Return a function from a raw column value (not None) to its JSON value."""
+    base = base_field(field)
+    field_kind = base.get_internal_type()
+    fast = _fast_encoder(field_kind, base, table, connection)
+    if fast is not None:
+        return fast
+    if field_kind == "JSONField":
+        # Raw text: Django's converters would lose SQL NULL versus JSON null, and
+        # the key order and spacing that a text-backed vendor keeps.
+        return json_text
+    steps = _encoder_steps(base, table, connection)
+    if not steps:
+        return None
+    return steps[0] if len(steps) == 1 else _chain(steps)
+
+
+def _fast_encoder(field_kind: str, base, table: str, connection) -> Encoder | None:
+    """Shortcuts for costly SQLite and MySQL converters, giving the same values faster."""
+    if connection.vendor not in ("sqlite", "mysql"):
+        return None
+    if field_kind in TEMPORAL_KINDS and connection.vendor == "sqlite":
+        return sqlite_temporal_encoder(field_kind, base, table, connection)
+    if field_kind == "DateTimeField" and settings.USE_TZ:
+        # The driver already made a naive datetime (sqlite3 from text); Django's
+        # converter then only makes it aware in the connection's time zone.
+        tz = connection.timezone
+        slow = column_encoder_steps(base, table, connection)
+
+        def encode_datetime(value, datetime_type=datetime.datetime):
+            if type(value) is datetime_type and value.tzinfo is None:
+                return value.replace(tzinfo=tz)
+            return slow(value)
+
+        return encode_datetime
+    if field_kind == "DecimalField" and connection.vendor == "sqlite":
+        return sqlite_decimal_encoder(base, table, connection)
+    return None
+
+
+MEMO_SIZE = 100_000
+
+
+def sqlite_decimal_encoder(base, table: str, connection) -> Encoder:
+    """Turn SQLite's float or integer decimals into the file's text directly.
+
+    Django reads them with a 15-digit context and quantizes to the column's places;
+    Python's "%.15g" rounds the same way (to nearest, ties to even, from the exact
+    binary value), so padding its text with zeros gives the same result. Anything it
+    cannot pad (more places than the column has, exponents, too many digits) goes
+    through Django's converter.
+    """
+    slow = column_encoder_steps(base, table, connection)
+    places = base.decimal_places
+    whole_digits = base.max_digits - places
+
+    # Columns of prices repeat their values a lot: remember recent texts. Zero is
+    # left out, as 0.0 and -0.0 are one key but two texts.
+    memo: dict[float | int, str] = {}
+
+    def encode_decimal(value):
+        if value and (text := memo.get(value)) is not None:
+            return text
+        text = padded(value)
+        if text is None:
+            return slow(value)
+        if value:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[value] = text
+        return text
+
+    def padded(value) -> str | None:
+        if type(value) is float or type(value) is int:
+            text = f"{value:.15g}"
+            whole, _, fraction = text.partition(".")
+            if (
+                len(fraction) <= places
+                and len(whole.lstrip("-")) <= whole_digits
+                and "e" not in text
+                and "n" not in text
+            ):
+                return f"{whole}.{fraction:0<{places}}" if places else whole
+        return None
+
+    return encode_decimal
+
+
+# Lengths of the text Django writes on SQLite: "YYYY-MM-DD HH:MM:SS[.ffffff]",
+# "HH:MM:SS[.ffffff]" (no fraction when it is zero, as in the file).
+SQLITE_DATETIME_LENGTHS = frozenset({19, 26})
+SQLITE_TIME_LENGTHS = frozenset({8, 15})
+
+
+def sqlite_temporal_encoder(field_kind: str, base, table: str, connection) -> Encoder:
+    """Turn SQLite's text dates, times and datetimes into the file's text directly.
+
+    Text in any other shape (written by other programs, or with a zero fraction) goes
+    through Django's converters, which parse it, and comes out the same as from any
+    other vendor.
+    """
+    slow = _parsed(column_encoder_steps(base, table, connection))
+
+    def usual(value, lengths) -> bool:
+        return (
+            type(value) is str
+            and len(value) in lengths
+            and not value.endswith(".000000")
+        )
+
+    if field_kind == "DateField":
+        return lambda value: (
+            value if type(value) is str and len(value) == 10 else slow(value)
+        )
+    if field_kind == "TimeField":
+        return lambda value: value if usual(value, SQLITE_TIME_LENGTHS) else slow(value)
+    if settings.USE_TZ and getattr(connection, "timezone_name", "UTC") != "UTC":
+        return slow
+    offset = "+00:00" if settings.USE_TZ else ""
+
+    def encode_datetime(value):
+        if usual(value, SQLITE_DATETIME_LENGTHS) and value[10] == " ":
+            return value[:10] + "T" + value[11:] + offset
+        return slow(value)
+
+    return encode_datetime
+
+
+def _parsed(encode: Encoder) -> Encoder:
+    """Refuse text that Django's date parsers give up on (they return None)."""
+
+    def parse(value):
+        result = encode(value)
+        if result is None:
+            raise ValueError("Django's parser cannot read it")
+        return result
+
+    return parse
+
+
+def _encoder_steps(base, table: str, connection) -> list[Encoder]:
+    """The backend's converters for the column's type, then our encoding rule."""
+    expression = Col(table, base)
+    steps: list[Encoder] = [
+        lambda value, c=converter: c(value, expression, connection)
+        for converter in connection.ops.get_db_converters(expression)
+    ]
+    if base.get_internal_type() in ENCODERS:
+        steps.append(ENCODERS[base.get_internal_type()])
+    return steps
+
+
+def _chain(steps: list[Encoder]) -> Encoder:
+    def encode(value, steps=tuple(steps)):
+        for step in steps:
+            value = step(value)
+        return value
+
+    return encode
+
+
+def column_encoder_steps(base, table: str, connection) -> Encoder:
+    """The general encoder of a column, which the shortcuts fall back on."""
+    return _chain(_encoder_steps(base, table, connection))
+
+
+def batch_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
+    """Return a function from a batch of raw rows to one JSON array: ``[[row],[row]]``."""
+    steps = [
+        (index, encoder)
+        for index, field in enumerate(fields)
+        if (encoder := column_encoder(field, table, connection)) is not None
+    ]
+    dumps = orjson.dumps
+    if not steps:
+        return dumps
+
+    def encode_batch(rows):
+        if not rows:
+            return b"[]"
+        # Column by column: one comprehension per column to convert rather than a
+        # loop over the columns of every row (orjson writes tuples as arrays).
+        columns = list(zip(*rows, strict=True))
+        for index, encoder in steps:
+            columns[index] = [
+                None if value is None else encoder(value) for value in columns[index]
+            ]
+        return dumps(list(zip(*columns, strict=True)))
+
+    return encode_batch
+
+
+def lines_encoder(
+    fields, table: str, connection
+) -> Callable[[list], memoryview | None]:
+    """Return a function from a batch of raw rows to their lines, without the last
+    newline, or None when the batch must be encoded row by row.
+
+    One orjson call per batch: ``[[row],[row]]`` with each ``],[`` turned into a
+    line break, the outer brackets left out. orjson escapes line breaks inside
+    strings, so the lines are right exactly when there are as many line breaks as
+    rows between them; a string value holding ``],[`` adds one.
+    """
+    return lines_of(batch_encoder(fields, table, connection))
+
+
+def block_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
+    """Return a function from a batch of raw rows to their lines, each ending in a
+    newline: the bytes of the rows in a backup."""
+    encode_batch = batch_encoder(fields, table, connection)
+    encode_lines = lines_of(encode_batch)
+
+    def encode_block(rows):
+        if not rows:
+            return b""
+        lines = encode_lines(rows)
+        if lines is not None:
+            return b"".join((lines, b"\n"))
+        return b"".join(encode_batch([row])[1:-1] + b"\n" for row in rows)
+
+    return encode_block
+
+
+# --- decoding: JSON value -> parameter for an INSERT or COPY ------------------------
+
+
+def _uuid_hex(value: str) -> str:
+    return value.replace("-", "")
+
+
+# "YYYY-MM-DDTHH:MM:SS" and the same with ".ffffff": datetimes without an offset.
+NAIVE_ISO_LENGTHS = frozenset({19, 26})
+
+
+def _datetime_decoder(connection) -> Encoder:
+    ops = connection.ops
+    utc = getattr(connection, "timezone_name", "UTC") == "UTC"
+
+    def decode(value: str):
+        # Django stores datetimes on SQLite and MySQL as naive UTC text with a space.
+        if utc and value.endswith("+00:00"):
+            return value[:-6].replace("T", " ", 1)
+        if utc and len(value) in NAIVE_ISO_LENGTHS:
+            return value.replace("T", " ", 1)
+        return ops.adapt_datetimefield_value(datetime.datetime.fromisoformat(value))
+
+    return decode
+
+
+def column_decoder(
+    field: models.Field, connection, version: int = FORMAT_VERSION
+) -> Encoder | None:
+    """Return a function from a JSON value (not None) to what the database accepts."""
+    field_kind = kind(field)
+    if field_kind == "TimeField" and version < 2:
+        return v1_time
+    if field_kind == "BinaryField":
+        return binary_value
+    if field_kind == "FloatField":
+        return float_number
+    if connection.vendor == "postgresql":
+        # COPY parses ISO datetimes, decimals, UUIDs and JSON text by itself.
+        if field_kind == "DurationField":
+            return duration_value
+        return None
+    if field_kind == "DurationField":
+        return (
+            None
+            if not connection.features.has_native_duration_field
+            else duration_value
+        )
+    if field_kind == "UUIDField" and not connection.features.has_native_uuid_field:
+        return _uuid_hex
+    if field_kind == "DateTimeField":
+        return _datetime_decoder(connection)
+    return None
+
+
+def row_decoder(
+    fields, insert_fields, connection, version: int = FORMAT_VERSION
+) -> Callable[[list], tuple]:
+    """Return a function from a row of the file (format ``version``) to the tuple an
+    INSERT takes."""
+    positions = [fields.index(f) for f in insert_fields]
+    steps = []
+    for index, field in enumerate(insert_fields):
+        decoder = column_decoder(field, connection, version)
+        if decoder is not None:
+            steps.append((index, decoder))
+    keep_all = positions == list(range(len(fields)))
+    if not steps and keep_all:
+        return tuple
+
+    def decode(row):
+        if not keep_all:
+            row = [row[i] for i in positions]
+        for index, decoder in steps:
+            value = row[index]
+            if value is not None:
+                row[index] = decoder(value)
+        return tuple(row)
+
+    return decode
