@@ -38,6 +38,18 @@ from .fileformat.reader import (
     verify_file,
 )
 from .fileformat.streams import BackupSource
+from .media import files as media_files
+from .media.blobs import BlobStore
+from .media.restore import (
+    Journal,
+    Manifest,
+    MediaPlan,
+    media_wanted,
+    plan_media,
+    prune,
+    put_back,
+    read_before,
+)
 from .progress import Progress, ProgressCallback, ignore_progress
 from .provenance import provenance_of
 from .validate import file_normaliser, normalised_block, normalised_digests
@@ -65,6 +77,9 @@ class RestorePlan:
     provenance: str = "foreign"
     # The whole-file digest the check read: the load must read the same file.
     digest: str = field(default="", repr=False)
+    # What happens to the backup's media files (None: it has none, or they are left
+    # out of this restore).
+    media: MediaPlan | None = field(default=None, repr=False)
 
     @property
     def can_restore(self) -> bool:
@@ -90,7 +105,14 @@ class RestorePlan:
             "rows_in_file": self.rows_in_file,
             "schema_differences": list(self.schema_differences),
             "tables": [asdict(t) for t in self.tables],
+            "media": self.media.to_dict() if self.media is not None else None,
         }
+
+    def close(self) -> None:
+        """Remove the scratch index of the media plan (a plan that is only looked
+        at; a restore closes its plan itself)."""
+        if self.media is not None:
+            self.media.close()
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,9 @@ class RestoreSummary:
     rows_inserted: int
     seconds: float
     safety_backup: str | None
+    # Files written, left as they were, and deleted by --prune-media; None without
+    # media.
+    media: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,17 +138,34 @@ def plan_restore(
     *,
     using: str = "default",
     progress: ProgressCallback = ignore_progress,
+    media: bool = True,
+    prune_media: bool = False,
 ) -> RestorePlan:
     """Check the whole file and its fit to the database; return what a restore would do.
 
     Raises BackupFormatError for a damaged file. Schema differences are returned in the
     plan (``restore_backup`` refuses them).
+
+    For a backup with media (and unless ``media`` is False) every file of it is
+    compared with its storage, and every blob the restore would write from is read
+    through: a missing or damaged blob raises BackupFormatError. With
+    ``prune_media`` the plan lists the files the restore would delete.
     """
     require_database(using)
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     progress(Progress("verify", "", 0, None))
-    with source.open() as stream:
-        verified = verify_file(stream, source.name)
+    manifest = Manifest()
+    try:
+        with source.open() as stream:
+            verified = verify_file(
+                stream, source.name, media=manifest.add if media else None
+            )
+        return _plan(source, using, verified, manifest, media, prune_media, progress)
+    finally:
+        manifest.close()
+
+
+def _plan(source, using, verified, manifest, media, prune_media, progress):
     header, ends = verified.header, verified.ends
     try:
         specs = file_table_specs(using, header)
@@ -139,10 +181,24 @@ def plan_restore(
             verified.digest,
         )
     backend = backend_for(using)
+    media_plan = None
     try:
         require_tables(specs, using, IncompatibleBackupError)
         differences = compare_schema(header, specs, using)
         current = {spec.label: backend.count(spec) for spec in specs}
+        if media and media_wanted(header) and not differences:
+            try:
+                media_plan = plan_media(
+                    manifest,
+                    header,
+                    specs,
+                    backend,
+                    backup=source.name,
+                    prune=prune_media,
+                    progress=progress,
+                )
+            except IncompatibleBackupError as exc:
+                differences = [*differences, *exc.differences]
     except DatabaseError as exc:
         raise BackupError(f"Cannot read database {using!r}: {one_line(exc)}") from exc
     labels = [spec.label for spec in specs] + [
@@ -168,6 +224,7 @@ def plan_restore(
         ends,
         provenance_of(header, verified.trailer),
         verified.digest,
+        media_plan,
     )
 
 
@@ -180,6 +237,8 @@ def restore_backup(
     safety_backup: bool | None = None,
     lock_wait: float = LOCK_WAIT,
     progress: ProgressCallback = ignore_progress,
+    media: bool = True,
+    prune_media: bool = False,
 ) -> RestoreSummary:
     """Replace the contents of every table in the backup's scope with the backup's rows.
 
@@ -190,13 +249,31 @@ def restore_backup(
     The tables in scope are locked against writers before the safety backup is read,
     inside the same transaction. A session still writing to one of them after
     ``lock_wait`` seconds makes the restore fail without changing anything.
+
+    A backup's media files (unless ``media`` is False) are put back before the
+    commit; files it writes are put back as they were if the restore fails. With
+    ``prune_media`` (or a plan made with it), the files the rows referenced before
+    and no longer do are deleted after the commit.
     """
     started = time.perf_counter()
     plan = (
         source
         if isinstance(source, RestorePlan)
-        else plan_restore(source, using=using, progress=progress)
+        else plan_restore(
+            source,
+            using=using,
+            progress=progress,
+            media=media,
+            prune_media=prune_media,
+        )
     )
+    try:
+        return _restore(plan, safety_backup, lock_wait, progress, media, started)
+    finally:
+        plan.close()
+
+
+def _restore(plan, safety_backup, lock_wait, progress, media, started):
     using = plan.database
     if not plan.can_restore:
         raise IncompatibleBackupError(
@@ -208,10 +285,80 @@ def restore_backup(
     specs = table_specs(using, exclude)
     if safety_backup is None:
         safety_backup = app_settings.SAFETY_BACKUP
-    safety_name = None
+    media_plan = plan.media if media else None
+    journal = Journal(BlobStore())
     signals.pre_restore.send(restore_backup, using=using, plan=plan)
     backend = backend_for(using)
     progress(Progress("lock", "", 0, None))
+    try:
+        written = _transaction(
+            plan,
+            specs,
+            exclude,
+            backend,
+            safety_backup,
+            lock_wait,
+            media_plan,
+            journal,
+            progress,
+        )
+    except BaseException as exc:
+        # The database rolled back: so do the files the restore wrote.
+        problems = journal.undo() if journal else []
+        if problems and isinstance(exc, RestoreError):
+            raise RestoreError(
+                f"{exc} {len(problems)} media files it had written could not be put "
+                f"back as they were: {'; '.join(problems[:3])}"
+            ) from exc
+        raise
+    media_summary = None
+    if media_plan is not None:
+        media_summary = {
+            "files": media_plan.files,
+            "written": journal.written,
+            "bytes_written": journal.bytes_written,
+            "unchanged": media_plan.files - journal.written,
+        }
+        if media_plan.prune:
+            progress(Progress("media-prune", "", 0, None))
+            pruned = prune(media_plan, backend, specs)
+            media_summary["pruned"] = pruned.deleted
+            media_summary["prune_failed"] = pruned.failed
+    clear_stale_caches(using)
+    summary = RestoreSummary(
+        source=plan.source.name,
+        database=using,
+        tables=len(specs),
+        rows_deleted=plan.rows_now,
+        rows_inserted=sum(end.rows for _, end in written.tables),
+        seconds=round(time.perf_counter() - started, 3),
+        safety_backup=written.safety_name,
+        media=media_summary,
+    )
+    signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
+    return summary
+
+
+@dataclass
+class _Written:
+    tables: list[tuple[TableSpec, TableEnd]]
+    safety_name: str | None
+
+
+def _transaction(
+    plan,
+    specs,
+    exclude,
+    backend,
+    safety_backup,
+    lock_wait,
+    media_plan,
+    journal,
+    progress,
+) -> _Written:
+    """The restore's transaction: everything, or (raising) nothing."""
+    using = plan.database
+    safety_name = None
     try:
         with backend.restore_session(), backend.restore_transaction():
             # The restore lock first (another restore fails at once), then every
@@ -228,7 +375,12 @@ def restore_backup(
                     exclude=exclude,
                     origin="safety",
                     name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
+                    # The files the restore may replace, to undo it: as the backup.
+                    media=media_plan is not None and media_plan.has_fields,
+                    media_storages=media_plan.whole_storages if media_plan else (),
                 ).name
+            if media_plan is not None and media_plan.prune:
+                read_before(media_plan, backend, specs)
             with backend.writing():
                 progress(Progress("delete", "", 0, None))
                 backend.delete_all(specs)
@@ -238,6 +390,13 @@ def restore_backup(
                 if loader.settle(written):
                     # A reload replaced rows that foreign keys may point at.
                     loader.check_foreign_keys()
+                if media_plan is not None:
+                    # The files, once the rows are known to be right.
+                    progress(Progress("media", "", 0, media_plan.files))
+                    try:
+                        put_back(media_plan, journal, progress)
+                    except (BackupError, media_files.ContentChanged) as exc:
+                        raise _Failed(f"media files: {one_line(exc)}") from exc
                 # Last, when nothing else can fail: on PostgreSQL sequences are
                 # not transactional, so they are only raised here (a rollback or
                 # a kill leaves a gap of unused ids, never a collision) and set
@@ -265,18 +424,7 @@ def restore_backup(
             f"Restore of {plan.source.name} failed and was rolled back: a value does "
             f"not fit database {using!r} ({type(exc).__name__}: {one_line(exc)})"
         ) from exc
-    clear_stale_caches(using)
-    summary = RestoreSummary(
-        source=plan.source.name,
-        database=using,
-        tables=len(specs),
-        rows_deleted=plan.rows_now,
-        rows_inserted=sum(end.rows for _, end in written),
-        seconds=round(time.perf_counter() - started, 3),
-        safety_backup=safety_name,
-    )
-    signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
-    return summary
+    return _Written(written, safety_name)
 
 
 def _settle_sequences(

@@ -284,6 +284,7 @@ def validate_backup(
     using: str = "default",
     file_only: bool = False,
     progress: ProgressCallback = ignore_progress,
+    media: bool = True,
 ) -> ValidationReport:
     """Compare the backup with database ``using`` (or, with ``file_only``, check the file).
 

@@ -59,6 +59,17 @@ def media_state() -> dict[tuple[str, str], str]:
     }
 
 
+def referenced_files() -> set[tuple[str, str]]:
+    """(storage, name) of every file a row of tests.mediaapp references."""
+    from tests.mediaapp.models import Document
+
+    names = {("default", n) for n in Document.objects.values_list("file", flat=True)}
+    for image, thumbnail in Photo.objects.values_list("image", "thumbnail"):
+        names |= {("memory", image), ("memory", thumbnail)}
+    names |= {("private", n) for n in Attachment.objects.values_list("file", flat=True)}
+    return {(storage, name) for storage, name in names if name}
+
+
 def blob_digests() -> set[str]:
     return {digest for digest, _size in BlobStore().blobs()}
 

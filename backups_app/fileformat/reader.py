@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import operator
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -815,13 +815,22 @@ class Verified:
 
 
 def verify_file(
-    stream: IO[bytes], name: str = "backup", *, rows: bool = False
+    stream: IO[bytes],
+    name: str = "backup",
+    *,
+    rows: bool = False,
+    media: Callable[[dict[str, Any], list[list[Any]]], None] | None = None,
 ) -> Verified:
     """Read a whole backup, checking every rule and digest; with ``rows``, parse and
-    check every row too."""
+    check every row too. ``media(header, entries)`` is handed the media manifest's
+    entries, a block at a time, as they are checked."""
     reader = BackupReader(stream, name)
     ends: dict[str, TableEnd] = {}
-    for section in reader.tables():
+    for section in reader.tables(media=media is not None):
+        if section is reader.media:
+            for block in section.blocks():
+                media(reader.header, section.parse(block))
+            continue
         for block in section.blocks():
             if rows:
                 section.parse(block)

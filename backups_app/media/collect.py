@@ -94,6 +94,64 @@ def media_sources(
     return sources
 
 
+def back_up_file(
+    blobs: BlobStore, storage, name: str
+) -> tuple[str, int | None, str | None]:
+    """Hash a file and store its blob if new; return (state, size, digest)."""
+    for _attempt in range(RETRIES):
+        try:
+            if files.stat(storage, name) is None:
+                return MISSING, None, None
+            size, digest = files.digest_of(storage, name)
+        except SuspiciousFileOperation:
+            return UNSAFE, None, None
+        if blobs.has(digest, size):
+            return STORED, size, digest
+        try:
+            with files.opened(storage, name) as stream:
+                blobs.put(files.chunks(stream), digest)
+        except files.ContentChanged:
+            continue  # it changed since it was hashed: hash it again
+        return ADDED, size, digest
+    raise BackupError(
+        f"Cannot back up {name!r}: it changed each of the {RETRIES} times it was read."
+    )
+
+
+def references(
+    sources: list[Source],
+    backend,
+    unsafe=None,
+    progress: ProgressCallback = ignore_progress,
+) -> Iterator[tuple[int, str, str]]:
+    """Yield (source number, primary key as JSON text, name) of every file that the
+    rows of the field sources' tables reference, a query per table, in primary key
+    order. Names that are not file names go to ``unsafe(number, pk, name)``."""
+    by_table: dict[str, list[int]] = {}
+    for number, source in enumerate(sources):
+        if not source.whole:
+            by_table.setdefault(source.spec.label, []).append(number)
+    for numbers in by_table.values():
+        spec = sources[numbers[0]].spec
+        fields = tuple(spec.pk_fields) + tuple(sources[n].field for n in numbers)
+        narrow = dataclasses.replace(spec, fields=fields)
+        encode = batch_encoder(fields, spec.table, backend.connection)
+        keys = len(spec.pk_fields)
+        progress(Progress("media-rows", spec.label, 0, None))
+        with closing(backend.stream_rows(narrow, app_settings.BATCH_SIZE)) as batches:
+            for rows in batches:
+                for row in orjson.loads(encode(rows)):
+                    pk = row[0] if keys == 1 else row[:keys]
+                    for number, name in zip(numbers, row[keys:], strict=True):
+                        if name is None or name == "":
+                            continue
+                        if not isinstance(name, str) or name_problem(name):
+                            if unsafe is not None:
+                                unsafe(number, pk, name)
+                            continue
+                        yield number, orjson.dumps(pk).decode(), name
+
+
 class MediaCollector:
     """Collect the files of one backup; ``close()`` it when done."""
 
@@ -128,35 +186,10 @@ class MediaCollector:
 
     def read_references(self, backend) -> None:
         """Read every file field's references from the tables (in the snapshot)."""
-        by_table: dict[str, list[int]] = {}
-        for number, source in enumerate(self.sources):
-            if not source.whole:
-                by_table.setdefault(source.spec.label, []).append(number)
-        for numbers in by_table.values():
-            self._read_table([self.sources[n] for n in numbers], numbers, backend)
-
-    def _read_table(self, sources: list[Source], numbers: list[int], backend) -> None:
-        spec = sources[0].spec
-        fields = tuple(spec.pk_fields) + tuple(s.field for s in sources)
-        narrow = dataclasses.replace(spec, fields=fields)
-        encode = batch_encoder(fields, spec.table, backend.connection)
-        keys = len(spec.pk_fields)
-        self.progress(Progress("media-rows", spec.label, 0, None))
-        with closing(backend.stream_rows(narrow, app_settings.BATCH_SIZE)) as batches:
-            for rows in batches:
-                found = []
-                for row in orjson.loads(encode(rows)):
-                    pk = row[0] if keys == 1 else row[:keys]
-                    for number, name in zip(numbers, row[keys:], strict=True):
-                        if name is None or name == "":
-                            continue
-                        if not isinstance(name, str) or name_problem(name):
-                            self._unsafe(number, pk, name)
-                            continue
-                        found.append((number, orjson.dumps(pk).decode(), name))
-                self.index.executemany(
-                    "INSERT INTO refs (source, pk, name) VALUES (?, ?, ?)", found
-                )
+        self.index.executemany(
+            "INSERT INTO refs (source, pk, name) VALUES (?, ?, ?)",
+            references(self.sources, backend, self._unsafe, self.progress),
+        )
 
     def _unsafe(self, number: int, pk: Any, name: Any) -> None:
         self.unsafe_count += 1
@@ -189,7 +222,7 @@ class MediaCollector:
             "ORDER BY k.storage, r.name"
         )
         for done, (key, name) in enumerate(distinct, 1):
-            state, size, digest = self._store_file(self.storages[key], name)
+            state, size, digest = back_up_file(self.blobs, self.storages[key], name)
             self.index.execute(
                 "INSERT INTO files (storage, name, size, digest, state) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -213,28 +246,6 @@ class MediaCollector:
             else:
                 yield number, name
 
-    def _store_file(self, storage, name: str) -> tuple[str, int | None, str | None]:
-        """Hash a file and store its blob if new; return (state, size, digest)."""
-        for _attempt in range(RETRIES):
-            try:
-                if files.stat(storage, name) is None:
-                    return MISSING, None, None
-                size, digest = files.digest_of(storage, name)
-            except SuspiciousFileOperation:
-                return UNSAFE, None, None
-            if self.blobs.has(digest, size):
-                return STORED, size, digest
-            try:
-                with files.opened(storage, name) as stream:
-                    self.blobs.put(files.chunks(stream), digest)
-            except files.ContentChanged:
-                continue  # it changed since it was hashed: hash it again
-            return ADDED, size, digest
-        raise BackupError(
-            f"Cannot back up {name!r}: it changed each of the {RETRIES} times it was "
-            "read."
-        )
-
     def _recheck(self) -> None:
         """Store again any blob this backup relies on that was deleted meanwhile
         (a ``prunebackups`` that ran while the files were read)."""
@@ -243,7 +254,7 @@ class MediaCollector:
         ):
             if self.blobs.has(digest, size):
                 continue
-            state, size, digest = self._store_file(self.storages[key], name)
+            state, size, digest = back_up_file(self.blobs, self.storages[key], name)
             self.index.execute(
                 "UPDATE files SET state = ?, size = ?, digest = ? "
                 "WHERE storage = ? AND name = ?",

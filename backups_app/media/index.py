@@ -9,8 +9,14 @@ Tables:
 
 - ``refs``: references, in the order they were met (rowid): a manifest's entries,
   or the rows' references a backup is collecting (size and digest still null);
-- ``live``: the references the database's rows hold now;
-- ``files``: one row per distinct file (storage key and name): what was found.
+- ``keys``: the storage key (``sources.storage_key``) of each source, by number;
+- ``files``: one row per distinct file (storage key and name): its content in the
+  backup (size, digest), what was found (state), and the size and modification time
+  it had then in its storage (``now_*``), to tell later whether it changed since;
+- ``current``: the references the database's rows hold now, by source (validation);
+- ``live``: the names the database's rows reference now, by storage key, in the
+  restore's scope (1) or not (0) (``restore --prune-media``);
+- ``stored``: the files a whole storage holds now.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import contextlib
 import os
 import sqlite3
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -28,16 +35,20 @@ SCHEMA = """
 CREATE TABLE refs (
     source INTEGER NOT NULL, pk TEXT, name TEXT NOT NULL, size INTEGER, digest TEXT
 );
-CREATE TABLE live (source INTEGER NOT NULL, pk TEXT, name TEXT NOT NULL);
 CREATE TABLE files (
     storage TEXT NOT NULL,
     name TEXT NOT NULL,
     size INTEGER,
     digest TEXT,
     state TEXT,
+    now_size INTEGER,
+    now_modified TEXT,
     PRIMARY KEY (storage, name)
 );
 CREATE TABLE keys (source INTEGER PRIMARY KEY, storage TEXT NOT NULL);
+CREATE TABLE current (source INTEGER NOT NULL, pk TEXT, name TEXT NOT NULL);
+CREATE TABLE live (storage TEXT NOT NULL, name TEXT NOT NULL, scope INTEGER NOT NULL);
+CREATE TABLE stored (storage TEXT NOT NULL, name TEXT NOT NULL);
 """
 
 
@@ -45,19 +56,21 @@ class Index:
     def __init__(self) -> None:
         handle, self.path = tempfile.mkstemp(prefix="backups_app-media-", suffix=".db")
         os.close(handle)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False
+        )
         self._db.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
             "PRAGMA temp_store=FILE; PRAGMA cache_size=-16000;" + SCHEMA
         )
         self._indexed: set[str] = set()
         self._db.execute("BEGIN")
+        # Removed with the object too, for an index whose owner is never closed (a
+        # restore plan that is only looked at).
+        self._finalizer = weakref.finalize(self, _remove, self._db, self.path)
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._db.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        self._finalizer()
 
     def __enter__(self) -> Index:
         return self
@@ -82,7 +95,9 @@ class Index:
             while batch := cursor.fetchmany(FETCH):
                 yield from batch
         finally:
-            cursor.close()
+            # Left unfinished by an error, the index may be closed by now.
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                cursor.close()
 
     def set_storages(self, keys: Iterable[str]) -> None:
         """Record the storage key of each source (by position)."""
@@ -96,6 +111,13 @@ class Index:
             return
         self._indexed.add(name)
         self._db.execute(INDEXES[name])
+
+
+def _remove(db: sqlite3.Connection, path: str) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        db.close()
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 INDEXES = {

@@ -18,6 +18,7 @@ from ._output import (
     BackupsCommand,
     add_common_arguments,
     command_error,
+    human_size,
     json_text,
     number,
     running,
@@ -56,6 +57,18 @@ class Command(BackupsCommand):
             action="store_true",
             help="With --noinput, restore a file not made by this installation.",
         )
+        parser.add_argument(
+            "--no-media",
+            action="store_false",
+            dest="media",
+            help="Restore the rows only; leave the files of a backup with media alone.",
+        )
+        parser.add_argument(
+            "--prune-media",
+            action="store_true",
+            help="After the restore, delete the files that the rows referenced "
+            "before it and no row references after it (listed by --dry-run).",
+        )
 
     def handle(
         self,
@@ -67,6 +80,8 @@ class Command(BackupsCommand):
         safety_backup: bool | None,
         json: bool,
         allow_foreign: bool = False,
+        media: bool = True,
+        prune_media: bool = False,
         **options: Any,
     ) -> None:
         verbosity = options["verbosity"]
@@ -84,7 +99,20 @@ class Command(BackupsCommand):
                     "is no way to confirm; pass --noinput."
                 )
         with running(self, {**options, "json": json}) as progress:
-            plan = plan_restore(file, using=database, progress=progress)
+            plan = plan_restore(
+                file,
+                using=database,
+                progress=progress,
+                media=media,
+                prune_media=prune_media,
+            )
+        if prune_media and plan.can_restore and plan.media is None:
+            raise CommandError(
+                f"--prune-media: {plan.source.name} has no media files"
+                + ("" if media else " to restore (--no-media)")
+                + ".",
+                returncode=EXIT_CANNOT_RUN,
+            )
         if json and (dry_run or not plan.can_restore):
             self.stdout.write(json_text(plan.to_dict()))
         elif verbosity >= 1 and (dry_run or interactive or verbosity >= 2):
@@ -124,7 +152,7 @@ class Command(BackupsCommand):
             self._interruption_told(database),
         ):
             summary = restore_backup(
-                plan, safety_backup=safety_backup, progress=progress
+                plan, safety_backup=safety_backup, progress=progress, media=media
             )
         if json:
             self.stdout.write(json_text(summary.to_dict()))
@@ -142,6 +170,8 @@ class Command(BackupsCommand):
                     f"{summary.seconds:.1f} s"
                 )
             )
+            if summary.media is not None:
+                self._render_media_done(summary.media)
 
     @contextlib.contextmanager
     def _interruption_told(self, database: str) -> Iterator[None]:
@@ -180,7 +210,46 @@ class Command(BackupsCommand):
         ]
         rows.append(("total", number(plan.rows_now), number(plan.rows_in_file)))
         self.stdout.write(table(["table", "rows now", "rows in file"], rows))
+        self._render_media(plan)
         self._render_differences(plan)
+
+    def _render_media(self, plan: RestorePlan) -> None:
+        media = plan.media
+        if media is None:
+            return
+        self.stdout.write(
+            f"Media: {number(media.files)} files in the backup: "
+            f"{number(media.unchanged)} already right, {number(media.missing)} "
+            f"missing and {number(media.changed)} changed, to write "
+            f"({human_size(media.bytes_to_write)})"
+        )
+        if media.absent_at_backup:
+            self.stdout.write(
+                f"  {number(media.absent_at_backup)} references had no file when the "
+                "backup was taken; those files are left as they are."
+            )
+        if media.prune:
+            self.stdout.write(
+                f"--prune-media deletes {number(media.prune_count)} files that no row "
+                "references after the restore" + (":" if media.prune_count else ".")
+            )
+            for storage, name in media.prune_names():
+                self.stdout.write(f"  {storage}: {name}")
+
+    def _render_media_done(self, media: dict[str, Any]) -> None:
+        self.stdout.write(
+            f"Media: {number(media['written'])} files written "
+            f"({human_size(media['bytes_written'])}), {number(media['unchanged'])} "
+            "already right"
+        )
+        if "pruned" in media:
+            self.stdout.write(
+                f"Pruned {number(len(media['pruned']))} files no row references."
+            )
+        for failure in media.get("prune_failed", ()):
+            self.stderr.write(
+                self.style.WARNING(f"Warning: could not delete {failure}")
+            )
 
     def _render_differences(self, plan: RestorePlan) -> None:
         for difference in plan.schema_differences:
