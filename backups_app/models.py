@@ -44,14 +44,14 @@ class BackupRecord(models.Model):
     rows = models.BigIntegerField(_("rows"), null=True, blank=True)
     digest = models.CharField(_("digest"), max_length=64, blank=True)
     origin = models.CharField(
-        _("made by"), max_length=20, choices=Origin.choices, default=Origin.COMMAND
+        _("made by"), max_length=20, choices=Origin, default=Origin.COMMAND
     )
     username = models.CharField(_("user"), max_length=150, blank=True)
     user_id = models.CharField(_("user id"), max_length=64, blank=True)
     integrity = models.CharField(
         _("integrity"),
         max_length=20,
-        choices=Integrity.choices,
+        choices=Integrity,
         default=Integrity.UNCHECKED,
     )
     integrity_checked = models.DateTimeField(
@@ -63,7 +63,7 @@ class BackupRecord(models.Model):
     provenance = models.CharField(
         _("provenance"),
         max_length=20,
-        choices=Provenance.choices,
+        choices=Provenance,
         default=Provenance.UNCHECKED,
     )
     recorded = models.DateTimeField(_("recorded"), auto_now_add=True)
@@ -175,9 +175,9 @@ class Operation(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
-    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind)
     status = models.CharField(
-        _("status"), max_length=20, choices=Status.choices, default=Status.QUEUED
+        _("status"), max_length=20, choices=Status, default=Status.QUEUED
     )
     database = models.CharField(_("database"), max_length=100)
     backup = models.ForeignKey(

@@ -9,6 +9,7 @@ from admin_interface.cache import del_cached_active_theme
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client, TestCase
@@ -643,3 +644,32 @@ class DeleteTests(AdminTestCase):
         assert response.status_code == 302
         assert not BackupRecord.objects.exists()
         assert not backup_storage().exists(record.name)
+
+
+class ComposedAdminTests(AdminTestCase):
+    """A project changes one page by subclassing BackupRecordAdmin (docs/admin.md)."""
+
+    def test_a_subclass_changes_a_page_through_its_template_attribute_and_hook(self):
+        from django.contrib import admin
+        from django.test import RequestFactory
+
+        from backups_app.admin.backups import BackupRecordAdmin
+
+        class ShopBackupAdmin(BackupRecordAdmin):
+            backup_template_name = "testapp/backup_form.html"
+
+            def get_backup_context(self, request, **context):
+                return super().get_backup_context(
+                    request, shop_note="Backups of the shop", **context
+                )
+
+        request = RequestFactory().get(url("backuprecord_backup"))
+        request.user = staff("runner", "run_backup")
+        response = ShopBackupAdmin(BackupRecord, admin.site).backup_view(request)
+        page = response.render().content.decode()
+        assert '<p id="shop-note">Backups of the shop</p>' in page
+        assert '<form method="post" id="backup-form">' in page
+
+        request.user = staff("nobody")
+        with self.assertRaises(PermissionDenied):
+            ShopBackupAdmin(BackupRecord, admin.site).backup_view(request)

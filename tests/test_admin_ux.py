@@ -19,7 +19,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from backups_app.admin.backups import RESTORE_COOKIE
+from backups_app.admin.mixins import RESTORE_COOKIE
 from backups_app.fileformat.streams import backup_storage
 from backups_app.models import BackupRecord, Operation, ValidationRun
 from backups_app.progress import Progress
