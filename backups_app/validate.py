@@ -35,6 +35,8 @@ from .fileformat.codec import (
 )
 from .fileformat.reader import BackupReader, TableSection, row_lines, verify_file
 from .fileformat.streams import BackupSource
+from .media.compare import BlobCheck, MediaComparison, MediaReport, check_blobs
+from .media.restore import Manifest, media_wanted
 from .progress import Progress, ProgressCallback, ignore_progress
 
 MAX_EXAMPLES = 5
@@ -80,6 +82,10 @@ class ValidationReport:
     tables: list[TableReport] = field(default_factory=list)
     schema_differences: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # A backup with media: its files against the storages (one report per source),
+    # or with ``file_only`` its blobs.
+    media: list[MediaReport] = field(default_factory=list)
+    blobs: BlobCheck | None = None
 
     @property
     def matching(self) -> int:
@@ -90,8 +96,17 @@ class ValidationReport:
         return len(self.tables) - self.matching
 
     @property
+    def media_differing(self) -> int:
+        return sum(1 for media in self.media if not media.matches)
+
+    @property
     def ok(self) -> bool:
-        return self.differing == 0 and not self.schema_differences
+        return (
+            self.differing == 0
+            and not self.schema_differences
+            and not self.media_differing
+            and (self.blobs is None or self.blobs.ok)
+        )
 
     @property
     def file_rows(self) -> int:
@@ -99,8 +114,22 @@ class ValidationReport:
 
     def summary_line(self) -> str:
         if self.file_only:
-            return f"Backup intact: {len(self.tables)} tables, {self.file_rows:,} rows"
+            line = f"Backup intact: {len(self.tables)} tables, {self.file_rows:,} rows"
+            if self.blobs is not None:
+                if self.blobs.ok:
+                    line += f", {self.blobs.checked:,} media blobs"
+                else:
+                    line = (
+                        f"Backup damaged: {self.blobs.missing:,} media blobs missing, "
+                        f"{self.blobs.damaged:,} damaged, of {self.blobs.checked:,}"
+                    )
+            return line
         line = f"{self.matching} tables match exactly, {self.differing} differ"
+        if self.media:
+            line += (
+                f"; media: {len(self.media) - self.media_differing} sources match, "
+                f"{self.media_differing} differ"
+            )
         if self.schema_differences:
             line += f"; {len(self.schema_differences)} schema differences"
         return line
@@ -119,6 +148,8 @@ class ValidationReport:
             "schema_differences": self.schema_differences,
             "seconds": self.seconds,
             "tables": [table.to_dict() for table in self.tables],
+            "media": [media.to_dict() for media in self.media],
+            "blobs": self.blobs.to_dict() if self.blobs is not None else None,
         }
 
 
@@ -289,18 +320,32 @@ def validate_backup(
     """Compare the backup with database ``using`` (or, with ``file_only``, check the file).
 
     Raises BackupFormatError when the file is damaged, truncated or not a backup.
+
+    The files of a backup with media (unless ``media`` is False) are compared with
+    their storages too, or, with ``file_only``, its blobs are read through.
     """
     started = time.perf_counter()
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     if not file_only:
         require_database(using)
+    manifest = Manifest()
+    try:
+        return _validate(source, using, file_only, progress, media, manifest, started)
+    finally:
+        manifest.close()
+
+
+def _validate(source, using, file_only, progress, media, manifest, started):
     # The whole file is checked before anything in it is compared or reported;
     # ``--file-only`` parses every row too, which a comparison does only for rows
     # that differ from the database's.
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        verified = verify_file(stream, source.name, rows=file_only)
+        verified = verify_file(
+            stream, source.name, rows=file_only, media=manifest.add if media else None
+        )
     header = verified.header
+    media = media and media_wanted(header)
     report = ValidationReport(
         source=source.name,
         database=None if file_only else using,
@@ -314,11 +359,15 @@ def validate_backup(
             TableReport(label, tables[label], file_rows=end.rows)
             for label, end in verified.ends.items()
         ]
+        if media:
+            report.blobs = check_blobs(manifest, progress)
     else:
         with source.open() as stream:
             reader = BackupReader(stream, source.name)
             reader.expect(header, verified.digest)
-            _compare_database(report, reader, header, using, progress)
+            _compare_database(
+                report, reader, header, using, progress, manifest if media else None
+            )
     report.seconds = round(time.perf_counter() - started, 3)
     signals.announce(signals.post_validate, validate_backup, using=using, report=report)
     return report
@@ -330,6 +379,7 @@ def _compare_database(
     header: dict[str, Any],
     using: str,
     progress: ProgressCallback,
+    manifest: Manifest | None = None,
 ) -> None:
     try:
         specs = file_table_specs(using, header)
@@ -344,6 +394,28 @@ def _compare_database(
         return
     current = {spec.label: spec for spec in specs}
     backend = backend_for(using)
+    comparison = media_differences = None
+    if manifest is not None:
+        try:
+            comparison = MediaComparison(manifest, header, specs)
+        except IncompatibleBackupError as exc:
+            media_differences = list(exc.differences)
+    try:
+        _compare_tables(
+            report, reader, header, specs, current, backend, comparison, progress
+        )
+        if comparison is not None:
+            report.media = comparison.reports(progress)
+    finally:
+        if comparison is not None:
+            comparison.close()
+    report.schema_differences += media_differences or []
+
+
+def _compare_tables(
+    report, reader, header, specs, current, backend, comparison, progress
+):
+    using = backend.using
     try:
         with backend.snapshot():
             require_tables(specs, using)
@@ -383,5 +455,8 @@ def _compare_database(
             for spec in specs:
                 if spec.label not in seen:
                     report.tables.append(_extra_table(spec, backend))
+            if comparison is not None:
+                # What the rows reference, in the snapshot the tables were read in.
+                comparison.read_rows(backend)
     except DatabaseError as exc:
         raise BackupError(f"Cannot read database {using!r}: {one_line(exc)}") from exc
