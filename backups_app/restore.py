@@ -30,6 +30,7 @@ from .db.tables import (
 from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
 from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
 from .fileformat.codec import loads_block, loads_row, pk_value
+from .fileformat.manifest import has_media
 from .fileformat.reader import (
     BackupReader,
     TableEnd,
@@ -44,7 +45,6 @@ from .media.restore import (
     Journal,
     Manifest,
     MediaPlan,
-    media_wanted,
     plan_media,
     prune,
     put_back,
@@ -186,7 +186,7 @@ def _plan(source, using, verified, manifest, media, prune_media, progress):
         require_tables(specs, using, IncompatibleBackupError)
         differences = compare_schema(header, specs, using)
         current = {spec.label: backend.count(spec) for spec in specs}
-        if media and media_wanted(header) and not differences:
+        if media and has_media(header) and not differences:
             try:
                 media_plan = plan_media(
                     manifest,

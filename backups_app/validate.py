@@ -33,10 +33,11 @@ from .fileformat.codec import (
     pk_key_function,
     pk_value,
 )
+from .fileformat.manifest import has_media
 from .fileformat.reader import BackupReader, TableSection, row_lines, verify_file
 from .fileformat.streams import BackupSource
 from .media.compare import BlobCheck, MediaComparison, MediaReport, check_blobs
-from .media.restore import Manifest, media_wanted
+from .media.restore import Manifest
 from .progress import Progress, ProgressCallback, ignore_progress
 
 MAX_EXAMPLES = 5
@@ -345,7 +346,7 @@ def _validate(source, using, file_only, progress, media, manifest, started):
             stream, source.name, rows=file_only, media=manifest.add if media else None
         )
     header = verified.header
-    media = media and media_wanted(header)
+    media = media and has_media(header)
     report = ValidationReport(
         source=source.name,
         database=None if file_only else using,

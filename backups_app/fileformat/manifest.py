@@ -39,6 +39,11 @@ MEDIA_TABLE: dict[str, Any] = {
 }
 
 
+def has_media(header: dict[str, Any]) -> bool:
+    """Whether a (checked) header declares a media manifest: format version 3."""
+    return MEDIA_KEY in header and header.get("version", 0) >= 3
+
+
 def is_whole_storage(source: dict[str, Any]) -> bool:
     """A source without a model is a whole storage (``backup --media-storage``)."""
     return "label" not in source

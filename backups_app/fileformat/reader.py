@@ -18,7 +18,7 @@ from typing import IO, Any
 import orjson
 
 from ..conf import app_settings
-from ..exceptions import BackupFormatError, one_line
+from ..exceptions import BackupFormatError, NotABackupError, one_line
 from .codec import TEMPORAL_KINDS, TEXT_KINDS, loads_block
 from .manifest import (
     MEDIA_COLUMNS,
@@ -259,6 +259,11 @@ class BackupReader:
     def _error(self, message: str) -> BackupFormatError:
         return BackupFormatError(f"{self.name}: {message}")
 
+    def _not_a_backup(
+        self, message: str = "is not a backups_app backup (no header)"
+    ) -> NotABackupError:
+        return NotABackupError(f"{self.name}: {message}")
+
     def expect(self, header: dict[str, Any], digest: str) -> None:
         """Insist on the same file as an earlier read: this header, and at its end,
         this whole-file digest. A file replaced or changed in between is refused."""
@@ -377,21 +382,21 @@ class BackupReader:
     def _read_header(self) -> dict[str, Any]:
         line = self._next_line()
         if not line:
-            raise self._error("is empty")
+            raise self._not_a_backup("is empty")
         if len(line) > self._max_line:
             raise self._too_long(1)
         if not line.startswith(b"{"):
-            raise self._error("is not a backups_app backup (no header)")
+            raise self._not_a_backup()
         try:
             header = orjson.loads(line)
         except orjson.JSONDecodeError:
-            raise self._error("is not a backups_app backup (no header)") from None
+            raise self._not_a_backup() from None
         if (
             not isinstance(header, dict)
             or header.get("kind") != "header"
             or header.get("format") != FORMAT_NAME
         ):
-            raise self._error("is not a backups_app backup (no header)")
+            raise self._not_a_backup()
         version = header.get("version")
         # Exactly the integer: JSON's 1.0 and true are equal to 1 in Python.
         if type(version) is not int or version not in SUPPORTED_VERSIONS:

@@ -18,7 +18,6 @@ row references after it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from django.core.files.storage import Storage
 
 from ..db.tables import TableSpec, all_table_specs
 from ..exceptions import BackupError, BackupFormatError, StorageError, one_line
-from ..fileformat.manifest import MEDIA_KEY, is_whole_storage
+from ..fileformat.manifest import MEDIA_KEY
 from ..progress import Progress, ProgressCallback, ignore_progress
 from . import files
 from .blobs import BlobStore, blob_name
@@ -425,20 +424,3 @@ def prune(plan: MediaPlan, backend, specs: list[TableSpec]) -> Pruned:
             continue
         pruned.deleted.append(shown)
     return pruned
-
-
-def media_wanted(header: dict[str, Any]) -> bool:
-    return MEDIA_KEY in header and header.get("version", 0) >= 3
-
-
-def whole_storage_names(header: dict[str, Any]) -> list[str]:
-    return [s["storage"] for s in header[MEDIA_KEY]["sources"] if is_whole_storage(s)]
-
-
-@contextlib.contextmanager
-def closing_plan(plan: MediaPlan | None):
-    try:
-        yield plan
-    finally:
-        if plan is not None:
-            plan.close()

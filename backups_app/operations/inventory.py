@@ -17,6 +17,7 @@ from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
 from ..exceptions import BackupError, StorageError, one_line
+from ..fileformat.manifest import has_media
 from ..fileformat.streams import backup_storage, partial_state
 
 BACKUP = "backup"
@@ -42,6 +43,11 @@ class StoredBackup:
     last_validation: str | None  # match, differ, or None when never validated
     problem: str = ""
     last_drill: str | None = None  # passed, failed, or None when never drilled
+    # A backup with media: whether it has any (its header says), and the files and
+    # bytes it references (its record says, when it was written here).
+    media: bool = False
+    media_files: int | None = None
+    media_size: int | None = None
 
     @property
     def ours(self) -> bool:
@@ -173,6 +179,9 @@ def describe(
         last_validation=validation,
         problem=record.problem if record is not None else "",
         last_drill=last_drill,
+        media=has_media(header),
+        media_files=record.media_files if record is not None else None,
+        media_size=record.media_size if record is not None else None,
     )
 
 

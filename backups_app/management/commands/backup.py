@@ -9,6 +9,7 @@ from django.db import connections
 
 from backups_app.backup import create_backup
 from backups_app.fileformat.streams import stored_path
+from backups_app.media.collection import collect, plan_collection
 from backups_app.operations.prune import plan_prune, prune
 
 from ._output import (
@@ -21,6 +22,7 @@ from ._output import (
     running,
     table,
 )
+from .prunebackups import media_line
 
 
 def where(summary) -> str:
@@ -237,9 +239,12 @@ class Command(BackupsCommand):
         names deleted."""
         with running(self, {**options, "json": json}):
             deleted = prune(plan_prune(database=database))
+            blobs = collect(plan_collection())
         if not json and options["verbosity"] >= 1:
             self.stdout.write(
                 f"Pruned {len(deleted)} old backup{'' if len(deleted) == 1 else 's'} "
                 f"of database {database!r} by the retention policy."
             )
+            if blobs.blobs:
+                self.stdout.write(media_line(blobs, dry_run=False))
         return deleted

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from backups_app.media.collection import shared_size
 from backups_app.operations.inventory import StoredBackup, list_backups
 
 from ._output import (
@@ -32,6 +33,13 @@ def health(backup: StoredBackup) -> str:
     if backup.last_drill == "passed":
         return "drilled"
     return backup.last_validation or backup.integrity
+
+
+def media_size(backup: StoredBackup) -> str:
+    """The bytes of the files a backup has, "?" when not known, "-" without media."""
+    if not backup.media:
+        return "-"
+    return "?" if backup.media_size is None else human_size(backup.media_size)
 
 
 def local_created(backup: StoredBackup) -> str:
@@ -71,6 +79,7 @@ class Command(BackupsCommand):
                     "size",
                     "tables",
                     "rows",
+                    "media",
                     "health",
                 ],
                 [
@@ -83,11 +92,18 @@ class Command(BackupsCommand):
                         human_size(b.size),
                         number(b.tables),
                         number(b.rows),
+                        media_size(b),
                         health(b),
                     )
                     for b in backups
                 ],
                 width=terminal_width(self.stdout),
-                optional=["created", "tables", "rows", "database", "kind"],
+                optional=["created", "tables", "rows", "media", "database", "kind"],
             )
         )
+        if any(b.media for b in backups):
+            blobs, size = shared_size()
+            self.stdout.write(
+                f"Media: {number(blobs)} blobs, {human_size(size)} in the backup "
+                "storage, shared by the backups with media (each content stored once)."
+            )

@@ -1,0 +1,140 @@
+"""prunebackups and listbackups with media: blobs no kept backup needs, sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.test import TestCase, override_settings
+
+from backups_app.backup import create_backup
+from backups_app.fileformat.streams import backup_storage
+from backups_app.media.blobs import BlobStore, blob_name
+from backups_app.media.collection import GRACE, collect, plan_collection
+from backups_app.models import BackupRecord
+from backups_app.restore import restore_backup
+from tests.media_utils import blob_digests, clear_media, populate_media, put, sha
+from tests.utils import run_command, snapshot
+
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
+
+
+def age_blobs(seconds: float = GRACE.total_seconds() + 60) -> None:
+    """Make every blob look written ``seconds`` ago (older than the grace)."""
+    then = time.time() - seconds
+    for digest in blob_digests():
+        os.utime(backup_storage().path(blob_name(digest)), (then, then))
+
+
+class BlobCollectionTests(TestCase):
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        # A backup storage of its own (the media storages stay as they are).
+        self.enterContext(
+            override_settings(
+                BACKUPS={"STORAGE": "own", "DIRECTORY": str(self.tmp_path / "own")}
+            )
+        )
+        clear_media()
+        self.rows = populate_media()
+        self.first = create_backup(None, media=True).name
+        put("default", "documents/a.txt", b"alpha, second edition\n")
+        self.second = create_backup(None, media=True).name
+
+    def test_blobs_only_a_deleted_backup_needed_go_with_it(self):
+        age_blobs()
+        stdout, _ = run_command("prunebackups", "--keep-last", "1")
+        assert backup_storage().listdir("")[1] == [self.second]
+        assert sha(b"alpha\n") not in blob_digests()
+        assert sha(b"alpha, second edition\n") in blob_digests()
+        assert len(blob_digests()) == 7
+        assert stdout.splitlines()[-1] == (
+            "Media blobs: 8 (69 B); deleted 1 that no kept backup needed (6 B); 7 kept."
+        )
+        # The backup left restores with all its files.
+        put("default", "documents/b.pdf", b"other")
+        restore_backup(self.second, safety_backup=False)
+
+    def test_the_dry_run_deletes_nothing(self):
+        age_blobs()
+        blobs = blob_digests()
+        stdout, _ = run_command("prunebackups", "--keep-last", "1", "--dry-run")
+        assert blob_digests() == blobs
+        assert stdout.splitlines()[-1] == (
+            "Media blobs: 8 (69 B); would delete 1 that no kept backup needs (6 B); "
+            "7 kept."
+        )
+        document = json.loads(
+            run_command("prunebackups", "--keep-last", "1", "--dry-run", "--json")[0]
+        )
+        assert document["media"]["unneeded"] == 1
+
+    def test_a_blob_every_backup_needs_is_kept_however_old(self):
+        age_blobs()
+        collection = collect(plan_collection())
+        assert (collection.blobs, collection.deleted) == (8, 0)
+
+    def test_a_young_unneeded_blob_is_kept_for_a_backup_that_may_be_writing(self):
+        BackupRecord.objects.all().delete()
+        backup_storage().delete(self.first)
+        collection = collect(plan_collection())
+        assert (collection.deleted, collection.young) == (0, 1)
+        age_blobs()
+        collection = collect(plan_collection())
+        assert collection.deleted == 1
+
+    def test_a_backup_that_cannot_be_read_stops_the_collection(self):
+        age_blobs()
+        path = Path(backup_storage().path(self.second))
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        backup_storage().delete(self.first)
+        collection = collect(plan_collection())
+        assert collection.deleted == 0
+        assert collection.refused.startswith(
+            f"{self.second} cannot be read to its end ("
+        )
+        _, stderr = run_command("prunebackups", "--keep-last", "5")
+        assert stderr.startswith(f"Warning: no media blob deleted: {self.second}")
+
+    def test_files_that_are_not_backups_need_nothing(self):
+        age_blobs()
+        (Path(backup_storage().path("notes.txt"))).write_text("not a backup\n")
+        backup_storage().delete(self.first)
+        assert collect(plan_collection()).deleted == 1
+
+    def test_a_backup_stores_again_a_blob_deleted_while_it_ran(self):
+        reused = sha(b"signed")
+
+        def delete_a_reused_blob(progress):
+            if progress.stage == "media" and progress.done == progress.total:
+                BlobStore().delete(reused)
+
+        before = snapshot()
+        create_backup(None, media=True, progress=delete_a_reused_blob)
+        assert reused in blob_digests()
+        assert snapshot() == before
+
+    def test_listbackups_shows_media_sizes_and_the_shared_size(self):
+        stdout, _ = run_command("listbackups")
+        lines = stdout.splitlines()
+        header = lines[0].split()
+        assert "media" in header
+        assert lines[-1] == (
+            "Media: 8 blobs, 69 B in the backup storage, shared by the backups with "
+            "media (each content stored once)."
+        )
+        rows = {line.split()[0]: line for line in lines[2:-1]}
+        assert "47 B" in rows[self.first]
+        assert "63 B" in rows[self.second]
+        listed = json.loads(run_command("listbackups", "--json")[0])
+        by_name = {b["name"]: b for b in listed}
+        assert by_name[self.first]["media_size"] == 6 + 14 + 0 + 8 + 8 + 5 + 6
+        assert by_name[self.second]["media_size"] == 22 + 14 + 0 + 8 + 8 + 5 + 6
+        assert by_name[self.first]["media"] is True
