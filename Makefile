@@ -21,7 +21,7 @@ help:
 	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
 	@echo "make test-thirdparty  round trips of Wagtail, django-mptt and django-reversion on each vendor"
 	@echo "make matrix         nox: every Python x Django x database (nox -l lists them)"
-	@echo "make lint           ruff check"
+	@echo "make lint           ruff check and format, the layer contracts (lint-imports), mypy"
 	@echo "make venv           create $(VENV) and install everything (the other targets do this first)"
 
 venv: $(STAMP)
@@ -120,5 +120,9 @@ test-thirdparty: venv
 			tests/thirdparty $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 
+# The same checks as CI's lint stage and nox's lint session (CONTRIBUTING.md).
 lint: venv
-	$(PY) -m ruff check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check backups_app tests project bench noxfile.py
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy

@@ -9,19 +9,23 @@ from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import django
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, models
 
 from . import __version__, signals
 from .collector import collector_paused
 from .conf import app_settings
-from .db.backends import backend_for
+from .db.backends import Backend, backend_for
 from .db.migrations import applied_migrations
-from .db.tables import TableSpec, require_database, require_tables, table_specs
+from .db.tables import TableSpec, column_of, require_tables, table_specs
+
+# Public: the check every operation starts with, which commands also make before
+# Django's system checks (an unreachable database would end in a traceback there).
+from .db.tables import require_database as require_database
 from .db.values import block_encoder, column_encoder
 from .exceptions import BackupError, StorageError, one_line
 from .fileformat.codec import base_field, kind
@@ -196,8 +200,8 @@ def create_backup(
                         raise BackupError(
                             f"Cannot read database {using!r}: {found}: {one_line(exc)}"
                         ) from exc
-                    rows, digest = writer.end_table()
-                    tables.append(TableSummary(spec.label, spec.table, rows, digest))
+                    count, digest = writer.end_table()
+                    tables.append(TableSummary(spec.label, spec.table, count, digest))
                 if collector is not None:
                     # The references of the very rows written, in the snapshot.
                     reading = "the file fields' references"
@@ -244,7 +248,7 @@ SHOWN_VALUE = 60
 
 
 def unreadable_value(
-    spec: TableSpec, rows: list[tuple], connection, error: Exception
+    spec: TableSpec, rows: list[tuple[Any, ...]], connection: Any, error: Exception
 ) -> str:
     """Describe the value of ``rows`` that could not be encoded: model, field, pk.
 
@@ -257,7 +261,9 @@ def unreadable_value(
     )
 
 
-def unreadable_value_in_table(spec: TableSpec, backend, error: Exception) -> str:
+def unreadable_value_in_table(
+    spec: TableSpec, backend: Backend, error: Exception
+) -> str:
     """Like ``unreadable_value``, for an error met while the table was being read
     in some other way (validation): read the table again to find the value."""
     with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
@@ -269,7 +275,9 @@ def unreadable_value_in_table(spec: TableSpec, backend, error: Exception) -> str
     )
 
 
-def _locate(spec: TableSpec, rows: list[tuple], connection) -> str | None:
+def _locate(
+    spec: TableSpec, rows: list[tuple[Any, ...]], connection: Any
+) -> str | None:
     pk_indexes = [spec.fields.index(f) for f in spec.pk_fields]
     encoders = [column_encoder(f, spec.table, connection) for f in spec.fields]
     for row in rows:
@@ -290,7 +298,7 @@ def _locate(spec: TableSpec, rows: list[tuple], connection) -> str | None:
 LOCATE_PAGE = 500
 
 
-def unfetchable_value(spec: TableSpec, backend) -> str | None:
+def unfetchable_value(spec: TableSpec, backend: Backend) -> str | None:
     """Return ``app.Model.field, pk N`` of the first value the driver fails to read.
 
     Only after a read has failed: primary keys are read in pages (they always read),
@@ -302,7 +310,7 @@ def unfetchable_value(spec: TableSpec, backend) -> str | None:
         return None
     quote = backend.quote
     table = quote(spec.table)
-    pk = quote(spec.pk_fields[0].column)
+    pk = quote(column_of(spec.pk_fields[0]))
     columns = [(f, backend.select_column(f)) for f in spec.fields]
     every = ", ".join(select for _, select in columns)
     last = None
@@ -342,24 +350,24 @@ def unfetchable_value(spec: TableSpec, backend) -> str | None:
         return None
 
 
-def _shown_pk(values: tuple) -> str:
+def _shown_pk(values: tuple[Any, ...]) -> str:
     if len(values) == 1:
         value = values[0]
         return str(value) if isinstance(value, int) else _shown(value)
     return "(" + ", ".join(_shown_pk((v,)) for v in values) + ")"
 
 
-def _shown(value) -> str:
+def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= SHOWN_VALUE else text[: SHOWN_VALUE - 3] + "..."
 
 
-def _what(column, value, exc: Exception) -> str:
+def _what(column: models.Field[Any, Any], value: Any, exc: Exception) -> str:
     stored = _shown(value)
     column_kind = kind(column)
     if column_kind == "DecimalField" and isinstance(exc, ArithmeticError):
         # decimal's own message is only its signal's class name.
-        base = base_field(column)
+        base = cast("models.DecimalField[Any, Any]", base_field(column))
         return (
             f"the stored value {stored} does not fit the field (max_digits "
             f"{base.max_digits}, decimal_places {base.decimal_places})"

@@ -25,7 +25,7 @@ SAMPLE_NAME_VALUES = {"database": "default", "timestamp": "20260101T000000000000
 
 
 @register(Tags.compatibility)
-def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     config = getattr(settings, "BACKUPS", {})
     if not isinstance(config, dict):
         return [

@@ -12,6 +12,7 @@ file; only a holder of the key can make its mac verify.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,8 @@ def sign(digest: str, header: dict[str, Any]) -> str:
 
 def provenance_of(header: dict[str, Any], trailer: dict[str, Any] | None) -> str:
     """Return OURS when the (already verified) trailer's mac verifies, else FOREIGN."""
-    mac = (trailer or {}).get("mac")
+    trailer = trailer or {}
+    mac = trailer.get("mac")
     if not isinstance(mac, str):
         return FOREIGN
     digest = trailer.get("digest")
@@ -107,7 +109,7 @@ class _Accounts:
     group_permissions: set[tuple[str, str]]
 
 
-def _user_fields(user_model) -> dict[str, str]:
+def _user_fields(user_model: Any) -> dict[str, str]:
     """Map the flags compared here to the user model's columns, where it has them."""
     found = {"username": user_model._meta.get_field(user_model.USERNAME_FIELD).column}
     for name in ("is_superuser", "is_staff", "is_active", "password"):
@@ -118,7 +120,7 @@ def _user_fields(user_model) -> dict[str, str]:
     return found
 
 
-def _through(model, field_name: str):
+def _through(model: Any, field_name: str) -> Any:
     try:
         return model._meta.get_field(field_name).remote_field.through
     except Exception:  # noqa: BLE001 (FieldDoesNotExist: a user model without it)
@@ -229,13 +231,18 @@ def _file_accounts(source: Any, models: dict[str, Any]) -> tuple[_Accounts, list
     )
 
 
-def _link_columns(through) -> tuple[str, str]:
+def _link_columns(through: Any) -> tuple[str, str]:
     """The two foreign key columns of an auto-created many-to-many table, in order."""
     links = [f.column for f in through._meta.concrete_fields if f.is_relation]
     return links[0], links[1]
 
 
-def _pairs(rows, through, left: dict, right: dict) -> set[tuple[str, str]]:
+def _pairs(
+    rows: Iterable[dict[str, Any]],
+    through: Any,
+    left: dict[Any, str],
+    right: dict[Any, str],
+) -> set[tuple[str, str]]:
     if through is None:
         return set()
     first, second = _link_columns(through)
@@ -266,7 +273,7 @@ def _database_accounts(using: str, models: dict[str, Any]) -> _Accounts:
             if name != "username"
         }
 
-    def permission_name(permission) -> str:
+    def permission_name(permission: Any) -> str:
         return f"{permission.content_type.app_label}.{permission.codename}"
 
     permission_names = {
@@ -284,7 +291,9 @@ def _database_accounts(using: str, models: dict[str, Any]) -> _Accounts:
         models["group"]._base_manager.using(using).values_list("pk", "name")
     )
 
-    def pairs(through, left, right) -> set[tuple[str, str]]:
+    def pairs(
+        through: Any, left: dict[Any, str], right: dict[Any, str]
+    ) -> set[tuple[str, str]]:
         if through is None:
             return set()
         first, second = (

@@ -17,7 +17,8 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import orjson
 from django.conf import settings
@@ -217,7 +218,7 @@ def is_regular_file(name: str) -> bool:
         return True  # the caller reports the missing file in its own words
 
 
-def open_stored_file(name: str):
+def open_stored_file(name: str) -> IO[bytes]:
     """Open a stored backup for download: a regular file in the storage, no link.
 
     Raises StorageError for a link or anything else that is not a regular file,
@@ -267,6 +268,7 @@ def _save_upload(storage: Any, name: str, uploaded: Any) -> str:
         for _attempt in range(10):
             try:
                 # link, not replace: never overwrite a file that took the name since.
+                assert path is not None  # a local storage: a path for every name
                 os.link(temporary, path)
                 return name
             except FileExistsError:
@@ -357,6 +359,27 @@ def record_provenance(record: BackupRecord, provenance: str) -> None:
         record.save(update_fields=["provenance"])
 
 
+def check_provenance(record: BackupRecord) -> str:
+    """Return whether the record's file was made here, reading it whole if not known.
+
+    The answer is noted on the record; a file that cannot be read leaves it
+    unchecked.
+    """
+    if record.provenance == Provenance.UNCHECKED:
+        try:
+            with open_source(record.name) as source, source.open() as stream:
+                verified = verify_file(stream, record.name)
+        except (BackupError, SuspiciousFileOperation):
+            return Provenance.UNCHECKED
+        record_provenance(record, provenance_of(verified.header, verified.trailer))
+    return record.provenance
+
+
+def stored_location(name: str) -> Path | None:
+    """Return the local path of a name in the backup storage, when it has one."""
+    return stored_path(name)
+
+
 def record_integrity(record: BackupRecord, problem: str | None) -> None:
     """Note the outcome of reading the whole file: intact, or damaged with why."""
     record.integrity = Integrity.DAMAGED if problem else Integrity.INTACT
@@ -443,7 +466,11 @@ def _find_user_and_session(
                 continue
             wanted.discard(section.label)
             if section.label == user_label:
-                key = ("user", [pk_column, name_column], [user_pk, username])
+                key: tuple[str, list[str], list[str | None]] = (
+                    "user",
+                    [pk_column, name_column],
+                    [user_pk, username],
+                )
             else:
                 key = ("session", ["session_key"], [session_key])
             slot, columns, values = key

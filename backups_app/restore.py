@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
@@ -536,9 +536,9 @@ class _Loader:
                     if section.label in wanted:
                         spec = aligned(self.by_label[section.label], section.columns)
                         self._load_table(spec, section)
-                        loaded[section.label] = (spec, section.end)
+                        loaded[section.label] = (spec, section.ended())
                         if read_back:
-                            self._check_alone(spec, section.end)
+                            self._check_alone(spec, section.ended())
         return loaded
 
     def _load_table(self, spec: TableSpec, section: TableSection) -> None:
@@ -557,8 +557,11 @@ class _Loader:
             raise _Failed(self._insert_failure(spec, exc)) from exc
 
     def _batches(
-        self, spec: TableSpec, section: TableSection, decode
-    ) -> Iterator[list[tuple]]:
+        self,
+        spec: TableSpec,
+        section: TableSection,
+        decode: Callable[[list[Any]], tuple[Any, ...]],
+    ) -> Iterator[list[tuple[Any, ...]]]:
         total = self.plan.ends[spec.label].rows
         batch_size = self.batch_size
         done = 0
@@ -623,7 +626,7 @@ class _Loader:
             return f"{spec.label}, pk {self._pk(spec, row)}: {_database_message(error)}"
         return f"{spec.label}: {message}"
 
-    def _section_lines(self, label: str) -> Iterator[bytes]:
+    def _section_lines(self, label: str) -> Generator[bytes, None, None]:
         """Yield the row lines of one table of the file, without their newlines."""
         with self.plan.source.open() as stream:
             reader = BackupReader(stream, self.plan.source.name)
@@ -816,7 +819,7 @@ class _Loader:
         """Return the primary key of the first row that differs from the file."""
         encode = block_encoder(spec.fields, spec.table, self.backend.connection)
 
-        def database_lines() -> Iterator[bytes]:
+        def database_lines() -> Generator[bytes, None, None]:
             with closing(self.backend.stream_rows(spec, self.batch_size)) as batches:
                 for batch in batches:
                     yield from row_lines(encode(batch))

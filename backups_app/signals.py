@@ -39,7 +39,7 @@ drill_finished = Signal()
 Function = TypeVar("Function", bound=Callable[..., Any])
 
 
-def announce(signal: Signal, sender, **kwargs) -> None:
+def announce(signal: Signal, sender: Any, **kwargs: Any) -> None:
     """Send a post_* signal: the work is done, so a failing receiver is logged, not raised."""
     for receiver, result in signal.send_robust(sender, **kwargs):
         if isinstance(result, Exception):

@@ -148,7 +148,8 @@ def start_operation(
         operation.refresh_from_db()
         return operation
     try:
-        result = run_operation.enqueue(operation.pk)
+        # A Task here: decorated above when a task framework is installed.
+        result = run_operation.enqueue(operation.pk)  # type: ignore[attr-defined]
     except Exception as exc:
         OperationRunner(operation).fail(
             _("Could not queue the operation: %(error)s") % {"error": exc}
@@ -336,6 +337,7 @@ class OperationRunner:
         record = record_admin_backup(
             summary, username=self.operation.username, user_id=self.operation.user_id
         )
+        assert record is not None  # an admin backup goes to the backup storage
         self._save(backup=record, backup_name=record.name)
         message = _(
             "Backed up database %(database)s to %(name)s: %(tables)s tables, %(rows)s rows."

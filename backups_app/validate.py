@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
@@ -159,7 +159,9 @@ def _example(examples: list[Any], spec: TableSpec, line: bytes) -> None:
         examples.append(pk_value(spec.fields, spec.pk_fields, loads_row(line)))
 
 
-def file_normaliser(spec: TableSpec, header: dict[str, Any], connection):
+def file_normaliser(
+    spec: TableSpec, header: dict[str, Any], connection: Any
+) -> Callable[[bytes], bytes] | None:
     """Return how to bring the rows of ``spec`` in a file with ``header`` and in the
     database to one form, or None when their bytes compare as they are."""
     return lines_normaliser(
@@ -188,7 +190,7 @@ def normalised_digests(
     return digests
 
 
-def normalised_block(normalise, block: bytes) -> bytes:
+def normalised_block(normalise: Callable[[bytes], bytes], block: bytes) -> bytes:
     """Return a block of row lines with each line normalised."""
     return b"".join(normalise(line) + b"\n" for line in row_lines(block))
 
@@ -199,7 +201,7 @@ def _compare_rows(
     section: TableSection,
     backend: Backend,
     progress: ProgressCallback,
-    normalise=None,
+    normalise: Callable[[bytes], bytes] | None = None,
 ) -> None:
     """Compare the file's rows with the database's rows, both in primary key order.
 
@@ -213,12 +215,12 @@ def _compare_rows(
     encode_block = block_encoder(spec.fields, spec.table, backend.connection)
     if normalise is not None:
         with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
-            file_lines = (
+            file_lines: Iterator[bytes] = (
                 normalise(line)
                 for block in section.blocks()
                 for line in row_lines(block)
             )
-            database_lines = (
+            database_lines: Iterator[bytes] = (
                 normalise(line)
                 for rows in batches
                 for line in row_lines(encode_block(rows))
@@ -226,7 +228,7 @@ def _compare_rows(
             report.db_rows = _merge_rows(
                 report, spec, file_lines, database_lines, progress
             )
-        report.file_rows = section.end.rows
+        report.file_rows = section.ended().rows
         return
     # Closed on the way out, read to the end or not: a server-side cursor must be
     # closed inside its transaction.
@@ -252,7 +254,7 @@ def _compare_rows(
             ),
         )
         database_rows = _merge_rows(report, spec, file_lines, database_lines, progress)
-    report.file_rows = section.end.rows
+    report.file_rows = section.ended().rows
     report.db_rows = same_rows + database_rows
 
 
@@ -284,9 +286,11 @@ def _merge_rows(
                 report.changed += 1
                 _example(report.changed_examples, spec, file_line)
         if order < 0:
+            assert file_line is not None  # the file's row sorts first
             report.missing += 1
             _example(report.missing_examples, spec, file_line)
         elif order > 0:
+            assert database_line is not None  # the database's row sorts first
             report.extra += 1
             _example(report.extra_examples, spec, database_line)
         if order <= 0:
@@ -390,7 +394,9 @@ def _compare_database(
         for section in reader.tables():
             section.skip()
             report.tables.append(
-                TableReport(section.label, section.table, file_rows=section.end.rows)
+                TableReport(
+                    section.label, section.table, file_rows=section.ended().rows
+                )
             )
         return
     current = {spec.label: spec for spec in specs}
@@ -429,12 +435,12 @@ def _compare_tables(
                 spec = current.get(section.label)
                 if spec is None:
                     section.skip()
-                    table.file_rows = section.end.rows
+                    table.file_rows = section.ended().rows
                     table.problem = "not a table of this database"
                     continue
                 if set(section.columns) != set(spec.columns):
                     section.skip()
-                    table.file_rows = section.end.rows
+                    table.file_rows = section.ended().rows
                     table.db_rows = backend.count(spec)
                     table.problem = "columns differ"
                     continue

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -191,7 +191,9 @@ class BackupRecordAdmin(
 
     # -- pages ---------------------------------------------------------------------
 
-    def changelist_view(self, request: HttpRequest, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         user = request.user
         extra_context = {
             **(extra_context or {}),
@@ -220,14 +222,20 @@ class BackupRecordAdmin(
             return None
         return {"count": count, "size": human_size(size)}
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        self.check_object_id(object_id)  # before it goes into a query below
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        pk = self.check_object_id(object_id)  # before it goes into a query below
         user = request.user
         extra_context = {
             **(extra_context or {}),
             "can_run_backup": user.has_perm(PERMISSION_RUN),
             "can_validate": user.has_perm(PERMISSION_VALIDATE),
             "can_restore": user.has_perm(PERMISSION_RESTORE),
-            "validations": ValidationRun.objects.filter(backup_id=object_id)[:10],
+            "validations": ValidationRun.objects.filter(backup_id=pk)[:10],
         }
         return super().change_view(request, object_id, form_url, extra_context)

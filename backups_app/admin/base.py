@@ -6,6 +6,11 @@ own permission.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.urls import URLPattern
+
 import functools
 from typing import Any
 
@@ -66,7 +71,7 @@ def busy_response(request: HttpRequest) -> HttpResponse:
 class NumericIdAdmin(admin.ModelAdmin):
     """Answer 404, not 500 (or a redirect), for an id that is not one of ours."""
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         urls = super().get_urls()
         for pattern in urls:
             pattern.callback = busy_guard(pattern.callback)
@@ -90,15 +95,31 @@ class NumericIdAdmin(admin.ModelAdmin):
             )
         return value
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         self.check_object_id(object_id)
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def delete_view(self, request, object_id, extra_context=None):
+    def delete_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         self.check_object_id(object_id)
         return super().delete_view(request, object_id, extra_context)
 
-    def history_view(self, request, object_id, extra_context=None):
+    def history_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         self.check_object_id(object_id)
         return super().history_view(request, object_id, extra_context)
 
@@ -106,14 +127,20 @@ class NumericIdAdmin(admin.ModelAdmin):
     # data, which a validation compares with a backup and a restore replaces, so an
     # entry about a download or a deleted record would make an unchanged database
     # "differ". Our records keep their own history (Operation, ValidationRun).
-    def log_addition(self, request, obj, message):
+    def log_addition(  # type: ignore[override]
+        self, request: HttpRequest, obj: Any, message: Any
+    ) -> None:
         return None
 
-    def log_change(self, request, obj, message):
+    def log_change(  # type: ignore[override]
+        self, request: HttpRequest, obj: Any, message: Any
+    ) -> None:
         return None
 
-    def log_deletion(self, request, obj, object_repr):
+    def log_deletion(self, request: HttpRequest, obj: Any, object_repr: str) -> None:
         return None
 
-    def log_deletions(self, request, queryset):
+    def log_deletions(  # type: ignore[override]
+        self, request: HttpRequest, queryset: Any
+    ) -> None:
         return None

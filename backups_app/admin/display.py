@@ -126,6 +126,7 @@ def operation_outcome(operation: Operation) -> tuple[str, str]:
         operation.status == Operation.Status.FAILED
         and operation.kind == Operation.Kind.VALIDATE
         and operation.backup_id
+        and operation.backup is not None
         and operation.backup.integrity == Integrity.DAMAGED
     ):
         return Integrity.DAMAGED, _("damaged")

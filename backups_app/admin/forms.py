@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -16,9 +18,9 @@ class DatabaseForm(forms.Form):
 
     database = forms.ChoiceField(label=_("Database"), choices=())
 
-    def __init__(self, *args, initial_database: str | None = None, **kwargs):
+    def __init__(self, *args: Any, initial_database: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        field = self.fields["database"]
+        field = cast(forms.ChoiceField, self.fields["database"])
         field.choices = database_choices()
         if initial_database in settings.DATABASES:
             field.initial = initial_database
@@ -49,13 +51,13 @@ class RestoreConfirmForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
 
-    def __init__(self, *args, database: str, **kwargs):
+    def __init__(self, *args: Any, database: str, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.database = database
 
     def full_clean(self) -> None:
         super().full_clean()
-        if self.is_bound and self._errors:
+        if self.is_bound and self.errors:
             # Back on the form after a refusal: the cursor goes where the error is.
             self.fields["confirm"].widget.attrs.update(
                 {"autofocus": True, "aria-invalid": "true"}

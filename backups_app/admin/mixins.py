@@ -12,6 +12,11 @@ Long operations go through ``tasks.start_operation``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.urls import URLPattern
+
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -26,6 +31,7 @@ from django.http import (
     HttpResponse,
     HttpResponseRedirect,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -39,6 +45,7 @@ from ..exceptions import BackupError, BackupFormatError, StorageError
 from ..models import BackupRecord, Operation, Provenance
 from ..records import (
     check_name,
+    check_provenance,
     delete_backup,
     is_regular_file,
     open_source,
@@ -204,7 +211,7 @@ class RunBackupMixin(BackupViewsMixin):
     backup_template_name = "admin/backups_app/backup_form.html"
     backup_form_class = DatabaseForm
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             self.view_url("backup/", self.backup_view, "backup"),
             *super().get_urls(),
@@ -238,7 +245,7 @@ class UploadMixin(BackupViewsMixin):
     upload_template_name = "admin/backups_app/upload_form.html"
     upload_form_class = UploadForm
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             self.view_url("upload/", self.upload_view, "upload"),
             *super().get_urls(),
@@ -343,7 +350,7 @@ class SyncMixin(BackupViewsMixin):
     """Record the files in the backup storage that have no record, forget the
     records whose file is gone (POST only)."""
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [self.view_url("sync/", self.sync_view, "sync"), *super().get_urls()]
 
     def sync_view(self, request: HttpRequest) -> HttpResponse:
@@ -375,13 +382,13 @@ class SyncMixin(BackupViewsMixin):
 class DownloadMixin(BackupViewsMixin):
     """Download a backup file as it is stored."""
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             self.view_url("<int:pk>/download/", self.download_view, "download"),
             *super().get_urls(),
         ]
 
-    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def download_view(self, request: HttpRequest, pk: int) -> HttpResponseBase:
         require(request, PERMISSION_RUN)
         record = self.get_record(pk)
         try:
@@ -418,7 +425,7 @@ class ValidateMixin(BackupViewsMixin):
     validate_template_name = "admin/backups_app/validate_form.html"
     validate_form_class = DatabaseForm
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             self.view_url("<int:pk>/validate/", self.validate_view, "validate"),
             *super().get_urls(),
@@ -467,7 +474,7 @@ class RestoreMixin(BackupViewsMixin):
     restore_database_form_class = DatabaseForm
     restore_confirm_form_class = RestoreConfirmForm
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             self.view_url("<int:pk>/restore/", self.restore_view, "restore"),
             *super().get_urls(),
@@ -558,17 +565,7 @@ class RestoreMixin(BackupViewsMixin):
 
     def provenance(self, record: BackupRecord) -> str:
         """Return whether the record's file was made here, reading it if not known."""
-        if record.provenance == Provenance.UNCHECKED:
-            from ..fileformat.reader import verify_file
-            from ..provenance import provenance_of
-
-            try:
-                with open_source(record.name) as source, source.open() as stream:
-                    verified = verify_file(stream, record.name)
-            except (BackupError, SuspiciousFileOperation):
-                return Provenance.UNCHECKED
-            record_provenance(record, provenance_of(verified.header, verified.trailer))
-        return record.provenance
+        return check_provenance(record)
 
     def survivors(
         self, request: HttpRequest, record: BackupRecord, database: str
@@ -650,7 +647,13 @@ class OperationStatusMixin(_ModelAdmin):
 
     status_template_name = "admin/backups_app/operation_status.html"
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         self.check_object_id(object_id)
         if not self.has_view_permission(request):
             raise PermissionDenied
@@ -721,7 +724,7 @@ class RestoreOutcomeMixin(OperationStatusMixin):
 
     outcome_template_name = "admin/backups_app/operation_status.html"
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<int:pk>/outcome/",

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
@@ -45,7 +45,13 @@ class ValidationRunAdmin(CheckRunAdmin):
     def summary_display(self, obj: ValidationRun) -> str:
         return status_badge("match" if obj.ok else "differ", obj.summary)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         self.check_object_id(object_id)
         if not self.has_view_permission(request):
             raise PermissionDenied

@@ -9,13 +9,14 @@ foreign key column: the rows whose non-null value has no parent row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from django.apps import apps
 from django.db import models, router
 
-from .tables import TableSpec
+from .tables import TableSpec, column_of, concrete_model
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,12 @@ def model_foreign_keys(
                 continue
             if not getattr(field, "db_constraint", True):
                 continue
-            parent = field.related_model._meta.concrete_model
-            target = field.target_field
+            parent = concrete_model(field.related_model)
+            # A concrete relation with a database constraint: a ForeignKey.
+            target = cast("models.ForeignKey[Any, Any]", field).target_field
             if opts.db_table not in restored and parent._meta.db_table not in restored:
                 continue
-            key = (opts.db_table, field.column)
+            key = (opts.db_table, column_of(field))
             if key in seen:
                 continue
             seen.add(key)
@@ -77,11 +79,11 @@ def model_foreign_keys(
                 ForeignKey(
                     label=opts.label,
                     table=opts.db_table,
-                    column=field.column,
-                    pk_columns=tuple(f.column for f in pk_fields),
+                    column=column_of(field),
+                    pk_columns=tuple(column_of(f) for f in pk_fields),
                     parent_label=parent._meta.label,
                     parent_table=parent._meta.db_table,
-                    parent_column=target.column,
+                    parent_column=column_of(target),
                 )
             )
     return found
@@ -120,7 +122,7 @@ def catalog_foreign_keys(
     return found
 
 
-def orphan_sql(fk: ForeignKey, quote) -> str:
+def orphan_sql(fk: ForeignKey, quote: Callable[[str], str]) -> str:
     """Return a query for the first row of ``fk``'s table whose parent is missing."""
     child, parent = quote(fk.table), quote(fk.parent_table)
     column = f"c.{quote(fk.column)}"
@@ -134,7 +136,7 @@ def orphan_sql(fk: ForeignKey, quote) -> str:
     )
 
 
-def orphan_message(fk: ForeignKey, row: tuple) -> str:
+def orphan_message(fk: ForeignKey, row: tuple[Any, ...]) -> str:
     """Say which row points at a missing parent, and at which value."""
     value = row[-1]
     if fk.pk_columns:

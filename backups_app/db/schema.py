@@ -7,13 +7,13 @@ from typing import Any
 
 from ..fileformat.codec import kind
 from .migrations import applied_migrations, comparable_migrations
-from .tables import TableSpec, is_model_label
+from .tables import TableSpec, column_of, is_model_label
 
 MAX_LISTED_MIGRATIONS = 10
 
 
 def _columns(spec: TableSpec) -> dict[str, str]:
-    return {f.column: kind(f) for f in spec.fields}
+    return {column_of(f): kind(f) for f in spec.fields}
 
 
 def _column_differences(
@@ -86,5 +86,5 @@ def aligned(spec: TableSpec, columns: list[str]) -> TableSpec:
     """Return the spec with its fields in the order of the backup's columns."""
     if list(spec.columns) == list(columns):
         return spec
-    by_column = {f.column: f for f in spec.fields}
+    by_column = {column_of(f): f for f in spec.fields}
     return dataclasses.replace(spec, fields=tuple(by_column[c] for c in columns))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from django.apps import apps
 from django.db import DatabaseError, connections, models, router
@@ -18,6 +19,24 @@ from ..exceptions import (
 )
 
 
+def column_of(field: models.Field[Any, Any]) -> str:
+    """Return a concrete field's column.
+
+    django-stubs types ``Field.column`` as optional: it is None only until the field
+    is added to its model class.
+    """
+    return cast(str, field.column)
+
+
+def concrete_model(model: type[models.Model]) -> type[models.Model]:
+    """Return the model whose table holds ``model``'s rows.
+
+    django-stubs types ``Options.concrete_model`` as optional: it is set for every
+    model class.
+    """
+    return cast("type[models.Model]", model._meta.concrete_model)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """One database table: the model that owns it and its columns in file order."""
@@ -25,21 +44,21 @@ class TableSpec:
     model: type[models.Model]
     label: str
     table: str
-    fields: tuple[models.Field, ...]
-    pk_fields: tuple[models.Field, ...]
+    fields: tuple[models.Field[Any, Any], ...]
+    pk_fields: tuple[models.Field[Any, Any], ...]
     # Labels of the tables this one points at with a foreign key (its parents).
     parents: frozenset[str] = field(default=frozenset())
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(f.column for f in self.fields)
+        return tuple(column_of(f) for f in self.fields)
 
     @property
     def pk_columns(self) -> tuple[str, ...]:
-        return tuple(f.column for f in self.pk_fields)
+        return tuple(column_of(f) for f in self.pk_fields)
 
     @property
-    def insert_fields(self) -> tuple[models.Field, ...]:
+    def insert_fields(self) -> tuple[models.Field[Any, Any], ...]:
         """Fields a restore writes: generated columns are computed by the database."""
         return tuple(f for f in self.fields if not f.generated)
 
@@ -57,7 +76,7 @@ def resolve_label(label: str) -> str:
     if not is_model_label(label):
         return apps.get_app_config(label).label
     try:
-        return apps.get_model(label)._meta.label_lower
+        return str(apps.get_model(label)._meta.label_lower)
     except ValueError as exc:  # more than one dot
         raise LookupError(str(exc)) from None
 
@@ -102,7 +121,7 @@ def _is_backed_up(model: type[models.Model], using: str) -> bool:
     declares the field, so that model's Meta decides.
     """
     opts = model._meta
-    owner = opts.auto_created or model
+    owner = opts.auto_created if isinstance(opts.auto_created, type) else model
     return (
         opts.can_migrate(connections[using])
         and owner._meta.can_migrate(connections[using])
@@ -130,7 +149,11 @@ def require_tables(
             )
 
 
-def _excluded(model: type[models.Model], app_labels, model_labels) -> bool:
+def _excluded(
+    model: type[models.Model],
+    app_labels: frozenset[str],
+    model_labels: frozenset[str],
+) -> bool:
     opts = model._meta
     if opts.app_label in ALWAYS_EXCLUDED_APPS or opts.app_label in app_labels:
         return True
@@ -138,7 +161,7 @@ def _excluded(model: type[models.Model], app_labels, model_labels) -> bool:
         return True
     # An auto-created M2M table goes with the model that declares the field;
     # Django stores that model in Meta.auto_created.
-    if opts.auto_created:
+    if isinstance(opts.auto_created, type):
         return _excluded(opts.auto_created, app_labels, model_labels)
     return False
 
@@ -148,7 +171,7 @@ def _spec(model: type[models.Model]) -> TableSpec:
     fields = tuple(opts.local_concrete_fields)
     pk_fields = tuple(getattr(opts, "pk_fields", None) or (opts.pk,))
     parents = frozenset(
-        f.related_model._meta.concrete_model._meta.label
+        concrete_model(f.related_model)._meta.label
         for f in fields
         if f.is_relation and f.related_model is not None
     )
@@ -195,7 +218,7 @@ def unknown_labels(labels: Iterable[str]) -> list[str]:
     return unknown
 
 
-def file_table_specs(using: str, header: dict) -> list[TableSpec]:
+def file_table_specs(using: str, header: dict[str, Any]) -> list[TableSpec]:
     """Return the tables of a backup's scope (its header's ``exclude``) here.
 
     A label the file leaves out that names nothing installed here means the file

@@ -13,7 +13,8 @@ stored.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import orjson
 from django.conf import settings
@@ -38,7 +39,9 @@ from ..fileformat.writer import FORMAT_VERSION
 # --- encoding: database value -> JSON value ---------------------------------------
 
 
-def column_encoder(field: models.Field, table: str, connection) -> Encoder | None:
+def column_encoder(
+    field: models.Field[Any, Any], table: str, connection: Any
+) -> Encoder | None:
     """Return a function from a raw column value (not None) to its JSON value."""
     base = base_field(field)
     field_kind = base.get_internal_type()
@@ -55,7 +58,9 @@ def column_encoder(field: models.Field, table: str, connection) -> Encoder | Non
     return steps[0] if len(steps) == 1 else _chain(steps)
 
 
-def _fast_encoder(field_kind: str, base, table: str, connection) -> Encoder | None:
+def _fast_encoder(
+    field_kind: str, base: models.Field[Any, Any], table: str, connection: Any
+) -> Encoder | None:
     """Shortcuts for costly SQLite and MySQL converters, giving the same values faster."""
     if connection.vendor not in ("sqlite", "mysql"):
         return None
@@ -67,7 +72,9 @@ def _fast_encoder(field_kind: str, base, table: str, connection) -> Encoder | No
         tz = connection.timezone
         slow = column_encoder_steps(base, table, connection)
 
-        def encode_datetime(value, datetime_type=datetime.datetime):
+        def encode_datetime(
+            value: Any, datetime_type: type[datetime.datetime] = datetime.datetime
+        ) -> Any:
             if type(value) is datetime_type and value.tzinfo is None:
                 return value.replace(tzinfo=tz)
             return slow(value)
@@ -81,7 +88,9 @@ def _fast_encoder(field_kind: str, base, table: str, connection) -> Encoder | No
 MEMO_SIZE = 100_000
 
 
-def sqlite_decimal_encoder(base, table: str, connection) -> Encoder:
+def sqlite_decimal_encoder(
+    base: models.Field[Any, Any], table: str, connection: Any
+) -> Encoder:
     """Turn SQLite's float or integer decimals into the file's text directly.
 
     Django reads them with a 15-digit context and quantizes to the column's places;
@@ -91,14 +100,15 @@ def sqlite_decimal_encoder(base, table: str, connection) -> Encoder:
     through Django's converter.
     """
     slow = column_encoder_steps(base, table, connection)
-    places = base.decimal_places
-    whole_digits = base.max_digits - places
+    decimal_field = cast("models.DecimalField[Any, Any]", base)  # its kind says so
+    places = decimal_field.decimal_places
+    whole_digits = decimal_field.max_digits - places
 
     # Columns of prices repeat their values a lot: remember recent texts. Zero is
     # left out, as 0.0 and -0.0 are one key but two texts.
     memo: dict[float | int, str] = {}
 
-    def encode_decimal(value):
+    def encode_decimal(value: Any) -> Any:
         if value and (text := memo.get(value)) is not None:
             return text
         text = padded(value)
@@ -110,7 +120,7 @@ def sqlite_decimal_encoder(base, table: str, connection) -> Encoder:
             memo[value] = text
         return text
 
-    def padded(value) -> str | None:
+    def padded(value: Any) -> str | None:
         if type(value) is float or type(value) is int:
             text = f"{value:.15g}"
             whole, _, fraction = text.partition(".")
@@ -132,7 +142,9 @@ SQLITE_DATETIME_LENGTHS = frozenset({19, 26})
 SQLITE_TIME_LENGTHS = frozenset({8, 15})
 
 
-def sqlite_temporal_encoder(field_kind: str, base, table: str, connection) -> Encoder:
+def sqlite_temporal_encoder(
+    field_kind: str, base: models.Field[Any, Any], table: str, connection: Any
+) -> Encoder:
     """Turn SQLite's text dates, times and datetimes into the file's text directly.
 
     Text in any other shape (written by other programs, or with a zero fraction) goes
@@ -141,7 +153,7 @@ def sqlite_temporal_encoder(field_kind: str, base, table: str, connection) -> En
     """
     slow = _parsed(column_encoder_steps(base, table, connection))
 
-    def usual(value, lengths) -> bool:
+    def usual(value: Any, lengths: frozenset[int]) -> bool:
         return (
             type(value) is str
             and len(value) in lengths
@@ -158,7 +170,7 @@ def sqlite_temporal_encoder(field_kind: str, base, table: str, connection) -> En
         return slow
     offset = "+00:00" if settings.USE_TZ else ""
 
-    def encode_datetime(value):
+    def encode_datetime(value: Any) -> Any:
         if usual(value, SQLITE_DATETIME_LENGTHS) and value[10] == " ":
             return value[:10] + "T" + value[11:] + offset
         return slow(value)
@@ -169,7 +181,7 @@ def sqlite_temporal_encoder(field_kind: str, base, table: str, connection) -> En
 def _parsed(encode: Encoder) -> Encoder:
     """Refuse text that Django's date parsers give up on (they return None)."""
 
-    def parse(value):
+    def parse(value: Any) -> Any:
         result = encode(value)
         if result is None:
             raise ValueError("Django's parser cannot read it")
@@ -178,11 +190,13 @@ def _parsed(encode: Encoder) -> Encoder:
     return parse
 
 
-def _encoder_steps(base, table: str, connection) -> list[Encoder]:
+def _encoder_steps(
+    base: models.Field[Any, Any], table: str, connection: Any
+) -> list[Encoder]:
     """The backend's converters for the column's type, then our encoding rule."""
     expression = Col(table, base)
     steps: list[Encoder] = [
-        lambda value, c=converter: c(value, expression, connection)
+        lambda value, c=converter: c(value, expression, connection)  # type: ignore[misc]
         for converter in connection.ops.get_db_converters(expression)
     ]
     if base.get_internal_type() in ENCODERS:
@@ -191,7 +205,7 @@ def _encoder_steps(base, table: str, connection) -> list[Encoder]:
 
 
 def _chain(steps: list[Encoder]) -> Encoder:
-    def encode(value, steps=tuple(steps)):
+    def encode(value: Any, steps: tuple[Encoder, ...] = tuple(steps)) -> Any:
         for step in steps:
             value = step(value)
         return value
@@ -199,12 +213,16 @@ def _chain(steps: list[Encoder]) -> Encoder:
     return encode
 
 
-def column_encoder_steps(base, table: str, connection) -> Encoder:
+def column_encoder_steps(
+    base: models.Field[Any, Any], table: str, connection: Any
+) -> Encoder:
     """The general encoder of a column, which the shortcuts fall back on."""
     return _chain(_encoder_steps(base, table, connection))
 
 
-def batch_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
+def batch_encoder(
+    fields: Sequence[models.Field[Any, Any]], table: str, connection: Any
+) -> Callable[[list[Any]], bytes]:
     """Return a function from a batch of raw rows to one JSON array: ``[[row],[row]]``."""
     steps = [
         (index, encoder)
@@ -215,12 +233,12 @@ def batch_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
     if not steps:
         return dumps
 
-    def encode_batch(rows):
+    def encode_batch(rows: list[Any]) -> bytes:
         if not rows:
             return b"[]"
         # Column by column: one comprehension per column to convert rather than a
         # loop over the columns of every row (orjson writes tuples as arrays).
-        columns = list(zip(*rows, strict=True))
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for index, encoder in steps:
             columns[index] = [
                 None if value is None else encoder(value) for value in columns[index]
@@ -231,8 +249,8 @@ def batch_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
 
 
 def lines_encoder(
-    fields, table: str, connection
-) -> Callable[[list], memoryview | None]:
+    fields: Sequence[models.Field[Any, Any]], table: str, connection: Any
+) -> Callable[[list[Any]], memoryview | None]:
     """Return a function from a batch of raw rows to their lines, without the last
     newline, or None when the batch must be encoded row by row.
 
@@ -244,13 +262,15 @@ def lines_encoder(
     return lines_of(batch_encoder(fields, table, connection))
 
 
-def block_encoder(fields, table: str, connection) -> Callable[[list], bytes]:
+def block_encoder(
+    fields: Sequence[models.Field[Any, Any]], table: str, connection: Any
+) -> Callable[[list[Any]], bytes]:
     """Return a function from a batch of raw rows to their lines, each ending in a
     newline: the bytes of the rows in a backup."""
     encode_batch = batch_encoder(fields, table, connection)
     encode_lines = lines_of(encode_batch)
 
-    def encode_block(rows):
+    def encode_block(rows: list[Any]) -> bytes:
         if not rows:
             return b""
         lines = encode_lines(rows)
@@ -272,11 +292,11 @@ def _uuid_hex(value: str) -> str:
 NAIVE_ISO_LENGTHS = frozenset({19, 26})
 
 
-def _datetime_decoder(connection) -> Encoder:
+def _datetime_decoder(connection: Any) -> Encoder:
     ops = connection.ops
     utc = getattr(connection, "timezone_name", "UTC") == "UTC"
 
-    def decode(value: str):
+    def decode(value: str) -> Any:
         # Django stores datetimes on SQLite and MySQL as naive UTC text with a space.
         if utc and value.endswith("+00:00"):
             return value[:-6].replace("T", " ", 1)
@@ -288,7 +308,7 @@ def _datetime_decoder(connection) -> Encoder:
 
 
 def column_decoder(
-    field: models.Field, connection, version: int = FORMAT_VERSION
+    field: models.Field[Any, Any], connection: Any, version: int = FORMAT_VERSION
 ) -> Encoder | None:
     """Return a function from a JSON value (not None) to what the database accepts."""
     field_kind = kind(field)
@@ -317,12 +337,15 @@ def column_decoder(
 
 
 def row_decoder(
-    fields, insert_fields, connection, version: int = FORMAT_VERSION
-) -> Callable[[list], tuple]:
+    fields: Sequence[models.Field[Any, Any]],
+    insert_fields: Sequence[models.Field[Any, Any]],
+    connection: Any,
+    version: int = FORMAT_VERSION,
+) -> Callable[[list[Any]], tuple[Any, ...]]:
     """Return a function from a row of the file (format ``version``) to the tuple an
     INSERT takes."""
     positions = [fields.index(f) for f in insert_fields]
-    steps = []
+    steps: list[tuple[int, Encoder]] = []
     for index, field in enumerate(insert_fields):
         decoder = column_decoder(field, connection, version)
         if decoder is not None:
@@ -331,7 +354,7 @@ def row_decoder(
     if not steps and keep_all:
         return tuple
 
-    def decode(row):
+    def decode(row: list[Any]) -> tuple[Any, ...]:
         if not keep_all:
             row = [row[i] for i in positions]
         for index, decoder in steps:

@@ -32,9 +32,9 @@ import ipaddress
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.db import models
@@ -60,7 +60,8 @@ TEXT_KINDS = frozenset(
 
 
 def loads_row(line: bytes) -> list[Any]:
-    return orjson.loads(line)
+    row: list[Any] = orjson.loads(line)
+    return row
 
 
 def loads_block(block: bytes) -> list[list[Any]]:
@@ -70,23 +71,28 @@ def loads_block(block: bytes) -> list[list[Any]]:
     """
     if not block:
         return []
-    rows = orjson.loads(b"[" + block[:-1].replace(b"\n", b",") + b"]")
+    rows: list[list[Any]] = orjson.loads(b"[" + block[:-1].replace(b"\n", b",") + b"]")
     if len(rows) != block.count(b"\n"):
         # Some line is not one JSON value; let the line-by-line parse say which.
         rows = [orjson.loads(line) for line in block[:-1].split(b"\n")]
     return rows
 
 
-def base_field(field: models.Field) -> models.Field:
+def base_field(field: models.Field[Any, Any]) -> models.Field[Any, Any]:
     """Return the field whose type decides the stored value: FK targets, generated outputs."""
-    while field.is_relation and field.target_field is not field:
-        field = field.target_field
+    while (
+        field.is_relation
+        and (target := cast("models.ForeignKey[Any, Any]", field).target_field)
+        is not field
+    ):
+        field = target
     if field.generated:
-        field = field.output_field
+        output = cast("models.GeneratedField", field).output_field
+        field = cast("models.Field[Any, Any]", output)  # set on a generated field
     return field
 
 
-def kind(field: models.Field) -> str:
+def kind(field: models.Field[Any, Any]) -> str:
     return base_field(field).get_internal_type()
 
 
@@ -174,8 +180,8 @@ ENCODERS: dict[str, Encoder] = {
 
 
 def lines_of(
-    encode_batch: Callable[[list], bytes],
-) -> Callable[[list], memoryview | None]:
+    encode_batch: Callable[[list[Any]], bytes],
+) -> Callable[[list[Any]], memoryview | None]:
     """Turn a function writing rows as one JSON array, ``[[row],[row]]``, into one
     writing their lines without the last newline, or None when that fails.
 
@@ -184,7 +190,7 @@ def lines_of(
     are as many line breaks as rows between them; a string holding ``],[`` adds one.
     """
 
-    def encode_lines(rows):
+    def encode_lines(rows: list[Any]) -> memoryview | None:
         data = encode_batch(rows).replace(b"],[", b"]\n[")
         if data.count(b"\n") != len(rows) - 1:
             return None
@@ -236,7 +242,7 @@ def _number_text(value: Decimal) -> str:
     if not text:
         return "0"
     stripped = text.rstrip("0")
-    exponent += len(text) - len(stripped)
+    exponent = cast(int, exponent) + len(text) - len(stripped)  # finite here
     return f"{'-' if sign else ''}{stripped}e{exponent}"
 
 
@@ -284,8 +290,8 @@ def ip_meaning(text: str) -> str:
 
 
 def row_normaliser(
-    fields, *, version: int, same_vendor: bool
-) -> Callable[[list], list] | None:
+    fields: Sequence[models.Field[Any, Any]], *, version: int, same_vendor: bool
+) -> Callable[[list[Any]], list[Any]] | None:
     """Return a function that puts a decoded row's values in the form that compares
     equal for equal values, or None when the row's bytes can be compared as they are.
 
@@ -293,7 +299,7 @@ def row_normaliser(
     another vendor or holds canonical text (version 1); so do IP addresses from
     another vendor; version 1 times get the fraction they meant.
     """
-    steps = []
+    steps: list[tuple[int, Callable[[str], str]]] = []
     for index, field in enumerate(fields):
         field_kind = kind(field)
         if field_kind == "JSONField" and (version < 2 or not same_vendor):
@@ -305,7 +311,7 @@ def row_normaliser(
     if not steps:
         return None
 
-    def normalise(row: list) -> list:
+    def normalise(row: list[Any]) -> list[Any]:
         for index, step in steps:
             if isinstance(row[index], str):
                 row[index] = step(row[index])
@@ -315,7 +321,7 @@ def row_normaliser(
 
 
 def lines_normaliser(
-    fields, *, version: int, same_vendor: bool
+    fields: Sequence[models.Field[Any, Any]], *, version: int, same_vendor: bool
 ) -> Callable[[bytes], bytes] | None:
     """Return ``row_normaliser`` for row lines (without their newline), or None."""
     normalise = row_normaliser(fields, version=version, same_vendor=same_vendor)
@@ -327,10 +333,13 @@ def lines_normaliser(
 # --- ordering keys, so validation can merge two sorted streams ----------------------
 
 
-def pk_key_function(fields, pk_fields) -> Callable[[list], tuple]:
+def pk_key_function(
+    fields: Sequence[models.Field[Any, Any]],
+    pk_fields: Sequence[models.Field[Any, Any]],
+) -> Callable[[list[Any]], tuple[Any, ...]]:
     """Return a function from a decoded row to a key sorted as the database sorts pks."""
     positions = [fields.index(f) for f in pk_fields]
-    converters = []
+    converters: list[Callable[[Any], Any] | None] = []
     for field in pk_fields:
         field_kind = kind(field)
         if field_kind == "DecimalField":
@@ -340,7 +349,7 @@ def pk_key_function(fields, pk_fields) -> Callable[[list], tuple]:
         else:
             converters.append(None)
 
-    def key(row):
+    def key(row: list[Any]) -> tuple[Any, ...]:
         return tuple(
             row[i] if convert is None or row[i] is None else convert(row[i])
             for i, convert in zip(positions, converters, strict=True)
@@ -349,7 +358,11 @@ def pk_key_function(fields, pk_fields) -> Callable[[list], tuple]:
     return key
 
 
-def pk_value(fields, pk_fields, row) -> Any:
+def pk_value(
+    fields: Sequence[models.Field[Any, Any]],
+    pk_fields: Sequence[models.Field[Any, Any]],
+    row: list[Any],
+) -> Any:
     """Return the primary key of a decoded row as shown to people: a value or a list."""
     values = [row[fields.index(f)] for f in pk_fields]
     return values[0] if len(values) == 1 else values

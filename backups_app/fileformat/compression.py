@@ -14,9 +14,12 @@ import io
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from ..exceptions import BackupFormatError, StorageError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -33,14 +36,14 @@ WRITE_BUFFER = 1 << 20
 EXPANSION_ALLOWANCE = 64 << 20
 
 
-def _zstd():
+def _zstd() -> Any:
     """Return the zstd module: the standard library's from Python 3.14, else the
     backport; a one-line error when neither is installed."""
     try:
         from compression import zstd  # type: ignore[import-not-found]
     except ImportError:
         try:
-            from backports import zstd  # type: ignore[import-not-found,no-redef]
+            from backports import zstd
         except ImportError:
             raise StorageError(
                 "zstd needs the backports.zstd package before Python 3.14: "
@@ -67,7 +70,7 @@ def _bounded(
     for taken, out in pieces:
         given += len(out)
         if given > EXPANSION_ALLOWANCE and given > limit * taken:
-            raise too_expanded(max_ratio)
+            raise too_expanded(limit)
         yield out
 
 
@@ -166,9 +169,10 @@ class _ZstdWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
-        self._stream.write(self._compressor.compress(data))
-        return len(data)
+    def write(self, data: ReadableBuffer) -> int:
+        view = memoryview(data)
+        self._stream.write(self._compressor.compress(view))
+        return view.nbytes
 
     def finish(self) -> None:
         self._stream.write(self._compressor.flush())

@@ -17,7 +17,7 @@ import contextlib
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..exceptions import BackupFormatError, StorageError
 from .pipeline import (
@@ -28,6 +28,9 @@ from .pipeline import (
     ChunkWriter,
 )
 
+if TYPE_CHECKING:
+    pass
+
 AGE_MAGIC = b"age-encryption.org/v1\n"
 AGE_ARMORED_MAGIC = b"-----BEGIN AGE ENCRYPTED FILE-----"
 QUEUED_CHUNKS = 4
@@ -37,7 +40,7 @@ def is_encrypted(first_bytes: bytes) -> bool:
     return first_bytes.startswith((AGE_MAGIC, AGE_ARMORED_MAGIC))
 
 
-def _pyrage():
+def _pyrage() -> Any:
     try:
         import pyrage
     except ImportError:

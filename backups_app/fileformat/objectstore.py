@@ -23,9 +23,12 @@ import contextlib
 import datetime
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StorageError, one_line
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 PART_SIZE = 8 << 20  # S3 takes parts of at least 5 MiB, except the last one
 READ_SIZE = 8 << 20
@@ -86,14 +89,15 @@ class MultipartUpload(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
-        self._buffer += data
-        self.size += len(data)
+    def write(self, data: ReadableBuffer) -> int:
+        view = memoryview(data)
+        self._buffer += view
+        self.size += view.nbytes
         while len(self._buffer) >= self.part_size:
             part = bytes(self._buffer[: self.part_size])
             del self._buffer[: self.part_size]
             self._send(part)
-        return len(data)
+        return view.nbytes
 
     def _send(self, part: bytes) -> None:
         number = len(self._parts) + 1
@@ -182,7 +186,7 @@ class RangedReader(io.RawIOBase):
                 Range=f"bytes={self._position}-{last}",
                 IfMatch=self.etag,
             )
-            data = response["Body"].read()
+            data: bytes = response["Body"].read()
         except Exception as exc:
             if _error_code(exc) in ("PreconditionFailed", "412"):
                 raise StorageError(
@@ -195,15 +199,16 @@ class RangedReader(io.RawIOBase):
         self._position += len(data)
         return data
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
         if self._offset == len(self._chunk):
             if self._position >= self.size:
                 return 0
             self._chunk, self._offset = self._fetch(), 0
             if not self._chunk:
                 return 0
-        size = min(len(buffer), len(self._chunk) - self._offset)
-        buffer[:size] = self._chunk[self._offset : self._offset + size]
+        size = min(len(view), len(self._chunk) - self._offset)
+        view[:size] = self._chunk[self._offset : self._offset + size]
         self._offset += size
         return size
 

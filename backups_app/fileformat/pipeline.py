@@ -25,7 +25,10 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 # How long a blocked put waits before it looks again whether to give up.
 POLL_SECONDS = 0.1
@@ -40,7 +43,7 @@ class SerialWorker:
 
     def __init__(self, name: str, max_pending: int):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._pending: collections.deque[Future] = collections.deque()
+        self._pending: collections.deque[Future[Any]] = collections.deque()
         self._max_pending = max_pending
 
     def submit(self, step: Callable[..., Any], *args: Any) -> None:
@@ -66,7 +69,7 @@ class ChunkQueue:
     """A bounded queue of byte chunks (or an error) that either side can stop."""
 
     def __init__(self, size: int):
-        self._queue: queue.Queue = queue.Queue(size)
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(size)
         self._stopping = threading.Event()
 
     def put(self, item: Any, give_up: Callable[[], bool] = lambda: False) -> bool:
@@ -137,9 +140,10 @@ class ChunkReader(io.RawIOBase):
         self._offset += size
         return self._chunk[start : start + size]
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        data = self.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 
@@ -152,10 +156,11 @@ class ChunkWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
-        if data:  # b"" would mark the end
-            self._chunks.send(bytes(data))
-        return len(data)
+    def write(self, data: ReadableBuffer) -> int:
+        chunk = bytes(data)
+        if chunk:  # b"" would mark the end
+            self._chunks.send(chunk)
+        return len(chunk)
 
 
 class BackgroundReader(ChunkReader):
@@ -221,12 +226,14 @@ class BackgroundWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         if self._error is not None:
             raise self._error
-        if data and not self._chunks.put(bytes(data), self._failed):
+        chunk = bytes(data)
+        if chunk and not self._chunks.put(chunk, self._failed):
+            assert self._error is not None  # the put gives up on an error only
             raise self._error from None
-        return len(data)
+        return len(chunk)
 
     def _end(self, item: Any) -> None:
         self._chunks.put(item, lambda: not self._thread.is_alive())

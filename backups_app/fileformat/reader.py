@@ -13,7 +13,7 @@ import operator
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
@@ -35,6 +35,9 @@ from .writer import (
     MEDIA_FORMAT_VERSION,
     SUPPORTED_VERSIONS,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 # How much of a backup is read at a time: as much as decompression hands out.
 READ_SIZE = 2 << 20
@@ -76,15 +79,15 @@ class _Hashing:
     so far is in its digests.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._worker = SerialWorker("backups_app-digests", MAX_PENDING_BLOCKS)
 
     @staticmethod
-    def _update(data, digests) -> None:
+    def _update(data: ReadableBuffer, digests: tuple[Any, ...]) -> None:
         for digest in digests:
             digest.update(data)
 
-    def update(self, data, *digests) -> None:
+    def update(self, data: ReadableBuffer, *digests: Any) -> None:
         self._worker.submit(self._update, data, digests)
 
     def wait(self) -> None:
@@ -126,7 +129,7 @@ class TableSection:
         # The file's line number of the first row of the block handed out last.
         self._block_line = 0
 
-    def take(self, *pieces, rows: int) -> bool:
+    def take(self, *pieces: bytes, rows: int) -> bool:
         """Move past the table's next rows if they are exactly these bytes.
 
         The pieces, joined, must be ``rows`` whole row lines, each ending in a
@@ -135,6 +138,12 @@ class TableSection:
         rows can still be read with ``blocks()``.
         """
         return self._reader._take_rows(self, pieces, rows)
+
+    def ended(self) -> TableEnd:
+        """Return the table's end record, known once its last row has been read."""
+        if self.end is None:
+            raise RuntimeError(f"{self.label}: its rows have not all been read")
+        return self.end
 
     def blocks(self) -> Iterator[bytes]:
         """Yield the table's (other) rows as blocks of whole lines, each ending in a
@@ -236,7 +245,7 @@ class BackupReader:
         self._stream = stream
         self._buffer = b""
         self._position = 0
-        self._partial: list[bytes] = []
+        self._partial: list[bytes | memoryview] = []
         self._partial_size = 0
         self._at_end = False
         self.name = name
@@ -518,7 +527,9 @@ class BackupReader:
 
     # -- rows --------------------------------------------------------------------------
 
-    def _took_rows(self, section: TableSection, start: int, stop: int, rows: int):
+    def _took_rows(
+        self, section: TableSection, start: int, stop: int, rows: int
+    ) -> None:
         """Count rows taken from the buffer; hash them with the others next to them."""
         section.rows += rows
         self._line_number += rows
@@ -534,11 +545,14 @@ class BackupReader:
         if self._unhashed is not None:
             section, start, stop = self._unhashed
             self._unhashed = None
+            assert self._hashing is not None  # rows are taken in tables()
             self._hashing.update(
                 memoryview(self._buffer)[start:stop], self._file_digest, section.digest
             )
 
-    def _take_rows(self, section: TableSection, pieces, rows: int) -> bool:
+    def _take_rows(
+        self, section: TableSection, pieces: tuple[bytes, ...], rows: int
+    ) -> bool:
         if section.end is not None:
             return False
         size = sum(map(len, pieces))
@@ -611,7 +625,7 @@ class BackupReader:
             yield buffer if start == 0 and stop == len(buffer) else buffer[start:stop]
         self._end_section(section)
 
-    def _bad_row(self, section: TableSection, block: bytes) -> None:
+    def _bad_row(self, section: TableSection, block: bytes) -> NoReturn:
         """Raise the error for the first row of ``block`` that is not well formed."""
         columns = len(section.columns)
         for index, line in enumerate(row_lines(block)):
@@ -641,6 +655,7 @@ class BackupReader:
                 f"line {self._line_number}: {section.title} is not closed"
             )
         self._hash_taken()
+        assert self._hashing is not None  # sections are read in tables()
         self._hashing.wait()
         rows, digest = record.get("rows"), record.get("digest")
         if (
@@ -839,7 +854,9 @@ def verify_file(
         for block in section.blocks():
             if rows:
                 section.parse(block)
+        assert section.end is not None  # set by its last block
         ends[section.label] = section.end
+    assert reader.trailer is not None  # checked at the end of tables()
     return Verified(
         reader.header,
         ends,

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, cast
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
@@ -32,6 +32,9 @@ from ..conf import app_settings
 from ..exceptions import StorageError, one_line
 from .compression import gunzip
 from .pipeline import BackgroundReader, ChunkQueue
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
@@ -47,7 +50,7 @@ STALE_AFTER = 3600
 try:
     import fcntl
 except ImportError:  # Windows: no locks; partial files are left alone
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 def backup_storage() -> Storage:
@@ -88,10 +91,10 @@ class BackupSource:
     garbage collection) closes it.
     """
 
-    def __init__(self, source: str | os.PathLike | IO[bytes]):
+    def __init__(self, source: str | os.PathLike[str] | IO[bytes]):
         self._source = source
         self._handle: IO[bytes] | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[], BackupSource] | None = None
         self._storage_name: str | None = None
         self._path: Path | None = None
         if isinstance(source, (str, os.PathLike)):
@@ -158,7 +161,9 @@ class BackupSource:
                 ) from exc
         if self._storage_name is not None:
             return self._open_stored()
-        stream = sys.stdin.buffer if self._source == STDIO else self._source
+        stream = (
+            sys.stdin.buffer if self._source == STDIO else cast(IO[bytes], self._source)
+        )
         spooled = tempfile.TemporaryFile(prefix="backups_app-")  # noqa: SIM115
         try:
             shutil.copyfileobj(stream, spooled, READ_BUFFER)
@@ -168,6 +173,7 @@ class BackupSource:
         return spooled
 
     def _open_stored(self) -> IO[bytes]:
+        assert self._storage_name is not None
         try:
             return backup_storage().open(self._storage_name, "rb")
         except OSError as exc:
@@ -201,7 +207,7 @@ class BackupSource:
             if buffered.peek(2)[:2] == GZIP_MAGIC:
                 decompressed = _Decompressed(buffered, app_settings.MAX_EXPANSION_RATIO)
                 try:
-                    yield decompressed
+                    yield cast(IO[bytes], decompressed)
                 finally:
                     decompressed.stop()
             else:
@@ -236,7 +242,7 @@ class _Positional(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         count = os.preadv(self._descriptor, [buffer], self._offset)
         self._offset += count
         return count
@@ -261,15 +267,16 @@ class _Decompressed(BackgroundReader):
 class _Readable(io.RawIOBase):
     """Adapt any object with ``read()`` (a storage file) to what BufferedReader wants."""
 
-    def __init__(self, file):
+    def __init__(self, file: IO[bytes]):
         self._file = file
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
-        data = self._file.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        data = self._file.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 
@@ -278,7 +285,7 @@ class BackupTarget:
 
     def __init__(
         self,
-        target: str | os.PathLike | IO[bytes] | None,
+        target: str | os.PathLike[str] | IO[bytes] | None,
         database: str,
         template: str | None = None,
     ):
@@ -318,6 +325,7 @@ class BackupTarget:
                 raise
             return
         if self.write_through:
+            assert self.path is not None  # only a path writes through
             with _open_device(self.path, self.name) as device:
                 yield from self._yield_compressed(device, compresslevel)
             return
@@ -347,7 +355,9 @@ class BackupTarget:
         finally:
             temporary.unlink(missing_ok=True)
 
-    def _yield_compressed(self, stream, compresslevel):
+    def _yield_compressed(
+        self, stream: IO[bytes], compresslevel: int
+    ) -> Iterator[IO[bytes]]:
         if self.compressed:
             with gzip.GzipFile(
                 fileobj=stream, mode="wb", compresslevel=compresslevel, mtime=0
@@ -361,6 +371,7 @@ class BackupTarget:
     def _temporary_directory(self) -> Path:
         if self.path is not None:
             return self.path.parent if str(self.path.parent) else Path.cwd()
+        assert self.storage_name is not None
         local = _local_path(backup_storage(), self.storage_name)
         return local.parent if local is not None else Path(tempfile.gettempdir())
 
@@ -373,6 +384,7 @@ class BackupTarget:
                     f"Cannot write {self.name!r}: {exc.strerror}."
                 ) from exc
             return
+        assert self.storage_name is not None
         storage = backup_storage()
         name = storage.get_available_name(self.storage_name)
         local = _local_path(storage, name)
@@ -404,6 +416,7 @@ def _standard_output() -> IO[bytes]:
         pass  # a stream without a descriptor, as tests capture output
     except (OSError, ValueError):
         raise StorageError("Cannot write to standard output: it is closed.") from None
+    assert stream is not None  # refused above
     return stream
 
 

@@ -8,7 +8,7 @@ This module writes it; ``reader`` reads it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 import orjson
@@ -54,7 +54,7 @@ class BackupWriter:
         self.rows = 0
         self._table: str | None = None
         self._header: dict[str, Any] = {}
-        self._table_digest = None
+        self._table_digest = hashlib.sha256()
         self._table_rows = 0
         self._worker = (
             SerialWorker("backups_app-writer", MAX_PENDING_BLOCKS)
@@ -67,11 +67,11 @@ class BackupWriter:
     def __enter__(self) -> BackupWriter:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._worker is not None:
             self._worker.close()
 
-    def _run(self, step, data: bytes) -> None:
+    def _run(self, step: Callable[[bytes], None], data: bytes) -> None:
         """Run a write step after the ones before it."""
         if self._worker is None:
             step(data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -84,8 +85,10 @@ def _event(name: str, summary: str, **details: Any) -> dict[str, Any]:
     }
 
 
-def on_failure(signal_name: str, what: str):
-    def receiver(sender: Any, using: str = "", exception: Any = None, **kwargs: Any):
+def on_failure(signal_name: str, what: str) -> Callable[..., None]:
+    def receiver(
+        sender: Any, using: str = "", exception: Any = None, **kwargs: Any
+    ) -> None:
         where = kwargs.get("target") or kwargs.get("source")
         notify(
             _event(
@@ -116,8 +119,10 @@ def on_drill(sender: Any, result: Any = None, **kwargs: Any) -> None:
     )
 
 
-def on_success(signal_name: str, what: str):
-    def receiver(sender: Any, using: str = "", summary: Any = None, **kwargs: Any):
+def on_success(signal_name: str, what: str) -> Callable[..., None]:
+    def receiver(
+        sender: Any, using: str = "", summary: Any = None, **kwargs: Any
+    ) -> None:
         if not app_settings.NOTIFY["ON_SUCCESS"]:
             return
         notify(

@@ -111,7 +111,7 @@ def prune(decisions: list[PruneDecision]) -> list[str]:
     from ..records import forget_backup
 
     storage = backup_storage()
-    deleted = []
+    deleted: list[str] = []
     for decision in decisions:
         if decision.keep:
             continue

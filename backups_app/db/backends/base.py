@@ -6,10 +6,12 @@ Everything goes through Django's connection; no client binaries are involved.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from typing import Any
 
 from django.core.management.color import no_style
 from django.db import connections, transaction
+from django.db.models import Field
 
 from ...exceptions import RestoreError
 from ...fileformat.codec import TEXT_KINDS, kind
@@ -19,7 +21,7 @@ from ..integrity import (
     orphan_message,
     orphan_sql,
 )
-from ..tables import TableSpec
+from ..tables import TableSpec, column_of
 
 LOCK_NAME = "backups_app.restore"
 
@@ -59,11 +61,11 @@ class Backend:
     def order_by_sql(self, spec: TableSpec) -> str:
         return ", ".join(self.order_column(field) for field in spec.pk_fields)
 
-    def order_column(self, field) -> str:
+    def order_column(self, field: Field[Any, Any]) -> str:
         """Return what sorts a primary key column in the format's order: text by
         code point, UUIDs as their lower-case hyphenated text, numbers, dates and
         times by value (which is their text order too)."""
-        column = self.quote(field.column)
+        column = self.quote(column_of(field))
         if kind(field) in TEXT_KINDS or kind(field) == "GenericIPAddressField":
             return self.binary_order(column)
         # UUIDs as char(32) of lower-case hex (SQLite, MySQL) or PostgreSQL's uuid
@@ -74,8 +76,8 @@ class Backend:
         """Make text sort by code point, the same on every vendor."""
         return f"{column} COLLATE BINARY"
 
-    def select_column(self, field) -> str:
-        return self.quote(field.column)
+    def select_column(self, field: Field[Any, Any]) -> str:
+        return self.quote(column_of(field))
 
     def select_sql(self, spec: TableSpec) -> str:
         columns = ", ".join(self.select_column(f) for f in spec.fields)
@@ -84,7 +86,9 @@ class Backend:
             f"ORDER BY {self.order_by_sql(spec)}"
         )
 
-    def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
+    def stream_rows(
+        self, spec: TableSpec, batch_size: int
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
         """Yield the table's rows in primary key order, in lists of raw tuples."""
         with self.connection.cursor() as cursor:
             cursor.execute(self.select_sql(spec))
@@ -94,7 +98,8 @@ class Backend:
     def count(self, spec: TableSpec) -> int:
         with self.connection.cursor() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM {self.quote(spec.table)}")
-            return cursor.fetchone()[0]
+            count: int = cursor.fetchone()[0]
+        return count
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -106,7 +111,7 @@ class Backend:
                     self.begin_snapshot(cursor)
             yield
 
-    def begin_snapshot(self, cursor) -> None:
+    def begin_snapshot(self, cursor: Any) -> None:
         """Make the transaction just opened a consistent, read-only snapshot.
 
         Not called inside an enclosing transaction (tests), which has its own.
@@ -136,13 +141,15 @@ class Backend:
 
     def insert_sql(self, spec: TableSpec) -> str:
         fields = spec.insert_fields
-        columns = ", ".join(self.quote(f.column) for f in fields)
+        columns = ", ".join(self.quote(column_of(f)) for f in fields)
         placeholders = ", ".join(["%s"] * len(fields))
         return (
             f"INSERT INTO {self.quote(spec.table)} ({columns}) VALUES ({placeholders})"
         )
 
-    def insert_rows(self, spec: TableSpec, batches: Iterable[list[tuple]]) -> int:
+    def insert_rows(
+        self, spec: TableSpec, batches: Iterable[list[tuple[Any, ...]]]
+    ) -> int:
         """Insert already decoded rows; return how many were written."""
         sql = self.insert_sql(spec)
         written = 0
@@ -152,7 +159,7 @@ class Backend:
                 written += len(rows)
         return written
 
-    def insert_row(self, spec: TableSpec, row: tuple) -> None:
+    def insert_row(self, spec: TableSpec, row: tuple[Any, ...]) -> None:
         """Insert one decoded row: to find which row of a failed batch is at fault."""
         with self.connection.cursor() as cursor:
             cursor.execute(self.insert_sql(spec), row)
@@ -239,7 +246,7 @@ class Backend:
             self.take_restore_lock()
             yield
 
-    def begin_restore(self, cursor) -> None:
+    def begin_restore(self, cursor: Any) -> None:
         """Set up the transaction just opened for a restore (its first statement)."""
 
     def take_restore_lock(self) -> None:

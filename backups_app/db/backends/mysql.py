@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import Any
 
 from django.db import DatabaseError
+from django.db.models import Field
 
 from ...exceptions import OperationInProgressError
 from ...fileformat.codec import kind
-from ..tables import TableSpec
+from ..tables import TableSpec, column_of
 from .base import (
     LOCK_NAME,
     Backend,
@@ -24,21 +26,23 @@ class MySQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f"CAST({column} AS BINARY)"
 
-    def order_column(self, field) -> str:
+    def order_column(self, field: Field[Any, Any]) -> str:
         if kind(field) == "UUIDField":
             # MariaDB 10.7+'s uuid type sorts by its own segment order (node
             # first); its binary form is the 16 bytes in text order. On a char(32)
             # column this is the hex text's byte order, the same thing.
-            return self.binary_order(self.quote(field.column))
+            return self.binary_order(self.quote(column_of(field)))
         return super().order_column(field)
 
-    def begin_snapshot(self, cursor) -> None:
+    def begin_snapshot(self, cursor: Any) -> None:
         # Django opens MySQL connections at READ COMMITTED; a backup needs one
         # snapshot for all its tables.
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
 
-    def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
+    def stream_rows(
+        self, spec: TableSpec, batch_size: int
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
         from MySQLdb.cursors import SSCursor
 
         self.connection.ensure_connection()
@@ -72,7 +76,8 @@ class MySQLBackend(Backend):
                 "WHERE TABLE_SCHEMA = DATABASE() "
                 "AND REFERENCED_TABLE_SCHEMA = DATABASE()"
             )
-            return cursor.fetchall()
+            keys: list[tuple[str, str, str, str | None]] = cursor.fetchall()
+        return keys
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
@@ -117,7 +122,7 @@ class MySQLBackend(Backend):
             with self.connection.cursor() as cursor:
                 cursor.execute("SELECT RELEASE_LOCK(%s)", [self._lock_name()])
 
-    def begin_restore(self, cursor) -> None:
+    def begin_restore(self, cursor: Any) -> None:
         # Repeatable read, whatever the connection's level (Django opens MySQL
         # connections at read committed): only at this level do the locking reads
         # of lock_tables take gap locks, which keep inserts out too.

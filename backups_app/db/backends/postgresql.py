@@ -6,13 +6,15 @@ import datetime
 import logging
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
+from typing import Any
 
 from django.db import DatabaseError, models, transaction
+from django.db.models import Field
 
 from ...exceptions import OperationInProgressError
 from ...fileformat.codec import kind
-from ..tables import TableSpec
+from ..tables import TableSpec, column_of
 from .base import (
     LOCK_NAME,
     Backend,
@@ -28,7 +30,7 @@ COPY_CONTEXT = re.compile(
 )
 
 
-def _psycopg_tz_loader():
+def _psycopg_tz_loader() -> Any:
     import psycopg
     from psycopg.pq import Format
 
@@ -41,22 +43,24 @@ class PostgreSQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f'{column} COLLATE "C"'
 
-    def order_column(self, field) -> str:
+    def order_column(self, field: Field[Any, Any]) -> str:
         if kind(field) == "GenericIPAddressField":
             # inet sorts by family and bits ("9.0.0.1" before "10.0.0.1"); the file
             # holds its text, which host() gives for Django's host addresses.
-            return self.binary_order(f"host({self.quote(field.column)})")
+            return self.binary_order(f"host({self.quote(column_of(field))})")
         return super().order_column(field)
 
-    def begin_snapshot(self, cursor) -> None:
+    def begin_snapshot(self, cursor: Any) -> None:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
-    def _utc_session(self, raw) -> bool:
+    def _utc_session(self, raw: Any) -> bool:
         return self.connection.timezone is datetime.UTC and raw.info.parameter_status(
             "TimeZone"
         ) in ("UTC", "Etc/UTC")
 
-    def stream_rows(self, spec: TableSpec, batch_size: int) -> Iterator[list[tuple]]:
+    def stream_rows(
+        self, spec: TableSpec, batch_size: int
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
         from psycopg.types.string import TextLoader
 
         self.connection.ensure_connection()
@@ -108,12 +112,14 @@ class PostgreSQLBackend(Backend):
             return None
         return int(found["line"]) - 1, found["column"]
 
-    def insert_rows(self, spec: TableSpec, batches: Iterable[list[tuple]]) -> int:
+    def insert_rows(
+        self, spec: TableSpec, batches: Iterable[list[tuple[Any, ...]]]
+    ) -> int:
         from ...conf import app_settings
 
         if not app_settings.POSTGRES_COPY:
             return super().insert_rows(spec, batches)
-        columns = ", ".join(self.quote(f.column) for f in spec.insert_fields)
+        columns = ", ".join(self.quote(column_of(f)) for f in spec.insert_fields)
         sql = f"COPY {self.quote(spec.table)} ({columns}) FROM STDIN"
         written = 0
         with (
@@ -131,7 +137,7 @@ class PostgreSQLBackend(Backend):
     def _lock_key(self) -> int:
         return zlib.crc32(LOCK_NAME.encode())
 
-    def begin_restore(self, cursor) -> None:
+    def begin_restore(self, cursor: Any) -> None:
         # Read committed, whatever the connection's default: every statement of the
         # safety backup must see all that was committed before lock_tables got its
         # locks, not a snapshot taken at the transaction's first statement.
@@ -177,7 +183,7 @@ class PostgreSQLBackend(Backend):
         for spec in specs:
             for field in spec.model._meta.local_fields:
                 if isinstance(field, models.AutoField):
-                    columns.append((spec.table, field.column))
+                    columns.append((spec.table, column_of(field)))
                     break
         if not columns:
             return []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from django.db import DatabaseError
+from django.db.models import Field
 
 from ...fileformat.codec import TEMPORAL_KINDS, kind
 from ..tables import TableSpec
@@ -18,7 +20,7 @@ RESTORE_CACHE_KIB = 32 * 1024
 class SQLiteBackend(Backend):
     _foreign_keys_off = False
 
-    def select_column(self, field) -> str:
+    def select_column(self, field: Field[Any, Any]) -> str:
         column = super().select_column(field)
         if kind(field) in TEMPORAL_KINDS:
             # As text, so that sqlite3's per-value parsing (Django registers it for
@@ -53,9 +55,11 @@ class SQLiteBackend(Backend):
         # RESTORE_CACHE_KIB for the length of the restore took a quarter off a
         # 1M-row restore; a connection set up with a larger cache keeps its own.
         with super().writing():
-            before = self._pragma("cache_size")
+            before = self._pragma("cache_size") or 0
             cached = (
-                -before if before < 0 else before * self._pragma("page_size") // 1024
+                -before
+                if before < 0
+                else before * (self._pragma("page_size") or 0) // 1024
             )
             if cached >= RESTORE_CACHE_KIB:
                 yield
@@ -84,7 +88,8 @@ class SQLiteBackend(Backend):
                 'SELECT m.name, p."from", p."table", p."to" FROM sqlite_master m, '
                 "pragma_foreign_key_list(m.name) p WHERE m.type = 'table'"
             )
-            return cursor.fetchall()
+            keys: list[tuple[str, str, str, str | None]] = cursor.fetchall()
+        return keys
 
     def trigger_tables(self) -> set[str]:
         with self.connection.cursor() as cursor:

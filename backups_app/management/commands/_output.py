@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import orjson
 from django.core.management.base import (
@@ -23,7 +23,7 @@ from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from backups_app.db.tables import require_database
+from backups_app.backup import require_database
 from backups_app.exceptions import (
     BackupError,
     BackupFormatError,
@@ -70,7 +70,7 @@ class UsageErrorParser(CommandParser):
     # The code of "could not run"; set from the command's cannot_run_exit.
     cannot_run_exit = EXIT_CANNOT_RUN
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         if self.called_from_command_line:
             self.print_usage(sys.stderr)
             self.exit(self.cannot_run_exit, f"{self.prog}: error: {message}\n")
@@ -85,14 +85,16 @@ class BackupsCommand(BaseCommand):
     # The exit code of "could not run" (checkbackups' contract makes it 2).
     cannot_run_exit = EXIT_CANNOT_RUN
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
+    def create_parser(
+        self, prog_name: str, subcommand: str, **kwargs: Any
+    ) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         # Django builds a CommandParser itself; only its error() changes.
         parser.__class__ = UsageErrorParser
-        parser.cannot_run_exit = self.cannot_run_exit
+        cast(UsageErrorParser, parser).cannot_run_exit = self.cannot_run_exit
         return parser
 
-    def execute(self, *args: Any, **options: Any):
+    def execute(self, *args: Any, **options: Any) -> str | None:
         if options.get("force_color") and options.get("no_color"):
             raise CommandError(
                 "The --no-color and --force-color options can't be used together.",
@@ -190,7 +192,7 @@ def table(
     return "\n".join(lines)
 
 
-def terminal_width(stream) -> int | None:
+def terminal_width(stream: Any) -> int | None:
     """Return the width of the terminal ``stream`` writes to, or None for a pipe."""
     if not getattr(stream, "isatty", lambda: False)():
         return None
@@ -207,7 +209,7 @@ ERASE_LINE = "\x1b[K"
 class ProgressLine:
     """Show progress on one rewritten line of a terminal; silent elsewhere."""
 
-    def __init__(self, stream, enabled: bool):
+    def __init__(self, stream: Any, enabled: bool):
         self.stream = stream
         self.enabled = enabled and getattr(stream, "isatty", lambda: False)()
         self._last = 0.0
@@ -239,14 +241,14 @@ class ProgressLine:
             self._shown = False
 
 
-def progress_for(command, options: dict[str, Any]) -> ProgressLine:
+def progress_for(command: BaseCommand, options: dict[str, Any]) -> ProgressLine:
     enabled = options["verbosity"] >= 1 and not options.get("json")
     return ProgressLine(command.stderr, enabled and sys.stderr.isatty())
 
 
 @contextlib.contextmanager
 def running(
-    command, options: dict[str, Any], failed: int = EXIT_FAILED
+    command: BaseCommand, options: dict[str, Any], failed: int = EXIT_FAILED
 ) -> Iterator[ProgressCallback]:
     """Call the library: show progress, and turn its errors into CommandErrors.
 

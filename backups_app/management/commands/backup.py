@@ -4,13 +4,13 @@ import argparse
 import os
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.db import connections
 
-from backups_app.backup import create_backup
-from backups_app.fileformat.streams import stored_path
+from backups_app.backup import BackupSummary, create_backup
 from backups_app.media.collection import collect, plan_collection
 from backups_app.operations.prune import plan_prune, prune
+from backups_app.records import stored_location
 
 from ._output import (
     EXIT_CANNOT_RUN,
@@ -25,11 +25,11 @@ from ._output import (
 from .prunebackups import media_line
 
 
-def where(summary) -> str:
+def where(summary: BackupSummary) -> str:
     """Say where a backup went: a path, or a name in the backup storage."""
     if summary.storage_name is None:
         return summary.name
-    location = stored_path(summary.storage_name)
+    location = stored_location(summary.storage_name)
     suffix = f" ({location})" if location else ""
     return f"{summary.storage_name} in the backup storage{suffix}"
 
@@ -162,13 +162,20 @@ class Command(BackupsCommand):
                 returncode=max(exc.returncode for _, exc in failures),
             )
 
-    def _out(self, output: str | None):
+    def _out(self, output: str | None) -> OutputWrapper:
         """Backing up to stdout (or to a device or a pipe, such as /dev/stdout)
         leaves stdout to the backup itself."""
         streamed = output == "-" or (output is not None and not os.path.isfile(output))
         return self.stderr if streamed else self.stdout
 
-    def _back_up(self, output, database, exclude, json, options):
+    def _back_up(
+        self,
+        output: str | None,
+        database: str,
+        exclude: list[str],
+        json: bool,
+        options: dict[str, Any],
+    ) -> BackupSummary:
         if output == "-":
             self.interrupted = (
                 "Backup interrupted: what was written to standard output is "

@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 
 from backups_app.media.collection import BlobCollection, collect, plan_collection
 from backups_app.operations.prune import plan_prune, policy_from, prune
+from backups_app.operations.retention import RetentionPolicy
 from backups_app.operations.units import parse_size
 
 from ._output import (
@@ -81,7 +82,7 @@ class Command(BackupsCommand):
             "--json", action="store_true", help="Print one JSON document, nothing else."
         )
 
-    def _policy(self, options: dict[str, Any]):
+    def _policy(self, options: dict[str, Any]) -> RetentionPolicy | None:
         values: dict[str, Any] = {
             period: options[f"keep_{period}"]
             for period in PERIOD_OPTIONS

@@ -178,13 +178,15 @@ class Command(BackupsCommand):
         """Keep ``self.interrupted`` true to what the restore has done so far."""
         unchanged = f"Restore interrupted: database {database!r} was left unchanged"
 
-        def safety_written(sender, using, summary, **kwargs):
+        def safety_written(
+            sender: Any, using: str, summary: Any, **kwargs: Any
+        ) -> None:
             if using == database and summary.origin == "safety":
                 self.interrupted = (
                     f"{unchanged}; the safety backup {summary.name} was written."
                 )
 
-        def restored(sender, using, summary, **kwargs):
+        def restored(sender: Any, using: str, summary: Any, **kwargs: Any) -> None:
             if using == database:
                 self.interrupted = (
                     f"Interrupted after the restore was committed: database "
