@@ -35,6 +35,7 @@ from .fileformat.reader import (
     BackupReader,
     TableEnd,
     TableSection,
+    Verified,
     row_lines,
     verify_file,
 )
@@ -165,7 +166,15 @@ def plan_restore(
         manifest.close()
 
 
-def _plan(source, using, verified, manifest, media, prune_media, progress):
+def _plan(
+    source: BackupSource,
+    using: str,
+    verified: Verified,
+    manifest: Manifest,
+    media: bool,
+    prune_media: bool,
+    progress: ProgressCallback,
+) -> RestorePlan:
     header, ends = verified.header, verified.ends
     try:
         specs = file_table_specs(using, header)
@@ -273,7 +282,14 @@ def restore_backup(
         plan.close()
 
 
-def _restore(plan, safety_backup, lock_wait, progress, media, started):
+def _restore(
+    plan: RestorePlan,
+    safety_backup: bool | None,
+    lock_wait: float,
+    progress: ProgressCallback,
+    media: bool,
+    started: float,
+) -> RestoreSummary:
     using = plan.database
     if not plan.can_restore:
         raise IncompatibleBackupError(
@@ -311,7 +327,7 @@ def _restore(plan, safety_backup, lock_wait, progress, media, started):
                 f"back as they were: {'; '.join(problems[:3])}"
             ) from exc
         raise
-    media_summary = None
+    media_summary: dict[str, Any] | None = None
     if media_plan is not None:
         media_summary = {
             "files": media_plan.files,
@@ -346,15 +362,15 @@ class _Written:
 
 
 def _transaction(
-    plan,
-    specs,
-    exclude,
-    backend,
-    safety_backup,
-    lock_wait,
-    media_plan,
-    journal,
-    progress,
+    plan: RestorePlan,
+    specs: list[TableSpec],
+    exclude: tuple[str, ...],
+    backend: Backend,
+    safety_backup: bool,
+    lock_wait: float,
+    media_plan: MediaPlan | None,
+    journal: Journal,
+    progress: ProgressCallback,
 ) -> _Written:
     """The restore's transaction: everything, or (raising) nothing."""
     using = plan.database

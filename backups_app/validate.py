@@ -340,7 +340,15 @@ def validate_backup(
         manifest.close()
 
 
-def _validate(source, using, file_only, progress, media, manifest, started):
+def _validate(
+    source: BackupSource,
+    using: str,
+    file_only: bool,
+    progress: ProgressCallback,
+    media: bool,
+    manifest: Manifest,
+    started: float,
+) -> ValidationReport:
     # The whole file is checked before anything in it is compared or reported;
     # ``--file-only`` parses every row too, which a comparison does only for rows
     # that differ from the database's.
@@ -420,8 +428,15 @@ def _compare_database(
 
 
 def _compare_tables(
-    report, reader, header, specs, current, backend, comparison, progress
-):
+    report: ValidationReport,
+    reader: BackupReader,
+    header: dict[str, Any],
+    specs: list[TableSpec],
+    current: dict[str, TableSpec],
+    backend: Backend,
+    comparison: MediaComparison | None,
+    progress: ProgressCallback,
+) -> None:
     using = backend.using
     try:
         with backend.snapshot():

@@ -13,9 +13,9 @@ from django.utils.translation import gettext_lazy
 
 from ..conf import app_settings
 from ..exceptions import StorageError
-from ..media.collection import shared_size
 from ..models import BackupRecord, Operation, ValidationRun
 from ..operations.health import check_all
+from ..operations.inventory import media_blob_totals
 from ..records import delete_backup, delete_backups
 from .base import (
     PERMISSION_RESTORE,
@@ -217,7 +217,7 @@ class BackupRecordAdmin(
         if not BackupRecord.objects.filter(media_size__isnull=False).exists():
             return None
         try:
-            count, size = shared_size()
+            count, size = media_blob_totals()
         except StorageError:
             return None
         return {"count": count, "size": human_size(size)}

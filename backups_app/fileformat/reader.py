@@ -848,6 +848,7 @@ def verify_file(
     ends: dict[str, TableEnd] = {}
     for section in reader.tables(media=media is not None):
         if section is reader.media:
+            assert media is not None  # asked for with it
             for block in section.blocks():
                 media(reader.header, section.parse(block))
             continue

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import IO
 
 from django.core.files.storage import Storage
 
 from ..exceptions import StorageError, one_line
 from ..fileformat.manifest import DIGEST, DIGEST_ALGORITHM
-from ..fileformat.objectstore import object_store
+from ..fileformat.objectstore import ObjectStore, object_store
 from ..fileformat.streams import backup_storage
 from . import files
 
@@ -53,7 +54,7 @@ class BlobStore:
         return size
 
     @contextlib.contextmanager
-    def opened(self, digest: str):
+    def opened(self, digest: str) -> Iterator[IO[bytes]]:
         with files.opened(self.storage, blob_name(digest)) as stream:
             yield stream
 
@@ -91,7 +92,7 @@ class BlobStore:
                 raise StorageError(f"Cannot read {name!r}: {one_line(exc)}") from exc
             yield digest, size
 
-    def _objects(self, store) -> Iterator[tuple[str, int]]:
+    def _objects(self, store: ObjectStore) -> Iterator[tuple[str, int]]:
         prefix = store.key(PREFIX + "/")
         try:
             pages = store.client.get_paginator("list_objects_v2").paginate(

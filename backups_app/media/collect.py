@@ -14,15 +14,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import Storage
 
 from ..conf import app_settings
+from ..db.backends import Backend
 from ..db.tables import TableSpec
 from ..db.values import batch_encoder
 from ..exceptions import BackupError, CannotRunError
@@ -95,7 +97,7 @@ def media_sources(
 
 
 def back_up_file(
-    blobs: BlobStore, storage, name: str
+    blobs: BlobStore, storage: Storage, name: str
 ) -> tuple[str, int | None, str | None]:
     """Hash a file and store its blob if new; return (state, size, digest)."""
     for _attempt in range(RETRIES):
@@ -120,8 +122,8 @@ def back_up_file(
 
 def references(
     sources: list[Source],
-    backend,
-    unsafe=None,
+    backend: Backend,
+    unsafe: Callable[[int, Any, Any], None] | None = None,
     progress: ProgressCallback = ignore_progress,
 ) -> Iterator[tuple[int, str, str]]:
     """Yield (source number, primary key as JSON text, name) of every file that the
@@ -130,10 +132,10 @@ def references(
     by_table: dict[str, list[int]] = {}
     for number, source in enumerate(sources):
         if not source.whole:
-            by_table.setdefault(source.spec.label, []).append(number)
+            by_table.setdefault(source.table.label, []).append(number)
     for numbers in by_table.values():
-        spec = sources[numbers[0]].spec
-        fields = tuple(spec.pk_fields) + tuple(sources[n].field for n in numbers)
+        spec = sources[numbers[0]].table
+        fields = tuple(spec.pk_fields) + tuple(sources[n].file_field for n in numbers)
         narrow = dataclasses.replace(spec, fields=fields)
         encode = batch_encoder(fields, spec.table, backend.connection)
         keys = len(spec.pk_fields)
@@ -184,7 +186,7 @@ class MediaCollector:
 
     # -- 1. references, inside the snapshot ------------------------------------------
 
-    def read_references(self, backend) -> None:
+    def read_references(self, backend: Backend) -> None:
         """Read every file field's references from the tables (in the snapshot)."""
         self.index.executemany(
             "INSERT INTO refs (source, pk, name) VALUES (?, ?, ?)",

@@ -128,7 +128,7 @@ def _read_needs(name: str, index: Index, collection: BlobCollection) -> str:
             return ""
         collection.backups_with_media += 1
 
-        def needs(_header, entries) -> None:
+        def needs(_header: dict[str, Any], entries: list[list[Any]]) -> None:
             index.executemany(
                 "INSERT INTO refs (source, name, digest) VALUES (0, '', ?)",
                 ((entry[4],) for entry in entries if entry[4] is not None),

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ..db.backends import Backend
 from ..db.tables import TableSpec
 from ..fileformat.manifest import MEDIA_KEY
 from ..progress import Progress, ProgressCallback, ignore_progress
@@ -93,7 +94,7 @@ class MediaComparison:
     def close(self) -> None:
         self.index.close()
 
-    def read_rows(self, backend) -> None:
+    def read_rows(self, backend: Backend) -> None:
         """Record what the rows reference now (in the validation's snapshot), and
         what the whole storages hold."""
         self.index.executemany(
@@ -168,7 +169,7 @@ class MediaComparison:
         return report
 
 
-def _pk(row: tuple[str | None, str]) -> Any:
+def _pk(row: tuple[str, str]) -> Any:
     return orjson.loads(row[0])
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
@@ -88,6 +88,7 @@ def stat(storage: Storage, name: str) -> Stat | None:
 @contextlib.contextmanager
 def opened(storage: Storage, name: str) -> Iterator[IO[bytes]]:
     """Yield a binary stream of a file, to ``read()`` in chunks."""
+    stream: Any  # a file, a RangedReader or the storage's File: each reads bytes
     try:
         path = local_path(storage, name)
         store = object_store(storage)
@@ -223,12 +224,12 @@ def _write_local(
 ) -> None:
     directory = path.parent
     mode = getattr(storage, "directory_permissions_mode", None)
-    if mode is not None:
-        from django.core.files.storage.filesystem import safe_makedirs
-
-        safe_makedirs(directory, mode, exist_ok=True)
-    else:
-        directory.mkdir(parents=True, exist_ok=True)
+    # Each folder made with the storage's mode, as FileSystemStorage makes them.
+    for folder in reversed([directory, *directory.parents]):
+        if not folder.exists():
+            folder.mkdir(exist_ok=True)
+            if mode is not None:
+                os.chmod(folder, mode)
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below)
         dir=directory, prefix=".media-", suffix=".partial", delete=False
     )
@@ -294,7 +295,8 @@ def _write_other(
             _check(hashing, digest)
             return
         storage.delete(name)
-    saved = storage.save(name, File(_Reader(iter(hashing)), name=name))
+    reader = cast(IO[bytes], _Reader(iter(hashing)))
+    saved = storage.save(name, File(reader, name=name))
     try:
         _check(hashing, digest)
     except ContentChanged:

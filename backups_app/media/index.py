@@ -26,7 +26,7 @@ import os
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 FETCH = 1000
@@ -75,19 +75,20 @@ class Index:
     def __enter__(self) -> Index:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def execute(self, sql: str, parameters: Iterable[Any] = ()) -> None:
         self._db.execute(sql, tuple(parameters))
 
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._db.executemany(sql, rows)
 
-    def one(self, sql: str, parameters: Iterable[Any] = ()) -> tuple:
+    def one(self, sql: str, parameters: Iterable[Any] = ()) -> Any:
+        """The first row of a query (a tuple), or None."""
         return self._db.execute(sql, tuple(parameters)).fetchone()
 
-    def rows(self, sql: str, parameters: Iterable[Any] = ()) -> Iterator[tuple]:
+    def rows(self, sql: str, parameters: Iterable[Any] = ()) -> Iterator[Any]:
         """Yield the rows of a query, a batch at a time, from a cursor of its own
         (so that the caller may write to the index meanwhile)."""
         cursor = self._db.execute(sql, tuple(parameters))

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from django.core.files.storage import Storage
 
+from ..db.backends import Backend
 from ..db.tables import TableSpec, all_table_specs
 from ..exceptions import BackupError, BackupFormatError, StorageError, one_line
 from ..fileformat.manifest import MEDIA_KEY
@@ -141,7 +142,7 @@ def plan_media(
     manifest: Manifest,
     header: dict[str, Any],
     specs: list[TableSpec],
-    backend,
+    backend: Backend,
     *,
     backup: str,
     prune: bool = False,
@@ -256,14 +257,16 @@ def _check_blobs(plan: MediaPlan, progress: ProgressCallback) -> None:
     )
 
 
-def _predict_prune(plan: MediaPlan, specs: list[TableSpec], backend) -> None:
+def _predict_prune(plan: MediaPlan, specs: list[TableSpec], backend: Backend) -> None:
     """What ``--prune-media`` would delete if the restore ran now."""
     read_before(plan, backend, specs)
     _candidates(plan, after=False)
     plan.prune_count = plan.index.one("SELECT COUNT(*) FROM candidates")[0]
 
 
-def _read_live(plan: MediaPlan, backend, specs: list[TableSpec], *, before: bool):
+def _read_live(
+    plan: MediaPlan, backend: Backend, specs: list[TableSpec], *, before: bool
+) -> None:
     """Record the names the rows reference now: the restore's scope (``specs``)
     marked as such when ``before``; after the restore, every table of the
     database counts alike."""
@@ -274,7 +277,7 @@ def _read_live(plan: MediaPlan, backend, specs: list[TableSpec], *, before: bool
     for source in everything:
         plan.storages.setdefault(storage_key(source.storage), source.storage)
     keys = [storage_key(s.storage) for s in everything]
-    scopes = [int(before and s.spec.label in in_scope) for s in everything]
+    scopes = [int(before and s.table.label in in_scope) for s in everything]
     index.executemany(
         "INSERT INTO live (storage, name, scope) VALUES (?, ?, ?)",
         (
@@ -380,7 +383,7 @@ def put_back(
         if now is not None:
             # Kept as a blob first, so that it can be put back.
             _kept, kept_size, kept_digest = back_up_file(journal.blobs, storage, name)
-            if kept_digest is not None:
+            if kept_size is not None and kept_digest is not None:
                 previous = (kept_size, kept_digest)
         journal.record(storage, name, previous)
         with journal.blobs.opened(digest) as stream:
@@ -396,7 +399,7 @@ class Pruned:
     failed: list[str] = field(default_factory=list)
 
 
-def read_before(plan: MediaPlan, backend, specs: list[TableSpec]) -> None:
+def read_before(plan: MediaPlan, backend: Backend, specs: list[TableSpec]) -> None:
     """Inside the restore, before its rows are deleted: what they reference."""
     _read_live(plan, backend, specs, before=True)
     plan.index.execute("DROP TABLE IF EXISTS before")
@@ -405,7 +408,7 @@ def read_before(plan: MediaPlan, backend, specs: list[TableSpec]) -> None:
     )
 
 
-def prune(plan: MediaPlan, backend, specs: list[TableSpec]) -> Pruned:
+def prune(plan: MediaPlan, backend: Backend, specs: list[TableSpec]) -> Pruned:
     """After the commit: delete the files the rows referenced before the restore
     (``read_before``) and no row references now, and the files of a whole storage
     the backup does not have and no row references."""

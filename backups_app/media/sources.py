@@ -38,6 +38,17 @@ class Source:
         return self.field is None
 
     @property
+    def table(self) -> TableSpec:
+        """The table of a field's source (not of a whole storage)."""
+        assert self.spec is not None, "a whole storage has no table"
+        return self.spec
+
+    @property
+    def file_field(self) -> models.FileField:
+        assert self.field is not None, "a whole storage has no field"
+        return self.field
+
+    @property
     def name(self) -> str:
         return source_name(self.describe())
 
@@ -46,7 +57,7 @@ class Source:
         if self.field is None:
             return {"storage": self.storage_label}
         return {
-            "label": self.spec.label,
+            "label": self.table.label,
             "field": self.field.name,
             "storage": self.storage_label,
         }
@@ -81,7 +92,8 @@ def storage_key(storage: Storage) -> str:
         return f"file:{storage.location}"
     bucket = getattr(storage, "bucket_name", None)
     if bucket is not None:
-        return f"s3:{getattr(storage, 'endpoint_url', '')}:{bucket}:{storage.location}"
+        endpoint = getattr(storage, "endpoint_url", "")
+        return f"s3:{endpoint}:{bucket}:{getattr(storage, 'location', '')}"
     return f"object:{id(storage)}"
 
 

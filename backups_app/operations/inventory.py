@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from ..exceptions import BackupError, StorageError, one_line
 from ..fileformat.manifest import has_media
 from ..fileformat.streams import backup_storage, partial_state
+from ..media.collection import shared_size
 
 BACKUP = "backup"
 SAFETY = "safety"
@@ -200,3 +201,9 @@ def list_backups(
         backups += partial_files()
     oldest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
     return sorted(backups, key=lambda b: (b.created or oldest, b.name), reverse=True)
+
+
+def media_blob_totals() -> tuple[int, int]:
+    """The number and bytes of the media blobs in the backup storage, which the
+    backups with media share (each content stored once)."""
+    return shared_size()

@@ -7,9 +7,13 @@ from typing import Any
 from django.core.management.base import CommandError, OutputWrapper
 from django.db import connections
 
-from backups_app.backup import BackupSummary, create_backup
-from backups_app.media.collection import collect, plan_collection
-from backups_app.operations.prune import plan_prune, prune
+from backups_app.backup import BackupSummary, MediaSummary, create_backup
+from backups_app.operations.prune import (
+    collect_blobs,
+    plan_blob_collection,
+    plan_prune,
+    prune,
+)
 from backups_app.records import stored_location
 
 from ._output import (
@@ -225,7 +229,7 @@ class Command(BackupsCommand):
             )
         return summary
 
-    def _warn_missing(self, media) -> None:
+    def _warn_missing(self, media: MediaSummary) -> None:
         """Name the files that rows reference but that could not be backed up."""
         for missing in media.missing_examples:
             self.stderr.write(self.style.WARNING(f"Warning: {missing}"))
@@ -246,7 +250,7 @@ class Command(BackupsCommand):
         names deleted."""
         with running(self, {**options, "json": json}):
             deleted = prune(plan_prune(database=database))
-            blobs = collect(plan_collection())
+            blobs = collect_blobs(plan_blob_collection())
         if not json and options["verbosity"] >= 1:
             self.stdout.write(
                 f"Pruned {len(deleted)} old backup{'' if len(deleted) == 1 else 's'} "

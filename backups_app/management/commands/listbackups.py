@@ -5,8 +5,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from backups_app.media.collection import shared_size
-from backups_app.operations.inventory import StoredBackup, list_backups
+from backups_app.operations.inventory import (
+    StoredBackup,
+    list_backups,
+    media_blob_totals,
+)
 
 from ._output import (
     BackupsCommand,
@@ -102,7 +105,7 @@ class Command(BackupsCommand):
             )
         )
         if any(b.media for b in backups):
-            blobs, size = shared_size()
+            blobs, size = media_blob_totals()
             self.stdout.write(
                 f"Media: {number(blobs)} blobs, {human_size(size)} in the backup "
                 "storage, shared by the backups with media (each content stored once)."

@@ -5,8 +5,14 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from backups_app.media.collection import BlobCollection, collect, plan_collection
-from backups_app.operations.prune import plan_prune, policy_from, prune
+from backups_app.operations.prune import (
+    BlobCollection,
+    collect_blobs,
+    plan_blob_collection,
+    plan_prune,
+    policy_from,
+    prune,
+)
 from backups_app.operations.retention import RetentionPolicy
 from backups_app.operations.units import parse_size
 
@@ -108,13 +114,13 @@ class Command(BackupsCommand):
             decisions = plan_prune(database=database, policy=policy)
             deleted = [] if dry_run else prune(decisions)
             # Then the media blobs that no backup left in the storage needs.
-            blobs = plan_collection(
+            blobs = plan_blob_collection(
                 leaving={d.backup.name for d in decisions if not d.keep}
                 if dry_run
                 else set()
             )
             if not dry_run:
-                collect(blobs)
+                collect_blobs(blobs)
         if json:
             self.stdout.write(
                 json_text(
