@@ -231,7 +231,7 @@ class MediaBackupTests(TestCase):
         assert stderr.splitlines() == [
             f"Warning: mediaapp.Document.file, pk {self.rows['b'].pk}: "
             "'documents/gone' is missing from its storage",
-            "Warning: 1 files that rows reference are not in the backup "
+            "Warning: 1 file that rows reference is not in the backup "
             "(--strict-media makes this an error).",
         ]
         assert read("default", "documents/a.txt") == b"alpha\n"

@@ -238,10 +238,15 @@ class Command(BackupsCommand):
             self.stderr.write(
                 self.style.WARNING(f"Warning: and {number(more)} more files like these")
             )
+        files = (
+            "file that rows reference is"
+            if media.missing == 1
+            else "files that rows reference are"
+        )
         self.stderr.write(
             self.style.WARNING(
-                f"Warning: {number(media.missing)} files that rows reference are not "
-                "in the backup (--strict-media makes this an error)."
+                f"Warning: {number(media.missing)} {files} not in the backup "
+                "(--strict-media makes this an error)."
             )
         )
 

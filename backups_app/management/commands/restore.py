@@ -26,6 +26,10 @@ from ._output import (
 )
 
 
+def files(count: int) -> str:
+    return f"{number(count)} file{'' if count == 1 else 's'}"
+
+
 class Command(BackupsCommand):
     help = "Make the database exactly equal to a backup, in one transaction."
 
@@ -220,7 +224,7 @@ class Command(BackupsCommand):
         if media is None:
             return
         self.stdout.write(
-            f"Media: {number(media.files)} files in the backup: "
+            f"Media: {files(media.files)} in the backup: "
             f"{number(media.unchanged)} already right, {number(media.missing)} "
             f"missing and {number(media.changed)} changed, to write "
             f"({human_size(media.bytes_to_write)})"
@@ -232,7 +236,7 @@ class Command(BackupsCommand):
             )
         if media.prune:
             self.stdout.write(
-                f"--prune-media deletes {number(media.prune_count)} files that no row "
+                f"--prune-media deletes {files(media.prune_count)} that no row "
                 "references after the restore" + (":" if media.prune_count else ".")
             )
             for storage, name in media.prune_names():
@@ -240,13 +244,13 @@ class Command(BackupsCommand):
 
     def _render_media_done(self, media: dict[str, Any]) -> None:
         self.stdout.write(
-            f"Media: {number(media['written'])} files written "
+            f"Media: {files(media['written'])} written "
             f"({human_size(media['bytes_written'])}), {number(media['unchanged'])} "
             "already right"
         )
         if "pruned" in media:
             self.stdout.write(
-                f"Pruned {number(len(media['pruned']))} files no row references."
+                f"Pruned {files(len(media['pruned']))} that no row references."
             )
         for failure in media.get("prune_failed", ()):
             self.stderr.write(
