@@ -8,7 +8,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import Storage, default_storage, storages
+from django.core.files.storage import (
+    FileSystemStorage,
+    Storage,
+    default_storage,
+    storages,
+)
 
 from backups_app.media import files
 from backups_app.media.blobs import PREFIX, BlobStore
@@ -29,7 +34,12 @@ def clear_media() -> None:
     for storage in media_storages().values():
         for name in list(files.walk(storage)):
             storage.delete(name)
-    shutil.rmtree(Path(BlobStore().storage.path(PREFIX)), ignore_errors=True)
+    blobs = BlobStore()
+    if isinstance(blobs.storage, FileSystemStorage):
+        shutil.rmtree(Path(blobs.storage.path(PREFIX)), ignore_errors=True)
+    else:
+        for digest, _size in list(blobs.blobs()):
+            blobs.delete(digest)
 
 
 def put(storage: Storage | str, name: str, content: bytes) -> str:
