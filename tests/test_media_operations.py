@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import TestCase, override_settings
 
 from backups_app.backup import create_backup
@@ -138,3 +141,17 @@ class BlobCollectionTests(TestCase):
         assert by_name[self.first]["media_size"] == 6 + 14 + 0 + 8 + 8 + 5 + 6
         assert by_name[self.second]["media_size"] == 22 + 14 + 0 + 8 + 8 + 5 + 6
         assert by_name[self.first]["media"] is True
+
+    def test_checkbackups_calls_a_backup_with_a_missing_blob_damaged(self):
+        BlobStore().delete(sha(b"thumb"))
+        stdout = StringIO()
+        with pytest.raises(CommandError) as excinfo:
+            call_command("checkbackups", "--max-age", "1h", stdout=stdout)
+        assert excinfo.value.returncode == 1
+        # The newest backup needs 7 of the 8 blobs (not the first a.txt).
+        assert stdout.getvalue() == (
+            "default: the newest backup is damaged: Backup damaged: 1 media blobs "
+            "missing, 0 damaged, of 7\n"
+        )
+        stdout, _ = run_command("checkbackups", "--max-age", "1h", "--no-verify")
+        assert "damaged" not in stdout
