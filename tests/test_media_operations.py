@@ -18,8 +18,16 @@ from backups_app.fileformat.streams import backup_storage
 from backups_app.media.blobs import BlobStore, blob_name
 from backups_app.media.collection import GRACE, collect, plan_collection
 from backups_app.models import BackupRecord
+from backups_app.operations.drill import run_drill
 from backups_app.restore import restore_backup
-from tests.media_utils import blob_digests, clear_media, populate_media, put, sha
+from tests.media_utils import (
+    blob_digests,
+    clear_media,
+    media_state,
+    populate_media,
+    put,
+    sha,
+)
 from tests.utils import run_command, snapshot
 
 pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
@@ -155,3 +163,24 @@ class BlobCollectionTests(TestCase):
         )
         stdout, _ = run_command("checkbackups", "--max-age", "1h", "--no-verify")
         assert "damaged" not in stdout
+
+
+class MediaDrillTests(TestCase):
+    databases = {"default", "other"}
+    tmp_path: Path
+
+    def test_a_drill_restores_and_validates_the_rows_and_leaves_the_files_alone(self):
+        self.enterContext(
+            override_settings(
+                BACKUPS={"STORAGE": "own", "DIRECTORY": str(self.tmp_path / "own")}
+            )
+        )
+        clear_media()
+        populate_media()
+        create_backup(None, media=True)
+        put("default", "documents/a.txt", b"changed since the backup")
+        files = media_state()
+        result = run_drill(scratch="other", migrate=False)
+        assert result.ok, result
+        assert snapshot("other") == snapshot("default")
+        assert media_state() == files
