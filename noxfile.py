@@ -1,4 +1,4 @@
-"""The test matrix: Python 3.11-3.13 x Django 5.2 and 6.x x SQLite, PostgreSQL, MariaDB.
+"""The test matrix: Python 3.11-3.13 x Django 5.2, 6.0 and 6.1 x SQLite, PostgreSQL, MariaDB.
 
 ``nox -l`` lists the sessions; ``nox -s tests-3.12-django6.1-postgres``
 runs one; ``nox -t ci`` runs the ones CI runs besides ``make test``: Python 3.13 with
@@ -19,7 +19,11 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 PYTHONS = ("3.11", "3.12", "3.13")
-DJANGOS = {"5.2": "django>=5.2,<5.3", "6.1": "django>=6.1,<6.2"}
+DJANGOS = {
+    "5.2": "django>=5.2,<5.3",
+    "6.0": "django>=6.0,<6.1",
+    "6.1": "django>=6.1,<6.2",
+}
 DATABASES = ("sqlite", "postgres", "mysql")
 # Django 6 needs Python 3.12 or newer.
 COMBINATIONS = [

@@ -32,7 +32,7 @@ from .fileformat.codec import base_field, kind
 from .fileformat.streams import BackupTarget
 from .fileformat.writer import BackupWriter
 from .media.collect import MediaCollector, MediaSummary, media_sources
-from .progress import Progress, ProgressCallback, ignore_progress
+from .progress import Progress, ProgressCallback, ignore_progress, wants_counts
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def create_backup(
     reading: str | None = None
     try:
         with (
-            destination.open(app_settings.COMPRESSION_LEVEL) as stream,
+            destination.open() as stream,
             BackupWriter(stream, background=True) as writer,
         ):
             with backend.snapshot():
@@ -167,15 +167,25 @@ def create_backup(
                 if collector is not None:
                     header["media"] = collector.header()
                 writer.write_header(header)
+                # Counted only for a progress display, in the snapshot, all before
+                # the first row: the rows of the whole backup are known from the
+                # start.
+                counts: dict[str, int | None] = dict.fromkeys(
+                    (spec.label for spec in specs), None
+                )
+                stage_total = None
+                if wants_counts(progress):
+                    for spec in specs:
+                        reading = spec.label
+                        counts[spec.label] = backend.count(spec)
+                    stage_total = sum(filter(None, counts.values()))
                 for spec in specs:
                     reading = spec.label
-                    total = (
-                        backend.count(spec) if progress is not ignore_progress else None
-                    )
+                    total = counts[spec.label]
                     encode = block_encoder(spec.fields, spec.table, connection)
                     writer.begin_table(spec.label, spec.table, spec.columns)
                     done = 0
-                    progress(Progress("backup", spec.label, 0, total))
+                    progress(Progress("backup", spec.label, 0, total, stage_total))
                     try:
                         with closing(backend.stream_rows(spec, batch_size)) as batches:
                             for rows in batches:
@@ -190,7 +200,11 @@ def create_backup(
                                     ) from exc
                                 writer.write_block(block, len(rows))
                                 done += len(rows)
-                                progress(Progress("backup", spec.label, done, total))
+                                progress(
+                                    Progress(
+                                        "backup", spec.label, done, total, stage_total
+                                    )
+                                )
                     except DatabaseError as exc:
                         # The driver could not read a value (PostgreSQL's infinite
                         # dates, for one); find which, while the snapshot is open.

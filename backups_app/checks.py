@@ -46,8 +46,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     for key in TEMPLATE_KEYS:
         if key in config:
             messages += _check_template(key, config[key])
-    if "COMPRESSION_LEVEL" in config:
-        messages += _check_integer("COMPRESSION_LEVEL", config, 0, 9)
+    if "COMPRESSION" in config:
+        messages += _check_compression(config["COMPRESSION"])
+    if config.get("COMPRESSION_LEVEL") is not None:
+        messages += _check_level(config)
+    if "ENCRYPTION" in config:
+        messages += _check_encryption(config["ENCRYPTION"])
+    messages += _check_template_suffixes(config)
+    if "STALE_UPLOAD_AGE" in config:
+        messages += _check_stale_upload_age(config["STALE_UPLOAD_AGE"])
     if "BATCH_SIZE" in config:
         messages += _check_integer("BATCH_SIZE", config, 1, None)
     for key in ("RETENTION", "SAFETY_RETENTION"):
@@ -332,6 +339,169 @@ def _check_bound(key: str, value: Any) -> list[CheckMessage]:
     ]
 
 
+def _configured_codec(config: dict[str, Any]) -> Any:
+    from .exceptions import StorageError
+    from .fileformat.compression import GZIP, codec_named
+
+    try:
+        return codec_named(config.get("COMPRESSION", DEFAULTS["COMPRESSION"]))
+    except (StorageError, TypeError):
+        return GZIP  # reported by _check_compression
+
+
+def _check_compression(value: Any) -> list[CheckMessage]:
+    from .exceptions import StorageError
+    from .fileformat.compression import CODECS, _zstd
+
+    names = [codec.name for codec in CODECS]
+    if value not in names:
+        return [
+            Error(
+                "BACKUPS['COMPRESSION'] must be one of "
+                + ", ".join(repr(name) for name in names)
+                + f", not {value!r}.",
+                hint="gzip is the default; zstd is faster at the same size "
+                "(docs/storage.md).",
+                id="backups_app.E017",
+            )
+        ]
+    if value == "zstd":
+        try:
+            _zstd()
+        except StorageError:
+            return [
+                Error(
+                    "BACKUPS['COMPRESSION'] is 'zstd', which needs the backports.zstd "
+                    "package before Python 3.14.",
+                    hint="pip install 'django-backups-app[zstd]'",
+                    id="backups_app.E017",
+                )
+            ]
+    return []
+
+
+def _check_level(config: dict[str, Any]) -> list[CheckMessage]:
+    codec = _configured_codec(config)
+    value = config["COMPRESSION_LEVEL"]
+    low, high = codec.levels[0], codec.levels[-1]
+    is_integer = isinstance(value, int) and not isinstance(value, bool)
+    if is_integer and low <= value <= high:
+        return []
+    return [
+        Error(
+            f"BACKUPS['COMPRESSION_LEVEL'] must be None or an integer from {low} to "
+            f"{high} for {codec.name}, not {value!r}.",
+            hint=f"None: {codec.name}'s default, {codec.default_level}.",
+            id="backups_app.E011",
+        )
+    ]
+
+
+def _check_encryption(value: Any) -> list[CheckMessage]:
+    from .exceptions import StorageError
+    from .fileformat import encryption
+
+    def error(message: str) -> list[CheckMessage]:
+        return [
+            Error(
+                f"BACKUPS['ENCRYPTION'] {message}",
+                hint="Keys: RECIPIENTS (age public keys, age1... or ssh-...), "
+                "IDENTITIES (age private keys or paths of key files); "
+                "docs/storage.md.",
+                id="backups_app.E018",
+            )
+        ]
+
+    if not isinstance(value, dict):
+        return error("must be a dict.")
+    unknown = set(value) - {"RECIPIENTS", "IDENTITIES"}
+    if unknown:
+        return error(f"has unknown keys: {', '.join(sorted(map(str, unknown)))}.")
+    for key in ("RECIPIENTS", "IDENTITIES"):
+        entries = value.get(key, [])
+        if not isinstance(entries, (list, tuple)) or not all(
+            isinstance(entry, (str, os.PathLike)) and str(entry) for entry in entries
+        ):
+            # Never echo the value: IDENTITIES holds private keys.
+            return error(f"[{key!r}] must be a list of keys (text).")
+    recipients = [str(entry) for entry in value.get("RECIPIENTS", [])]
+    identities = [str(entry) for entry in value.get("IDENTITIES", [])]
+    if not recipients and not identities:
+        return []
+    try:
+        parsed_recipients = [encryption.parse_recipient(r) for r in recipients]
+        parsed_identities = encryption.parse_identities(identities)
+    except StorageError as exc:
+        return error(f"is not usable: {exc}")
+    readable = {str(identity.to_public()) for identity in parsed_identities}
+    written = {str(recipient) for recipient in parsed_recipients}
+    if readable and written and not readable & written:
+        x25519 = [r for r in recipients if r.strip().startswith("age1")]
+        if len(x25519) == len(recipients):
+            return [
+                Warning(
+                    "None of BACKUPS['ENCRYPTION']['IDENTITIES'] can read what is "
+                    "encrypted to BACKUPS['ENCRYPTION']['RECIPIENTS']: new backups "
+                    "cannot be restored or validated here.",
+                    hint="List the identity of one of the recipients, or leave "
+                    "IDENTITIES empty on a server that should only write backups.",
+                    id="backups_app.W002",
+                )
+            ]
+    return []
+
+
+def _check_template_suffixes(config: dict[str, Any]) -> list[CheckMessage]:
+    """A template that names its own suffix must say what the settings ask for."""
+    from .exceptions import StorageError
+    from .fileformat.compression import AGE_SUFFIX, split_name
+
+    codec = _configured_codec(config)
+    encryption = config.get("ENCRYPTION")
+    encrypted = isinstance(encryption, dict) and bool(encryption.get("RECIPIENTS"))
+    wanted = f".jsonl{codec.suffix}" + (AGE_SUFFIX if encrypted else "")
+    messages: list[CheckMessage] = []
+    for key in TEMPLATE_KEYS:
+        template = config.get(key)
+        if not isinstance(template, str):
+            continue
+        try:
+            name = template.format(**SAMPLE_NAME_VALUES)
+            named_codec, named_encrypted = split_name(name)
+        except (StorageError, ValueError, KeyError, IndexError):
+            continue  # no suffix of its own (or reported by _check_template)
+        if named_codec is codec and named_encrypted == encrypted:
+            continue
+        ending = f".jsonl{named_codec.suffix}" + (AGE_SUFFIX if named_encrypted else "")
+        messages.append(
+            Error(
+                f"BACKUPS[{key!r}] makes names ending in {ending!r}, but COMPRESSION "
+                f"and ENCRYPTION ask for {wanted!r}.",
+                hint="Leave the suffix out of the template: the app adds the one "
+                "the settings ask for.",
+                id="backups_app.E019",
+            )
+        )
+    return messages
+
+
+def _check_stale_upload_age(value: Any) -> list[CheckMessage]:
+    import datetime
+
+    if isinstance(value, datetime.timedelta) and value.total_seconds() > 0:
+        return []
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return []
+    return [
+        Error(
+            "BACKUPS['STALE_UPLOAD_AGE'] must be a number of seconds or a timedelta, "
+            f"not {value!r}.",
+            hint="It must be longer than your longest backup takes to write.",
+            id="backups_app.E020",
+        )
+    ]
+
+
 def _check_media_storages(value: Any, config: dict) -> list[CheckMessage]:
     aliases = getattr(settings, "STORAGES", {})
     if not isinstance(value, (list, tuple)) or not all(
@@ -354,6 +524,6 @@ def _check_media_storages(value: Any, config: dict) -> list[CheckMessage]:
         Error(
             f"BACKUPS['MEDIA_STORAGES'] {problem}.",
             hint="For example: BACKUPS = {'MEDIA_STORAGES': ['default']}.",
-            id="backups_app.E017",
+            id="backups_app.E021",
         )
     ]

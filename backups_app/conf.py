@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,26 @@ DEFAULTS: dict[str, Any] = {
     "STORAGE": "backups",
     # Used only when STORAGES has no entry for STORAGE; default: BASE_DIR / "backups".
     "DIRECTORY": None,
-    "FILENAME_TEMPLATE": "backup-{database}-{timestamp}.jsonl.gz",
-    "SAFETY_FILENAME_TEMPLATE": "safety-{database}-{timestamp}.jsonl.gz",
+    # Names of new backups in the storage. Without a backup suffix of its own, a name
+    # gets the one COMPRESSION and ENCRYPTION ask for (.jsonl.gz, .jsonl.zst.age...).
+    "FILENAME_TEMPLATE": "backup-{database}-{timestamp}",
+    "SAFETY_FILENAME_TEMPLATE": "safety-{database}-{timestamp}",
     # Labels "app" or "app.Model" left out of every backup and restore.
     "EXCLUDE": (),
     # Take a backup of the current data before every restore.
     "SAFETY_BACKUP": True,
-    "COMPRESSION_LEVEL": 1,
+    # The codec of backups named by the app: "gzip", "zstd" or "none"; a path given
+    # to a command says its own by its suffix. Level None: the codec's default
+    # (gzip 1, zstd 3; docs/benchmarks.md has the figures they were chosen from).
+    "COMPRESSION": "gzip",
+    "COMPRESSION_LEVEL": None,
+    # age encryption: RECIPIENTS (public keys, age1... or ssh-...) that new backups
+    # are encrypted to; IDENTITIES (private keys AGE-SECRET-KEY-1..., or paths of
+    # key files) that encrypted backups are read with. Several of each: rotation.
+    "ENCRYPTION": {},
+    # A multipart upload to S3 older than this (seconds, or a timedelta) is a killed
+    # backup's: the next backup into the storage aborts it.
+    "STALE_UPLOAD_AGE": 24 * 3600,
     # Rows a read or write batch holds at most; the writer lowers it to fit parameter limits.
     "BATCH_SIZE": 2000,
     # Use PostgreSQL COPY for restores.
@@ -91,8 +105,32 @@ class AppSettings:
         return bool(self._get("SAFETY_BACKUP"))
 
     @property
-    def COMPRESSION_LEVEL(self) -> int:
-        return int(self._get("COMPRESSION_LEVEL"))
+    def COMPRESSION(self) -> str:
+        return self._get("COMPRESSION")
+
+    @property
+    def COMPRESSION_LEVEL(self) -> int | None:
+        level = self._get("COMPRESSION_LEVEL")
+        return None if level is None else int(level)
+
+    @property
+    def ENCRYPTION(self) -> dict[str, Any]:
+        return dict(self._get("ENCRYPTION") or {})
+
+    @property
+    def RECIPIENTS(self) -> list[str]:
+        return list(self.ENCRYPTION.get("RECIPIENTS") or ())
+
+    @property
+    def IDENTITIES(self) -> list[str]:
+        return [str(entry) for entry in self.ENCRYPTION.get("IDENTITIES") or ()]
+
+    @property
+    def STALE_UPLOAD_AGE(self) -> datetime.timedelta:
+        value = self._get("STALE_UPLOAD_AGE")
+        if isinstance(value, datetime.timedelta):
+            return value
+        return datetime.timedelta(seconds=value)
 
     @property
     def BATCH_SIZE(self) -> int:

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 from django.conf import settings
@@ -28,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.text import get_valid_filename
 
 from .exceptions import BackupError, BackupFormatError, StorageError, one_line
+from .fileformat.objectstore import MultipartUpload, RangedReader, object_store
 from .fileformat.reader import BackupReader, verify_file
 from .fileformat.streams import BackupSource, backup_storage, stored_path
 from .models import (
@@ -227,6 +228,10 @@ def open_stored_file(name: str) -> IO[bytes]:
     storage = backup_storage()
     path = stored_path(check_name(name))
     if path is None:
+        store = object_store(storage)
+        if store is not None:
+            # Ranged GETs as the response is sent, never the whole object at once.
+            return cast(IO[bytes], RangedReader(store, name))
         return storage.open(name, "rb")
     try:
         # O_NOFOLLOW: a symbolic link put in the storage, even just now, is refused
@@ -254,7 +259,19 @@ def _save_upload(storage: Any, name: str, uploaded: Any) -> str:
     name = storage.get_available_name(name)
     path = stored_path(name)
     if path is None:
-        return storage.save(name, uploaded)
+        store = object_store(storage)
+        if store is None:
+            return storage.save(name, uploaded)
+        # Part by part, completed only if nothing went wrong, never over an object.
+        upload = MultipartUpload(store, name)
+        try:
+            for chunk in uploaded.chunks(UPLOAD_CHUNK):
+                upload.write(chunk)
+            upload.complete()
+        except BaseException:
+            upload.abort()
+            raise
+        return name
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=".upload-", suffix=".partial"
@@ -287,30 +304,40 @@ def upload_name(client_name: str) -> str:
     return check_name(f"upload-{stamp}-{base}"[:200])
 
 
+def _uploaded_source(uploaded: Any) -> BackupSource:
+    """Return the upload as a BackupSource: its temporary file where Django wrote
+    one to disk, else the file object (kept in memory by Django: small files)."""
+    try:
+        return BackupSource(uploaded.temporary_file_path())
+    except (AttributeError, StorageError):
+        uploaded.seek(0)
+        return BackupSource(uploaded.file)
+
+
 def store_upload(
     uploaded: Any, *, username: str = "", user_id: str = ""
 ) -> BackupRecord:
-    """Save an uploaded backup into storage, check it, and record it.
+    """Check an uploaded backup, save it into storage, and record it.
 
-    The upload is copied chunk by chunk, then read whole; a file that is not an
-    intact backup is removed again and BackupFormatError is raised with a message
-    that names it as the user did. The record notes whether the file's mac verifies
-    (provenance): an intact file is still foreign unless it was made here.
+    The upload is read whole through the file pipeline (decrypted when it is
+    encrypted, decompressed), before anything is stored: a file that is not an
+    intact backup never reaches the storage, and BackupFormatError is raised with
+    a message that names it as the user did. Then its bytes, as they are, are
+    copied chunk by chunk into the storage. The record notes whether the file's mac
+    verifies (provenance): an intact file is still foreign unless it was made here.
     """
+    source = _uploaded_source(uploaded)
+    try:
+        with source.open() as stream:
+            verified = verify_file(stream, uploaded.name)
+    except BackupError as exc:
+        raise BackupFormatError(str(exc).replace(source.name, uploaded.name)) from exc
+    finally:
+        source.close()
+    header, ends, trailer = verified.header, verified.ends, verified.trailer
     storage = backup_storage()
     name = _save_upload(storage, upload_name(uploaded.name), uploaded)
-    try:
-        check_name(name)
-        with open_source(name) as source, source.open() as stream:
-            try:
-                verified = verify_file(stream, name)
-                header, ends, trailer = verified.header, verified.ends, verified.trailer
-            except BackupError as exc:
-                message = str(exc).replace(name, uploaded.name)
-                raise BackupFormatError(message) from exc
-    except BaseException:
-        storage.delete(name)
-        raise
+    check_name(name)
     return BackupRecord.objects.create(
         name=name,
         database=str(header.get("database", ""))[:100],

@@ -51,7 +51,7 @@ from .media.restore import (
     put_back,
     read_before,
 )
-from .progress import Progress, ProgressCallback, ignore_progress
+from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 from .provenance import provenance_of
 from .validate import file_normaliser, normalised_block, normalised_digests
 
@@ -159,7 +159,10 @@ def plan_restore(
     try:
         with source.open() as stream:
             verified = verify_file(
-                stream, source.name, media=manifest.add if media else None
+                stream,
+                source.name,
+                progress=progress,
+                media=manifest.add if media else None,
             )
         return _plan(source, using, verified, manifest, media, prune_media, progress)
     finally:
@@ -384,7 +387,9 @@ def _transaction(
             # waits until the restore has committed. No write falls between the two.
             backend.lock_tables(specs, lock_wait)
             if safety_backup:
-                progress(Progress("safety", "", 0, None))
+                progress(Progress("safety", "", 0, None, plan.rows_now))
+                # Its reports come as the "safety" stage: a backup's own stage
+                # would break the order of the restore's stages.
                 safety_name = create_backup(
                     None,
                     using=using,
@@ -394,6 +399,7 @@ def _transaction(
                     # The files the restore may replace, to undo it: as the backup.
                     media=media_plan is not None and media_plan.has_fields,
                     media_storages=media_plan.whole_storages if media_plan else (),
+                    progress=passed_on(progress, stage="safety"),
                 ).name
             if media_plan is not None and media_plan.prune:
                 read_before(media_plan, backend, specs)
@@ -408,7 +414,7 @@ def _transaction(
                     loader.check_foreign_keys()
                 if media_plan is not None:
                     # The files, once the rows are known to be right.
-                    progress(Progress("media", "", 0, media_plan.files))
+                    progress(Progress("media-write", "", 0, media_plan.files))
                     try:
                         put_back(media_plan, journal, progress)
                     except (BackupError, media_files.ContentChanged) as exc:
@@ -419,6 +425,12 @@ def _transaction(
                 # exactly after commit, in a step that is safe to lose.
                 progress(Progress("sequences", "", 0, None))
                 settle = backend.reset_sequences(specs)
+            # First after the commit: from here on the restore is done.
+            transaction.on_commit(
+                lambda: progress(Progress("committed", "", 0, None)),
+                using=using,
+                robust=True,
+            )
             transaction.on_commit(
                 lambda: _settle_sequences(backend, settle, progress),
                 using=using,
@@ -595,7 +607,9 @@ class _Loader:
                     ) from exc
                 yield decoded
                 done += len(batch)
-                self.progress(Progress("restore", spec.label, done, total))
+                self.progress(
+                    Progress("restore", spec.label, done, total, self.plan.rows_in_file)
+                )
 
     # -- what went wrong, said precisely --------------------------------------------
 
@@ -774,7 +788,15 @@ class _Loader:
                 except CONVERSION_ERRORS as exc:
                     raise _Failed(self._unreadable(spec, batch, exc)) from exc
                 rows += len(batch)
-                self.progress(Progress("verify-written", spec.label, rows, end.rows))
+                self.progress(
+                    Progress(
+                        "verify-written",
+                        spec.label,
+                        rows,
+                        end.rows,
+                        self.plan.rows_in_file,
+                    )
+                )
         return rows, digest.hexdigest()
 
     def _unreadable(

@@ -228,10 +228,6 @@ class OperationRunner:
 
     def progress(self, report: Progress) -> None:
         now = time.monotonic()
-        if report.stage == "backup" and self.operation.kind == Operation.Kind.RESTORE:
-            # Inside a restore, a backup is its safety backup (when the engine passes
-            # the callback on to it): same step, now with rows.
-            report = Progress("safety", report.label, report.done, report.total)
         if report.stage != self._stage:
             # A new step: its rows are counted, and its time measured, from zero.
             self._stage = report.stage
@@ -250,7 +246,10 @@ class OperationRunner:
             return
         self._last_write = now
         done = self._rows_before + self._rows_current
-        total = self._expected.get(report.stage)
+        # What the engine knows (a backup counts its rows first) before the guess.
+        total = report.stage_total
+        if total is None:
+            total = self._expected.get(report.stage)
         if total is not None and done > total:
             total = None  # the database grew meanwhile: no honest estimate
         estimated_end = None

@@ -15,6 +15,7 @@ from django.db import DatabaseError
 
 from . import signals
 from .backup import unreadable_value_in_table
+from .changes import FieldChange, changed_fields
 from .collector import collector_paused
 from .conf import app_settings
 from .db.backends import Backend, backend_for
@@ -38,7 +39,7 @@ from .fileformat.reader import BackupReader, TableSection, row_lines, verify_fil
 from .fileformat.streams import BackupSource
 from .media.compare import BlobCheck, MediaComparison, MediaReport, check_blobs
 from .media.restore import Manifest
-from .progress import Progress, ProgressCallback, ignore_progress
+from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 
 MAX_EXAMPLES = 5
 
@@ -57,6 +58,8 @@ class TableReport:
     missing_examples: list[Any] = field(default_factory=list)
     extra_examples: list[Any] = field(default_factory=list)
     changed_examples: list[Any] = field(default_factory=list)
+    # The changed examples with their changed fields: (pk, backup → database).
+    changed_rows: list[tuple[Any, list[FieldChange]]] = field(default_factory=list)
     problem: str = ""  # a difference that is not about rows (no such table, columns)
 
     @property
@@ -68,7 +71,18 @@ class TableReport:
         return "match" if self.matches else "differ"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
+        data = asdict(self)
+        data["changed_rows"] = [
+            {
+                "pk": pk,
+                "changes": [
+                    {"field": c.field, "backup": c.before, "database": c.after}
+                    for c in changes
+                ],
+            }
+            for pk, changes in self.changed_rows
+        ]
+        return {**data, "status": self.status}
 
 
 @dataclass
@@ -253,7 +267,9 @@ def _compare_rows(
                 row_lines(encode_block(rows)) for rows in batches
             ),
         )
-        database_rows = _merge_rows(report, spec, file_lines, database_lines, progress)
+        database_rows = _merge_rows(
+            report, spec, file_lines, database_lines, progress, same_rows
+        )
     report.file_rows = section.ended().rows
     report.db_rows = same_rows + database_rows
 
@@ -264,9 +280,10 @@ def _merge_rows(
     file_lines: Iterator[bytes],
     database_lines: Iterator[bytes],
     progress: ProgressCallback,
+    rows_before: int = 0,
 ) -> int:
     """Count the rows missing, extra and changed; return how many database rows
-    there were."""
+    there were (``rows_before`` were compared already, as progress reports)."""
     key = pk_key_function(spec.fields, spec.pk_fields)
     database_rows = 0
     file_line = next(file_lines, None)
@@ -284,7 +301,16 @@ def _merge_rows(
             order = (file_key > database_key) - (file_key < database_key)
             if order == 0:
                 report.changed += 1
-                _example(report.changed_examples, spec, file_line)
+                if len(report.changed_examples) < MAX_EXAMPLES:
+                    file_row, database_row = (
+                        loads_row(file_line),
+                        loads_row(database_line),
+                    )
+                    pk = pk_value(spec.fields, spec.pk_fields, file_row)
+                    report.changed_examples.append(pk)
+                    report.changed_rows.append(
+                        (pk, changed_fields(spec.fields, file_row, database_row))
+                    )
         if order < 0:
             assert file_line is not None  # the file's row sorts first
             report.missing += 1
@@ -298,7 +324,9 @@ def _merge_rows(
         if order >= 0:
             database_rows += 1
             if database_rows % app_settings.BATCH_SIZE == 0:
-                progress(Progress("validate", spec.label, database_rows, None))
+                progress(
+                    Progress("validate", spec.label, rows_before + database_rows, None)
+                )
             database_line = next(database_lines, None)
     return database_rows
 
@@ -355,7 +383,11 @@ def _validate(
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
         verified = verify_file(
-            stream, source.name, rows=file_only, media=manifest.add if media else None
+            stream,
+            source.name,
+            rows=file_only,
+            progress=progress,
+            media=manifest.add if media else None,
         )
     header = verified.header
     media = media and has_media(header)
@@ -378,8 +410,15 @@ def _validate(
         with source.open() as stream:
             reader = BackupReader(stream, source.name)
             reader.expect(header, verified.digest)
+            # The file's rows: about what the comparison goes through.
+            rows = sum(end.rows for end in verified.ends.values())
             _compare_database(
-                report, reader, header, using, progress, manifest if media else None
+                report,
+                reader,
+                header,
+                using,
+                passed_on(progress, stage_total=rows),
+                manifest if media else None,
             )
     report.seconds = round(time.perf_counter() - started, 3)
     signals.announce(signals.post_validate, validate_backup, using=using, report=report)

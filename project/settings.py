@@ -107,6 +107,45 @@ STORAGES = {
 # Every key is optional; they are documented in backups_app/conf.py.
 BACKUPS = {}
 
+# The file pipeline from the environment (docs/storage.md), for trying it out and for
+# bench/pipeline.py: compression, age keys, and S3 (SeaweedFS locally:
+# BACKUPS_S3_ENDPOINT_URL=http://127.0.0.1:8333 BACKUPS_S3_BUCKET=backups).
+if os.environ.get("BACKUPS_COMPRESSION"):
+    BACKUPS["COMPRESSION"] = os.environ["BACKUPS_COMPRESSION"]
+if os.environ.get("BACKUPS_COMPRESSION_LEVEL"):
+    BACKUPS["COMPRESSION_LEVEL"] = int(os.environ["BACKUPS_COMPRESSION_LEVEL"])
+if os.environ.get("BACKUPS_AGE_RECIPIENTS") or os.environ.get("BACKUPS_AGE_IDENTITIES"):
+    BACKUPS["ENCRYPTION"] = {
+        # Public keys (age1...), separated by commas.
+        "RECIPIENTS": [
+            key
+            for key in os.environ.get("BACKUPS_AGE_RECIPIENTS", "").split(",")
+            if key
+        ],
+        # Paths of key files written by age-keygen (or the keys themselves).
+        "IDENTITIES": [
+            key
+            for key in os.environ.get("BACKUPS_AGE_IDENTITIES", "").split(",")
+            if key
+        ],
+    }
+if os.environ.get("BACKUPS_STORAGE_DIR"):
+    STORAGES["backups"]["OPTIONS"]["location"] = os.environ["BACKUPS_STORAGE_DIR"]
+if os.environ.get("BACKUPS_S3_BUCKET"):
+    STORAGES["backups"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ["BACKUPS_S3_BUCKET"],
+            "endpoint_url": os.environ.get("BACKUPS_S3_ENDPOINT_URL"),
+            "access_key": os.environ.get("AWS_ACCESS_KEY_ID"),
+            "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            "region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "location": os.environ.get("BACKUPS_S3_LOCATION", ""),
+            # Never replace a backup of the same name (the app checks it as well).
+            "file_overwrite": False,
+        },
+    }
+
 # django-admin-interface shows its previews in same-origin frames.
 X_FRAME_OPTIONS = "SAMEORIGIN"
 SILENCED_SYSTEM_CHECKS = ["security.W019"]

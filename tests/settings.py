@@ -235,7 +235,7 @@ STORAGES = {
         "OPTIONS": {"location": str(TEST_TMPDIR / "backups")},
     },
     # Files of tests.mediaapp.models.Photo, through a callable.
-    "memory": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "memory": {"BACKEND": "tests.mediaapp.storage.SharedMemoryStorage"},
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -56,7 +56,12 @@ class FailedRestoreTests(TestCase):
         lines = plain.read_bytes().splitlines(keepends=True)
         cut = self.tmp_path / "cut.jsonl"
         cut.write_bytes(b"".join(lines[:-1]))
-        self.assert_refused(cut, BackupFormatError, "is truncated")
+        self.assert_refused(
+            cut,
+            BackupFormatError,
+            "is incomplete: it ends before its trailer (an unfinished copy or "
+            "download?)",
+        )
 
     def test_flipped_byte_inside_a_row(self):
         plain = plain_copy(self.good, self.tmp_path / "plain.jsonl")

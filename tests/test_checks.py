@@ -194,7 +194,9 @@ class SettingValueTests(SimpleTestCase):
     def test_e011_compression_level_out_of_range(self):
         self.assert_errors(
             Error(
-                "BACKUPS['COMPRESSION_LEVEL'] must be an integer from 0 to 9, not 10.",
+                "BACKUPS['COMPRESSION_LEVEL'] must be None or an integer from 0 to 9 "
+                "for gzip, not 10.",
+                hint="None: gzip's default, 1.",
                 id="backups_app.E011",
             )
         )
@@ -203,8 +205,9 @@ class SettingValueTests(SimpleTestCase):
     def test_e011_compression_level_that_is_a_boolean(self):
         self.assert_errors(
             Error(
-                "BACKUPS['COMPRESSION_LEVEL'] must be an integer from 0 to 9, "
-                "not True.",
+                "BACKUPS['COMPRESSION_LEVEL'] must be None or an integer from 0 to 9 "
+                "for gzip, not True.",
+                hint="None: gzip's default, 1.",
                 id="backups_app.E011",
             )
         )
@@ -241,6 +244,165 @@ class SettingValueTests(SimpleTestCase):
         self.assert_errors()
 
 
+class PipelineCheckTests(SimpleTestCase):
+    """COMPRESSION, COMPRESSION_LEVEL, ENCRYPTION, templates, STALE_UPLOAD_AGE."""
+
+    identity = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from pyrage import x25519
+
+        cls.identity = x25519.Identity.generate()
+        cls.other = x25519.Identity.generate()
+
+    def keys(self, recipients, identities):
+        return {
+            "RECIPIENTS": [str(i.to_public()) for i in recipients],
+            "IDENTITIES": [str(i) for i in identities],
+        }
+
+    @override_settings(BACKUPS={"COMPRESSION": "xz"})
+    def test_e017_unknown_compression(self):
+        assert check_settings() == [
+            Error(
+                "BACKUPS['COMPRESSION'] must be one of 'gzip', 'zstd', 'none', not "
+                "'xz'.",
+                hint="gzip is the default; zstd is faster at the same size "
+                "(docs/storage.md).",
+                id="backups_app.E017",
+            )
+        ]
+
+    @override_settings(BACKUPS={"COMPRESSION": "zstd", "COMPRESSION_LEVEL": 23})
+    def test_e011_the_level_is_checked_against_the_chosen_codec(self):
+        assert check_settings() == [
+            Error(
+                "BACKUPS['COMPRESSION_LEVEL'] must be None or an integer from -7 to "
+                "22 for zstd, not 23.",
+                hint="None: zstd's default, 3.",
+                id="backups_app.E011",
+            )
+        ]
+
+    def test_levels_valid_for_each_codec(self):
+        for config in (
+            {"COMPRESSION": "zstd", "COMPRESSION_LEVEL": 19},
+            {"COMPRESSION": "zstd", "COMPRESSION_LEVEL": -7},
+            {"COMPRESSION": "gzip", "COMPRESSION_LEVEL": 9},
+            {"COMPRESSION": "none", "COMPRESSION_LEVEL": None},
+        ):
+            with self.subTest(config), override_settings(BACKUPS=config):
+                assert check_settings() == []
+
+    def encryption_error(self, message):
+        return Error(
+            f"BACKUPS['ENCRYPTION'] {message}",
+            hint="Keys: RECIPIENTS (age public keys, age1... or ssh-...), "
+            "IDENTITIES (age private keys or paths of key files); docs/storage.md.",
+            id="backups_app.E018",
+        )
+
+    def test_e018_encryption_values_one_by_one(self):
+        secret = "AGE-SECRET-KEY-1" + "Q" * 58
+        cases = [
+            ("age1...", "must be a dict."),
+            ({"RECIPIENT": []}, "has unknown keys: RECIPIENT."),
+            ({"RECIPIENTS": "age1x"}, "['RECIPIENTS'] must be a list of keys (text)."),
+            ({"IDENTITIES": [None]}, "['IDENTITIES'] must be a list of keys (text)."),
+            (
+                {"RECIPIENTS": ["age1nonsensenonsense"]},
+                "is not usable: Not an age recipient: 'age1nonsense…' (invalid "
+                "Bech32 encoding).",
+            ),
+            (
+                {"IDENTITIES": [secret]},
+                "is not usable: An entry of BACKUPS['ENCRYPTION']['IDENTITIES'] is "
+                "not an age identity (AGE-SECRET-KEY-1…).",
+            ),
+            (
+                {"IDENTITIES": ["/nonexistent/key.txt"]},
+                "is not usable: Cannot read the age identity file "
+                "'/nonexistent/key.txt': No such file or directory.",
+            ),
+        ]
+        for value, message in cases:
+            with (
+                self.subTest(message),
+                override_settings(BACKUPS={"ENCRYPTION": value}),
+            ):
+                messages = check_settings()
+                assert messages == [self.encryption_error(message)]
+                assert "QQQQ" not in str(messages)
+
+    def test_w002_identities_that_cannot_read_what_is_written(self):
+        config = {"ENCRYPTION": self.keys([self.identity], [self.other])}
+        with override_settings(BACKUPS=config):
+            assert check_settings() == [
+                Warning(
+                    "None of BACKUPS['ENCRYPTION']['IDENTITIES'] can read what is "
+                    "encrypted to BACKUPS['ENCRYPTION']['RECIPIENTS']: new backups "
+                    "cannot be restored or validated here.",
+                    hint="List the identity of one of the recipients, or leave "
+                    "IDENTITIES empty on a server that should only write backups.",
+                    id="backups_app.W002",
+                )
+            ]
+
+    def test_valid_encryption_settings(self):
+        for value in (
+            self.keys([self.identity], [self.other, self.identity]),
+            self.keys([self.identity], []),  # a server that only writes backups
+            self.keys([], [self.identity]),  # one that only reads them
+            {},
+        ):
+            with self.subTest(value), override_settings(BACKUPS={"ENCRYPTION": value}):
+                assert check_settings() == []
+
+    def test_e019_a_template_whose_suffix_the_settings_deny(self):
+        config = {
+            "COMPRESSION": "zstd",
+            "ENCRYPTION": self.keys([self.identity], [self.identity]),
+            "FILENAME_TEMPLATE": "b-{database}-{timestamp}.jsonl.gz",
+            "SAFETY_FILENAME_TEMPLATE": "s-{database}-{timestamp}.jsonl.zst.age",
+        }
+        with override_settings(BACKUPS=config):
+            assert check_settings() == [
+                Error(
+                    "BACKUPS['FILENAME_TEMPLATE'] makes names ending in '.jsonl.gz', "
+                    "but COMPRESSION and ENCRYPTION ask for '.jsonl.zst.age'.",
+                    hint="Leave the suffix out of the template: the app adds the "
+                    "one the settings ask for.",
+                    id="backups_app.E019",
+                )
+            ]
+
+    def test_e020_stale_upload_age(self):
+        import datetime
+
+        for value in ("24h", 0, True, datetime.timedelta(0), None):
+            with (
+                self.subTest(value),
+                override_settings(BACKUPS={"STALE_UPLOAD_AGE": value}),
+            ):
+                assert check_settings() == [
+                    Error(
+                        "BACKUPS['STALE_UPLOAD_AGE'] must be a number of seconds or a "
+                        f"timedelta, not {value!r}.",
+                        hint="It must be longer than your longest backup takes to "
+                        "write.",
+                        id="backups_app.E020",
+                    )
+                ]
+        for value in (6 * 3600, 0.5, datetime.timedelta(days=2)):
+            with (
+                self.subTest(value),
+                override_settings(BACKUPS={"STALE_UPLOAD_AGE": value}),
+            ):
+                assert check_settings() == []
+
+
 class CheckCommandTests(TestCase):
     # Since Django 6.0 the check command runs database checks on every alias.
     databases = "__all__"
@@ -273,7 +435,7 @@ def test_every_check_id_is_documented():
     source = (root / "backups_app" / "checks.py").read_text()
     used = set(re.findall(r'id="(backups_app\.[EW]\d{3})"', source))
     documented = (root / "docs" / "usage.md").read_text()
-    assert len(used) == 17
+    assert len(used) == 22
     assert {check_id for check_id in used if f"`{check_id}`" not in documented} == set()
 
 
@@ -407,7 +569,7 @@ class MediaSettingsTests(SimpleTestCase):
             ("backups_app.E010", "BACKUPS['MEDIA'] must be True or False, not 'yes'.")
         ]
 
-    def test_e017_media_storages(self):
+    def test_e021_media_storages(self):
         cases = [
             ("memory", "must be a list of STORAGES aliases"),
             (["nowhere"], "names 'nowhere', which is no alias in STORAGES"),
@@ -423,5 +585,5 @@ class MediaSettingsTests(SimpleTestCase):
                 override_settings(BACKUPS={"MEDIA_STORAGES": value}),
             ):
                 assert [(e.id, e.msg) for e in check_settings()] == [
-                    ("backups_app.E017", f"BACKUPS['MEDIA_STORAGES'] {problem}.")
+                    ("backups_app.E021", f"BACKUPS['MEDIA_STORAGES'] {problem}.")
                 ]

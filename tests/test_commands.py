@@ -72,8 +72,22 @@ class BackupCommandTests(TestCase):
         not_a_folder.write_text("")
         with pytest.raises(CommandError) as excinfo:
             run_command("backup", "-o", str(not_a_folder / "zoo.jsonl.gz"))
-        assert str(excinfo.value).startswith(f"Cannot write to {str(not_a_folder)!r}")
+        assert str(excinfo.value) == (
+            f"Cannot write {str(not_a_folder / 'zoo.jsonl.gz')!r}: the directory "
+            f"{str(not_a_folder)!r} is not a directory."
+        )
         assert excinfo.value.returncode == 2
+
+    def test_a_folder_that_does_not_exist_is_refused_not_made(self):
+        target = self.tmp_path / "no-such-folder" / "zoo.jsonl.gz"
+        with pytest.raises(CommandError) as excinfo:
+            run_command("backup", "-o", str(target))
+        assert str(excinfo.value) == (
+            f"Cannot write {str(target)!r}: the directory {str(target.parent)!r} "
+            "does not exist."
+        )
+        assert excinfo.value.returncode == 2
+        assert list(self.tmp_path.iterdir()) == []
 
     def test_a_write_failing_on_the_writer_thread_stops_the_backup(self):
         from backups_app.fileformat.writer import BackupWriter
@@ -162,7 +176,12 @@ class RestoreCommandTests(TestCase):
         )
         name = safety.rsplit(": ", 1)[1]
         assert name.startswith("safety-default-") and backup_storage().exists(name)
-        assert "Restored" in stdout.splitlines()[-1]
+        assert "Restored" in stdout.splitlines()[-5]
+        # How to undo it: this very command, given the safety backup.
+        assert stdout.splitlines()[-2:] == [
+            "To undo this restore, run:",
+            f"  python -m django restore {name}",
+        ]
         assert not Node.objects.filter(name="added after the backup").exists()
 
     def test_json_restore_without_noinput_is_refused_before_any_work(self):
@@ -204,8 +223,8 @@ class ValidateCommandTests(TestCase):
         node = Node.objects.create(name="extra")
         stdout, returncode = run_failing("validatebackup", str(self.file))
         assert returncode == 1
-        assert f"testapp.Node: extra primary keys, e.g. {node.pk}" in stdout
-        assert stdout.strip().endswith("tables match exactly, 1 differ")
+        assert f"  testapp.Node: extra pk {node.pk}\n" in stdout
+        assert stdout.strip().endswith("tables match exactly, 1 differ; rows: 1 extra")
 
     def test_json_report(self):
         node = Node.objects.create(name="extra")

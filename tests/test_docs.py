@@ -78,3 +78,50 @@ class UsagePageTests(TestCase):
         assert int(inserted) == int(rows)
         assert safety.startswith("safety-")
         assert snapshot() == before
+
+
+class StoragePageTests(TestCase):
+    """docs/storage.md: its settings are valid and its key generation works."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_the_settings_examples_pass_the_checks(self):
+        from django.test import override_settings
+
+        from backups_app.checks import check_settings
+
+        for block in python_blocks("storage.md"):
+            namespace: dict = {}
+            exec(block, namespace)  # noqa: S102 (our own documentation)
+            if "BACKUPS" in namespace:
+                config = namespace["BACKUPS"]
+                if "ENCRYPTION" in config:
+                    # The page's identity is a path on the reader's server.
+                    config["ENCRYPTION"]["IDENTITIES"] = []
+                with override_settings(BACKUPS=config):
+                    assert check_settings() == [], block
+
+    def test_the_key_generation_line_makes_a_pair_that_works(self):
+        page = (DOCS / "storage.md").read_text()
+        line = next(
+            line.strip()
+            for line in page.splitlines()
+            if line.strip().startswith('python -c "from pyrage')
+        )
+        code = line.removeprefix("python -c ").strip('"')
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        secret, public = result.stdout.split()
+        assert secret.startswith("AGE-SECRET-KEY-1") and public.startswith("age1")
+        from django.test import override_settings
+
+        populate_zoo()
+        keys = {"ENCRYPTION": {"RECIPIENTS": [public], "IDENTITIES": [secret]}}
+        with override_settings(BACKUPS=keys):
+            file = self.tmp_path / "zoo.jsonl.gz.age"
+            create_backup(file)
+            from backups_app.validate import validate_backup
+
+            assert validate_backup(file).ok

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import zlib
 
 import pytest
 from pyrage import x25519
@@ -46,6 +47,16 @@ def test_a_cut_stream_is_an_error(codec):
     data = compressed(codec, DATA)
     with pytest.raises(EOFError):
         decompressed(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("codec", [GZIP, ZSTD], ids=lambda c: c.name)
+def test_a_changed_byte_is_an_error_of_decompression(codec):
+    data = bytearray(compressed(codec, DATA))
+    data[len(data) // 2] ^= 0x10
+    with pytest.raises(Exception) as excinfo:
+        decompressed(bytes(data))
+    # What the reader turns into "cannot be read past line N: ...".
+    assert isinstance(excinfo.value, (ValueError, EOFError, zlib.error))
 
 
 def test_zstd_reads_every_frame():
@@ -134,28 +145,37 @@ def test_a_file_for_a_recipient_we_do_not_hold():
     with pytest.raises(BackupFormatError) as excinfo:
         decrypted(data, NEW, OLD)
     assert str(excinfo.value) == (
-        "f: is encrypted, but not to any of the identities in "
-        "BACKUPS['ENCRYPTION']['IDENTITIES'] (wrong or missing key)."
+        "is encrypted, but not to any of the identities in "
+        "BACKUPS['ENCRYPTION']['IDENTITIES'] (wrong or missing key)"
     )
 
 
 def test_missing_identities():
     with pytest.raises(BackupFormatError) as excinfo:
         encryption.decrypting(io.BytesIO(encrypted(b"x", NEW)), [], "f")
-    assert "set BACKUPS['ENCRYPTION']['IDENTITIES']" in str(excinfo.value)
+    assert str(excinfo.value) == (
+        "f: is encrypted, and BACKUPS['ENCRYPTION']['IDENTITIES'] is empty: set it "
+        "to the age identity (private key) it was encrypted for."
+    )
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip"])
+@pytest.mark.parametrize("damage", ["truncate", "cut at a chunk", "flip"])
 def test_damaged_ciphertext_is_refused(damage):
     data = bytearray(encrypted(DATA, NEW))
     if damage == "truncate":
         data = data[: len(data) - 1000]
+    elif damage == "cut at a chunk":
+        # After whole 64 KiB chunks (each 16 bytes longer, sealed): only the flag of
+        # the last chunk tells that the file ended early.
+        payload = data.index(b"\n---") + data[data.index(b"\n---") + 1 :].index(b"\n")
+        start = payload + 2 + 16  # the header's last line, then the nonce
+        data = data[: start + 3 * (65536 + 16)]
     else:
         data[len(data) // 2] ^= 0x01
     with pytest.raises(BackupFormatError) as excinfo:
         decrypted(bytes(data), NEW)
     assert str(excinfo.value).startswith(
-        "f: cannot be decrypted: the encrypted data is damaged or cut short"
+        "cannot be decrypted: the encrypted data is damaged or cut short ("
     )
 
 

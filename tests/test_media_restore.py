@@ -304,8 +304,7 @@ class StoppedRestoreTests(TransactionTestCase):
         code, stderr = self.stop(signal.SIGINT)
         assert (code, stderr) == (
             130,
-            "CommandError: Restore interrupted: database 'default' was left "
-            "unchanged.\n",
+            "Restore interrupted: database 'default' was left unchanged.\n",
         )
         assert snapshot() == self.rows_before
         assert media_state() == self.files_before

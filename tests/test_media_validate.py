@@ -102,7 +102,7 @@ class MediaValidationTests(TestCase):
         stdout, _ = run_command_allowing_failure("validatebackup", str(self.file))
         assert "mediaapp.Document.file" in stdout
         assert (
-            f"  mediaapp.Document.file: missing files, e.g. pks {self.rows['b'].pk}"
+            f"  mediaapp.Document.file: missing files, pk {self.rows['b'].pk}"
         ) in stdout
         assert "media: " in stdout.splitlines()[-1]
         data = orjson.loads(

@@ -21,8 +21,9 @@ from backups_app.backup import create_backup
 from backups_app.db.values import lines_encoder
 from backups_app.exceptions import BackupFormatError
 from backups_app.fileformat import compression, reader
+from backups_app.fileformat.compression import gunzip
 from backups_app.fileformat.reader import BackupReader, verify
-from backups_app.fileformat.streams import BackupSource, gunzip
+from backups_app.fileformat.streams import BackupSource
 from backups_app.fileformat.writer import BackupWriter
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
@@ -227,7 +228,11 @@ class DamagedStructureTests(TestCase):
         cut = self.tmp_path / "cut.jsonl"
         start = data.index(b'"first"')
         cut.write_bytes(data[:start])
-        self.assert_refused(cut, "is truncated inside table testapp.Node")
+        self.assert_refused(
+            cut,
+            "is incomplete: it ends inside table testapp.Node (an unfinished copy "
+            "or download?)",
+        )
 
     def test_a_file_without_its_last_newline_is_still_read(self):
         data = plain_copy(self.file, self.tmp_path / "plain.jsonl").read_bytes()

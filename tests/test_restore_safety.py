@@ -284,7 +284,12 @@ class KilledRestoreTests(TransactionTestCase):
                 "is set in the transaction, InnoDB counters are not lowered"
             )
         events = self.kill_at("settle")
-        assert events[-3:] == ["event sequences", "event commit", "event settle"]
+        assert events[-4:] == [
+            "event sequences",
+            "event commit",
+            "event committed",
+            "event settle",
+        ]
         assert snapshot() == self.backup_snapshot
         # Not lowered to the restored rows, but never below them.
         after = next_values(sequence_state())

@@ -48,6 +48,19 @@ STEPS = {
     "restore": gettext_lazy("Writing the backup’s rows"),
     "check": gettext_lazy("Checking foreign keys"),
     "verify-written": gettext_lazy("Reading back what was written"),
+    "lock": gettext_lazy("Locking the tables against writers"),
+    "reload": gettext_lazy("Loading again the tables triggers changed"),
+    "sequences": gettext_lazy("Setting sequences"),
+    "commit": gettext_lazy("Committing"),
+    "committed": gettext_lazy("Committed; finishing"),
+    "settle": gettext_lazy("Setting sequences"),
+    "media-rows": gettext_lazy("Reading the rows’ file references"),
+    "media": gettext_lazy("Backing up the media files"),
+    "media-compare": gettext_lazy("Comparing the media files with their storages"),
+    "media-blobs": gettext_lazy("Checking the media blobs"),
+    "media-write": gettext_lazy("Putting the media files back"),
+    "media-prune": gettext_lazy("Deleting files no row references"),
+    "media-validate": gettext_lazy("Comparing the media files"),
 }
 
 

@@ -34,8 +34,10 @@ class UploadForm(forms.Form):
     file = forms.FileField(
         label=_("Backup file"),
         help_text=_(
-            "A file written by this app (.jsonl or .jsonl.gz). It is checked "
-            "completely before it is kept, and a damaged file is refused. A file not "
+            "A file written by this app (.jsonl, .jsonl.gz or .jsonl.zst, encrypted "
+            "with age or not). It is checked completely before it is kept (decrypted "
+            "with the configured identities), and a damaged file, or one encrypted "
+            "for a key this site does not hold, is refused. A file not "
             "made by this installation is kept as foreign: restoring it needs its "
             "own permission."
         ),

@@ -118,13 +118,20 @@ def _gunzip_pieces(compressed: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 def unzstd(compressed: IO[bytes], max_ratio: float | None = None) -> Iterator[bytes]:
     """Yield the decompressed bytes of a zstd stream (every frame of it), in pieces
     of DECOMPRESSED_CHUNK bytes at most, bounded as ``gunzip`` is. Raises EOFError
-    when the stream ends inside a frame and the zstd module's error when it is
-    damaged."""
+    when the stream ends inside a frame and ValueError when it is damaged."""
     return _bounded(_unzstd_pieces(compressed), max_ratio)
 
 
 def _unzstd_pieces(compressed: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     zstd = _zstd()
+    try:
+        yield from _unzstd_frames(zstd, compressed)
+    except zstd.ZstdError as exc:
+        # A ValueError, as zlib's errors are read: "cannot be read past line N".
+        raise ValueError(f"damaged zstd data ({exc})") from exc
+
+
+def _unzstd_frames(zstd: Any, compressed: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     decompressor = None
     taken = 0
     while data := compressed.read(COMPRESSED_READ):
@@ -164,7 +171,13 @@ def _gzip_writer(stream: IO[bytes], level: int) -> Iterator[IO[bytes]]:
 class _ZstdWriter(io.RawIOBase):
     def __init__(self, stream: IO[bytes], level: int):
         self._stream = stream
-        self._compressor = _zstd().ZstdCompressor(level=level)
+        zstd = _zstd()
+        parameter = zstd.CompressionParameter
+        # With a checksum of each frame's content, as gzip has its CRC: a damaged
+        # file is an error of decompression, before its digests are even compared.
+        self._compressor = zstd.ZstdCompressor(
+            options={parameter.compression_level: level, parameter.checksum_flag: 1}
+        )
 
     def writable(self) -> bool:
         return True

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..exceptions import BackupFormatError, StorageError
+from ..exceptions import BackupFormatError, StorageError, one_line
 from .pipeline import (
     BackgroundReader,
     BackgroundWriter,
@@ -139,15 +139,16 @@ class Decrypted(BackgroundReader):
         return exc
 
     def _failure(self, exc: Exception) -> BackupFormatError:
+        # Raised to the reader of the stream, which puts the file's name before it.
         text = str(exc)
         if "no matching keys" in text.lower() or "no identity matched" in text.lower():
             return BackupFormatError(
-                f"{self._name}: is encrypted, but not to any of the identities in "
-                "BACKUPS['ENCRYPTION']['IDENTITIES'] (wrong or missing key)."
+                "is encrypted, but not to any of the identities in "
+                "BACKUPS['ENCRYPTION']['IDENTITIES'] (wrong or missing key)"
             )
         return BackupFormatError(
-            f"{self._name}: cannot be decrypted: the encrypted data is damaged or "
-            f"cut short ({text})."
+            "cannot be decrypted: the encrypted data is damaged or cut short "
+            f"({one_line(exc)})"
         )
 
     def close(self) -> None:
@@ -160,7 +161,7 @@ def decrypting(source: IO[bytes], identities: Sequence[str], name: str) -> Decry
     parsed = parse_identities(identities)
     if not parsed:
         raise BackupFormatError(
-            f"{name}: is encrypted; set BACKUPS['ENCRYPTION']['IDENTITIES'] to the "
-            "age identity (private key) it was encrypted for."
+            f"{name}: is encrypted, and BACKUPS['ENCRYPTION']['IDENTITIES'] is "
+            "empty: set it to the age identity (private key) it was encrypted for."
         )
     return Decrypted(source, parsed, name)

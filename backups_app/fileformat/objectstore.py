@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 PART_SIZE = 8 << 20  # S3 takes parts of at least 5 MiB, except the last one
 READ_SIZE = 8 << 20
+# The first range read is this small, then each is twice the last, up to READ_SIZE:
+# a listing that wants only a file's header line fetches little more than it.
+FIRST_READ_SIZE = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ class MultipartUpload(io.RawIOBase):
         self._buffer += view
         self.size += view.nbytes
         while len(self._buffer) >= self.part_size:
-            part = bytes(self._buffer[: self.part_size])
+            with memoryview(self._buffer) as buffered:
+                part = bytes(buffered[: self.part_size])
             del self._buffer[: self.part_size]
             self._send(part)
         return view.nbytes
@@ -153,11 +157,25 @@ class MultipartUpload(io.RawIOBase):
 class RangedReader(io.RawIOBase):
     """A readable stream over one version of an object, read a range at a time."""
 
-    def __init__(self, store: ObjectStore, name: str, read_size: int = READ_SIZE):
+    def __init__(
+        self,
+        store: ObjectStore,
+        name: str,
+        read_size: int = READ_SIZE,
+        *,
+        version: tuple[str, int] | None = None,
+    ):
         self.store = store
         self.name = name
         self.key = store.key(name)
         self.read_size = read_size
+        self._next_size = min(FIRST_READ_SIZE, read_size)
+        self._position = 0
+        self._chunk = b""
+        self._offset = 0
+        if version is not None:
+            self.etag, self.size = version
+            return
         try:
             head = store.client.head_object(Bucket=store.bucket, Key=self.key)
         except Exception as exc:
@@ -170,15 +188,19 @@ class RangedReader(io.RawIOBase):
             ) from exc
         self.etag = head["ETag"]
         self.size = head["ContentLength"]
-        self._position = 0
-        self._chunk = b""
-        self._offset = 0
+
+    def reopen(self) -> RangedReader:
+        """Return a reader of the same version of the object, from its start."""
+        return RangedReader(
+            self.store, self.name, self.read_size, version=(self.etag, self.size)
+        )
 
     def readable(self) -> bool:
         return True
 
     def _fetch(self) -> bytes:
-        last = min(self._position + self.read_size, self.size) - 1
+        last = min(self._position + self._next_size, self.size) - 1
+        self._next_size = min(self._next_size * 2, self.read_size)
         try:
             response = self.store.client.get_object(
                 Bucket=self.store.bucket,
@@ -199,6 +221,20 @@ class RangedReader(io.RawIOBase):
         self._position += len(data)
         return data
 
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        current = self._position - (len(self._chunk) - self._offset)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: current, io.SEEK_END: self.size}[whence]
+        target = max(0, base + offset)
+        if target != current:
+            self._position, self._chunk, self._offset = target, b"", 0
+        return target
+
+    def tell(self) -> int:
+        return self._position - (len(self._chunk) - self._offset)
+
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer)
         if self._offset == len(self._chunk):
@@ -211,6 +247,18 @@ class RangedReader(io.RawIOBase):
         view[:size] = self._chunk[self._offset : self._offset + size]
         self._offset += size
         return size
+
+
+def pending_uploads(store: ObjectStore) -> list[tuple[str, datetime.datetime]]:
+    """Return the names (under the store's location) and start times of the multipart
+    uploads not completed yet: backups being written, or left by killed ones."""
+    prefix = store.key("")
+    found = []
+    paginator = store.client.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=store.bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            found.append((upload["Key"].removeprefix(prefix), upload["Initiated"]))
+    return found
 
 
 def abort_stale_uploads(

@@ -19,6 +19,7 @@ import orjson
 
 from ..conf import app_settings
 from ..exceptions import BackupFormatError, NotABackupError, one_line
+from ..progress import Progress, ProgressCallback, ignore_progress
 from .codec import TEMPORAL_KINDS, TEXT_KINDS, loads_block
 from .manifest import (
     MEDIA_COLUMNS,
@@ -62,6 +63,10 @@ HEADER_TYPES: dict[str, type] = {
     "migrations": list,
     "tables": list,
 }
+
+
+# Said of a file that ends early: the likely cause.
+UNFINISHED = "(an unfinished copy or download?)"
 
 
 @dataclass(frozen=True)
@@ -295,7 +300,13 @@ class BackupReader:
         except BackupFormatError as exc:
             # A bound of decompression (streams.gunzip), said without the file's name.
             raise self._error(str(exc)) from exc
-        except (OSError, EOFError, ValueError, zlib.error) as exc:
+        except EOFError as exc:
+            # The compressed stream stops inside its data: the file was cut short.
+            raise self._error(
+                f"is incomplete: it ends early, after line {self._line_number} "
+                f"{UNFINISHED}"
+            ) from exc
+        except (OSError, ValueError, zlib.error) as exc:
             raise self._error(
                 f"cannot be read past line {self._line_number}: {one_line(exc)}"
             ) from exc
@@ -370,7 +381,7 @@ class BackupReader:
         """The next line, which must be a record; ``expected`` says what was due."""
         line = self._next_line()
         if line is None:
-            raise self._error(f"is truncated: it ends before {expected}")
+            raise self._error(f"is incomplete: it ends before {expected} {UNFINISHED}")
         if len(line) > self._max_line:
             raise self._too_long(self._line_number)
         if not line.startswith(b"{"):
@@ -596,7 +607,9 @@ class BackupReader:
             if whole > start:
                 break
             if not self._fill():
-                raise self._error(f"is truncated inside {section.title}")
+                raise self._error(
+                    f"is incomplete: it ends inside {section.title} {UNFINISHED}"
+                )
         lines = buffer.count(b"\n", start, whole)
         if buffer.count(b"\n[", start, whole) == lines - 1:
             stop = whole
@@ -839,11 +852,13 @@ def verify_file(
     name: str = "backup",
     *,
     rows: bool = False,
+    progress: ProgressCallback = ignore_progress,
     media: Callable[[dict[str, Any], list[list[Any]]], None] | None = None,
 ) -> Verified:
     """Read a whole backup, checking every rule and digest; with ``rows``, parse and
-    check every row too. ``media(header, entries)`` is handed the media manifest's
-    entries, a block at a time, as they are checked."""
+    check every row too. ``progress`` hears of the rows read, as the "verify" stage.
+    ``media(header, entries)`` is handed the media manifest's entries, a block at a
+    time, as they are checked."""
     reader = BackupReader(stream, name)
     ends: dict[str, TableEnd] = {}
     for section in reader.tables(media=media is not None):
@@ -852,9 +867,11 @@ def verify_file(
             for block in section.blocks():
                 media(reader.header, section.parse(block))
             continue
+        progress(Progress("verify", section.label, 0, None))
         for block in section.blocks():
             if rows:
                 section.parse(block)
+            progress(Progress("verify", section.label, section.rows, None))
         assert section.end is not None  # set by its last block
         ends[section.label] = section.end
     assert reader.trailer is not None  # checked at the end of tables()

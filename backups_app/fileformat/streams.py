@@ -7,7 +7,6 @@ when complete, so a half-written file never carries a backup's name.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import os
 import re
@@ -30,15 +29,27 @@ from django.core.files.storage.handler import InvalidStorageError
 
 from ..conf import app_settings
 from ..exceptions import StorageError, one_line
-from .compression import gunzip
-from .pipeline import BackgroundReader, ChunkQueue
+from .compression import split_name
+from .objectstore import (
+    MultipartUpload,
+    ObjectStore,
+    RangedReader,
+    abort_stale_uploads,
+    object_store,
+)
+from .stack import (
+    Layers,
+    configured_layers,
+    decoded,
+    encoded,
+    layers_for_name,
+    layers_for_stream,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
-READ_AHEAD_CHUNKS = 2
 STDIO = "-"
 # Temporary files of backups being written: ".backup-<host>-<pid>-<random>.partial",
 # locked (flock) by their writer until they are complete.
@@ -62,9 +73,16 @@ def backup_storage() -> Storage:
 
 
 def new_backup_name(database: str, template: str | None = None) -> str:
+    """Return a name for a new backup in the storage: the template's, ending in the
+    suffix COMPRESSION and ENCRYPTION ask for unless the template has its own."""
     timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     template = template or app_settings.FILENAME_TEMPLATE
-    return template.format(database=database, timestamp=timestamp)
+    name = template.format(database=database, timestamp=timestamp)
+    try:
+        split_name(name)
+    except StorageError:
+        return name + configured_layers().suffix
+    return name
 
 
 def _local_path(storage: Storage, name: str) -> Path | None:
@@ -174,8 +192,13 @@ class BackupSource:
 
     def _open_stored(self) -> IO[bytes]:
         assert self._storage_name is not None
+        storage = backup_storage()
+        store = object_store(storage)
+        if store is not None:
+            # Ranged GETs of one version of the object, never the whole of it.
+            return cast(IO[bytes], RangedReader(store, self._storage_name))
         try:
-            return backup_storage().open(self._storage_name, "rb")
+            return storage.open(self._storage_name, "rb")
         except OSError as exc:
             raise StorageError(f"Cannot read {self.name!r}: {one_line(exc)}.") from exc
 
@@ -191,6 +214,9 @@ class BackupSource:
             descriptor = None
         if descriptor is not None:
             return _Positional(descriptor), None
+        if isinstance(self._handle, RangedReader):
+            # The same version of the object as the first read, from its start.
+            return self._handle.reopen(), None
         if getattr(self._handle, "seekable", lambda: False)():
             self._handle.seek(0)
             return _Readable(self._handle), None
@@ -200,18 +226,12 @@ class BackupSource:
 
     @contextlib.contextmanager
     def open(self) -> Iterator[IO[bytes]]:
-        """Yield the decompressed content as a binary stream to ``read()`` from."""
+        """Yield the plain content (decrypted, decompressed) as a binary stream to
+        ``read()`` from."""
         raw, to_close = self._open_raw()
         try:
-            buffered = io.BufferedReader(raw, READ_BUFFER)
-            if buffered.peek(2)[:2] == GZIP_MAGIC:
-                decompressed = _Decompressed(buffered, app_settings.MAX_EXPANSION_RATIO)
-                try:
-                    yield cast(IO[bytes], decompressed)
-                finally:
-                    decompressed.stop()
-            else:
-                yield buffered
+            with decoded(raw, self.name) as stream:
+                yield stream
         finally:
             if to_close is not None:
                 to_close.close()
@@ -248,22 +268,6 @@ class _Positional(io.RawIOBase):
         return count
 
 
-class _Decompressed(BackgroundReader):
-    """Decompress gzip on a thread of its own, a few chunks ahead of the reader.
-
-    zlib releases the GIL, so decompressing overlaps with parsing and comparing
-    rows. At most READ_AHEAD_CHUNKS chunks wait, which bounds memory; an error in
-    the thread is raised to the reader in stream order.
-    """
-
-    def __init__(self, compressed: IO[bytes], max_ratio: float | None = None):
-        def decompress(chunks: ChunkQueue) -> None:
-            for chunk in gunzip(compressed, max_ratio):
-                chunks.send(chunk)
-
-        super().__init__(decompress, name="backups_app-reader", size=READ_AHEAD_CHUNKS)
-
-
 class _Readable(io.RawIOBase):
     """Adapt any object with ``read()`` (a storage file) to what BufferedReader wants."""
 
@@ -280,8 +284,27 @@ class _Readable(io.RawIOBase):
         return len(data)
 
 
+def _require_directory(directory: Path, name: str) -> None:
+    """Refuse a path into a directory that does not exist, as pg_dump does: a typo
+    in a path must not quietly make a new tree of folders."""
+    if directory.is_dir():
+        return
+    if directory.exists() or directory.is_symlink():
+        problem = "is not a directory"
+    else:
+        problem = "does not exist"
+    raise StorageError(
+        f"Cannot write {name!r}: the directory {str(directory)!r} {problem}."
+    )
+
+
 class BackupTarget:
-    """Where a new backup goes: a path, the backup storage (by name), or ``-``."""
+    """Where a new backup goes: a path, the backup storage (by name), or ``-``.
+
+    The name chooses what the bytes go through (``pipeline.layers_for_name``): a
+    path or storage name must end in a backup suffix; a stream without one is
+    written as plain JSON Lines.
+    """
 
     def __init__(
         self,
@@ -306,19 +329,35 @@ class BackupTarget:
                 self.path = Path(text)
                 self.name = text
                 self.write_through = _writes_through(self.path, text)
+                if not self.write_through:
+                    _require_directory(self.path.parent, text)
         else:
             self.stream = target
             self.name = getattr(target, "name", None) or "stream"
-        self.compressed = self.name.endswith(".gz")
+            if not isinstance(self.name, str):
+                self.name = "stream"  # a file object opened on a descriptor
+        if self.stream is not None or self.write_through:
+            self.layers: Layers = layers_for_stream(self.name)
+        else:
+            self.layers = layers_for_name(self.name)
         self.final_name = self.name
         self.size = 0
 
+    @property
+    def compressed(self) -> bool:
+        return bool(self.layers.codec.magic)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.layers.encrypted
+
     @contextlib.contextmanager
-    def open(self, compresslevel: int = 1) -> Iterator[IO[bytes]]:
+    def open(self) -> Iterator[IO[bytes]]:
         """Yield a binary stream; on success move the file into place, else remove it."""
         if self.stream is not None:
             try:
-                yield from self._yield_compressed(self.stream, compresslevel)
+                with encoded(self.stream, self.layers) as stream:
+                    yield stream
             except OSError:
                 if self.stream is _standard_output_or_none():
                     _silence_standard_output()
@@ -326,9 +365,17 @@ class BackupTarget:
             return
         if self.write_through:
             assert self.path is not None  # only a path writes through
-            with _open_device(self.path, self.name) as device:
-                yield from self._yield_compressed(device, compresslevel)
+            with (
+                _open_device(self.path, self.name) as device,
+                encoded(device, self.layers) as stream,
+            ):
+                yield stream
             return
+        if self.storage_name is not None:
+            store = object_store(backup_storage())
+            if store is not None:
+                yield from self._upload(store)
+                return
         directory = self._temporary_directory()
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -347,7 +394,8 @@ class BackupTarget:
                 # backup that this partial file is still being written.
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             with handle:
-                yield from self._yield_compressed(handle, compresslevel)
+                with encoded(handle, self.layers) as stream:
+                    yield stream
                 handle.flush()
                 os.fsync(handle.fileno())
             self.size = temporary.stat().st_size
@@ -355,18 +403,32 @@ class BackupTarget:
         finally:
             temporary.unlink(missing_ok=True)
 
-    def _yield_compressed(
-        self, stream: IO[bytes], compresslevel: int
-    ) -> Iterator[IO[bytes]]:
-        if self.compressed:
-            with gzip.GzipFile(
-                fileobj=stream, mode="wb", compresslevel=compresslevel, mtime=0
-            ) as compressed:
-                buffered = io.BufferedWriter(compressed, READ_BUFFER)
-                yield buffered
-                buffered.flush()
-        else:
-            yield stream
+    def _upload(self, store: ObjectStore) -> Iterator[IO[bytes]]:
+        """Stream the backup to the object storage as a multipart upload: no local
+        copy, the object appears under its name only when complete, never over
+        another, and an interrupted upload is aborted."""
+        assert self.storage_name is not None
+        storage = backup_storage()
+        with contextlib.suppress(Exception):
+            # Uploads of killed backups (best effort: the listing may be denied).
+            abort_stale_uploads(store, app_settings.STALE_UPLOAD_AGE)
+        try:
+            name = storage.get_available_name(self.storage_name)
+        except Exception as exc:  # storages raise anything from OSError to SDK errors
+            raise StorageError(
+                f"Cannot look up {self.storage_name!r} in the backup storage: "
+                f"{one_line(exc)}"
+            ) from exc
+        upload = MultipartUpload(store, name)
+        try:
+            with encoded(cast(IO[bytes], upload), self.layers) as stream:
+                yield stream
+            upload.complete()
+        except BaseException:
+            upload.abort()
+            raise
+        self.size = upload.size
+        self.storage_name = self.final_name = self.name = name
 
     def _temporary_directory(self) -> Path:
         if self.path is not None:

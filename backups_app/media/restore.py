@@ -390,7 +390,7 @@ def put_back(
             files.write(storage, name, files.chunks(stream), digest=digest)
         journal.written += 1
         journal.bytes_written += size
-        progress(Progress("media", name, done, total))
+        progress(Progress("media-write", name, done, total))
 
 
 @dataclass

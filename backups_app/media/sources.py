@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.core.files.storage import (
+    FileSystemStorage,
+    InMemoryStorage,
+    Storage,
+    storages,
+)
 from django.core.files.storage.handler import InvalidStorageError
 from django.db import models
 from django.utils.functional import LazyObject, empty
@@ -73,27 +78,45 @@ def unwrapped(storage: Storage) -> Storage:
 
 
 def storage_label(storage: Storage) -> str:
-    """The alias of ``storage`` in STORAGES, else its class's dotted path."""
+    """The alias of ``storage`` in STORAGES (that very object, or one made the same
+    way: Django makes new ones when the setting changes), else its class's path."""
     storage = unwrapped(storage)
+    made_as = _made_as(storage)
     for alias in getattr(settings, "STORAGES", {}):
         try:
-            if storages[alias] is storage:
-                return alias
+            aliased = storages[alias]
         except InvalidStorageError:
             continue
+        if aliased is storage or (made_as is not None and _made_as(aliased) == made_as):
+            return alias
     cls = type(storage)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _made_as(storage: Storage) -> Any:
+    """How a storage was made (its class and arguments), when it can say."""
+    try:
+        return storage.deconstruct()  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, TypeError):
+        return None
+
+
 def storage_key(storage: Storage) -> str:
-    """What tells two storage objects apart: the folder of a FileSystemStorage,
-    the bucket and location of an S3 storage, else the object itself."""
+    """What tells two storage objects apart by the files they hold: the folder of a
+    FileSystemStorage, the bucket and location of an S3 storage, else how the
+    storage was made (two objects made alike hold the same files), except for an
+    InMemoryStorage, whose files are the object's own."""
+    storage = unwrapped(storage)
     if isinstance(storage, FileSystemStorage):
         return f"file:{storage.location}"
     bucket = getattr(storage, "bucket_name", None)
     if bucket is not None:
         endpoint = getattr(storage, "endpoint_url", "")
         return f"s3:{endpoint}:{bucket}:{getattr(storage, 'location', '')}"
+    if type(storage) is not InMemoryStorage:
+        made_as = _made_as(storage)
+        if made_as is not None:
+            return f"made:{made_as!r}"
     return f"object:{id(storage)}"
 
 

@@ -16,8 +16,10 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
+from ..conf import app_settings
 from ..exceptions import BackupError, StorageError, one_line
 from ..fileformat.manifest import has_media
+from ..fileformat.objectstore import object_store, pending_uploads
 from ..fileformat.streams import backup_storage, partial_state
 from ..media.collection import shared_size
 
@@ -81,8 +83,12 @@ def stored_names() -> list[str]:
 
 def partial_files() -> list[StoredBackup]:
     """Return the partial files in the backup storage: backups being written, and
-    the leftovers of killed ones (which the next backup into the storage removes)."""
+    the leftovers of killed ones (which the next backup into the storage removes).
+    On S3, these are the multipart uploads not completed yet."""
     storage = backup_storage()
+    store = object_store(storage)
+    if store is not None:
+        return _pending_uploads(store)
     found = []
     for name in _listed():
         state = partial_state(name)
@@ -96,6 +102,32 @@ def partial_files() -> list[StoredBackup]:
             StoredBackup(name, PARTIAL, "", "", created, size, None, None, state, None)
         )
     return found
+
+
+def _pending_uploads(store: Any) -> list[StoredBackup]:
+    try:
+        uploads = pending_uploads(store)
+    except Exception as exc:  # botocore raises ClientError and connection errors
+        raise StorageError(
+            f"Cannot list the uploads in the backup storage: {one_line(exc)}"
+        ) from exc
+    stale = datetime.datetime.now(datetime.UTC) - app_settings.STALE_UPLOAD_AGE
+    return [
+        StoredBackup(
+            name,
+            PARTIAL,
+            "",
+            "",
+            started,
+            None,
+            None,
+            None,
+            # Started too long ago: the next backup aborts it.
+            "left behind" if started <= stale else "writing",
+            None,
+        )
+        for name, started in uploads
+    ]
 
 
 def _created(value: Any) -> datetime.datetime | None:

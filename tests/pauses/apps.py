@@ -16,9 +16,9 @@ from django.apps import AppConfig
 PAUSED_TABLE = "testapp_node"
 
 
-def pause(point: str) -> None:
+def pause(point: str, seconds: float = 120) -> None:
     Path(os.environ["BACKUPS_TEST_PAUSE_MARKER"]).write_text(point)
-    time.sleep(120)
+    time.sleep(seconds)
 
 
 def pausing_factory(module, name: str, point: str) -> None:
@@ -46,6 +46,32 @@ class PausesConfig(AppConfig):
             pausing_factory(backup, "block_encoder", point)
         elif point == "validate-table":
             pausing_factory(validate, "block_encoder", point)
+        elif point == "restore-verify":
+            # While the restore checks the file, before its transaction.
+            original_verify = restore.verify_file
+
+            def verify_file(*args, **kwargs):
+                pause(point)
+                return original_verify(*args, **kwargs)
+
+            restore.verify_file = verify_file
+        elif point == "restore-commit":
+            # Just after the restore's COMMIT, before the restore has heard that it
+            # is done: a Ctrl-C here must not be reported as "left unchanged". A
+            # short pause: the command holds the interruption back until then.
+            def pause_after_commit(using, **kwargs):
+                from django.db import connections
+
+                connection = connections[using]
+                commit = connection.commit
+
+                def committed():
+                    commit()
+                    pause(point, 3)
+
+                connection.commit = committed
+
+            signals.pre_restore.connect(pause_after_commit, weak=False)
         elif point == "restore-load":
             # Inside the restore's transaction, the tables already emptied.
             original = restore.row_decoder

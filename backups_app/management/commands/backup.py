@@ -21,7 +21,6 @@ from ._output import (
     BackupsCommand,
     add_common_arguments,
     human_size,
-    json_text,
     number,
     running,
     table,
@@ -132,6 +131,7 @@ class Command(BackupsCommand):
                 returncode=EXIT_CANNOT_RUN,
             )
         databases = list(connections) if all_databases else [database]
+        self.json_stream = self._out(output)
         summaries, failures, pruned = [], [], {}
         for alias in databases:
             try:
@@ -146,18 +146,15 @@ class Command(BackupsCommand):
             if prune:
                 pruned[alias] = self._prune(alias, json, options)
         if json:
-            out = self._out(output)
             if not all_databases and not prune:
-                out.write(json_text(summaries[0].to_dict()))
+                self.write_json(summaries[0].to_dict())
             else:
-                out.write(
-                    json_text(
-                        {
-                            "backups": [s.to_dict() for s in summaries],
-                            "failed": {alias: str(exc) for alias, exc in failures},
-                            "pruned": pruned,
-                        }
-                    )
+                self.write_json(
+                    {
+                        "backups": [s.to_dict() for s in summaries],
+                        "failed": {alias: str(exc) for alias, exc in failures},
+                        "pruned": pruned,
+                    }
                 )
         if failures:
             raise CommandError(
@@ -169,7 +166,9 @@ class Command(BackupsCommand):
     def _out(self, output: str | None) -> OutputWrapper:
         """Backing up to stdout (or to a device or a pipe, such as /dev/stdout)
         leaves stdout to the backup itself."""
-        streamed = output == "-" or (output is not None and not os.path.isfile(output))
+        streamed = output == "-" or (
+            output is not None and os.path.exists(output) and not os.path.isfile(output)
+        )
         return self.stderr if streamed else self.stdout
 
     def _back_up(

@@ -10,7 +10,7 @@ from backups_app.conf import app_settings
 from backups_app.exceptions import BackupError
 from backups_app.operations.health import HealthPolicy, check_database
 
-from ._output import BackupsCommand, json_text, running
+from ._output import BackupsCommand, running
 
 EXIT_UNHEALTHY = 1
 EXIT_CANNOT_CHECK = 2
@@ -82,14 +82,12 @@ class Command(BackupsCommand):
             except BackupError as exc:
                 raise CommandError(str(exc), returncode=EXIT_CANNOT_CHECK) from exc
         if json:
-            self.stdout.write(
-                json_text(
-                    {
-                        "healthy": not problems,
-                        "databases": databases,
-                        "problems": [p.to_dict() for p in problems],
-                    }
-                )
+            self.write_json(
+                {
+                    "healthy": not problems,
+                    "databases": databases,
+                    "problems": [p.to_dict() for p in problems],
+                }
             )
         elif problems:
             for problem in problems:

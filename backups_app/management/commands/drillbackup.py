@@ -7,7 +7,7 @@ from django.core.management.base import CommandError
 
 from backups_app.operations.drill import DrillRefused, run_drill
 
-from ._output import EXIT_CANNOT_RUN, BackupsCommand, json_text, running
+from ._output import EXIT_CANNOT_RUN, BackupsCommand, running
 
 EXIT_DRILL_FAILED = 1
 
@@ -77,7 +77,7 @@ class Command(BackupsCommand):
             except DrillRefused as exc:
                 raise CommandError(str(exc), returncode=EXIT_CANNOT_RUN) from exc
         if json:
-            self.stdout.write(json_text(result.to_dict()))
+            self.write_json(result.to_dict())
         elif result.ok:
             self.stdout.write(
                 self.style.SUCCESS(

@@ -15,7 +15,6 @@ from ._output import (
     BackupsCommand,
     age,
     human_size,
-    json_text,
     number,
     running,
     table,
@@ -66,7 +65,7 @@ class Command(BackupsCommand):
         with running(self, {**options, "json": json}):
             backups = list_backups(database, partials=True)
         if json:
-            self.stdout.write(json_text([b.to_dict() for b in backups]))
+            self.write_json([b.to_dict() for b in backups])
             return
         if not backups:
             self.stdout.write("No backups in the backup storage.")

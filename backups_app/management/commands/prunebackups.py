@@ -21,7 +21,6 @@ from ._output import (
     BackupsCommand,
     age,
     human_size,
-    json_text,
     running,
     table,
     terminal_width,
@@ -122,15 +121,13 @@ class Command(BackupsCommand):
             if not dry_run:
                 collect_blobs(blobs)
         if json:
-            self.stdout.write(
-                json_text(
-                    {
-                        "dry_run": dry_run,
-                        "deleted": deleted,
-                        "decisions": [d.to_dict() for d in decisions],
-                        "media": blobs.to_dict(),
-                    }
-                )
+            self.write_json(
+                {
+                    "dry_run": dry_run,
+                    "deleted": deleted,
+                    "decisions": [d.to_dict() for d in decisions],
+                    "media": blobs.to_dict(),
+                }
             )
             return
         if options["verbosity"] >= 1 and decisions:

@@ -2,24 +2,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import shlex
+import signal
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.db import DEFAULT_DB_ALIAS
 
 from backups_app import signals
+from backups_app.conf import app_settings
 from backups_app.exceptions import IncompatibleBackupError
+from backups_app.progress import Progress, ProgressCallback
 from backups_app.restore import RestorePlan, plan_restore, restore_backup
 
 from ._output import (
     EXIT_CANNOT_RUN,
     EXIT_FAILED,
+    RESTORE_STEPS,
     BackupsCommand,
     add_common_arguments,
     command_error,
+    error_document,
     human_size,
-    json_text,
+    local_time,
     number,
     running,
     table,
@@ -28,6 +37,84 @@ from ._output import (
 
 def files(count: int) -> str:
     return f"{number(count)} file{'' if count == 1 else 's'}"
+
+
+def manage_py() -> str:
+    """How this command was started, to show a command to run next: ``python
+    manage.py``, ``python -m django`` or ``django-admin``."""
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if program == "__main__.py":
+        return "python -m django"
+    if program.endswith(".py"):
+        return f"python {shlex.quote(program)}"
+    return shlex.quote(program) if program else "python manage.py"
+
+
+def undo_command(safety_backup: str, database: str, settings: str | None) -> str:
+    """The command that restores ``safety_backup`` into ``database``."""
+    words = [manage_py(), "restore", shlex.quote(safety_backup)]
+    if database != DEFAULT_DB_ALIAS:
+        words += ["--database", shlex.quote(database)]
+    if settings:
+        words += ["--settings", shlex.quote(settings)]
+    return " ".join(words)
+
+
+class CommitGuard:
+    """Hold Ctrl-C back while the restore commits.
+
+    Passed on as the restore's progress callback, it sees the "commit" stage just
+    before the transaction commits and "committed" just after. In between, SIGINT
+    is noted rather than raised: interrupted there, the command could not tell
+    whether the commit happened. At "committed", ``on_committed`` is called (the
+    command's message becomes "the restore is complete") and a noted Ctrl-C is
+    raised.
+    """
+
+    def __init__(self, progress: ProgressCallback, on_committed: Callable[[], None]):
+        self.progress = progress
+        self.on_committed = on_committed
+        self.wants_counts = getattr(progress, "wants_counts", True)
+        self.pending = False
+        self._previous: Any = None
+
+    def __call__(self, report: Progress) -> None:
+        if report.stage == "commit":
+            self._hold()
+        self.progress(report)
+        if report.stage == "committed":
+            self.on_committed()
+            self._release()
+
+    def _hold(self) -> None:
+        if self._previous is not None:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return  # someone else's handler: theirs to keep
+        self._previous = signal.signal(signal.SIGINT, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.pending = True
+
+    def _release(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[CommitGuard]:
+        """Make sure SIGINT is handled as before once the restore is over."""
+        try:
+            yield self
+        finally:
+            if self._previous is not None:
+                signal.signal(signal.SIGINT, self._previous)
+                self._previous = None
 
 
 class Command(BackupsCommand):
@@ -102,7 +189,12 @@ class Command(BackupsCommand):
                     "Restore cancelled: the backup comes from standard input, so there "
                     "is no way to confirm; pass --noinput."
                 )
-        with running(self, {**options, "json": json}) as progress:
+        if safety_backup is None:
+            safety_backup = app_settings.SAFETY_BACKUP
+        steps = [s for s in RESTORE_STEPS if s != "safety" or safety_backup]
+        if dry_run:
+            steps = ["verify"]
+        with running(self, {**options, "json": json}, steps=steps) as progress:
             plan = plan_restore(
                 file,
                 using=database,
@@ -117,8 +209,21 @@ class Command(BackupsCommand):
                 + ".",
                 returncode=EXIT_CANNOT_RUN,
             )
-        if json and (dry_run or not plan.can_restore):
-            self.stdout.write(json_text(plan.to_dict()))
+        misfit = None
+        if not plan.can_restore:
+            misfit = command_error(
+                IncompatibleBackupError(
+                    f"{plan.source.name} does not fit database {database!r}: "
+                    f"{len(plan.schema_differences)} schema differences (listed "
+                    f"{'in schema_differences' if json else 'above'}); nothing was "
+                    "changed."
+                )
+            )
+        if json and (dry_run or misfit):
+            # The plan, and with a misfit also the error and its exit code.
+            self.write_json(
+                {**plan.to_dict(), **(error_document(misfit) if misfit else {})}
+            )
         elif verbosity >= 1 and (dry_run or interactive or verbosity >= 2):
             self._render_plan(plan)
         elif verbosity >= 1:
@@ -131,14 +236,8 @@ class Command(BackupsCommand):
                     "(its mac does not verify); it may hold any users and permissions."
                 )
             )
-        if not plan.can_restore:
-            raise command_error(
-                IncompatibleBackupError(
-                    f"{plan.source.name} does not fit database {database!r}: "
-                    f"{len(plan.schema_differences)} schema differences (listed above); "
-                    "nothing was changed."
-                )
-            )
+        if misfit:
+            raise misfit
         if dry_run:
             if not json and verbosity >= 1:
                 self.stdout.write("Dry run: nothing was changed.")
@@ -151,56 +250,89 @@ class Command(BackupsCommand):
             )
         if interactive:
             self._confirm(plan, foreign)
+        settings = options.get("settings")
         with (
-            running(self, {**options, "json": json}) as progress,
-            self._interruption_told(database),
+            running(self, {**options, "json": json}, steps=steps) as progress,
+            self._interruption_told(database, settings) as committed,
+            CommitGuard(progress, committed).held() as guarded,
         ):
             summary = restore_backup(
-                plan, safety_backup=safety_backup, progress=progress, media=media
+                plan, safety_backup=safety_backup, progress=guarded, media=media
             )
+        undo = (
+            undo_command(summary.safety_backup, database, settings)
+            if summary.safety_backup
+            else None
+        )
         if json:
-            self.stdout.write(json_text(summary.to_dict()))
+            self.write_json({**summary.to_dict(), "undo": undo})
             return
         if verbosity >= 1:
-            if summary.safety_backup:
-                self.stdout.write(
-                    f"Safety backup of the previous data: {summary.safety_backup}"
-                )
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Restored {plan.source.name} into database {database!r}: "
-                    f"{summary.tables} tables, {number(summary.rows_inserted)} rows "
-                    f"({number(summary.rows_deleted)} rows replaced) in "
+                    f"Restored database {database!r} from {plan.source.name} in "
                     f"{summary.seconds:.1f} s"
                 )
             )
+            self.stdout.write(
+                f"{summary.tables} tables, {number(summary.rows_inserted)} rows "
+                f"written, {number(summary.rows_deleted)} replaced"
+            )
             if summary.media is not None:
                 self._render_media_done(summary.media)
+            if undo:
+                self.stdout.write(f"Safety backup: {summary.safety_backup}")
+                self.stdout.write(f"To undo this restore, run:\n  {undo}")
+            else:
+                self.stdout.write(
+                    "No safety backup was taken: this restore cannot be undone "
+                    "with one."
+                )
 
     @contextlib.contextmanager
-    def _interruption_told(self, database: str) -> Iterator[None]:
-        """Keep ``self.interrupted`` true to what the restore has done so far."""
+    def _interruption_told(
+        self, database: str, settings: str | None
+    ) -> Iterator[Callable[[], None]]:
+        """Keep ``self.interrupted`` true to what the restore has done so far;
+        yield what to call once the restore has committed."""
         unchanged = f"Restore interrupted: database {database!r} was left unchanged"
+        safety: list[str] = []
 
         def safety_written(
             sender: Any, using: str, summary: Any, **kwargs: Any
         ) -> None:
             if using == database and summary.origin == "safety":
+                safety.append(summary.name)
                 self.interrupted = (
                     f"{unchanged}; the safety backup {summary.name} was written."
                 )
+                self.interrupted_details = {
+                    "database_changed": False,
+                    "safety_backup": summary.name,
+                }
+
+        def committed(**kwargs: Any) -> None:
+            self.interrupted = (
+                f"Interrupted after the restore was committed: database "
+                f"{database!r} holds the backup's data; the restore is complete."
+            )
+            self.interrupted_details = {
+                "database_changed": True,
+                "safety_backup": safety[-1] if safety else None,
+            }
+            if safety:
+                undo = undo_command(safety[-1], database, settings)
+                self.interrupted += f" To undo it, run: {undo}"
 
         def restored(sender: Any, using: str, summary: Any, **kwargs: Any) -> None:
             if using == database:
-                self.interrupted = (
-                    f"Interrupted after the restore was committed: database "
-                    f"{database!r} holds the backup's data; the restore is complete."
-                )
+                committed()
 
+        self.interrupted_details = {"database_changed": False}
         signals.post_backup.connect(safety_written, weak=False)
         signals.post_restore.connect(restored, weak=False)
         try:
-            yield
+            yield committed
         finally:
             signals.post_backup.disconnect(safety_written)
             signals.post_restore.disconnect(restored)
@@ -208,8 +340,9 @@ class Command(BackupsCommand):
     def _render_plan(self, plan: RestorePlan) -> None:
         header = plan.header
         self.stdout.write(
-            f"Backup {plan.source.name}: taken {header.get('created')} from "
-            f"{header.get('vendor')} database {header.get('database')!r}"
+            f"Backup: {plan.source.name}\n"
+            f"Taken:  {local_time(header.get('created'))} ({header.get('vendor')}, "
+            f"database {header.get('database')!r})"
         )
         rows = [
             (t.label, number(t.rows_now), number(t.rows_in_file)) for t in plan.tables
@@ -279,5 +412,10 @@ class Command(BackupsCommand):
             answer = input("Type 'yes' to continue, or 'no' to cancel: ")
         except EOFError:
             answer = ""
+        except KeyboardInterrupt:
+            # The message that follows goes on a line of its own, not after the
+            # prompt.
+            self.stderr.write("")
+            raise
         if answer.strip() != "yes":
             raise CommandError("Restore cancelled.", returncode=EXIT_FAILED)

@@ -1,23 +1,46 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 from django.core.management.base import CommandError
 
+from backups_app.changes import described
 from backups_app.validate import ValidationReport, validate_backup
 
 from ._output import (
     EXIT_CANNOT_RUN,
     EXIT_DIFFERS,
     EXIT_UNUSABLE_FILE,
+    VALIDATE_STEPS,
     BackupsCommand,
+    CommandOutcome,
     add_common_arguments,
     json_text,
     number,
     running,
     table,
+    terminal_width,
 )
+
+
+def keys(examples: list) -> str:
+    """Primary keys as a short list: ``49, 50`` or ``[1, "a"]`` for composite ones."""
+    return ", ".join(json_text(e).replace("\n", "").replace("  ", "") for e in examples)
+
+
+def verdict(report: ValidationReport) -> str:
+    """The last line: the summary, with the rows that differ."""
+    line = report.summary_line()
+    counts = [
+        f"{count:,} {what}"
+        for what in ("missing", "extra", "changed")
+        if (count := sum(getattr(t, what) for t in report.tables))
+    ]
+    if counts:
+        line += "; rows: " + ", ".join(counts)
+    return line
 
 
 class Command(BackupsCommand):
@@ -58,7 +81,10 @@ class Command(BackupsCommand):
         )
         # 1 means "the database differs" and nothing else: a comparison that fails
         # midway (a database error, a value that cannot be read) could not run.
-        with running(self, {**options, "json": json}, EXIT_CANNOT_RUN) as progress:
+        steps = VALIDATE_STEPS[:1] if file_only else VALIDATE_STEPS
+        with running(
+            self, {**options, "json": json}, EXIT_CANNOT_RUN, steps
+        ) as progress:
             report = validate_backup(
                 file,
                 using=database,
@@ -67,7 +93,7 @@ class Command(BackupsCommand):
                 media=media,
             )
         if json:
-            self.stdout.write(json_text(report.to_dict()))
+            self.write_json(report.to_dict())
         else:
             self._render(report, options["verbosity"])
         if report.blobs is not None and not report.blobs.ok:
@@ -76,10 +102,9 @@ class Command(BackupsCommand):
                 returncode=EXIT_UNUSABLE_FILE,
             )
         if not report.ok:
-            # The differences are already printed; the exit code is the verdict.
-            raise CommandError(
-                "The database differs from the backup.", returncode=EXIT_DIFFERS
-            )
+            # The differences and the summary are printed (or the report is the
+            # JSON document): the exit code says the rest, without an error line.
+            raise CommandOutcome(returncode=EXIT_DIFFERS)
 
     def _render(self, report: ValidationReport, verbosity: int) -> None:
         if verbosity == 0:
@@ -125,21 +150,51 @@ class Command(BackupsCommand):
                     ],
                 )
             )
+        width = terminal_width(self.stdout)
         for t in report.tables:
-            for what in ("missing", "extra", "changed"):
+            for what in ("missing", "extra"):
                 examples = getattr(t, f"{what}_examples")
                 if examples:
-                    self.stdout.write(
-                        f"  {t.label}: {what} primary keys, e.g. "
-                        + ", ".join(json_text(e) for e in examples)
+                    more = ", ..." if getattr(t, what) > len(examples) else ""
+                    self._example(
+                        f"  {t.label}: {what} pk {keys(examples)}{more}", width
                     )
-        self._render_media(report, verbosity)
+            for pk, changes in t.changed_rows:
+                self._example(
+                    f"  {t.label}: changed pk {keys([pk])}: {described(changes)}",
+                    width,
+                )
+            if t.changed > len(t.changed_rows):
+                left = t.changed - len(t.changed_rows)
+                self.stdout.write(
+                    f"  {t.label}: {left:,} more changed row{'s' if left > 1 else ''}"
+                )
+        self._render_media(report, verbosity, width)
         for difference in report.schema_differences:
             self.stdout.write(self.style.WARNING(f"  schema: {difference}"))
         style = self.style.SUCCESS if report.ok else self.style.ERROR
-        self.stdout.write(style(report.summary_line()))
+        self.stdout.write(style(verdict(report)))
 
-    def _render_media(self, report: ValidationReport, verbosity: int) -> None:
+    def _example(self, line: str, width: int | None) -> None:
+        """Write a line of examples, wrapped to the terminal with an indent."""
+        if width is None or len(line) < width:
+            self.stdout.write(line)
+            return
+        self.stdout.write(
+            "\n".join(
+                textwrap.wrap(
+                    line,
+                    width - 1,
+                    subsequent_indent="      ",
+                    break_long_words=True,
+                    break_on_hyphens=False,
+                )
+            )
+        )
+
+    def _render_media(
+        self, report: ValidationReport, verbosity: int, width: int | None
+    ) -> None:
         shown = [m for m in report.media if verbosity >= 2 or not m.matches]
         if not shown:
             return
@@ -160,11 +215,13 @@ class Command(BackupsCommand):
             )
         )
         for m in report.media:
-            what_is_shown = "names" if m.source.startswith("storage ") else "pks"
+            what_is_shown = "name" if m.source.startswith("storage ") else "pk"
             for what in ("missing", "extra", "changed"):
                 examples = getattr(m, f"{what}_examples")
                 if examples:
-                    self.stdout.write(
-                        f"  {m.source}: {what} files, e.g. {what_is_shown} "
-                        + ", ".join(json_text(e) for e in examples)
+                    more = ", ..." if getattr(m, what) > len(examples) else ""
+                    self._example(
+                        f"  {m.source}: {what} files, {what_is_shown} "
+                        f"{keys(examples)}{more}",
+                        width,
                     )

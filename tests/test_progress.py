@@ -1,0 +1,165 @@
+"""What the library reports to a progress callback, and what the admin makes of it.
+
+A terminal or a status page shows step, rows done of the step's rows, rate and time
+left; these tests hold the library to the reports that needs: stages in order, the
+whole stage's rows known from the start, and a restore's safety backup reported as
+its own "safety" step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.test import TransactionTestCase
+
+from backups_app.admin.display import STEPS
+from backups_app.backup import create_backup
+from backups_app.management.commands._output import STAGES
+from backups_app.models import Operation
+from backups_app.progress import Progress, ignore_progress, passed_on, wants_counts
+from backups_app.records import record_backup
+from backups_app.restore import restore_backup
+from backups_app.tasks import OperationRunner
+from backups_app.validate import validate_backup
+from tests.factories import mutate_zoo, populate_zoo
+from tests.test_admin import clear_storage
+from tests.testapp.models import Node
+
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
+
+
+def stages(reports: list[Progress]) -> list[str]:
+    """The stages in the order they began."""
+    seen: list[str] = []
+    for report in reports:
+        if not seen or seen[-1] != report.stage:
+            seen.append(report.stage)
+    return seen
+
+
+def rows_now(tmp_path: Path, using: str = "default") -> int:
+    """The rows a safety backup of ``using`` would hold now: a backup's rows."""
+    return create_backup(tmp_path / f"count-{using}.jsonl", using=using).rows
+
+
+class ReportTests(TransactionTestCase):
+    databases = {"default", "other"}
+    tmp_path: Path
+
+    def setUp(self):
+        populate_zoo()
+        Node.objects.bulk_create(Node(name=f"bulk {i}") for i in range(5_000))
+        self.file = self.tmp_path / "zoo.jsonl.gz"
+        self.summary = create_backup(self.file)
+
+    def test_a_backup_knows_its_rows_from_the_first_report(self):
+        reports: list[Progress] = []
+        summary = create_backup(
+            self.tmp_path / "again.jsonl.gz", progress=reports.append
+        )
+        assert stages(reports) == ["backup"]
+        assert {r.stage_total for r in reports} == {summary.rows}
+        # Per table: rows done of the table's rows, ending at its count.
+        last = {r.label: r for r in reports}
+        assert {label: (r.done, r.total) for label, r in last.items()} == {
+            t.label: (t.rows, t.rows) for t in summary.tables
+        }
+
+    def test_a_callback_that_wants_no_counts_gets_none(self):
+        reports: list[Progress] = []
+
+        def watch(report: Progress) -> None:
+            reports.append(report)
+
+        watch.wants_counts = False
+        create_backup(self.tmp_path / "again.jsonl.gz", progress=watch)
+        assert reports and {(r.total, r.stage_total) for r in reports} == {(None, None)}
+        assert not wants_counts(ignore_progress)
+        assert not wants_counts(passed_on(watch, stage="safety"))
+
+    def test_a_restore_reports_its_safety_backup_as_its_safety_step(self):
+        mutate_zoo()
+        before = rows_now(self.tmp_path)
+        reports: list[Progress] = []
+        summary = restore_backup(self.file, safety_backup=True, progress=reports.append)
+        assert summary.safety_backup
+        expected = [
+            "verify",
+            "lock",
+            "safety",
+            "delete",
+            "restore",
+            "check",
+            "verify-written",
+            "sequences",
+            "commit",
+            "committed",
+        ]
+        assert stages(reports)[: len(expected)] == expected
+        assert set(stages(reports)[len(expected) :]) <= {"settle"}
+        safety = [r for r in reports if r.stage == "safety"]
+        # The rows there were, table by table, against the total counted first.
+        assert {r.stage_total for r in safety} == {before}
+        assert sum(r.done for r in safety if r.done == r.total and r.label) == before
+        load = [r for r in reports if r.stage in ("restore", "verify-written")]
+        assert {r.stage_total for r in load} == {self.summary.rows}
+        # Every stage has a name on the admin's status page and in a terminal.
+        assert set(stages(reports)) <= set(STEPS) & set(STAGES)
+
+    def test_a_validation_knows_the_files_rows(self):
+        reports: list[Progress] = []
+        validate_backup(self.file, progress=reports.append)
+        assert stages(reports) == ["verify", "validate"]
+        checked = [r for r in reports if r.stage == "verify" and r.label]
+        assert {r.label: r.done for r in checked} == {
+            t.label: t.rows for t in self.summary.tables
+        }
+        compared = [r for r in reports if r.stage == "validate"]
+        assert compared and {r.stage_total for r in compared} == {self.summary.rows}
+
+
+class AdminSafetyStepTests(TransactionTestCase):
+    """The admin's status page, fed by a real restore: the safety backup is its own
+    step, with rows, while the restore runs (here into "other", whose transaction
+    does not hide the Operation's row in "default")."""
+
+    databases = {"default", "other"}
+    tmp_path: Path
+
+    def setUp(self):
+        clear_storage()
+        self.addCleanup(clear_storage)
+
+    def test_the_safety_step_shows_rows_of_the_rows_there_are(self):
+        populate_zoo("other")
+        Node.objects.using("other").bulk_create(
+            Node(name=f"bulk {i}") for i in range(3_000)
+        )
+        record = record_backup(create_backup(None, using="other"))
+        mutate_zoo("other")
+        expected = rows_now(self.tmp_path, "other")
+        operation = Operation.objects.create(
+            kind="restore", database="other", status="queued", backup=record
+        )
+        seen = []
+
+        class Watched(OperationRunner):
+            def progress(self, report):
+                super().progress(report)
+                if report.stage == "safety":
+                    # What the status page reads now.
+                    seen.append(
+                        Operation.objects.values_list(
+                            "stage", "rows_done", "rows_total"
+                        ).get(pk=operation.pk)
+                    )
+
+        with mock.patch("backups_app.tasks.PROGRESS_INTERVAL", 0):
+            Watched(operation).run()
+        operation.refresh_from_db()
+        assert operation.status == "succeeded", operation.message
+        assert seen[-1] == ("safety", expected, expected)
+        assert all(stage == "safety" for stage, _, _ in seen)
+        assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
