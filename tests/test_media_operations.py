@@ -184,3 +184,60 @@ class MediaDrillTests(TestCase):
         assert result.ok, result
         assert snapshot("other") == snapshot("default")
         assert media_state() == files
+
+
+class EncryptedMediaBackupTests(TestCase):
+    """A backup with media compressed with zstd and encrypted with age: its manifest
+    is inside the encrypted file, its blobs beside it."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        from pyrage import x25519
+
+        self.key = x25519.Identity.generate()
+        self.encryption = {
+            "RECIPIENTS": [str(self.key.to_public())],
+            "IDENTITIES": [str(self.key)],
+        }
+        self.enterContext(
+            override_settings(
+                BACKUPS={
+                    "STORAGE": "own",
+                    "DIRECTORY": str(self.tmp_path / "own"),
+                    "ENCRYPTION": self.encryption,
+                    "COMPRESSION": "zstd",
+                }
+            )
+        )
+        clear_media()
+        self.rows = populate_media()
+
+    def test_restore_and_collection_read_the_encrypted_manifest(self):
+        first = create_backup(None, media=True)
+        assert first.name.endswith(".jsonl.zst.age")
+        files, rows = media_state(), snapshot()
+        put("default", "documents/a.txt", b"edited")
+        restore_backup(first.name, safety_backup=False)
+        assert (media_state(), snapshot()) == (files, rows)
+        age_blobs()
+        # What the restore replaced was kept as a blob, which no backup needs.
+        collection = collect(plan_collection())
+        assert (collection.backups_with_media, collection.deleted) == (1, 1)
+        assert collection.unneeded == [(sha(b"edited"), 6)]
+        assert sha(b"alpha\n") in blob_digests()
+
+    def test_without_the_key_no_blob_is_deleted(self):
+        name = create_backup(None, media=True).name
+        age_blobs()
+        with override_settings(
+            BACKUPS={
+                "STORAGE": "own",
+                "DIRECTORY": str(self.tmp_path / "own"),
+                "ENCRYPTION": {"RECIPIENTS": self.encryption["RECIPIENTS"]},
+            }
+        ):
+            collection = collect(plan_collection())
+        assert collection.deleted == 0
+        assert collection.refused.startswith(f"{name} cannot be read to its end (")
