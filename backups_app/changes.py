@@ -67,8 +67,16 @@ class FieldChange:
             return value
         return str(value)
 
+    @property
+    def shown_before(self) -> str:
+        return self.shown(self.before)
+
+    @property
+    def shown_after(self) -> str:
+        return self.shown(self.after)
+
     def __str__(self) -> str:
-        return f"{self.field} {self.shown(self.before)} → {self.shown(self.after)}"
+        return f"{self.field} {self.shown_before} → {self.shown_after}"
 
 
 def changed_fields(

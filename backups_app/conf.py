@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "SAFETY_BACKUP": True,
     # The codec of backups named by the app: "gzip", "zstd" or "none"; a path given
     # to a command says its own by its suffix. Level None: the codec's default
-    # (gzip 1, zstd 3; docs/benchmarks.md has the figures they were chosen from).
+    # (gzip 1, zstd 1; docs/benchmarks.md has the figures they were chosen from).
     "COMPRESSION": "gzip",
     "COMPRESSION_LEVEL": None,
     # age encryption: RECIPIENTS (public keys, age1... or ssh-...) that new backups

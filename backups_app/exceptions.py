@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+# The longest value an error message shows.
+SHOWN_LENGTH = 60
+
 
 class BackupError(Exception):
     """Root of every error the library raises on purpose."""
@@ -44,3 +49,20 @@ class CannotRunError(BackupError):
 def one_line(exc: BaseException) -> str:
     """Return an exception's message on one line (drivers add DETAIL lines and such)."""
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def database_message(exc: BaseException) -> str:
+    """The driver's message on one line, without PostgreSQL's CONTEXT: we say where."""
+    parts = one_line(exc).split("; ")
+    return "; ".join(part for part in parts if not part.startswith("CONTEXT:"))
+
+
+def error_text(exc: BaseException) -> str:
+    """``ValueError: message``, on one line."""
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
+def shown_value(value: Any) -> str:
+    """A value as an error message shows it: its repr, at most SHOWN_LENGTH long."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 3] + "..."

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import IO, Any
 
 from django.db import DatabaseError, transaction
@@ -28,7 +29,17 @@ from .db.tables import (
     table_specs,
 )
 from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
-from .exceptions import BackupError, IncompatibleBackupError, RestoreError, one_line
+from .differential.apply import Changes, ChangesFailed, find_changes
+from .differential.preview import TablePreview, preview_changes
+from .exceptions import (
+    BackupError,
+    IncompatibleBackupError,
+    RestoreError,
+    one_line,
+)
+from .exceptions import database_message as _database_message
+from .exceptions import error_text as _error_text
+from .exceptions import shown_value as _shown
 from .fileformat.codec import loads_block, loads_row, pk_value
 from .fileformat.manifest import has_media
 from .fileformat.reader import (
@@ -62,6 +73,39 @@ class TablePlan:
     table: str
     rows_now: int | None  # None: the table is not in this database
     rows_in_file: int | None  # None: the table is not in the backup
+    # What the restore would change, when the plan compared (plan_restore(compare=
+    # True)); None otherwise. Updated rows are neither deleted nor inserted here.
+    delete: int | None = None
+    insert: int | None = None
+    update: int | None = None
+    # Whether the restore would reload the table whole rather than write its rows
+    # that differ.
+    reload: bool | None = None
+    # "delete", "insert": a few primary keys; "update": (primary key, the fields
+    # that change: backups_app.changes.FieldChange, database → backup).
+    examples: dict[str, list[Any]] | None = field(default=None, compare=False)
+
+    @property
+    def unchanged(self) -> bool:
+        return self.delete == 0 and self.insert == 0 and self.update == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.examples is not None:
+            data["examples"] = {
+                **self.examples,
+                "update": [
+                    {
+                        "pk": pk,
+                        "changes": [
+                            {"field": c.field, "database": c.before, "backup": c.after}
+                            for c in changes
+                        ],
+                    }
+                    for pk, changes in self.examples["update"]
+                ],
+            }
+        return data
 
 
 @dataclass(frozen=True)
@@ -94,6 +138,18 @@ class RestorePlan:
     def rows_in_file(self) -> int:
         return sum(t.rows_in_file or 0 for t in self.tables)
 
+    @property
+    def compared(self) -> bool:
+        """Whether the plan knows the rows that differ (``plan_restore(compare=True)``)."""
+        return any(t.delete is not None for t in self.tables)
+
+    def changes(self) -> dict[str, int]:
+        """Rows the restore would delete, insert and update, over every table."""
+        return {
+            kind: sum(getattr(t, kind) or 0 for t in self.tables)
+            for kind in ("delete", "insert", "update")
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source.name,
@@ -104,8 +160,10 @@ class RestorePlan:
             "provenance": self.provenance,
             "rows_now": self.rows_now,
             "rows_in_file": self.rows_in_file,
+            "compared": self.compared,
+            **({"changes": self.changes()} if self.compared else {}),
             "schema_differences": list(self.schema_differences),
-            "tables": [asdict(t) for t in self.tables],
+            "tables": [t.to_dict() for t in self.tables],
             "media": self.media.to_dict() if self.media is not None else None,
         }
 
@@ -121,10 +179,16 @@ class RestoreSummary:
     source: str
     database: str
     tables: int
-    rows_deleted: int
+    rows_deleted: int  # rows updated are counted here too, and as inserted
     rows_inserted: int
     seconds: float
     safety_backup: str | None
+    rows_updated: int = 0
+    # Tables that differed in few rows, whose rows that differ were written (or
+    # that did not differ at all); the labels of those reloaded whole.
+    tables_changed: int = 0
+    tables_unchanged: int = 0
+    reloaded: list[str] = field(default_factory=list)
     # Files written, left as they were, and deleted by --prune-media; None without
     # media.
     media: dict[str, Any] | None = None
@@ -139,13 +203,16 @@ def plan_restore(
     *,
     using: str = "default",
     progress: ProgressCallback = ignore_progress,
+    compare: bool = False,
     media: bool = True,
     prune_media: bool = False,
 ) -> RestorePlan:
     """Check the whole file and its fit to the database; return what a restore would do.
 
     Raises BackupFormatError for a damaged file. Schema differences are returned in the
-    plan (``restore_backup`` refuses them).
+    plan (``restore_backup`` refuses them). With ``compare``, the plan also says, per
+    table, which rows the restore would delete, insert and update (reading the file
+    again and every table of the database, as a validation does).
 
     For a backup with media (and unless ``media`` is False) every file of it is
     compared with its storage, and every blob the restore would write from is read
@@ -164,7 +231,9 @@ def plan_restore(
                 progress=progress,
                 media=manifest.add if media else None,
             )
-        return _plan(source, using, verified, manifest, media, prune_media, progress)
+        return _plan(
+            source, using, verified, manifest, progress, compare, media, prune_media
+        )
     finally:
         manifest.close()
 
@@ -174,9 +243,10 @@ def _plan(
     using: str,
     verified: Verified,
     manifest: Manifest,
+    progress: ProgressCallback,
+    compare: bool,
     media: bool,
     prune_media: bool,
-    progress: ProgressCallback,
 ) -> RestorePlan:
     header, ends = verified.header, verified.ends
     try:
@@ -218,12 +288,35 @@ def _plan(
     ]
     tables = {t["label"]: t["table"] for t in header["tables"]}
     tables.update({spec.label: spec.table for spec in specs})
+    previews = {}
+    if compare and not differences:
+        try:
+            previews = preview_changes(
+                source,
+                header,
+                verified.digest,
+                specs,
+                backend,
+                current,
+                {label: end.rows for label, end in ends.items()},
+                progress,
+            )
+        except DatabaseError as exc:
+            raise BackupError(
+                f"Cannot read database {using!r}: {one_line(exc)}"
+            ) from exc
     plan = tuple(
         TablePlan(
             label,
             tables[label],
             current.get(label),
             ends[label].rows if label in ends else None,
+            # Field by field: asdict() would turn the FieldChanges into dicts.
+            **(
+                {f.name: getattr(previews[label], f.name) for f in fields(TablePreview)}
+                if label in previews
+                else {}
+            ),
         )
         for label in labels
     )
@@ -249,6 +342,7 @@ def restore_backup(
     safety_backup: bool | None = None,
     lock_wait: float = LOCK_WAIT,
     progress: ProgressCallback = ignore_progress,
+    full: bool = False,
     media: bool = True,
     prune_media: bool = False,
 ) -> RestoreSummary:
@@ -257,6 +351,11 @@ def restore_backup(
     One transaction: the file is checked completely before anything changes, and the
     written tables are re-counted and re-digested before commit. Any failure rolls back
     and raises, leaving the database as it was.
+
+    Each table is first compared with the file (``differential``): one that differs
+    in few rows gets only those rows deleted and inserted, and only those are read
+    back; the others are emptied and loaded whole. ``full`` reloads every table
+    without comparing.
 
     The tables in scope are locked against writers before the safety backup is read,
     inside the same transaction. A session still writing to one of them after
@@ -280,7 +379,7 @@ def restore_backup(
         )
     )
     try:
-        return _restore(plan, safety_backup, lock_wait, progress, media, started)
+        return _restore(plan, safety_backup, lock_wait, progress, full, media, started)
     finally:
         plan.close()
 
@@ -290,6 +389,7 @@ def _restore(
     safety_backup: bool | None,
     lock_wait: float,
     progress: ProgressCallback,
+    full: bool,
     media: bool,
     started: float,
 ) -> RestoreSummary:
@@ -304,32 +404,107 @@ def _restore(
     specs = table_specs(using, exclude)
     if safety_backup is None:
         safety_backup = app_settings.SAFETY_BACKUP
+    safety_name = None
     media_plan = plan.media if media else None
     journal = Journal(BlobStore())
     signals.pre_restore.send(restore_backup, using=using, plan=plan)
     backend = backend_for(using)
     progress(Progress("lock", "", 0, None))
-    try:
-        written = _transaction(
-            plan,
-            specs,
-            exclude,
-            backend,
-            safety_backup,
-            lock_wait,
-            media_plan,
-            journal,
-            progress,
-        )
-    except BaseException as exc:
-        # The database rolled back: so do the files the restore wrote.
-        problems = journal.undo() if journal else []
-        if problems and isinstance(exc, RestoreError):
+    changes = None
+    with _undo_told(journal):
+        try:
+            with (
+                _files_undone_on_failure(journal),
+                backend.restore_session(),
+                backend.restore_transaction(),
+            ):
+                # The restore lock first (another restore fails at once), then every
+                # table in scope against writers, waiting at most lock_wait seconds.
+                # Only then the safety backup: it is read inside this transaction, so a
+                # write that commits before the locks is in it, and any later write
+                # waits until the restore has committed. No write falls between the two.
+                backend.lock_tables(specs, lock_wait)
+                # What each table needs, compared with the file under the locks; the
+                # file is read and checked whole before anything is written.
+                changes = (
+                    Changes.none(plan, specs, backend)
+                    if full
+                    else find_changes(plan, specs, backend, progress)
+                )
+                if safety_backup:
+                    progress(Progress("safety", "", 0, None, plan.rows_now))
+                    # Its reports come as the "safety" stage: a backup's own stage
+                    # would break the order of the restore's stages.
+                    safety_name = create_backup(
+                        None,
+                        using=using,
+                        exclude=exclude,
+                        origin="safety",
+                        name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
+                        progress=passed_on(progress, stage="safety"),
+                        # The files the restore may replace, to undo it: as the backup.
+                        media=media_plan is not None and media_plan.has_fields,
+                        media_storages=media_plan.whole_storages if media_plan else (),
+                    ).name
+                if media_plan is not None and media_plan.prune:
+                    read_before(media_plan, backend, specs)
+                with backend.writing():
+                    progress(Progress("delete", "", 0, None))
+                    changes.delete(progress)
+                    loader = _Loader(plan, specs, backend, progress, changes)
+                    written = loader.load()
+                    if not loader.rewrites:
+                        loader.check_foreign_keys()
+                    loader.settle(written)
+                    if loader.rewrites:
+                        # Checked once the tables hold the file's rows: what the
+                        # database wrote by itself (a trigger, a cascading delete) may
+                        # break a key until the read-back has put it right.
+                        loader.check_foreign_keys()
+                    changes.check_written(progress)
+                    if media_plan is not None:
+                        # The files, once the rows are known to be right.
+                        progress(Progress("media-write", "", 0, media_plan.files))
+                        try:
+                            put_back(media_plan, journal, progress)
+                        except (BackupError, media_files.ContentChanged) as exc:
+                            raise _Failed(f"media files: {one_line(exc)}") from exc
+                    # Last, when nothing else can fail: on PostgreSQL sequences are
+                    # not transactional, so they are only raised here (a rollback or
+                    # a kill leaves a gap of unused ids, never a collision) and set
+                    # exactly after commit, in a step that is safe to lose.
+                    progress(Progress("sequences", "", 0, None))
+                    settle = backend.reset_sequences(specs)
+                # First after the commit: from here on the restore is done.
+                transaction.on_commit(
+                    lambda: progress(Progress("committed", "", 0, None)),
+                    using=using,
+                    robust=True,
+                )
+                transaction.on_commit(
+                    lambda: _settle_sequences(backend, settle, progress),
+                    using=using,
+                    robust=True,
+                )
+                progress(Progress("commit", "", 0, None))
+        except (_Failed, ChangesFailed) as exc:
             raise RestoreError(
-                f"{exc} {len(problems)} media files it had written could not be put "
-                f"back as they were: {'; '.join(problems[:3])}"
+                f"Restore of {plan.source.name} failed and was rolled back: {exc}"
+            ) from exc.__cause__
+        except DatabaseError as exc:
+            raise RestoreError(
+                f"Restore of {plan.source.name} failed and was rolled back: {one_line(exc)}"
             ) from exc
-        raise
+        except (ValueError, ArithmeticError, TypeError) as exc:
+            # A value the target changed or cannot represent, met where no table is
+            # known (the sequences, say); the loader names the table where it can.
+            raise RestoreError(
+                f"Restore of {plan.source.name} failed and was rolled back: a value does "
+                f"not fit database {using!r} ({type(exc).__name__}: {one_line(exc)})"
+            ) from exc
+        finally:
+            if changes is not None:
+                changes.close()
     media_summary: dict[str, Any] | None = None
     if media_plan is not None:
         media_summary = {
@@ -348,111 +523,44 @@ def _restore(
         source=plan.source.name,
         database=using,
         tables=len(specs),
-        rows_deleted=plan.rows_now,
-        rows_inserted=sum(end.rows for _, end in written.tables),
+        rows_deleted=changes.rows_deleted(plan),
+        rows_inserted=changes.rows_inserted(plan),
         seconds=round(time.perf_counter() - started, 3),
-        safety_backup=written.safety_name,
+        safety_backup=safety_name,
+        rows_updated=changes.rows_updated,
+        tables_changed=sum(1 for t in changes.tables.values() if t.writes),
+        tables_unchanged=sum(1 for t in changes.tables.values() if not t.writes),
+        reloaded=[spec.label for spec in specs if spec.label not in changes],
         media=media_summary,
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary
 
 
-@dataclass
-class _Written:
-    tables: list[tuple[TableSpec, TableEnd]]
-    safety_name: str | None
-
-
-def _transaction(
-    plan: RestorePlan,
-    specs: list[TableSpec],
-    exclude: tuple[str, ...],
-    backend: Backend,
-    safety_backup: bool,
-    lock_wait: float,
-    media_plan: MediaPlan | None,
-    journal: Journal,
-    progress: ProgressCallback,
-) -> _Written:
-    """The restore's transaction: everything, or (raising) nothing."""
-    using = plan.database
-    safety_name = None
+@contextlib.contextmanager
+def _files_undone_on_failure(journal: Journal) -> Iterator[None]:
+    """If the restore fails (its transaction rolls back), put the media files it
+    wrote back as they were (what could not be is in ``journal.problems``)."""
     try:
-        with backend.restore_session(), backend.restore_transaction():
-            # The restore lock first (another restore fails at once), then every
-            # table in scope against writers, waiting at most lock_wait seconds.
-            # Only then the safety backup: it is read inside this transaction, so a
-            # write that commits before the locks is in it, and any later write
-            # waits until the restore has committed. No write falls between the two.
-            backend.lock_tables(specs, lock_wait)
-            if safety_backup:
-                progress(Progress("safety", "", 0, None, plan.rows_now))
-                # Its reports come as the "safety" stage: a backup's own stage
-                # would break the order of the restore's stages.
-                safety_name = create_backup(
-                    None,
-                    using=using,
-                    exclude=exclude,
-                    origin="safety",
-                    name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
-                    # The files the restore may replace, to undo it: as the backup.
-                    media=media_plan is not None and media_plan.has_fields,
-                    media_storages=media_plan.whole_storages if media_plan else (),
-                    progress=passed_on(progress, stage="safety"),
-                ).name
-            if media_plan is not None and media_plan.prune:
-                read_before(media_plan, backend, specs)
-            with backend.writing():
-                progress(Progress("delete", "", 0, None))
-                backend.delete_all(specs)
-                loader = _Loader(plan, specs, backend, progress)
-                written = loader.load()
-                loader.check_foreign_keys()
-                if loader.settle(written):
-                    # A reload replaced rows that foreign keys may point at.
-                    loader.check_foreign_keys()
-                if media_plan is not None:
-                    # The files, once the rows are known to be right.
-                    progress(Progress("media-write", "", 0, media_plan.files))
-                    try:
-                        put_back(media_plan, journal, progress)
-                    except (BackupError, media_files.ContentChanged) as exc:
-                        raise _Failed(f"media files: {one_line(exc)}") from exc
-                # Last, when nothing else can fail: on PostgreSQL sequences are
-                # not transactional, so they are only raised here (a rollback or
-                # a kill leaves a gap of unused ids, never a collision) and set
-                # exactly after commit, in a step that is safe to lose.
-                progress(Progress("sequences", "", 0, None))
-                settle = backend.reset_sequences(specs)
-            # First after the commit: from here on the restore is done.
-            transaction.on_commit(
-                lambda: progress(Progress("committed", "", 0, None)),
-                using=using,
-                robust=True,
-            )
-            transaction.on_commit(
-                lambda: _settle_sequences(backend, settle, progress),
-                using=using,
-                robust=True,
-            )
-            progress(Progress("commit", "", 0, None))
-    except _Failed as exc:
+        yield
+    except BaseException:
+        if journal:
+            journal.problems = journal.undo()
+        raise
+
+
+@contextlib.contextmanager
+def _undo_told(journal: Journal) -> Iterator[None]:
+    """Add to a failed restore's error the files it could not put back."""
+    try:
+        yield
+    except RestoreError as exc:
+        if not journal.problems:
+            raise
         raise RestoreError(
-            f"Restore of {plan.source.name} failed and was rolled back: {exc}"
-        ) from exc.__cause__
-    except DatabaseError as exc:
-        raise RestoreError(
-            f"Restore of {plan.source.name} failed and was rolled back: {one_line(exc)}"
+            f"{exc} {len(journal.problems)} media files it had written could not be "
+            f"put back as they were: {'; '.join(journal.problems[:3])}"
         ) from exc
-    except (ValueError, ArithmeticError, TypeError) as exc:
-        # A value the target changed or cannot represent, met where no table is
-        # known (the sequences, say); the loader names the table where it can.
-        raise RestoreError(
-            f"Restore of {plan.source.name} failed and was rolled back: a value does "
-            f"not fit database {using!r} ({type(exc).__name__}: {one_line(exc)})"
-        ) from exc
-    return _Written(written, safety_name)
 
 
 def _settle_sequences(
@@ -468,28 +576,11 @@ def _settle_sequences(
 # How many times the tables that triggers changed after their own load are emptied
 # and loaded again before the restore gives up.
 MAX_RELOADS = 3
-# The longest value an error message shows.
-SHOWN_LENGTH = 60
 CONVERSION_ERRORS = (ValueError, ArithmeticError, TypeError, LookupError)
 
 
 class _Failed(Exception):
     """A step of the restore failed; the message names the table, column and row."""
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 3] + "..."
-
-
-def _database_message(exc: BaseException) -> str:
-    """The driver's message on one line, without PostgreSQL's CONTEXT: we say where."""
-    parts = one_line(exc).split("; ")
-    return "; ".join(part for part in parts if not part.startswith("CONTEXT:"))
-
-
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 class _Loader:
@@ -521,15 +612,21 @@ class _Loader:
         specs: list[TableSpec],
         backend: Backend,
         progress: ProgressCallback,
+        changes: Changes,
     ):
         self.plan = plan
         self.specs = specs
         self.backend = backend
         self.progress = progress
+        # The tables changed row by row; the others are loaded whole.
+        self.changes = changes
         self.by_label = {spec.label: spec for spec in specs}
         self.batch_size = app_settings.BATCH_SIZE
         with_triggers = backend.trigger_tables()
         self.triggered = {spec.label for spec in specs if spec.table in with_triggers}
+        # Whether the database may change tables in scope by itself as they are
+        # written (triggers; with tables changed row by row, cascading deletes too).
+        self.rewrites = bool(self.triggered) or changes.side_effects
         self.version = plan.header["version"]
         # Tables whose values this vendor (or the file's format version) spells
         # otherwise, such as JSON text across vendors: read back and compared in a
@@ -555,19 +652,35 @@ class _Loader:
         """
         loaded: dict[str, tuple[TableSpec, TableEnd]] = {}
         for wanted in (labels & self.triggered, labels - self.triggered):
-            if not wanted:
+            # A table changed row by row has its rows at hand (loaded again, whole).
+            changed = set() if read_back else wanted & self.changes.tables.keys()
+            if wanted == changed:
+                for label in self.plan.ends:
+                    if label in changed:
+                        loaded.update(self._insert_changes(label))
                 continue
             with self.plan.source.open() as stream:
                 reader = BackupReader(stream, self.plan.source.name)
                 reader.expect(self.plan.header, self.plan.digest)
                 for section in reader.tables():
-                    if section.label in wanted:
+                    if section.label in changed:
+                        loaded.update(self._insert_changes(section.label))
+                    elif section.label in wanted:
                         spec = aligned(self.by_label[section.label], section.columns)
                         self._load_table(spec, section)
                         loaded[section.label] = (spec, section.ended())
                         if read_back:
                             self._check_alone(spec, section.ended())
         return loaded
+
+    def _insert_changes(self, label: str) -> dict[str, tuple[TableSpec, TableEnd]]:
+        """Insert a changed table's new rows; return it when it is to be read back
+        whole (``settle``), which only the database's own writes call for."""
+        spec = self.changes.tables[label].spec
+        self.changes.insert(spec, self.progress)
+        if not self.changes.side_effects:
+            return {}
+        return {label: (spec, self.plan.ends[label])}
 
     def _load_table(self, spec: TableSpec, section: TableSection) -> None:
         connection = self.backend.connection
@@ -578,7 +691,7 @@ class _Loader:
             # A savepoint per table: after a failed insert the table can be loaded
             # again, a row at a time, to find the row at fault.
             with transaction.atomic(using=self.backend.using):
-                if self.triggered:
+                if self.rewrites:
                     self.backend.empty(spec)
                 self.backend.insert_rows(spec, self._batches(spec, section, decode))
         except DatabaseError as exc:
@@ -608,7 +721,7 @@ class _Loader:
                 yield decoded
                 done += len(batch)
                 self.progress(
-                    Progress("restore", spec.label, done, total, self.plan.rows_in_file)
+                    Progress("restore", spec.label, done, total, self.changes.written)
                 )
 
     # -- what went wrong, said precisely --------------------------------------------
@@ -685,7 +798,7 @@ class _Loader:
         fields = list(spec.fields)
         decode = row_decoder(fields, list(spec.insert_fields), connection, self.version)
         with closing(self._section_lines(spec.label)) as lines:
-            if self.triggered:
+            if self.rewrites:
                 self.backend.empty(spec)
             pending: list[list[Any]] = []
             for line in itertools.chain(lines, [None]):
@@ -713,7 +826,9 @@ class _Loader:
 
     def check_foreign_keys(self) -> None:
         self.progress(Progress("check", "", 0, None))
-        problem = self.backend.check_constraints(self.specs)
+        problem = self.backend.check_constraints(
+            self.specs, self.changes.foreign_key_values
+        )
         if problem is not None:
             raise _Failed(problem)
 
@@ -736,7 +851,7 @@ class _Loader:
             if not differing:
                 return reloads > 0
             label, seen = next(iter(differing.items()))
-            if not self.triggered:
+            if not self.rewrites:
                 raise _Failed(self._difference(specs[label], ends[label], seen))
             if reloads == MAX_RELOADS:
                 raise _Failed(
@@ -794,7 +909,7 @@ class _Loader:
                         spec.label,
                         rows,
                         end.rows,
-                        self.plan.rows_in_file,
+                        self.changes.read_back,
                     )
                 )
         return rows, digest.hexdigest()

@@ -394,6 +394,7 @@ class OperationRunner:
                     )
                     % {"name": record.name}
                 )
+            self.expect("compare", plan.rows_now)
             self.expect("safety", plan.rows_now)
             self.expect("restore", plan.rows_in_file)
             self.expect("verify-written", plan.rows_in_file)
@@ -403,13 +404,15 @@ class OperationRunner:
         # No admin log entry, here or for any operation: the admin log is one of the
         # tables a validation compares and a restore replaces. This Operation, in a
         # table restores never touch, is the record.
+        # Updated rows are deleted and inserted again: counted once, as updated.
         message = _(
             "Restored database %(database)s from %(name)s: %(deleted)s rows deleted, "
-            "%(inserted)s rows inserted."
+            "%(inserted)s rows inserted, %(updated)s rows updated."
         ) % {
             "database": using,
             "name": record.name,
-            "deleted": summary.rows_deleted,
-            "inserted": summary.rows_inserted,
+            "deleted": summary.rows_deleted - summary.rows_updated,
+            "inserted": summary.rows_inserted - summary.rows_updated,
+            "updated": summary.rows_updated,
         }
         return message, data

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -15,9 +13,8 @@ from django.db import DatabaseError
 
 from . import signals
 from .backup import unreadable_value_in_table
-from .changes import FieldChange, changed_fields
+from .changes import FieldChange
 from .collector import collector_paused
-from .conf import app_settings
 from .db.backends import Backend, backend_for
 from .db.schema import aligned, compare_schema
 from .db.tables import (
@@ -26,22 +23,15 @@ from .db.tables import (
     require_database,
     require_tables,
 )
-from .db.values import block_encoder, lines_encoder
+from .differential.merge import Tally, merge_table
 from .exceptions import BackupError, IncompatibleBackupError, one_line
-from .fileformat.codec import (
-    lines_normaliser,
-    loads_row,
-    pk_key_function,
-    pk_value,
-)
+from .fileformat.codec import lines_normaliser
 from .fileformat.manifest import has_media
 from .fileformat.reader import BackupReader, TableSection, row_lines, verify_file
 from .fileformat.streams import BackupSource
 from .media.compare import BlobCheck, MediaComparison, MediaReport, check_blobs
 from .media.restore import Manifest
 from .progress import Progress, ProgressCallback, ignore_progress, passed_on
-
-MAX_EXAMPLES = 5
 
 
 @dataclass
@@ -168,11 +158,6 @@ class ValidationReport:
         }
 
 
-def _example(examples: list[Any], spec: TableSpec, line: bytes) -> None:
-    if len(examples) < MAX_EXAMPLES:
-        examples.append(pk_value(spec.fields, spec.pk_fields, loads_row(line)))
-
-
 def file_normaliser(
     spec: TableSpec, header: dict[str, Any], connection: Any
 ) -> Callable[[bytes], bytes] | None:
@@ -217,118 +202,29 @@ def _compare_rows(
     progress: ProgressCallback,
     normalise: Callable[[bytes], bytes] | None = None,
 ) -> None:
-    """Compare the file's rows with the database's rows, both in primary key order.
+    """Compare the file's rows with the database's rows, both in primary key order
+    (``differential.merge``: runs of equal rows compared as bytes, only the rows
+    that differ parsed), and count what differs, with examples.
 
-    While the database's rows, encoded, are the very bytes that come next in the
-    file, they are the same rows: batches are compared in place as bytes, and only
-    from the first batch that differs on are rows merged one by one by primary key.
     With ``normalise`` (a file from another vendor or format version, with values
     stored in other text), every row of both sides is normalised and merged.
     """
-    encode_lines = lines_encoder(spec.fields, spec.table, backend.connection)
-    encode_block = block_encoder(spec.fields, spec.table, backend.connection)
-    if normalise is not None:
-        with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
-            file_lines: Iterator[bytes] = (
-                normalise(line)
-                for block in section.blocks()
-                for line in row_lines(block)
-            )
-            database_lines: Iterator[bytes] = (
-                normalise(line)
-                for rows in batches
-                for line in row_lines(encode_block(rows))
-            )
-            report.db_rows = _merge_rows(
-                report, spec, file_lines, database_lines, progress
-            )
-        report.file_rows = section.ended().rows
-        return
-    # Closed on the way out, read to the end or not: a server-side cursor must be
-    # closed inside its transaction.
-    with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
-        same_rows = 0
-        database_rest: list[bytes] = []
-        for rows in batches:
-            lines = encode_lines(rows)
-            encoded = (lines, b"\n") if lines is not None else (encode_block(rows),)
-            if not section.take(*encoded, rows=len(rows)):
-                database_rest = row_lines(b"".join(encoded))
-                break
-            same_rows += len(rows)
-            progress(Progress("validate", spec.label, same_rows, None))
-        # Rows that differ are parsed: checked first, as the check pass did not.
-        file_lines = itertools.chain.from_iterable(
-            map(row_lines, section.checked_blocks())
-        )
-        database_lines = itertools.chain(
-            database_rest,
-            itertools.chain.from_iterable(
-                row_lines(encode_block(rows)) for rows in batches
-            ),
-        )
-        database_rows = _merge_rows(
-            report, spec, file_lines, database_lines, progress, same_rows
-        )
+    # Changed fields as backup → database: how the database changed since.
+    tally = Tally.of(spec, before="file")
+    merged = merge_table(
+        spec, section, backend, tally, normalise=normalise, progress=progress
+    )
     report.file_rows = section.ended().rows
-    report.db_rows = same_rows + database_rows
-
-
-def _merge_rows(
-    report: TableReport,
-    spec: TableSpec,
-    file_lines: Iterator[bytes],
-    database_lines: Iterator[bytes],
-    progress: ProgressCallback,
-    rows_before: int = 0,
-) -> int:
-    """Count the rows missing, extra and changed; return how many database rows
-    there were (``rows_before`` were compared already, as progress reports)."""
-    key = pk_key_function(spec.fields, spec.pk_fields)
-    database_rows = 0
-    file_line = next(file_lines, None)
-    database_line = next(database_lines, None)
-    while file_line is not None or database_line is not None:
-        if file_line == database_line:
-            order = 0
-        elif file_line is None:
-            order = 1
-        elif database_line is None:
-            order = -1
-        else:
-            file_key = key(loads_row(file_line))
-            database_key = key(loads_row(database_line))
-            order = (file_key > database_key) - (file_key < database_key)
-            if order == 0:
-                report.changed += 1
-                if len(report.changed_examples) < MAX_EXAMPLES:
-                    file_row, database_row = (
-                        loads_row(file_line),
-                        loads_row(database_line),
-                    )
-                    pk = pk_value(spec.fields, spec.pk_fields, file_row)
-                    report.changed_examples.append(pk)
-                    report.changed_rows.append(
-                        (pk, changed_fields(spec.fields, file_row, database_row))
-                    )
-        if order < 0:
-            assert file_line is not None  # the file's row sorts first
-            report.missing += 1
-            _example(report.missing_examples, spec, file_line)
-        elif order > 0:
-            assert database_line is not None  # the database's row sorts first
-            report.extra += 1
-            _example(report.extra_examples, spec, database_line)
-        if order <= 0:
-            file_line = next(file_lines, None)
-        if order >= 0:
-            database_rows += 1
-            if database_rows % app_settings.BATCH_SIZE == 0:
-                progress(
-                    Progress("validate", spec.label, rows_before + database_rows, None)
-                )
-            database_line = next(database_lines, None)
-    return database_rows
+    report.db_rows = merged.db_rows
+    report.missing, report.extra, report.changed = (
+        tally.missing,
+        tally.extra,
+        tally.changed,
+    )
+    report.missing_examples = tally.missing_examples
+    report.extra_examples = tally.extra_examples
+    report.changed_examples = [pk for pk, _changes in tally.changed_rows]
+    report.changed_rows = tally.changed_rows
 
 
 def _extra_table(spec: TableSpec, backend: Backend) -> TableReport:

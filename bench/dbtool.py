@@ -3,6 +3,7 @@
     python bench/dbtool.py empty        # what flush does, without post_migrate
     python bench/dbtool.py empty-all    # also django_migrations: for the native tools
     python bench/dbtool.py count        # {"table": rows, ...} of every table, as JSON
+    python bench/dbtool.py change FRACTION [SEED]  # change rows of every table (changes.py)
 
 The database is the demo project's (DATABASE_URL).
 """
@@ -70,6 +71,12 @@ def main() -> None:
         empty_all()
     elif command == "count":
         print(json.dumps(count()))
+    elif command == "change":
+        from changes import change
+
+        seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+        changed = change(float(sys.argv[2]), seed)
+        print(json.dumps([vars(table) for table in changed]))
     else:
         raise SystemExit(f"unknown command {command!r}")
 

@@ -2,6 +2,7 @@
 
     python bench/run.py --backend sqlite|postgres|mysql --rows 1000000 --runs 3
                         [--django-runs 1] [--skip-django-tools] [--skip-native]
+                        [--change-fraction 0.001 0.01 1.0]
                         [--memory-rows 100000] [--workdir /tmp/backups_bench]
 
 Creates a scratch database it owns (dropped and created again: ``backups_bench`` on
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 MANAGE = [PYTHON, str(ROOT / "manage.py")]
 DBTOOL = [PYTHON, str(ROOT / "bench" / "dbtool.py")]
+FLOOR = [PYTHON, str(ROOT / "bench" / "floor.py")]
 SCRATCH = "backups_bench"
 PG = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
 MY = ["-h", "127.0.0.1", "-P", "3306", "-u", "root"]
@@ -183,6 +185,21 @@ class Bench:
     def mutate(self) -> None:
         self.sh([*MANAGE, "seeddemo", "--mutate", "-v0"])
 
+    def change(self, fraction: float, seed: int) -> list[dict]:
+        """Change ``fraction`` of every table's rows (bench/changes.py), untimed."""
+        return json.loads(self.sh([*DBTOOL, "change", str(fraction), str(seed)]).stdout)
+
+    def restore_command(self, *options: str) -> list[str]:
+        return [
+            *MANAGE,
+            "restore",
+            str(self.reference),
+            "--noinput",
+            "--no-safety-backup",
+            "--json",
+            *options,
+        ]
+
     # -- the three tools ---------------------------------------------------------
 
     def ours(self, rows: int, runs: int, suffix: str = "") -> None:
@@ -205,19 +222,63 @@ class Bench:
             )
         for _ in range(runs):
             self.mutate()
+            # Every table reloaded, as the native tools do (and as restores did
+            # before they compared first).
             self.run(
                 f"restore{suffix}",
-                [
-                    *MANAGE,
-                    "restore",
-                    str(self.reference),
-                    "--noinput",
-                    "--no-safety-backup",
-                    "--json",
-                ],
+                self.restore_command("--full"),
                 stdout=str(self.work / "restore.json"),
             )
             self.validate_exact(f"restore{suffix}")
+        for _ in range(runs):
+            self.mutate()
+            self.run(
+                f"restore_mutate{suffix}",
+                self.restore_command(),
+                stdout=str(self.work / "restore.json"),
+            )
+            self.validate_exact(f"restore after seeddemo --mutate{suffix}")
+
+    def differential(self, fractions: list[float], runs: int, suffix: str = "") -> None:
+        """Per fraction: change that much of every table, restore (comparing
+        first); change again, restore --full. Each checked exact."""
+        for fraction in fractions:
+            for run in range(runs):
+                for name, options in (
+                    (f"restore@{fraction}{suffix}", ()),
+                    (f"restore_full@{fraction}{suffix}", ("--full",)),
+                ):
+                    changed = self.change(fraction, run)
+                    out = self.work / "restore.json"
+                    self.run(name, self.restore_command(*options), stdout=str(out))
+                    summary = json.loads(out.read_text())
+                    self.notes.setdefault("changed", {}).setdefault(name, []).append(
+                        {
+                            "rows_touched": sum(
+                                t["deleted"] + t["updated"] + t["inserted"]
+                                for t in changed
+                            ),
+                            **{
+                                key: summary.get(key)
+                                for key in (
+                                    "rows_deleted",
+                                    "rows_inserted",
+                                    "rows_updated",
+                                    "tables_changed",
+                                    "tables_unchanged",
+                                )
+                            },
+                            "tables_reloaded": len(summary.get("reloaded", [])),
+                        }
+                    )
+                    self.validate_exact(name)
+
+    def floor(self, runs: int) -> None:
+        """What any restore on this machine costs at least, to read figures by."""
+        for _ in range(runs):
+            self.run("floor_startup", [*FLOOR, "startup"])
+            self.run("floor_read", [*FLOOR, "read", str(self.reference)])
+            self.run("floor_loop", [*FLOOR, "loop"])
 
     def ours_with_safety_backup(self) -> None:
         backups = ROOT / "backups"
@@ -225,7 +286,7 @@ class Bench:
         self.mutate()
         self.run(
             "restore_with_safety_backup",
-            [*MANAGE, "restore", str(self.reference), "--noinput", "--json"],
+            [*MANAGE, "restore", str(self.reference), "--noinput", "--json", "--full"],
             stdout=str(self.work / "restore.json"),
         )
         self.validate_exact("restore with safety backup")
@@ -351,6 +412,7 @@ class Bench:
     def memory_run(self, rows: int) -> None:
         self.create_database(rows)
         self.ours(rows, 1, suffix=f"@{rows}")
+        self.differential(self.args.change_fraction, 1, suffix=f"@{rows}")
 
 
 def median(records: list[dict], key: str = "seconds") -> float | None:
@@ -374,8 +436,9 @@ def report(bench: Bench, rows: int) -> tuple[str, dict]:
     }[bench.backend]
     labels = {
         "backup": "backup",
-        "restore": "restore --no-safety-backup",
-        "restore_with_safety_backup": "restore (with safety backup)",
+        "restore": "restore --full --no-safety-backup",
+        "restore_mutate": "restore --no-safety-backup, after seeddemo --mutate",
+        "restore_with_safety_backup": "restore --full (with safety backup)",
         "validate": "validatebackup",
         "dumpdata": "dumpdata",
         "loaddata": "(empty tables) + loaddata",
@@ -433,9 +496,16 @@ def report(bench: Bench, rows: int) -> tuple[str, dict]:
             f"| peak RSS MB | {memory_rows:,} rows | {rows:,} rows | growth |",
             "| --- | ---: | ---: | ---: |",
         ]
-        for name in ("backup", "restore", "validate"):
+        names = ["backup", "restore", "validate"] + [
+            f"restore@{fraction}" for fraction in bench.args.change_fraction
+        ]
+        for name in names:
+            if f"{name}@{memory_rows}" not in r or name not in r:
+                continue
             small, big = peak(r[f"{name}@{memory_rows}"]), peak(r[name])
             lines.append(f"| {name} | {small:.0f} | {big:.0f} | {big - small:+.0f} |")
+    lines += differential_report(bench, medians)
+    lines += floor_report(bench)
     for inexact in bench.notes.get("inexact", []):
         lines += [
             "",
@@ -451,6 +521,57 @@ def report(bench: Bench, rows: int) -> tuple[str, dict]:
             f"({failure['error'][:200]})",
         ]
     return "\n".join(lines), {"medians": medians, "ratios": ratios}
+
+
+def differential_report(bench: Bench, medians: dict) -> list[str]:
+    """Restores after changing a fraction of every table, next to full reloads."""
+    r = bench.results
+    fractions = [f for f in bench.args.change_fraction if f"restore@{f}" in r]
+    if not fractions:
+        return []
+    native = medians.get("native_restore")
+    lines = [
+        "",
+        "| rows changed | restore s | CPU s | peak RSS MB | restore --full s "
+        "| restore / --full | restore / native restore | tables reloaded whole |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for fraction in fractions:
+        ours, full = r[f"restore@{fraction}"], r.get(f"restore_full@{fraction}", [])
+        seconds, full_seconds = median(ours), median(full)
+        cpu = median(ours, "cpu_seconds")
+        notes = bench.notes.get("changed", {}).get(f"restore@{fraction}", [])
+        touched = statistics.median(n["rows_touched"] for n in notes) if notes else 0
+        reloaded = (
+            statistics.median(n["tables_reloaded"] for n in notes) if notes else 0
+        )
+        medians[f"restore@{fraction}"] = seconds
+        lines.append(
+            f"| {fraction:g} ({touched:,.0f} rows) | {seconds:.2f} | {cpu:.2f} "
+            f"| {peak(ours):.0f} | {'' if full_seconds is None else f'{full_seconds:.2f}'} "
+            f"| {'' if not full_seconds else f'{seconds / full_seconds:.2f}x'} "
+            f"| {'' if not native else f'{seconds / native:.2f}x'} | {reloaded:g} |"
+        )
+    return lines
+
+
+def floor_report(bench: Bench) -> list[str]:
+    r = bench.results
+    labels = {
+        "floor_startup": "python + django.setup()",
+        "floor_read": "read the backup: gunzip and parse every row (one thread)",
+        "floor_loop": "10,000,000 turns of a Python loop",
+    }
+    present = [name for name in labels if name in r]
+    if not present:
+        return []
+    lines = ["", "| floor (this machine) | seconds | CPU s |", "| --- | ---: | ---: |"]
+    for name in present:
+        lines.append(
+            f"| {labels[name]} | {median(r[name]):.2f} "
+            f"| {median(r[name], 'cpu_seconds'):.2f} |"
+        )
+    return lines
 
 
 def merge(bench: Bench, path: str) -> None:
@@ -509,6 +630,15 @@ def main() -> None:
         "from an earlier results file; the table says so.",
     )
     parser.add_argument(
+        "--change-fraction",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="FRACTION",
+        help="Also restore after changing this fraction of every table's rows "
+        "(0.001 0.01 1.0), comparing first and with --full.",
+    )
+    parser.add_argument(
         "--memory-rows",
         type=int,
         default=100_000,
@@ -540,6 +670,8 @@ def main() -> None:
         bench.sh([*MANAGE, "backup", "-o", str(bench.reference), "-v0"])
     else:
         bench.ours(args.rows, args.runs)
+        bench.floor(args.runs)
+        bench.differential(args.change_fraction, args.runs)
     if not args.skip_safety_backup and not args.skip_ours:
         bench.ours_with_safety_backup()
     if not args.skip_native:

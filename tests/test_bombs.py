@@ -60,6 +60,10 @@ def run_measured(*args: str) -> tuple[int, int, str, float]:
     return peak, code, result.stderr.decode(), seconds
 
 
+# Slow: each bomb is refused by a real process reading hundreds of megabytes. The
+# file is refused before the database is touched, so SQLite alone (make test-slow)
+# covers them.
+@pytest.mark.slow
 class BombTests(TransactionTestCase):
     databases = {"default"}
     tmp_path: Path

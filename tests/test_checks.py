@@ -281,7 +281,7 @@ class PipelineCheckTests(SimpleTestCase):
             Error(
                 "BACKUPS['COMPRESSION_LEVEL'] must be None or an integer from -7 to "
                 "22 for zstd, not 23.",
-                hint="None: zstd's default, 3.",
+                hint="None: zstd's default, 1.",
                 id="backups_app.E011",
             )
         ]

@@ -74,8 +74,9 @@ class UsagePageTests(TestCase):
         assert int(size) == (self.tmp_path / "shop.jsonl.gz").stat().st_size
         assert len(digest) == 64
         assert lines[1].endswith("match exactly, 0 differ")
-        inserted, safety = lines[2].split()
-        assert int(inserted) == int(rows)
+        # Nothing changed since the backup: no table differs, no row is written.
+        deleted, inserted, updated, safety = lines[2].split()
+        assert (int(deleted), int(inserted), int(updated)) == (0, 0, 0)
         assert safety.startswith("safety-")
         assert snapshot() == before
 

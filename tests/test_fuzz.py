@@ -141,6 +141,8 @@ class HypothesisFuzzTests(FuzzMixin, HypothesisTestCase):
         self.check_case(name, MUTATIONS[name](self.lines, rng))
 
 
+# Slow (four manage.py processes); SeededCorpusTests runs every mutation in-process.
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_real_processes_print_no_traceback(tmp_path):
     """A few cases through manage.py: the exit status and stderr a shell sees."""

@@ -61,6 +61,22 @@ def test_parts_go_up_while_writing_and_the_object_appears_on_complete(store):
     assert reader.read() == data
 
 
+def test_parts_grow_so_that_any_size_fits_in_ten_thousand(store):
+    upload = MultipartUpload(store, "a.jsonl.gz", part_size=5 * MIB, parts_per_size=2)
+    data = pattern(23 * MIB)
+    for start in range(0, len(data), 3 * MIB):
+        upload.write(memoryview(data)[start : start + 3 * MIB])
+    sizes = [
+        part["Size"]
+        for part in store.client.list_parts(
+            Bucket=store.bucket, Key=upload.key, UploadId=upload._upload_id
+        )["Parts"]
+    ]
+    assert sizes == [5 * MIB, 5 * MIB, 10 * MIB]  # the last 3 MiB wait
+    upload.complete()
+    assert RangedReader(store, "a.jsonl.gz").read() == data
+
+
 def test_an_aborted_upload_leaves_no_object_and_no_upload(store):
     upload = MultipartUpload(store, "a.jsonl.gz", part_size=5 * MIB)
     upload.write(pattern(6 * MIB))

@@ -173,6 +173,9 @@ class KilledRestoreTests(TransactionTestCase):
     databases = {"default", "other"}
     tmp_path: Path
 
+    # Slow (300,000 rows, about a minute): test_restore_safety kills restores after
+    # their first write on every vendor in the quick suite.
+    @pytest.mark.slow
     def test_database_is_unchanged_after_a_restore_is_killed_midway(self):
         populate_zoo()
         # Enough rows that the restore is still writing when it is killed.
@@ -229,17 +232,18 @@ class ConcurrentWriterTests(TransactionTestCase):
     databases = {"default", "other"}
     tmp_path: Path
 
-    def rollback_journal(self) -> None:
+    def _rollback_journal(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA journal_mode=DELETE")
+            assert cursor.fetchone()[0] == "delete"
 
     def test_restored_data_satisfies_the_writers_invariant(self):
         if connection.vendor == "sqlite":
-            # Readers and a writer can only overlap in WAL mode; it stays on the
-            # file, so it is set back afterwards for the tests that run next.
+            # Readers and a writer can only overlap in WAL mode. The mode stays on
+            # the file: the tests after this one get the rollback journal back.
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA journal_mode=WAL")
-            self.addCleanup(self.rollback_journal)
+            self.addCleanup(self._rollback_journal)
         for i in range(20):
             Book.objects.create(
                 title=f"b{i}", author=Author.objects.create(name=f"a{i}")

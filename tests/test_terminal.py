@@ -8,6 +8,7 @@ SQL (``raw_contents``), before and after.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import signal
@@ -118,32 +119,44 @@ class ProgressTests(TransactionTestCase):
         frames = self.assert_drawn_in_place(result.output)
         assert all(len(frame) <= 79 for frame in frames)
         steps = [int(STEP.match(frame).group(1)) for frame in frames]
-        assert {STEP.match(frame).group(2) for frame in frames} == {"4"}
-        assert steps == sorted(steps) and set(steps) == {1, 2, 3, 4}
+        assert {STEP.match(frame).group(2) for frame in frames} == {"5"}
+        assert steps == sorted(steps) and set(steps) == {1, 2, 3, 4, 5}
         titles = {frame.split("  ")[0] for frame in frames}
         assert {
-            "[1/4] Checking the file",
-            "[2/4] Safety backup",
-            "[3/4] Loading rows",
-            "[4/4] Reading back",
-            "[4/4] Committing",
+            "[1/5] Checking the file",
+            "[2/5] Comparing with the file",
+            "[3/5] Safety backup",
+            "[4/5] Loading rows",
+            "[5/5] Reading back",
+            "[5/5] Committing",
         } <= titles
-        # The safety backup counts the rows there are now; the load the file's.
-        assert any(
-            re.match(rf"\[2/4\] Safety backup  [\d,]+ / {rows_now:,} rows", frame)
+        # The comparison and the safety backup count the rows there are now; the
+        # load the rows it writes, only those that differ in the tables that differ
+        # in few rows (Node's thousands of rows are not written again).
+        for step in ("[2/5] Comparing with the file", "[3/5] Safety backup"):
+            assert any(
+                re.match(rf"{re.escape(step)}  [\d,]+ / {rows_now:,} rows", frame)
+                for frame in frames
+            ), frames
+        loads = [
+            int(found.group(1).replace(",", ""))
             for frame in frames
-        ), frames
-        assert any(
-            re.match(rf"\[3/4\] Loading rows  [\d,]+ / {self.rows:,} rows", frame)
-            for frame in frames
-        ), frames
+            if (
+                found := re.match(
+                    r"\[4/5\] Loading rows  [\d,]+ / ([\d,]+) rows", frame
+                )
+            )
+        ]
+        assert loads and all(0 < total < NODES for total in loads), frames
 
         # The file's long path is wider than the terminal.
         lines = result.screen().lines_written()
         assert lines[-5].startswith(f"Restored database 'default' from {self.file} in")
         assert re.fullmatch(
-            rf"\d+ tables, {self.rows:,} rows written, [\d,]+ replaced", lines[-4]
-        )
+            r"\d+ tables \(\d+ reloaded whole, \d+ changed row by row, \d+ "
+            r"unchanged\): [\d,]+ rows deleted, [\d,]+ inserted, [\d,]+ updated",
+            lines[-4],
+        ), lines[-4]
         name = lines[-3].removeprefix("Safety backup: ")
         assert name.startswith("safety-default-") and backup_storage().exists(name)
         undo = f"python -m django restore {name}"
@@ -188,13 +201,15 @@ class ProgressTests(TransactionTestCase):
         at = lines.index(
             next(line for line in lines if line.startswith("  testapp.AllFields"))
         )
-        example = lines[at] + " " + lines[at + 1].strip()
+        # The example and its continuation lines, indented under it.
+        continued = list(
+            itertools.takewhile(lambda line: line.startswith("      "), lines[at + 1 :])
+        )
+        assert continued
+        example = " ".join([lines[at], *(line.strip() for line in continued)])
         assert example.startswith(f"  testapp.AllFields: changed pk {row.pk}: text ")
         assert f'→ "{"x" * 39}…"' in example
-        assert lines[at + 1].startswith("      ")
-        assert f"decimal_money {row.decimal_money} → 99.99" in " ".join(
-            line.strip() for line in lines[at : at + 3]
-        )
+        assert f"decimal_money {row.decimal_money} → 99.99" in example
         # The verdict ends it: no "CommandError:" after it.
         assert re.fullmatch(
             r"\d+ tables match exactly, 2 differ; rows: 2 changed", lines[-1]
@@ -540,18 +555,18 @@ def test_a_line_never_wider_than_the_terminal_least_useful_left_out(width):
     text = line.text(report, 61_728, 12.0, width)
     assert len(text) <= width
     full = (
-        "[3/4] Loading rows  61,728 / 123,456 rows  50%  12 s left  5,144 rows/s  "
+        "[4/5] Loading rows  61,728 / 123,456 rows  50%  12 s left  5,144 rows/s  "
         f"{LABEL}"
     )
     expected = {
         200: full,
         # The rate goes first, then the table, then the time left...
-        79: "[3/4] Loading rows  61,728 / 123,456 rows  50%  12 s left",
-        59: "[3/4] Loading rows  61,728 / 123,456 rows  50%  12 s left",
+        79: "[4/5] Loading rows  61,728 / 123,456 rows  50%  12 s left",
+        59: "[4/5] Loading rows  61,728 / 123,456 rows  50%  12 s left",
         # ...then the rows, keeping the share done...
-        39: "[3/4] Loading rows  50%",
+        39: "[4/5] Loading rows  50%",
         # ...and what is left is cut.
-        19: "[3/4] Loading rows",
+        19: "[4/5] Loading rows",
     }
     assert text == expected[width]
 
@@ -560,16 +575,16 @@ def test_no_estimate_without_an_honest_total():
     line = ProgressLine(io.StringIO(), enabled=False, steps=RESTORE_STEPS)
     # More rows than counted (written meanwhile): rows and rate only.
     grown = line.text(Progress("safety", "a.B", 10, 10, 100), 150, 3.0, 79)
-    assert grown == "[2/4] Safety backup  150 rows  50 rows/s  a.B"
+    assert grown == "[3/5] Safety backup  150 rows  50 rows/s  a.B"
     # Too early for a rate or a time left.
     early = line.text(Progress("verify", "a.B", 10, None), 10, 0.2, 79)
-    assert early == "[1/4] Checking the file  10 rows  a.B"
+    assert early == "[1/5] Checking the file  10 rows  a.B"
     # A restore's lock belongs to its next step; a reload counts passes.
     assert line.text(Progress("lock", "", 0, None), 0, 0, 79) == (
-        "[2/4] Locking the tables"
+        "[2/5] Locking the tables"
     )
     assert line.text(Progress("reload", "", 1, 3), 0, 0, 79) == (
-        "[4/4] Loading again what triggers changed (pass 1 of 3)"
+        "[5/5] Loading again what triggers changed (pass 1 of 3)"
     )
     single = ProgressLine(io.StringIO(), enabled=False)
     assert single.text(Progress("backup", "a.B", 5, 5, 5), 5, 2.0, 79) == (

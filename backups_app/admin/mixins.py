@@ -616,7 +616,7 @@ class RestoreMixin(BackupViewsMixin):
         with_session = request.session.session_key if database == session_db else None
         try:
             with open_source(record.name) as source:
-                plan = plan_restore(source, using=database)
+                plan = plan_restore(source, using=database, compare=True)
                 survivors = (
                     who_survives(source, request.user, with_session)
                     if database in (user_db, session_db)
@@ -633,6 +633,9 @@ class RestoreMixin(BackupViewsMixin):
             return result
         record_provenance(record, plan.provenance)
         result["plan"] = plan
+        result["changing"] = [t for t in plan.tables if not t.unchanged]
+        result["unchanged"] = [t.label for t in plan.tables if t.unchanged]
+        result["changes"] = plan.changes()
         result["foreign"] = plan.provenance != Provenance.OURS
         result["can_confirm"] = plan.can_restore and (
             not result["foreign"] or request.user.has_perm(PERMISSION_RESTORE_FOREIGN)

@@ -122,16 +122,24 @@ def catalog_foreign_keys(
     return found
 
 
-def orphan_sql(fk: ForeignKey, quote: Callable[[str], str]) -> str:
-    """Return a query for the first row of ``fk``'s table whose parent is missing."""
+def orphan_sql(fk: ForeignKey, quote: Callable[[str], str], values: int = 0) -> str:
+    """Return a query for the first row of ``fk``'s table whose parent is missing.
+
+    With ``values``, only the rows whose foreign key holds one of that many values
+    (parameters) are looked at: after a restore that wrote a few rows, the values
+    its new rows point at and those of the parent rows it removed.
+    """
     child, parent = quote(fk.table), quote(fk.parent_table)
     column = f"c.{quote(fk.column)}"
     selected = [f"c.{quote(name)}" for name in fk.pk_columns] + [column]
     order = ", ".join(selected[:-1] or [column])
+    where = f"{column} IS NOT NULL"
+    if values:
+        where = f"{column} IN ({', '.join(['%s'] * values)})"
     return (
         f"SELECT {', '.join(selected)} FROM {child} c "
         f"LEFT JOIN {parent} p ON p.{quote(fk.parent_column)} = {column} "
-        f"WHERE {column} IS NOT NULL AND p.{quote(fk.parent_column)} IS NULL "
+        f"WHERE {where} AND p.{quote(fk.parent_column)} IS NULL "
         f"ORDER BY {order} LIMIT 1"
     )
 

@@ -217,7 +217,7 @@ class Codec:
 
 
 GZIP = Codec("gzip", ".gz", GZIP_MAGIC, 1, range(0, 10), _gzip_writer, gunzip)
-ZSTD = Codec("zstd", ".zst", ZSTD_MAGIC, 3, range(-7, 23), _zstd_writer, unzstd)
+ZSTD = Codec("zstd", ".zst", ZSTD_MAGIC, 1, range(-7, 23), _zstd_writer, unzstd)
 NONE = Codec("none", "", b"", 0, range(0, 1), _plain_writer, identity)
 CODECS = (GZIP, ZSTD, NONE)
 SUFFIXES = tuple(f".jsonl{codec.suffix}" for codec in CODECS)

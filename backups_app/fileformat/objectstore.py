@@ -22,8 +22,11 @@ from __future__ import annotations
 import contextlib
 import datetime
 import io
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from django.utils.crypto import get_random_string
 
 from ..exceptions import StorageError, one_line
 
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
 PART_SIZE = 8 << 20  # S3 takes parts of at least 5 MiB, except the last one
-READ_SIZE = 8 << 20
+PARTS_PER_SIZE = 1000
+READ_SIZE = 4 << 20
 # The first range read is this small, then each is twice the last, up to READ_SIZE:
 # a listing that wants only a file's header line fetches little more than it.
 FIRST_READ_SIZE = 256 << 10
@@ -50,6 +54,25 @@ class ObjectStore:
             f"{self.location.strip('/')}/{name}" if self.location.strip("/") else name
         )
 
+    def exists(self, name: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(name))
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(
+                f"Cannot look up {name!r} in the object storage: {one_line(exc)}"
+            ) from exc
+        return True
+
+    def free_name(self, name: str, suffix: str) -> str:
+        """Return ``name``, or if it is taken, ``name`` with a random part added
+        before ``suffix`` (so that the name still ends in it)."""
+        root = name.removesuffix(suffix)
+        while self.exists(name):
+            name = f"{root}_{get_random_string(7)}{suffix}"
+        return name
+
 
 def object_store(storage: Any) -> ObjectStore | None:
     """Return the object store behind a django-storages S3 storage, else None."""
@@ -59,8 +82,30 @@ def object_store(storage: Any) -> ObjectStore | None:
         return None
     if not isinstance(storage, S3Storage):
         return None
-    return ObjectStore(
-        storage.connection.meta.client, storage.bucket_name, storage.location or ""
+    client = _CLIENTS.get(storage)
+    if client is None:
+        client = _CLIENTS[storage] = _client_for(storage)
+    return ObjectStore(client, storage.bucket_name, storage.location or "")
+
+
+# One client per storage instance (``storages[alias]`` keeps one per thread).
+_CLIENTS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _client_for(storage: Any) -> Any:
+    """Return a boto3 client made as django-storages makes its own (same session,
+    credentials, endpoint and client config), or the one its resource already
+    holds: the resource's model costs about 13 MB that a backup need not pay."""
+    resource = getattr(storage._connections, "connection", None)
+    if resource is not None:
+        return resource.meta.client
+    return storage._create_session().client(
+        "s3",
+        region_name=storage.region_name,
+        use_ssl=storage.use_ssl,
+        endpoint_url=storage.endpoint_url,
+        config=storage.client_config,
+        verify=storage.verify,
     )
 
 
@@ -72,13 +117,23 @@ class MultipartUpload(io.RawIOBase):
     """A writable stream whose bytes become the object ``name``: on ``complete()``,
     or never (``abort()``)."""
 
-    def __init__(self, store: ObjectStore, name: str, part_size: int = PART_SIZE):
+    def __init__(
+        self,
+        store: ObjectStore,
+        name: str,
+        part_size: int = PART_SIZE,
+        parts_per_size: int = PARTS_PER_SIZE,
+    ):
         self.store = store
         self.name = name
         self.key = store.key(name)
         self.part_size = part_size
+        self.parts_per_size = parts_per_size
         self.size = 0
+        # One part's room, allocated once and filled in place (growing a bytearray
+        # copies it, which would hold a part twice), reused for every part.
         self._buffer = bytearray()
+        self._filled = 0
         self._parts: list[dict[str, Any]] = []
         try:
             self._upload_id = store.client.create_multipart_upload(
@@ -93,17 +148,29 @@ class MultipartUpload(io.RawIOBase):
         return True
 
     def write(self, data: ReadableBuffer) -> int:
-        view = memoryview(data)
-        self._buffer += view
-        self.size += view.nbytes
-        while len(self._buffer) >= self.part_size:
-            with memoryview(self._buffer) as buffered:
-                part = bytes(buffered[: self.part_size])
-            del self._buffer[: self.part_size]
-            self._send(part)
-        return view.nbytes
+        with memoryview(data) as view, view.cast("B") as rest:
+            self.size += rest.nbytes
+            while rest:
+                # Fill the part up to its size exactly, then send the buffer itself:
+                # one part in memory, never a copy of it.
+                size = self._current_part_size()
+                if len(self._buffer) != size:
+                    self._buffer = bytearray(size)
+                taken = min(size - self._filled, rest.nbytes)
+                self._buffer[self._filled : self._filled + taken] = rest[:taken]
+                self._filled += taken
+                rest = rest[taken:]
+                if self._filled == size:
+                    self._send(self._buffer)
+                    self._filled = 0
+            return view.nbytes
 
-    def _send(self, part: bytes) -> None:
+    def _current_part_size(self) -> int:
+        # S3 allows 10,000 parts: the size doubles every PARTS_PER_SIZE parts, so
+        # that a backup of any size fits (8 MiB parts up to 8 GiB written).
+        return self.part_size << (len(self._parts) // self.parts_per_size)
+
+    def _send(self, part: bytes | bytearray) -> None:
         number = len(self._parts) + 1
         try:
             response = self.store.client.upload_part(
@@ -121,9 +188,11 @@ class MultipartUpload(io.RawIOBase):
 
     def complete(self) -> None:
         """Make the object appear under its name, unless one is already there."""
-        if self._buffer or not self._parts:
-            self._send(bytes(self._buffer))
-            self._buffer.clear()
+        if self._filled or not self._parts:
+            # The last part: the buffer cut to what it holds, in place.
+            del self._buffer[self._filled :]
+            self._send(self._buffer)
+        self._buffer, self._filled = bytearray(), 0
         try:
             self.store.client.complete_multipart_upload(
                 Bucket=self.store.bucket,

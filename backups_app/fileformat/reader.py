@@ -133,8 +133,10 @@ class TableSection:
         self.rows = 0  # rows read so far
         # The file's line number of the first row of the block handed out last.
         self._block_line = 0
+        # The file's line number of the table's first row (right after this record).
+        self._first_line = reader._line_number + 1
 
-    def take(self, *pieces: bytes, rows: int) -> bool:
+    def take(self, *pieces: bytes | memoryview, rows: int) -> bool:
         """Move past the table's next rows if they are exactly these bytes.
 
         The pieces, joined, must be ``rows`` whole row lines, each ending in a
@@ -179,6 +181,33 @@ class TableSection:
             if not set(map(type, map(operator.itemgetter(position), rows))) <= allowed:
                 self._reader._bad_row(self, block)
         return rows
+
+    def peek(self) -> bytes | None:
+        """Return the table's next row line, without its newline, and leave it
+        there; None after the last row (the table's end is then checked)."""
+        return self._reader._peek_row(self)
+
+    def advance(self, line: bytes) -> None:
+        """Move past ``line``, the next row, which ``peek()`` returned."""
+        self._reader._take_row(self, line)
+
+    def parse_line(self, line: bytes) -> list[Any]:
+        """Return the next row, ``line`` (from ``peek()``), as a list, checked as
+        ``parse()`` checks a block."""
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            row = None
+        if (
+            not isinstance(row, list)
+            or len(row) != len(self.columns)
+            or not all(
+                type(row[position]) in allowed
+                for position, allowed in self._value_types
+            )
+        ):
+            self._reader._bad_row(self, line + b"\n", self._first_line + self.rows)
+        return row
 
     def checked_blocks(self) -> Iterator[bytes]:
         """``blocks()``, each parsed and checked first (see ``parse()``)."""
@@ -562,7 +591,7 @@ class BackupReader:
             )
 
     def _take_rows(
-        self, section: TableSection, pieces: tuple[bytes, ...], rows: int
+        self, section: TableSection, pieces: tuple[bytes | memoryview, ...], rows: int
     ) -> bool:
         if section.end is not None:
             return False
@@ -581,6 +610,24 @@ class BackupReader:
         self._position = offset
         self._took_rows(section, start, offset, rows)
         return True
+
+    def _peek_row(self, section: TableSection) -> bytes | None:
+        if section.end is not None:
+            return None
+        while (newline := self._buffer.find(b"\n", self._position)) < 0:
+            if not self._fill():
+                raise self._error(f"is truncated inside table {section.label}")
+        if self._buffer[self._position] != ROW_START:
+            self._end_section(section)
+            return None
+        if newline - self._position > self._max_line:
+            raise self._too_long(self._line_number + 1)
+        return self._buffer[self._position : newline]
+
+    def _take_row(self, section: TableSection, line: bytes) -> None:
+        start = self._position
+        self._position += len(line) + 1
+        self._took_rows(section, start, self._position, 1)
 
     def _next_row_block(self, section: TableSection) -> tuple[int, int, int] | None:
         """Where the next rows of the buffer start and stop, and how many lines they
@@ -638,11 +685,17 @@ class BackupReader:
             yield buffer if start == 0 and stop == len(buffer) else buffer[start:stop]
         self._end_section(section)
 
-    def _bad_row(self, section: TableSection, block: bytes) -> NoReturn:
-        """Raise the error for the first row of ``block`` that is not well formed."""
+    def _bad_row(
+        self, section: TableSection, block: bytes, first_line: int | None = None
+    ) -> NoReturn:
+        """Raise the error for the first row of ``block`` that is not well formed;
+        ``first_line`` is the file's line number of its first row (by default, of the
+        block handed out last)."""
         columns = len(section.columns)
+        if first_line is None:
+            first_line = section._block_line
         for index, line in enumerate(row_lines(block)):
-            number = section._block_line + index
+            number = first_line + index
             try:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError:

@@ -408,17 +408,11 @@ class BackupTarget:
         copy, the object appears under its name only when complete, never over
         another, and an interrupted upload is aborted."""
         assert self.storage_name is not None
-        storage = backup_storage()
         with contextlib.suppress(Exception):
             # Uploads of killed backups (best effort: the listing may be denied).
             abort_stale_uploads(store, app_settings.STALE_UPLOAD_AGE)
-        try:
-            name = storage.get_available_name(self.storage_name)
-        except Exception as exc:  # storages raise anything from OSError to SDK errors
-            raise StorageError(
-                f"Cannot look up {self.storage_name!r} in the backup storage: "
-                f"{one_line(exc)}"
-            ) from exc
+        # A name already taken is not even tried (If-None-Match would refuse it).
+        name = store.free_name(self.storage_name, self.layers.suffix)
         upload = MultipartUpload(store, name)
         try:
             with encoded(cast(IO[bytes], upload), self.layers) as stream:

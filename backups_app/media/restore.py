@@ -326,6 +326,8 @@ class Journal:
         self.entries: list[tuple[Storage, str, tuple[int, str] | None]] = []
         self.written = 0
         self.bytes_written = 0
+        # What undo() could not put back as it was.
+        self.problems: list[str] = []
 
     def __bool__(self) -> bool:
         return bool(self.entries)

@@ -38,14 +38,16 @@ class PausesConfig(AppConfig):
     label = "pauses"
 
     def ready(self) -> None:
-        from backups_app import backup, restore, signals, validate
+        from backups_app import backup, restore, signals
+        from backups_app.differential import apply, merge
 
         point = os.environ.get("BACKUPS_TEST_PAUSE", "")
         if point == "backup-table":
             # After the header and the tables before testapp.Node are written.
             pausing_factory(backup, "block_encoder", point)
         elif point == "validate-table":
-            pausing_factory(validate, "block_encoder", point)
+            # validate_backup compares through differential.merge.
+            pausing_factory(merge, "block_encoder", point)
         elif point == "restore-verify":
             # While the restore checks the file, before its transaction.
             original_verify = restore.verify_file
@@ -81,7 +83,8 @@ class PausesConfig(AppConfig):
                     pause(point)
                 return original(fields, *args, **kwargs)
 
-            restore.row_decoder = row_decoder
+            # A table written row by row decodes its rows in differential.apply.
+            restore.row_decoder = apply.row_decoder = row_decoder
         elif point == "restore-media":
             # Inside the restore's transaction, once the media files are written.
             original_put_back = restore.put_back

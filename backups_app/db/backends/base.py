@@ -6,7 +6,7 @@ Everything goes through Django's connection; no client binaries are involved.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from django.core.management.color import no_style
@@ -16,6 +16,7 @@ from django.db.models import Field
 from ...exceptions import RestoreError
 from ...fileformat.codec import TEXT_KINDS, kind
 from ..integrity import (
+    ForeignKey,
     catalog_foreign_keys,
     model_foreign_keys,
     orphan_message,
@@ -51,6 +52,12 @@ def deadlock_error(what: str) -> RestoreError:
 class Backend:
     """Operations shared by every vendor; subclasses override what their vendor needs."""
 
+    # How many rows a full reload of a table writes (deletes and inserts) in the
+    # time a restore of only the rows that differ deletes or inserts one: a table is
+    # changed row by row while its rows to write, times this, are fewer than a
+    # reload's. Measured with bench/run.py --change-fraction (docs/benchmarks.md).
+    row_change_cost = 4.0
+
     def __init__(self, using: str):
         self.using = using
         self.connection = connections[using]
@@ -79,12 +86,32 @@ class Backend:
     def select_column(self, field: Field[Any, Any]) -> str:
         return self.quote(column_of(field))
 
-    def select_sql(self, spec: TableSpec) -> str:
+    def select_sql(self, spec: TableSpec, where: str = "") -> str:
         columns = ", ".join(self.select_column(f) for f in spec.fields)
         return (
             f"SELECT {columns} FROM {self.quote(spec.table)} "
-            f"ORDER BY {self.order_by_sql(spec)}"
+            + (f"WHERE {where} " if where else "")
+            + f"ORDER BY {self.order_by_sql(spec)}"
         )
+
+    def key_in_sql(self, spec: TableSpec, count: int) -> str:
+        """Return a condition on the primary key: one of ``count`` keys (parameters,
+        a value per key column)."""
+        columns = [self.quote(column_of(f)) for f in spec.pk_fields]
+        if len(columns) == 1:
+            return f"{columns[0]} IN ({', '.join(['%s'] * count)})"
+        one = f"({', '.join(['%s'] * len(columns))})"
+        return f"({', '.join(columns)}) IN ({', '.join([one] * count)})"
+
+    def fetch_rows(
+        self, spec: TableSpec, where: str, params: list[Any]
+    ) -> list[tuple[Any, ...]]:
+        """Return the rows that ``where`` selects, in primary key order, as
+        ``stream_rows`` gives them: a few rows, read at once."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.select_sql(spec, where), params)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
     def stream_rows(
         self, spec: TableSpec, batch_size: int
@@ -135,6 +162,24 @@ class Backend:
         for spec in reversed(specs):
             self.empty(spec)
 
+    def delete_rows(self, spec: TableSpec, keys: list[tuple[Any, ...]]) -> int:
+        """Delete the rows with these primary keys (tuples of the key's columns, as
+        ``stream_rows`` gave them); return how many the database deleted."""
+        params = [value for key in keys for value in key]
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {self.quote(spec.table)} "
+                f"WHERE {self.key_in_sql(spec, len(keys))}",
+                params,
+            )
+            deleted: int = cursor.rowcount
+        return deleted
+
+    def deletes_cascade(self, specs: list[TableSpec]) -> bool:
+        """Whether deleting rows of these tables makes the database change rows of
+        them by itself (ON DELETE CASCADE, SET NULL or SET DEFAULT), now."""
+        return False
+
     def trigger_tables(self) -> set[str]:
         """Return the names of the tables that carry triggers of their own."""
         return set()
@@ -182,13 +227,9 @@ class Backend:
         """Session settings for a restore that can only change outside a transaction."""
         yield
 
-    def check_constraints(self, specs: list[TableSpec]) -> str | None:
-        """Check the foreign keys a restore of ``specs`` could break.
-
-        Return a message naming the first row that points at a missing parent, or
-        None. One anti-join per foreign key column (db/integrity.py) instead of Django's
-        per-table introspection.
-        """
+    def foreign_keys(self, specs: list[TableSpec]) -> list[ForeignKey]:
+        """Return the foreign keys a restore of ``specs`` could break: those of the
+        restored tables, and those of other tables that point into them."""
         with self.connection.cursor() as cursor:
             existing = set(self.connection.introspection.table_names(cursor))
         keys = model_foreign_keys(specs, self.using, existing)
@@ -197,12 +238,36 @@ class Backend:
             # owns may be left pointing at replaced rows: the database's catalog
             # names their foreign keys, in one query.
             keys += catalog_foreign_keys(self.catalog_foreign_keys(), keys, specs)
+        return keys
+
+    def check_constraints(
+        self,
+        specs: list[TableSpec],
+        values: Callable[[ForeignKey], Iterable[list[Any]] | None] | None = None,
+    ) -> str | None:
+        """Check the foreign keys a restore of ``specs`` could break.
+
+        Return a message naming the first row that points at a missing parent, or
+        None. One anti-join per foreign key column (db/integrity.py) instead of Django's
+        per-table introspection. ``values`` may narrow a key's check to the rows
+        whose foreign key holds given values (lists of parameters), or, returning
+        None, leave it whole.
+        """
+        keys = self.foreign_keys(specs)
         with self.connection.cursor() as cursor:
             for fk in keys:
-                cursor.execute(orphan_sql(fk, self.quote))
-                row = cursor.fetchone()
-                if row is not None:
-                    return orphan_message(fk, row)
+                chunks = None if values is None else values(fk)
+                if chunks is None:
+                    cursor.execute(orphan_sql(fk, self.quote))
+                    row = cursor.fetchone()
+                    if row is not None:
+                        return orphan_message(fk, row)
+                    continue
+                for chunk in chunks:
+                    cursor.execute(orphan_sql(fk, self.quote, len(chunk)), chunk)
+                    row = cursor.fetchone()
+                    if row is not None:
+                        return orphan_message(fk, row)
         return None
 
     def foreign_keys_unchecked(self) -> bool:

@@ -6,7 +6,7 @@ import datetime
 import logging
 import re
 import zlib
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from django.db import DatabaseError, models, transaction
@@ -14,6 +14,7 @@ from django.db.models import Field
 
 from ...exceptions import OperationInProgressError
 from ...fileformat.codec import kind
+from ..integrity import ForeignKey
 from ..tables import TableSpec, column_of
 from .base import (
     LOCK_NAME,
@@ -58,30 +59,60 @@ class PostgreSQLBackend(Backend):
             "TimeZone"
         ) in ("UTC", "Etc/UTC")
 
+    def _register_loaders(self, cursor: Any, raw: Any) -> None:
+        from psycopg.types.string import TextLoader
+
+        # numeric and uuid come back as text, already in the file's canonical form,
+        # which saves a conversion per value.
+        cursor.adapters.register_loader("numeric", TextLoader)
+        cursor.adapters.register_loader("uuid", TextLoader)
+        if self._utc_session(raw):
+            # Django's timestamptz loader is Python code that only swaps in the
+            # connection's tzinfo; with a UTC session psycopg's own (C) loader
+            # gives the same values, about four times faster.
+            cursor.adapters.register_loader("timestamptz", _psycopg_tz_loader())
+
     def stream_rows(
         self, spec: TableSpec, batch_size: int
     ) -> Generator[list[tuple[Any, ...]], None, None]:
-        from psycopg.types.string import TextLoader
-
         self.connection.ensure_connection()
         raw = self.connection.connection
-        # A named (server-side) cursor streams; numeric and uuid come back as text,
-        # already in the file's canonical form, which saves a conversion per value.
+        # A named (server-side) cursor streams.
         with (
             self.connection.wrap_database_errors,
             raw.cursor(name=f"backups_app_{spec.table[:40]}") as cursor,
         ):
-            cursor.adapters.register_loader("numeric", TextLoader)
-            cursor.adapters.register_loader("uuid", TextLoader)
-            if self._utc_session(raw):
-                # Django's timestamptz loader is Python code that only swaps in the
-                # connection's tzinfo; with a UTC session psycopg's own (C) loader
-                # gives the same values, about four times faster.
-                cursor.adapters.register_loader("timestamptz", _psycopg_tz_loader())
+            self._register_loaders(cursor, raw)
             cursor.itersize = batch_size
             cursor.execute(self.select_sql(spec))
             while rows := cursor.fetchmany(batch_size):
                 yield rows
+
+    def fetch_rows(
+        self, spec: TableSpec, where: str, params: list[Any]
+    ) -> list[tuple[Any, ...]]:
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        with self.connection.wrap_database_errors, raw.cursor() as cursor:
+            self._register_loaders(cursor, raw)
+            cursor.execute(self.select_sql(spec, where), params)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
+
+    def deletes_cascade(self, specs: list[TableSpec]) -> bool:
+        # Django declares its foreign keys NO ACTION; raw SQL may not have.
+        tables = [self.quote(spec.table) for spec in specs]
+        if not tables:
+            return False
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM pg_constraint WHERE contype = 'f' "
+                "AND confdeltype NOT IN ('a', 'r') "
+                "AND conrelid = ANY(%s::regclass[]) "
+                "AND confrelid = ANY(%s::regclass[]) LIMIT 1",
+                [tables, tables],
+            )
+            return cursor.fetchone() is not None
 
     def trigger_tables(self) -> set[str]:
         # tgisinternal: the triggers PostgreSQL makes for foreign keys.
@@ -94,8 +125,12 @@ class PostgreSQLBackend(Backend):
             )
             return {row[0] for row in cursor.fetchall()}
 
-    def check_constraints(self, specs: list[TableSpec]) -> str | None:
-        message = super().check_constraints(specs)
+    def check_constraints(
+        self,
+        specs: list[TableSpec],
+        values: Callable[[ForeignKey], Iterable[list[Any]] | None] | None = None,
+    ) -> str | None:
+        message = super().check_constraints(specs, values)
         if message is None:
             # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED and stay on
             # during a restore: make the database check them now, inside the

@@ -91,6 +91,23 @@ class SQLiteBackend(Backend):
             keys: list[tuple[str, str, str, str | None]] = cursor.fetchall()
         return keys
 
+    def deletes_cascade(self, specs: list[TableSpec]) -> bool:
+        # Actions only run while foreign keys are enforced: not during a restore,
+        # unless it runs inside a transaction opened before (tests).
+        if not self._pragma("foreign_keys"):
+            return False
+        tables = {spec.table for spec in specs}
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                'SELECT m.name, p."table" FROM sqlite_master m, '
+                "pragma_foreign_key_list(m.name) p WHERE m.type = 'table' "
+                "AND p.on_delete NOT IN ('NO ACTION', 'RESTRICT')"
+            )
+            return any(
+                child in tables and parent in tables
+                for child, parent in cursor.fetchall()
+            )
+
     def trigger_tables(self) -> set[str]:
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'")

@@ -319,14 +319,15 @@ def json_text(data: Any) -> str:
 ERASE_LINE = "\x1b[K"
 
 # What each stage of the library is called on the progress line, and the step of a
-# command it belongs to (restore's steps: verify, safety, load, check).
+# command it belongs to (restore's steps: verify, compare, safety, load, check).
 STAGES: dict[str, tuple[str, str]] = {
     "backup": ("backup", "Backing up"),
     "verify": ("verify", "Checking the file"),
     "validate": ("compare", "Comparing"),
+    "compare": ("compare", "Comparing with the file"),
     "lock": ("lock", "Locking the tables"),
     "safety": ("safety", "Safety backup"),
-    "delete": ("load", "Emptying the tables"),
+    "delete": ("load", "Deleting rows"),
     "restore": ("load", "Loading rows"),
     "check": ("check", "Checking foreign keys"),
     "verify-written": ("check", "Reading back"),
@@ -346,7 +347,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "media-needs": ("", "Reading what the backups need"),
 }
 # Steps of the commands, for "[k/n]": a restore's lock belongs to the step after it.
-RESTORE_STEPS = ("verify", "safety", "load", "check")
+RESTORE_STEPS = ("verify", "compare", "safety", "load", "check")
 VALIDATE_STEPS = ("verify", "compare")
 # The line is redrawn at most this often (seconds), and at every new stage.
 REDRAW_INTERVAL = 0.1
@@ -428,7 +429,9 @@ class ProgressLine:
     def step(self, stage: str) -> str:
         key = STAGES.get(stage, (stage, ""))[0]
         if key == "lock":
-            key = next((s for s in ("safety", "load") if s in self.steps), key)
+            key = next(
+                (s for s in ("compare", "safety", "load") if s in self.steps), key
+            )
         if len(self.steps) < 2 or key not in self.steps:
             return ""
         return f"[{self.steps.index(key) + 1}/{len(self.steps)}]"

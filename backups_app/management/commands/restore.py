@@ -14,10 +14,17 @@ from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from backups_app import signals
+from backups_app.changes import described
 from backups_app.conf import app_settings
 from backups_app.exceptions import IncompatibleBackupError
 from backups_app.progress import Progress, ProgressCallback
-from backups_app.restore import RestorePlan, plan_restore, restore_backup
+from backups_app.restore import (
+    RestorePlan,
+    RestoreSummary,
+    TablePlan,
+    plan_restore,
+    restore_backup,
+)
 
 from ._output import (
     EXIT_CANNOT_RUN,
@@ -144,6 +151,11 @@ class Command(BackupsCommand):
             help="Do not back up the current data first (BACKUPS['SAFETY_BACKUP']).",
         )
         parser.add_argument(
+            "--full",
+            action="store_true",
+            help="Reload every table whole, without comparing it with the file first.",
+        )
+        parser.add_argument(
             "--allow-foreign",
             action="store_true",
             help="With --noinput, restore a file not made by this installation.",
@@ -171,6 +183,7 @@ class Command(BackupsCommand):
         safety_backup: bool | None,
         json: bool,
         allow_foreign: bool = False,
+        full: bool = False,
         media: bool = True,
         prune_media: bool = False,
         **options: Any,
@@ -191,14 +204,22 @@ class Command(BackupsCommand):
                 )
         if safety_backup is None:
             safety_backup = app_settings.SAFETY_BACKUP
-        steps = [s for s in RESTORE_STEPS if s != "safety" or safety_backup]
+        steps = [
+            s
+            for s in RESTORE_STEPS
+            if (s != "safety" or safety_backup) and (s != "compare" or not full)
+        ]
+        # The plan says which rows would change where it is shown; a restore
+        # without a preview compares the tables only inside its transaction.
+        compare = (dry_run or interactive or verbosity >= 2) and not full
         if dry_run:
-            steps = ["verify"]
+            steps = ["verify", "compare"] if compare else ["verify"]
         with running(self, {**options, "json": json}, steps=steps) as progress:
             plan = plan_restore(
                 file,
                 using=database,
                 progress=progress,
+                compare=compare,
                 media=media,
                 prune_media=prune_media,
             )
@@ -257,7 +278,11 @@ class Command(BackupsCommand):
             CommitGuard(progress, committed).held() as guarded,
         ):
             summary = restore_backup(
-                plan, safety_backup=safety_backup, progress=guarded, media=media
+                plan,
+                safety_backup=safety_backup,
+                progress=guarded,
+                full=full,
+                media=media,
             )
         undo = (
             undo_command(summary.safety_backup, database, settings)
@@ -274,10 +299,7 @@ class Command(BackupsCommand):
                     f"{summary.seconds:.1f} s"
                 )
             )
-            self.stdout.write(
-                f"{summary.tables} tables, {number(summary.rows_inserted)} rows "
-                f"written, {number(summary.rows_deleted)} replaced"
-            )
+            self.stdout.write(restored_text(summary))
             if summary.media is not None:
                 self._render_media_done(summary.media)
             if undo:
@@ -344,13 +366,71 @@ class Command(BackupsCommand):
             f"Taken:  {local_time(header.get('created'))} ({header.get('vendor')}, "
             f"database {header.get('database')!r})"
         )
-        rows = [
-            (t.label, number(t.rows_now), number(t.rows_in_file)) for t in plan.tables
-        ]
-        rows.append(("total", number(plan.rows_now), number(plan.rows_in_file)))
-        self.stdout.write(table(["table", "rows now", "rows in file"], rows))
+        if plan.compared:
+            self._render_changes(plan)
+        else:
+            rows = [
+                (t.label, number(t.rows_now), number(t.rows_in_file))
+                for t in plan.tables
+            ]
+            rows.append(("total", number(plan.rows_now), number(plan.rows_in_file)))
+            self.stdout.write(table(["table", "rows now", "rows in file"], rows))
         self._render_media(plan)
         self._render_differences(plan)
+
+    def _render_changes(self, plan: RestorePlan) -> None:
+        """The tables that would change, with what; the others folded in one line."""
+        changing = [t for t in plan.tables if not t.unchanged]
+        unchanged = [t.label for t in plan.tables if t.unchanged]
+        if changing:
+            rows = [
+                (
+                    t.label,
+                    number(t.rows_now),
+                    number(t.rows_in_file),
+                    number(t.delete),
+                    number(t.insert),
+                    number(t.update),
+                    "reload whole" if t.reload else "rows",
+                )
+                for t in changing
+            ]
+            totals = plan.changes()
+            rows.append(
+                (
+                    "total",
+                    number(plan.rows_now),
+                    number(plan.rows_in_file),
+                    number(totals["delete"]),
+                    number(totals["insert"]),
+                    number(totals["update"]),
+                    "",
+                )
+            )
+            self.stdout.write(
+                table(
+                    [
+                        "table",
+                        "rows now",
+                        "rows in file",
+                        "delete",
+                        "insert",
+                        "update",
+                        "how",
+                    ],
+                    rows,
+                    text_last=True,
+                )
+            )
+        if unchanged:
+            self.stdout.write(
+                f"{len(unchanged)} tables unchanged"
+                + (f": {folded(unchanged)}" if changing else "")
+            )
+        for t in changing:
+            self.stdout.write(t.label)
+            for line in example_lines(t):
+                self.stdout.write(f"  {line}")
 
     def _render_media(self, plan: RestorePlan) -> None:
         media = plan.media
@@ -401,10 +481,22 @@ class Command(BackupsCommand):
                 "to restore without asking.",
                 returncode=EXIT_FAILED,
             )
-        self.stdout.write(
-            self.style.WARNING(
+        if plan.compared:
+            totals = plan.changes()
+            what = (
+                f"This deletes {number(totals['delete'])}, inserts "
+                f"{number(totals['insert'])} and updates {number(totals['update'])} "
+                f"rows in database {plan.database!r} (as compared now), to make it "
+                "equal to the backup."
+            )
+        else:
+            what = (
                 f"This replaces every row of {len(plan.tables)} tables in database "
                 f"{plan.database!r} with the backup's rows."
+            )
+        self.stdout.write(
+            self.style.WARNING(
+                what
                 + (" The file was NOT made by this installation." if foreign else "")
             )
         )
@@ -419,3 +511,61 @@ class Command(BackupsCommand):
             raise
         if answer.strip() != "yes":
             raise CommandError("Restore cancelled.", returncode=EXIT_FAILED)
+
+
+# Labels listed by name in the line of unchanged tables, at most.
+FOLDED_LABELS = 5
+
+
+def folded(labels: list[str]) -> str:
+    shown = ", ".join(labels[:FOLDED_LABELS])
+    if len(labels) > FOLDED_LABELS:
+        shown += f" and {len(labels) - FOLDED_LABELS} more"
+    return shown
+
+
+def _pks(pks: list[Any], count: int) -> str:
+    text = ", ".join(str(pk) for pk in pks)
+    if count > len(pks):
+        text += f" (+{count - len(pks):,} more)"
+    return text
+
+
+def example_lines(plan: TablePlan) -> list[str]:
+    """``delete  pk 7, 9``, ``update  pk 17: price 9.99 → 12.50``: a table's
+    example changes, as a dry run shows them."""
+    examples = plan.examples or {}
+    lines = []
+    for kind in ("delete", "insert"):
+        count = getattr(plan, kind) or 0
+        if count and examples.get(kind):
+            lines.append(f"{kind}  pk {_pks(examples[kind], count)}")
+        elif count:
+            lines.append(f"{kind}  {count:,} rows")
+    for pk, changes in examples.get("update", []):
+        lines.append(f"update  pk {pk}: {described(changes) or 'spelling only'}")
+    more = (plan.update or 0) - len(examples.get("update", []))
+    if more > 0:
+        lines.append(f"update  +{more:,} more rows")
+    return lines
+
+
+def restored_text(summary: RestoreSummary) -> str:
+    """What a restore did, in one line: ``20 tables (2 reloaded whole, 3 changed
+    row by row, 15 unchanged): 12 rows deleted, 30 inserted, 5 updated``."""
+    parts = []
+    if summary.reloaded:
+        parts.append(f"{len(summary.reloaded)} reloaded whole")
+    if summary.tables_changed or summary.tables_unchanged:
+        parts += [
+            f"{summary.tables_changed} changed row by row",
+            f"{summary.tables_unchanged} unchanged",
+        ]
+    tables = f"{summary.tables} tables"
+    if len(parts) > 1:
+        tables += f" ({', '.join(parts)})"
+    return (
+        f"{tables}: {number(summary.rows_deleted - summary.rows_updated)} rows "
+        f"deleted, {number(summary.rows_inserted - summary.rows_updated)} inserted, "
+        f"{number(summary.rows_updated)} updated"
+    )

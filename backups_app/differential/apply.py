@@ -1,0 +1,572 @@
+"""What a restore changes in each table, found and applied inside its transaction.
+
+``find_changes`` runs after the restore has locked its tables: one pass over the
+file, each table merged with the database's rows (``merge``). A table whose rows to
+write (deletes plus inserts) cost less than reloading it whole, by the vendor's
+``row_change_cost``, gets a ``TableChanges``: the keys of the rows to delete (extra
+rows, and the old versions of changed rows) and the file's lines of the rows to
+insert (missing rows, and the new versions of changed rows), spooled in bounded
+memory (``store``). Every other table is reloaded whole, as before; a merge stops as
+soon as its table is known to be one of them.
+
+``Changes`` then does, per table, what ``restore.py`` asks:
+
+- ``delete``: children first, every reloaded table emptied and every changed table's
+  rows deleted by primary key; a changed row is deleted and inserted again, so that a
+  unique value moving from one row to another never meets itself;
+- ``insert``: the rows to insert, parents first, in the load's order;
+- ``foreign_key_values``: narrows the foreign key check of a key between changed (or
+  untouched) tables to the values the written rows point at and those of the parent
+  rows removed; keys touching a reloaded table are checked whole;
+- ``check_written``: the read-back, limited to the rows written. Every other row of a
+  changed table was compared with the file, byte for byte, in this transaction, after
+  the tables were locked against every other writer; the restore's own statements
+  only delete the rows they name (each DELETE's row count is checked) and insert the
+  rows read back here. What could still change a row nobody wrote is the database
+  itself: triggers, or foreign keys whose ON DELETE cascades. When tables in scope
+  have either, every table is read back whole instead (``side_effects``), and a table
+  that differs is reloaded, as for a full restore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db import DatabaseError, transaction
+
+from ..db.backends import Backend
+from ..db.integrity import ForeignKey
+from ..db.schema import aligned
+from ..db.tables import TableSpec
+from ..db.values import block_encoder, column_decoder, row_decoder
+from ..exceptions import database_message, error_text, shown_value
+from ..fileformat.codec import loads_block, pk_value
+from ..fileformat.reader import BackupReader, TableSection, row_lines
+from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
+from ..validate import file_normaliser
+from .merge import StopComparing, merge_table
+from .store import Spool, Stretch
+
+if TYPE_CHECKING:
+    from ..restore import RestorePlan
+
+# Rows a statement deletes, or reads back, at most (one parameter per key column).
+STATEMENT_ROWS = 500
+# Once this many rows of a table were compared, a table whose differences so far are
+# twice as many as a cheap change allows is reloaded whole without merging further.
+SAMPLE_ROWS = 10_000
+CONVERSION_ERRORS = (ValueError, ArithmeticError, TypeError, LookupError)
+
+
+class ChangesFailed(Exception):
+    """A step of writing the rows that differ failed; the message says where."""
+
+
+@dataclass
+class TableChanges:
+    """The rows of one table a restore deletes and inserts instead of reloading it."""
+
+    spec: TableSpec  # its fields in the file's column order
+    key_columns: tuple[str, ...]  # of each removed key: the primary key, then the
+    # columns other tables' foreign keys point at
+    extra: int = 0  # rows only the database has: deleted
+    missing: int = 0  # rows only the file has: inserted
+    changed: int = 0  # rows in both with other values: deleted and inserted again
+    removed: Stretch = field(default_factory=Stretch)
+    added: Stretch = field(default_factory=Stretch)
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    @property
+    def rows_removed(self) -> int:
+        return self.extra + self.changed
+
+    @property
+    def rows_added(self) -> int:
+        return self.missing + self.changed
+
+    @property
+    def writes(self) -> int:
+        return self.rows_removed + self.rows_added
+
+
+def reload_cheaper(writes: int, rows_now: int, rows_in_file: int, cost: float) -> bool:
+    """Whether reloading a table whole costs less than writing ``writes`` rows of it
+    (deletes plus inserts) one by one."""
+    return writes * cost >= rows_now + rows_in_file
+
+
+class _Collector:
+    """The differences of one table, spooled for the restore; stops the merge once
+    the table is cheaper to reload."""
+
+    def __init__(
+        self,
+        changes: TableChanges,
+        removed: Spool,
+        added: Spool,
+        key_positions: list[int],
+        rows_now: int,
+        rows_in_file: int,
+        cost: float,
+    ):
+        self.changes = changes
+        self.removed = removed
+        self.added = added
+        self.key_positions = key_positions
+        self.rows_now = rows_now
+        self.rows_in_file = rows_in_file
+        self.cost = cost
+        self.writes = 0
+
+    def _key(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        # Spooled with pickle: a driver's memoryview (bytea) as bytes.
+        return tuple(
+            bytes(value) if isinstance(value, memoryview) else value
+            for value in map(row.__getitem__, self.key_positions)
+        )
+
+    def _wrote(self, rows: int) -> None:
+        self.writes += rows
+        if reload_cheaper(self.writes, self.rows_now, self.rows_in_file, self.cost):
+            raise StopComparing
+
+    def extra_row(self, line: bytes, row: tuple[Any, ...]) -> None:
+        self.changes.extra += 1
+        self.removed.add(self._key(row))
+        self._wrote(1)
+
+    def missing_row(self, line: bytes, values: list[Any]) -> None:
+        self.changes.missing += 1
+        self.added.add(line)
+        self._wrote(1)
+
+    def changed_row(
+        self, line: bytes, values: list[Any], old_line: bytes, row: tuple[Any, ...]
+    ) -> None:
+        self.changes.changed += 1
+        self.removed.add(self._key(row))
+        self.added.add(line)
+        self._wrote(2)
+
+    def seen(self, rows: int) -> None:
+        # Changes spread over the table: judged on a sample, with a margin of two.
+        if rows >= SAMPLE_ROWS and self.writes * self.cost >= 4 * rows:
+            raise StopComparing
+
+
+def find_changes(
+    plan: RestorePlan,
+    specs: list[TableSpec],
+    backend: Backend,
+    progress: ProgressCallback = ignore_progress,
+) -> Changes:
+    """Compare every table in scope with the file (``plan``'s, read again and checked
+    as it goes); return what to write for the tables cheaper to change than to
+    reload. To be called inside the restore's transaction, after its locks."""
+    changes = Changes(plan, specs, backend)
+    try:
+        changes._find(progress)
+    except BaseException:
+        changes.close()
+        raise
+    return changes
+
+
+class Changes:
+    """The tables a restore changes row by row, and how; every other table in scope
+    is reloaded whole. ``Changes.none(...)`` reloads every table."""
+
+    def __init__(self, plan: RestorePlan, specs: list[TableSpec], backend: Backend):
+        self.plan = plan
+        self.specs = specs
+        self.backend = backend
+        self.version = plan.header["version"]
+        self.tables: dict[str, TableChanges] = {}
+        self.by_table = {spec.table: spec for spec in specs}
+        self.side_effects = False
+        self._removed = Spool()
+        self._added = Spool()
+
+    @classmethod
+    def none(
+        cls, plan: RestorePlan, specs: list[TableSpec], backend: Backend
+    ) -> Changes:
+        """No table changed row by row: a full restore."""
+        return cls(plan, specs, backend)
+
+    def __contains__(self, label: str) -> bool:
+        return label in self.tables
+
+    def close(self) -> None:
+        for spool in (self._removed, self._added):
+            spool.close()
+
+    # -- finding -----------------------------------------------------------------------
+
+    def _find(self, progress: ProgressCallback) -> None:
+        plan, backend = self.plan, self.backend
+        by_label = {spec.label: spec for spec in self.specs}
+        with_triggers = backend.trigger_tables()
+        self.side_effects = any(
+            spec.table in with_triggers for spec in self.specs
+        ) or backend.deletes_cascade(self.specs)
+        referenced: dict[str, list[str]] = {}
+        for fk in backend.foreign_keys(self.specs):
+            columns = referenced.setdefault(fk.parent_table, [])
+            if fk.parent_column not in columns:
+                columns.append(fk.parent_column)
+        rows_now = {table.label: table.rows_now or 0 for table in plan.tables}
+        progress = passed_on(progress, stage_total=plan.rows_now)
+        progress(Progress("compare", "", 0, None))
+        with plan.source.open() as stream:
+            reader = BackupReader(stream, plan.source.name)
+            reader.expect(plan.header, plan.digest)
+            for section in reader.tables():
+                spec = by_label.get(section.label)
+                now = rows_now.get(section.label, 0)
+                in_file = plan.ends[section.label].rows
+                if spec is None or (
+                    (now or in_file)
+                    and reload_cheaper(
+                        abs(now - in_file), now, in_file, backend.row_change_cost
+                    )
+                ):
+                    # Known without comparing: at least the difference in rows must
+                    # be written (a table emptied, or loaded into an empty table).
+                    section.skip()
+                    continue
+                spec = aligned(spec, section.columns)
+                self._compare(spec, section, referenced, now, in_file, progress)
+
+    def _compare(
+        self,
+        spec: TableSpec,
+        section: TableSection,
+        referenced: dict[str, list[str]],
+        now: int,
+        in_file: int,
+        progress: ProgressCallback,
+    ) -> None:
+        columns = list(spec.columns)
+        key_columns = list(spec.pk_columns)
+        key_columns += [
+            c for c in referenced.get(spec.table, ()) if c not in key_columns
+        ]
+        table = TableChanges(spec, tuple(key_columns))
+        table.removed = self._removed.begin()
+        table.added = self._added.begin()
+        collector = _Collector(
+            table,
+            self._removed,
+            self._added,
+            [columns.index(c) for c in key_columns],
+            now,
+            in_file,
+            self.backend.row_change_cost,
+        )
+        merged = merge_table(
+            spec,
+            section,
+            self.backend,
+            collector,
+            normalise=file_normaliser(spec, self.plan.header, self.backend.connection),
+            progress=progress,
+            stage="compare",
+        )
+        self._removed.end()
+        self._added.end()
+        if merged.complete:
+            self.tables[spec.label] = table
+
+    # -- what a restore reports ----------------------------------------------------------
+
+    @property
+    def written(self) -> int:
+        """Rows the restore inserts, over every table."""
+        return self.rows_inserted(self.plan)
+
+    @property
+    def read_back(self) -> int:
+        """Rows the restore reads back before commit, over every table."""
+        return sum(
+            self.tables[t.label].rows_added
+            if t.label in self.tables and not self.side_effects
+            else t.rows_in_file or 0
+            for t in self.plan.tables
+        )
+
+    def rows_deleted(self, plan: RestorePlan) -> int:
+        return sum(
+            self.tables[t.label].rows_removed
+            if t.label in self.tables
+            else t.rows_now or 0
+            for t in plan.tables
+        )
+
+    def rows_inserted(self, plan: RestorePlan) -> int:
+        return sum(
+            self.tables[t.label].rows_added
+            if t.label in self.tables
+            else t.rows_in_file or 0
+            for t in plan.tables
+        )
+
+    @property
+    def rows_updated(self) -> int:
+        return sum(table.changed for table in self.tables.values())
+
+    # -- applying --------------------------------------------------------------------------
+
+    def delete(self, progress: ProgressCallback = ignore_progress) -> None:
+        """Empty the tables reloaded whole and delete the rows that go from the others,
+        children first."""
+        for spec in reversed(self.specs):
+            table = self.tables.get(spec.label)
+            if table is None:
+                self.backend.empty(spec)
+            elif table.rows_removed:
+                self._delete_rows(table, progress)
+
+    def _delete_rows(self, table: TableChanges, progress: ProgressCallback) -> None:
+        spec = table.spec
+        width = len(spec.pk_fields)
+        deleted = 0
+        for chunk in self._removed.chunks(table.removed):
+            for start in range(0, len(chunk), STATEMENT_ROWS):
+                keys = [key[:width] for key in chunk[start : start + STATEMENT_ROWS]]
+                deleted += self.backend.delete_rows(spec, keys)
+            progress(Progress("delete", spec.label, deleted, table.rows_removed))
+        if deleted != table.rows_removed and not self.side_effects:
+            raise ChangesFailed(
+                f"{spec.label}: {deleted} rows deleted where {table.rows_removed} "
+                "were found to go; the table changed while the restore held it"
+            )
+
+    def insert(
+        self, spec: TableSpec, progress: ProgressCallback = ignore_progress
+    ) -> None:
+        """Insert the table's rows that the database lacks or holds otherwise."""
+        table = self.tables[spec.label]
+        if not table.rows_added:
+            return
+        spec = table.spec
+        decode = row_decoder(
+            list(spec.fields),
+            list(spec.insert_fields),
+            self.backend.connection,
+            self.version,
+        )
+        try:
+            with transaction.atomic(using=self.backend.using):
+                self.backend.insert_rows(spec, self._batches(table, decode, progress))
+        except DatabaseError as exc:
+            if self.side_effects:
+                # Something the database did by itself (a trigger) may be in the
+                # way: the whole read-back finds the table differing and reloads it.
+                return
+            raise ChangesFailed(self._insert_failure(table, exc)) from exc
+
+    def _batches(
+        self,
+        table: TableChanges,
+        decode: Callable[[list[Any]], tuple[Any, ...]],
+        progress: ProgressCallback,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        done = 0
+        for lines in self._added.chunks(table.added):
+            rows = loads_block(b"\n".join(lines) + b"\n")
+            try:
+                decoded = [decode(list(row)) for row in rows]
+            except CONVERSION_ERRORS as exc:
+                raise ChangesFailed(self._conversion_failure(table, rows, exc)) from exc
+            yield decoded
+            done += len(decoded)
+            progress(
+                Progress("restore", table.label, done, table.rows_added, self.written)
+            )
+
+    def _pk(self, table: TableChanges, row: list[Any]) -> str:
+        return shown_value(pk_value(list(table.spec.fields), table.spec.pk_fields, row))
+
+    def _conversion_failure(
+        self, table: TableChanges, rows: list[list[Any]], exc: BaseException
+    ) -> str:
+        spec = table.spec
+        fields = list(spec.fields)
+        connection = self.backend.connection
+        for row in rows:
+            for column_field in spec.insert_fields:
+                decoder = column_decoder(column_field, connection, self.version)
+                value = row[fields.index(column_field)]
+                if decoder is None or value is None:
+                    continue
+                try:
+                    decoder(value)
+                except CONVERSION_ERRORS as error:
+                    return (
+                        f"{spec.label}.{column_field.column}, pk {self._pk(table, row)}: "
+                        f"{shown_value(value)} cannot be converted ({error_text(error)})"
+                    )
+        return f"{spec.label}: a value cannot be converted ({error_text(exc)})"
+
+    def _insert_failure(self, table: TableChanges, exc: DatabaseError) -> str:
+        """Find the row the database refused: the one COPY names, or, inserting the
+        rows again one at a time in savepoints, the first that fails."""
+        message = database_message(exc)
+        located = self.backend.failed_row(exc)
+        spec = table.spec
+        if located is not None:
+            index, column = located
+            for position, row in enumerate(self._rows_added(table)):
+                if position == index:
+                    where = f"{spec.label}.{column}" if column else spec.label
+                    return f"{where}, pk {self._pk(table, row)}: {message}"
+        decode = row_decoder(
+            list(spec.fields),
+            list(spec.insert_fields),
+            self.backend.connection,
+            self.version,
+        )
+        for row in self._rows_added(table):
+            try:
+                with transaction.atomic(using=self.backend.using):
+                    self.backend.insert_row(spec, decode(list(row)))
+            except DatabaseError as error:
+                return (
+                    f"{spec.label}, pk {self._pk(table, row)}: "
+                    f"{database_message(error)}"
+                )
+        return f"{spec.label}: {message}"
+
+    def _rows_added(self, table: TableChanges) -> Iterator[list[Any]]:
+        for lines in self._added.chunks(table.added):
+            yield from loads_block(b"\n".join(lines) + b"\n")
+
+    # -- checking --------------------------------------------------------------------------
+
+    def foreign_key_values(self, fk: ForeignKey) -> Iterator[list[Any]] | None:
+        """The values to check ``fk`` for, in lists of parameters, or None to check
+        every row (a table at either end was reloaded whole, or the database may
+        have written to the tables by itself)."""
+        if self.side_effects:
+            return None
+        child = self.by_table.get(fk.table)
+        parent = self.by_table.get(fk.parent_table)
+        for spec in (child, parent):
+            if spec is not None and spec.label not in self.tables:
+                return None
+        parent_changes = self.tables.get(parent.label) if parent else None
+        if parent_changes and fk.parent_column not in parent_changes.key_columns:
+            return None
+        child_changes = self.tables.get(child.label) if child else None
+        return self._values(fk, child_changes, parent_changes)
+
+    def _values(
+        self,
+        fk: ForeignKey,
+        child: TableChanges | None,
+        parent: TableChanges | None,
+    ) -> Iterator[list[Any]]:
+        pending: dict[Any, None] = {}
+        if parent is not None:
+            position = parent.key_columns.index(fk.parent_column)
+            for keys in self._removed.chunks(parent.removed):
+                for key in keys:
+                    if key[position] is not None:
+                        pending[key[position]] = None
+                if len(pending) >= STATEMENT_ROWS:
+                    yield list(pending)
+                    pending = {}
+        if child is not None:
+            spec = child.spec
+            index = list(spec.columns).index(fk.column)
+            decode = column_decoder(
+                spec.fields[index], self.backend.connection, self.version
+            )
+            for lines in self._added.chunks(child.added):
+                for row in loads_block(b"\n".join(lines) + b"\n"):
+                    value = row[index]
+                    if value is not None:
+                        pending[decode(value) if decode else value] = None
+                if len(pending) >= STATEMENT_ROWS:
+                    yield list(pending)
+                    pending = {}
+        if pending:
+            yield list(pending)
+
+    def check_written(self, progress: ProgressCallback = ignore_progress) -> None:
+        """Read back every row written to a changed table; each must be the file's.
+
+        Not needed, and not done, when the whole tables are read back anyway
+        (``side_effects``)."""
+        if self.side_effects:
+            return
+        for table in self.tables.values():
+            if table.rows_added:
+                self._check_table(table, progress)
+
+    def _check_table(self, table: TableChanges, progress: ProgressCallback) -> None:
+        spec = table.spec
+        connection = self.backend.connection
+        encode = block_encoder(spec.fields, spec.table, connection)
+        normalise = file_normaliser(spec, self.plan.header, connection)
+        fields = list(spec.fields)
+        keys = [
+            (fields.index(f), column_decoder(f, connection, self.version))
+            for f in spec.pk_fields
+        ]
+        done = 0
+        for lines in self._added.chunks(table.added):
+            for start in range(0, len(lines), STATEMENT_ROWS):
+                part = lines[start : start + STATEMENT_ROWS]
+                rows = loads_block(b"\n".join(part) + b"\n")
+                params = [
+                    row[i] if decode is None else decode(row[i])
+                    for row in rows
+                    for i, decode in keys
+                ]
+                found = self.backend.fetch_rows(
+                    spec, self.backend.key_in_sql(spec, len(rows)), params
+                )
+                written = row_lines(encode(found))
+                if normalise is not None:
+                    written = [normalise(line) for line in written]
+                    part = [normalise(line) for line in part]
+                if written != part:
+                    raise ChangesFailed(self._difference(table, rows, part, written))
+                done += len(part)
+                progress(
+                    Progress(
+                        "verify-written",
+                        spec.label,
+                        done,
+                        table.rows_added,
+                        self.read_back,
+                    )
+                )
+
+    def _difference(
+        self,
+        table: TableChanges,
+        rows: list[list[Any]],
+        expected: list[bytes],
+        written: list[bytes],
+    ) -> str:
+        wanted = set(expected)
+        same = sum(1 for line in written if line in wanted)
+        pk = "?"
+        for index, line in enumerate(expected):
+            if index >= len(written) or written[index] != line:
+                pk = self._pk(table, rows[index])
+                break
+        return (
+            f"{table.label}: the database does not hold the backup's values after "
+            f"writing ({len(expected)} rows written, {same} read back as written; "
+            f"first difference at pk {pk}). The target cannot store some values "
+            "exactly."
+        )
