@@ -54,35 +54,42 @@ demo: venv
 	@echo "==> Migrate the demo database"
 	$(MANAGE) migrate --noinput --verbosity 0
 	@echo
-	@echo "==> Fill the demo shop with $(DEMO_ROWS) rows"
+	@echo "==> Fill the demo shop with $(DEMO_ROWS) rows, product photos and invoice PDFs"
 	$(MANAGE) seeddemo --rows $(DEMO_ROWS) --clear
 	@echo
-	@echo "==> Back up the whole database"
+	@echo "==> Back up the whole database, and the files its rows reference (BACKUPS['MEDIA'])"
 	@mkdir -p $(dir $(DEMO_FILE))
 	$(MANAGE) backup --output $(DEMO_FILE)
 	@echo
-	@echo "==> Validate the backup against the database (expected: exact match)"
+	@echo "==> Back up again: the files did not change, so no blob is written"
+	$(MANAGE) backup --output $(DEMO_FILE).again.gz
+	@rm -f $(DEMO_FILE).again.gz
+	@echo
+	@echo "==> Validate the backup against the database and the media (expected: exact match)"
 	$(MANAGE) validatebackup $(DEMO_FILE)
 	@echo
-	@echo "==> Change the data: add, update and delete some rows"
+	@echo "==> Change the data: add, update and delete some rows; retouch photos, lose an invoice"
 	$(MANAGE) seeddemo --mutate
 	@echo
-	@echo "==> Validate again (expected: differences, exit status 1)"
+	@echo "==> Validate again (expected: differences in rows and files, exit status 1)"
 	@echo "$(MANAGE) validatebackup $(DEMO_FILE)"
 	@status=0; $(MANAGE) validatebackup $(DEMO_FILE) || status=$$?; \
 	if [ $$status -ne 1 ]; then \
 		echo "validatebackup exited with status $$status where 1 was expected."; \
 		exit 1; \
 	fi; \
-	echo "(exit status 1, as expected: the database no longer matches the backup)"
+	echo "(exit status 1, as expected: the database and its files no longer match the backup)"
 	@echo
-	@echo "==> Restore the backup"
-	$(MANAGE) restore $(DEMO_FILE) --noinput
+	@echo "==> What a restore would do, files included (nothing changes)"
+	$(MANAGE) restore $(DEMO_FILE) --dry-run --prune-media
 	@echo
-	@echo "==> Validate once more (expected: exact match)"
+	@echo "==> Restore the backup: rows and files; delete the files no row references any more"
+	$(MANAGE) restore $(DEMO_FILE) --noinput --prune-media
+	@echo
+	@echo "==> Validate once more (expected: exact match, files included)"
 	$(MANAGE) validatebackup $(DEMO_FILE)
 	@echo
-	@echo "Demo done: the restored database equals $(DEMO_FILE), row for row."
+	@echo "Demo done: the restored database equals $(DEMO_FILE), row for row, and its files are the backup's."
 
 # Slow tests (marked slow) are left out of these; test-slow runs them.
 QUICK := not crossvendor and not slow
