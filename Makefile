@@ -8,9 +8,16 @@ STAMP := $(VENV)/.installed
 DEMO_ROWS ?= 20000
 DEMO_FILE ?= backups/demo.jsonl.gz
 PYTEST_ARGS ?=
+# COVERAGE=1 measures the coverage of backups_app while the tests run (manage.py
+# subprocesses included); make coverage combines and reports it.
+ifeq ($(COVERAGE),1)
+PYTEST := $(PY) -m coverage run -m pytest
+else
+PYTEST := $(PY) -m pytest
+endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-quick test-slow test-sqlite test-postgres test-mysql test-crossvendor test-thirdparty lint matrix
+.PHONY: help venv demo test test-quick test-slow test-sqlite test-postgres test-mysql test-crossvendor test-thirdparty lint matrix coverage
 
 help:
 	@echo "make demo           seed a demo shop, back it up, change it, restore, validate"
@@ -21,6 +28,7 @@ help:
 	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
 	@echo "make test-thirdparty  round trips of Wagtail, django-mptt and django-reversion on each vendor"
 	@echo "make matrix         nox: every Python x Django x database (nox -l lists them)"
+	@echo "make coverage       report the coverage measured by make test COVERAGE=1 (fails under the floor)"
 	@echo "make lint           ruff check and format, the layer contracts (lint-imports), mypy"
 	@echo "make venv           create $(VENV) and install everything (the other targets do this first)"
 
@@ -46,35 +54,42 @@ demo: venv
 	@echo "==> Migrate the demo database"
 	$(MANAGE) migrate --noinput --verbosity 0
 	@echo
-	@echo "==> Fill the demo shop with $(DEMO_ROWS) rows"
+	@echo "==> Fill the demo shop with $(DEMO_ROWS) rows, product photos and invoice PDFs"
 	$(MANAGE) seeddemo --rows $(DEMO_ROWS) --clear
 	@echo
-	@echo "==> Back up the whole database"
+	@echo "==> Back up the whole database, and the files its rows reference (BACKUPS['MEDIA'])"
 	@mkdir -p $(dir $(DEMO_FILE))
 	$(MANAGE) backup --output $(DEMO_FILE)
 	@echo
-	@echo "==> Validate the backup against the database (expected: exact match)"
+	@echo "==> Back up again: the files did not change, so no blob is written"
+	$(MANAGE) backup --output $(DEMO_FILE).again.gz
+	@rm -f $(DEMO_FILE).again.gz
+	@echo
+	@echo "==> Validate the backup against the database and the media (expected: exact match)"
 	$(MANAGE) validatebackup $(DEMO_FILE)
 	@echo
-	@echo "==> Change the data: add, update and delete some rows"
+	@echo "==> Change the data: add, update and delete some rows; retouch photos, lose an invoice"
 	$(MANAGE) seeddemo --mutate
 	@echo
-	@echo "==> Validate again (expected: differences, exit status 1)"
+	@echo "==> Validate again (expected: differences in rows and files, exit status 1)"
 	@echo "$(MANAGE) validatebackup $(DEMO_FILE)"
 	@status=0; $(MANAGE) validatebackup $(DEMO_FILE) || status=$$?; \
 	if [ $$status -ne 1 ]; then \
 		echo "validatebackup exited with status $$status where 1 was expected."; \
 		exit 1; \
 	fi; \
-	echo "(exit status 1, as expected: the database no longer matches the backup)"
+	echo "(exit status 1, as expected: the database and its files no longer match the backup)"
 	@echo
-	@echo "==> Restore the backup"
-	$(MANAGE) restore $(DEMO_FILE) --noinput
+	@echo "==> What a restore would do, files included (nothing changes)"
+	$(MANAGE) restore $(DEMO_FILE) --dry-run --prune-media
 	@echo
-	@echo "==> Validate once more (expected: exact match)"
+	@echo "==> Restore the backup: rows and files; delete the files no row references any more"
+	$(MANAGE) restore $(DEMO_FILE) --noinput --prune-media
+	@echo
+	@echo "==> Validate once more (expected: exact match, files included)"
 	$(MANAGE) validatebackup $(DEMO_FILE)
 	@echo
-	@echo "Demo done: the restored database equals $(DEMO_FILE), row for row."
+	@echo "Demo done: the restored database equals $(DEMO_FILE), row for row, and its files are the backup's."
 
 # Slow tests (marked slow) are left out of these; test-slow runs them.
 QUICK := not crossvendor and not slow
@@ -88,35 +103,35 @@ test-quick: test-sqlite
 
 test-slow: venv
 	@echo "==> Slow tests on SQLite"
-	BACKUPS_TEST_DB=sqlite $(PY) -m pytest -m "slow and not crossvendor" $(PYTEST_ARGS)
+	BACKUPS_TEST_DB=sqlite $(PYTEST) -m "slow and not crossvendor" $(PYTEST_ARGS)
 
 matrix: venv
 	$(PY) -m nox $(NOX_ARGS)
 
 test-sqlite: venv
 	@echo "==> Test suite on SQLite"
-	BACKUPS_TEST_DB=sqlite $(PY) -m pytest -m "$(QUICK)" $(PYTEST_ARGS)
+	BACKUPS_TEST_DB=sqlite $(PYTEST) -m "$(QUICK)" $(PYTEST_ARGS)
 
 test-postgres: venv
 	@echo "==> Test suite on PostgreSQL"
-	BACKUPS_TEST_DB=postgres $(PY) -m pytest -m "$(QUICK)" $(PYTEST_ARGS)
+	BACKUPS_TEST_DB=postgres $(PYTEST) -m "$(QUICK)" $(PYTEST_ARGS)
 
 test-mysql: venv
 	@echo "==> Test suite on MySQL/MariaDB"
-	BACKUPS_TEST_DB=mysql $(PY) -m pytest -m "$(QUICK)" $(PYTEST_ARGS)
+	BACKUPS_TEST_DB=mysql $(PYTEST) -m "$(QUICK)" $(PYTEST_ARGS)
 
 # Backups taken on one vendor and restored into another, every pair; a vendor that
 # cannot be reached is reported and its pairs skipped (unless BACKUPS_REQUIRE_DBS).
 test-crossvendor: venv
 	@echo "==> Cross-vendor tests (SQLite, PostgreSQL, MySQL/MariaDB at once)"
-	BACKUPS_CROSSVENDOR=1 $(PY) -m pytest -m "crossvendor and not slow" $(PYTEST_ARGS)
+	BACKUPS_CROSSVENDOR=1 $(PYTEST) -m "crossvendor and not slow" $(PYTEST_ARGS)
 
 # Third-party schemas (tests/thirdparty, its own settings module) on each vendor in
 # turn; every vendor runs even when one fails.
 test-thirdparty: venv
 	@status=0; for db in sqlite postgres mysql; do \
 		echo "==> Third-party schemas on $$db"; \
-		BACKUPS_TEST_DB=$$db $(PY) -m pytest --ds tests.thirdparty.settings \
+		BACKUPS_TEST_DB=$$db $(PYTEST) --ds tests.thirdparty.settings \
 			tests/thirdparty $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 
@@ -126,3 +141,10 @@ lint: venv
 	$(VENV)/bin/ruff format --check backups_app tests project bench noxfile.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+
+# The coverage data of every test run since the last report, combined: the floor
+# is fail_under in pyproject.toml. HTML in htmlcov/ with COVERAGE_HTML=1.
+coverage: venv
+	$(PY) -m coverage combine --quiet
+	$(PY) -m coverage report
+	@if [ "$(COVERAGE_HTML)" = 1 ]; then $(PY) -m coverage html --quiet && echo "htmlcov/index.html"; fi

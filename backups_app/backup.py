@@ -31,6 +31,7 @@ from .exceptions import BackupError, StorageError, one_line
 from .fileformat.codec import base_field, kind
 from .fileformat.streams import BackupTarget
 from .fileformat.writer import BackupWriter
+from .media.collect import MediaCollector, MediaSummary, media_sources
 from .progress import Progress, ProgressCallback, ignore_progress, wants_counts
 
 
@@ -58,6 +59,8 @@ class BackupSummary:
     seconds: float
     digest: str
     tables: tuple[TableSummary, ...] = field(default=())
+    # The files backed up with the rows (backup --media), else None.
+    media: MediaSummary | None = None
 
     @property
     def table_count(self) -> int:
@@ -66,6 +69,7 @@ class BackupSummary:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["table_count"] = self.table_count
+        data["media"] = self.media.to_dict() if self.media is not None else None
         return data
 
 
@@ -114,16 +118,35 @@ def create_backup(
     origin: str = "command",
     name_template: str | None = None,
     progress: ProgressCallback = ignore_progress,
+    media: bool | None = None,
+    media_storages: Iterable[str] | None = None,
+    strict_media: bool = False,
 ) -> BackupSummary:
     """Write a backup of database ``using`` to ``target``.
 
     ``target`` is a path, ``"-"`` for standard output, a binary file object, or None
     for a new name in the backup storage. The file appears under its name only once
     it is complete.
+
+    With ``media`` (default: ``BACKUPS["MEDIA"]``) the files that the rows' file
+    fields reference are backed up too, as blobs in the backup storage, and so is
+    every file of each storage alias of ``media_storages`` (default:
+    ``BACKUPS["MEDIA_STORAGES"]``). A referenced file that is missing is reported
+    in the summary, or, with ``strict_media``, fails the backup.
     """
     exclude = tuple(exclude)
     require_database(using)
     specs = table_specs(using, exclude)
+    sources = media_sources(
+        specs,
+        app_settings.MEDIA if media is None else media,
+        app_settings.MEDIA_STORAGES if media_storages is None else media_storages,
+    )
+    collector = (
+        MediaCollector(sources, strict=strict_media, progress=progress)
+        if sources
+        else None
+    )
     connection = connections[using]
     backend = backend_for(using)
     destination = BackupTarget(target, using, name_template)
@@ -141,6 +164,8 @@ def create_backup(
                 backend.ensure_no_restore()
                 require_tables(specs, using)
                 header = _header(using, specs, exclude, origin)
+                if collector is not None:
+                    header["media"] = collector.header()
                 writer.write_header(header)
                 # Counted only for a progress display, in the snapshot, all before
                 # the first row: the rows of the whole backup are known from the
@@ -191,7 +216,14 @@ def create_backup(
                         ) from exc
                     count, digest = writer.end_table()
                     tables.append(TableSummary(spec.label, spec.table, count, digest))
+                if collector is not None:
+                    # The references of the very rows written, in the snapshot.
+                    reading = "the file fields' references"
+                    collector.read_references(backend)
                 reading = None
+            if collector is not None:
+                collector.store()
+                writer.write_media(collector.blocks())
             digest = writer.write_trailer()
     except DatabaseError as exc:
         where = f"{reading}: " if reading else ""
@@ -203,6 +235,9 @@ def create_backup(
         raise StorageError(
             f"Cannot write {destination.name}: {exc.strerror or one_line(exc)}."
         ) from exc
+    finally:
+        if collector is not None:
+            collector.close()
     summary = BackupSummary(
         name=destination.final_name,
         storage_name=destination.storage_name,
@@ -216,6 +251,7 @@ def create_backup(
         seconds=round(time.perf_counter() - started, 3),
         digest=digest,
         tables=tuple(tables),
+        media=collector.summary if collector is not None else None,
     )
     signals.announce(signals.post_backup, create_backup, using=using, summary=summary)
     return summary

@@ -19,7 +19,7 @@ from .db.tables import unknown_labels
 # The placeholders a file name template may use (streams.new_backup_name).
 TEMPLATE_PLACEHOLDERS = ("database", "timestamp")
 TEMPLATE_KEYS = ("FILENAME_TEMPLATE", "SAFETY_FILENAME_TEMPLATE")
-BOOLEAN_KEYS = ("POSTGRES_COPY", "SAFETY_BACKUP")
+BOOLEAN_KEYS = ("POSTGRES_COPY", "SAFETY_BACKUP", "MEDIA")
 # What a rendered name is checked with: the longest timestamp new_backup_name makes.
 SAMPLE_NAME_VALUES = {"database": "default", "timestamp": "20260101T000000000000Z"}
 
@@ -69,6 +69,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     for key in ("MAX_LINE_BYTES", "MAX_EXPANSION_RATIO"):
         if key in config:
             messages += _check_bound(key, config[key])
+    if "MEDIA_STORAGES" in config:
+        messages += _check_media_storages(config["MEDIA_STORAGES"], config)
     for key in BOOLEAN_KEYS:
         if key in config and not isinstance(config[key], bool):
             messages.append(
@@ -496,5 +498,32 @@ def _check_stale_upload_age(value: Any) -> list[CheckMessage]:
             f"not {value!r}.",
             hint="It must be longer than your longest backup takes to write.",
             id="backups_app.E020",
+        )
+    ]
+
+
+def _check_media_storages(value: Any, config: dict) -> list[CheckMessage]:
+    aliases = getattr(settings, "STORAGES", {})
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(alias, str) for alias in value
+    ):
+        problem = "must be a list of STORAGES aliases"
+    else:
+        unknown = [alias for alias in value if alias not in aliases]
+        backups = config.get("STORAGE", DEFAULTS["STORAGE"])
+        if unknown:
+            problem = f"names {unknown[0]!r}, which is no alias in STORAGES"
+        elif backups in value:
+            problem = (
+                f"names {backups!r}, the backup storage itself, which holds the "
+                "blobs and backups"
+            )
+        else:
+            return []
+    return [
+        Error(
+            f"BACKUPS['MEDIA_STORAGES'] {problem}.",
+            hint="For example: BACKUPS = {'MEDIA_STORAGES': ['default']}.",
+            id="backups_app.E021",
         )
     ]

@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     },
     # Key (or list of keys, the first signs) of the trailer's mac; None: SECRET_KEY.
     "SIGNING_KEY": None,
+    # Back up the files that FileField/ImageField rows reference with every backup
+    # (backup --media), and every file of these STORAGES aliases (--media-storage).
+    "MEDIA": False,
+    "MEDIA_STORAGES": (),
     # Bounds on what a backup file may ask of the reader; past one the file is refused
     # as damaged. None: no bound.
     "MAX_LINE_BYTES": 64 << 20,
@@ -151,6 +155,14 @@ class AppSettings:
     @property
     def HEALTH(self) -> dict[str, Any]:
         return {**DEFAULTS["HEALTH"], **self._get("HEALTH")}
+
+    @property
+    def MEDIA(self) -> bool:
+        return bool(self._get("MEDIA"))
+
+    @property
+    def MEDIA_STORAGES(self) -> tuple[str, ...]:
+        return tuple(self._get("MEDIA_STORAGES"))
 
     @property
     def SIGNING_KEY(self) -> str | list[str] | None:

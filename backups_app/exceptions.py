@@ -16,6 +16,11 @@ class BackupFormatError(BackupError):
     """The file is damaged, truncated or not a backup at all."""
 
 
+class NotABackupError(BackupFormatError):
+    """The file is empty, or its first line is no backups_app header: whatever it
+    is, no restore can read it."""
+
+
 class IncompatibleBackupError(BackupError):
     """The file is intact but does not fit this database (schema, version, vendor)."""
 

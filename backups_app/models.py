@@ -42,6 +42,10 @@ class BackupRecord(models.Model):
     size = models.BigIntegerField(_("size"), null=True, blank=True)
     table_count = models.IntegerField(_("tables"), null=True, blank=True)
     rows = models.BigIntegerField(_("rows"), null=True, blank=True)
+    # A backup with media: the files it has and their bytes (the blobs they are
+    # stored in are shared with other backups); None without media or not known.
+    media_files = models.BigIntegerField(_("media files"), null=True, blank=True)
+    media_size = models.BigIntegerField(_("media size"), null=True, blank=True)
     digest = models.CharField(_("digest"), max_length=64, blank=True)
     origin = models.CharField(
         _("made by"), max_length=20, choices=Origin, default=Origin.COMMAND
@@ -122,6 +126,8 @@ class ValidationRun(models.Model):
     summary = models.CharField(_("summary"), max_length=255, blank=True)
     schema_differences = models.JSONField(_("schema differences"), default=list)
     tables = models.JSONField(_("tables"), default=list)
+    # Per source of a backup with media: ``MediaReport.to_dict()``.
+    media = models.JSONField(_("media"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("validation run")

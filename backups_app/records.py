@@ -101,6 +101,8 @@ def record_backup(
             "size": summary.size,
             "table_count": summary.table_count,
             "rows": summary.rows,
+            "media_files": _media(summary, "files"),
+            "media_size": _media(summary, "size"),
             "digest": summary.digest,
             "origin": summary.origin
             if summary.origin in Origin.values
@@ -117,6 +119,11 @@ def record_backup(
         record.user_id = user_id
         record.save(update_fields=["username", "user_id"])
     return record
+
+
+def _media(summary: Any, key: str) -> int | None:
+    media = getattr(summary, "media", None)
+    return getattr(media, key) if media is not None else None
 
 
 def record_admin_backup(
@@ -424,6 +431,7 @@ def record_validation(
         summary=report.summary_line()[:255],
         schema_differences=list(report.schema_differences),
         tables=[table.to_dict() for table in report.tables],
+        media=[media.to_dict() for media in getattr(report, "media", ())],
     )
     BackupRecord.objects.filter(pk=record.pk).update(
         last_validated=run.started,

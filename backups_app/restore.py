@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -40,14 +41,27 @@ from .exceptions import database_message as _database_message
 from .exceptions import error_text as _error_text
 from .exceptions import shown_value as _shown
 from .fileformat.codec import loads_block, loads_row, pk_value
+from .fileformat.manifest import has_media
 from .fileformat.reader import (
     BackupReader,
     TableEnd,
     TableSection,
+    Verified,
     row_lines,
     verify_file,
 )
 from .fileformat.streams import BackupSource
+from .media import files as media_files
+from .media.blobs import BlobStore
+from .media.restore import (
+    Journal,
+    Manifest,
+    MediaPlan,
+    plan_media,
+    prune,
+    put_back,
+    read_before,
+)
 from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 from .provenance import provenance_of
 from .validate import file_normaliser, normalised_block, normalised_digests
@@ -108,6 +122,9 @@ class RestorePlan:
     provenance: str = "foreign"
     # The whole-file digest the check read: the load must read the same file.
     digest: str = field(default="", repr=False)
+    # What happens to the backup's media files (None: it has none, or they are left
+    # out of this restore).
+    media: MediaPlan | None = field(default=None, repr=False)
 
     @property
     def can_restore(self) -> bool:
@@ -147,7 +164,14 @@ class RestorePlan:
             **({"changes": self.changes()} if self.compared else {}),
             "schema_differences": list(self.schema_differences),
             "tables": [t.to_dict() for t in self.tables],
+            "media": self.media.to_dict() if self.media is not None else None,
         }
+
+    def close(self) -> None:
+        """Remove the scratch index of the media plan (a plan that is only looked
+        at; a restore closes its plan itself)."""
+        if self.media is not None:
+            self.media.close()
 
 
 @dataclass(frozen=True)
@@ -165,6 +189,9 @@ class RestoreSummary:
     tables_changed: int = 0
     tables_unchanged: int = 0
     reloaded: list[str] = field(default_factory=list)
+    # Files written, left as they were, and deleted by --prune-media; None without
+    # media.
+    media: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,6 +204,8 @@ def plan_restore(
     using: str = "default",
     progress: ProgressCallback = ignore_progress,
     compare: bool = False,
+    media: bool = True,
+    prune_media: bool = False,
 ) -> RestorePlan:
     """Check the whole file and its fit to the database; return what a restore would do.
 
@@ -184,12 +213,41 @@ def plan_restore(
     plan (``restore_backup`` refuses them). With ``compare``, the plan also says, per
     table, which rows the restore would delete, insert and update (reading the file
     again and every table of the database, as a validation does).
+
+    For a backup with media (and unless ``media`` is False) every file of it is
+    compared with its storage, and every blob the restore would write from is read
+    through: a missing or damaged blob raises BackupFormatError. With
+    ``prune_media`` the plan lists the files the restore would delete.
     """
     require_database(using)
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     progress(Progress("verify", "", 0, None))
-    with source.open() as stream:
-        verified = verify_file(stream, source.name, progress=progress)
+    manifest = Manifest()
+    try:
+        with source.open() as stream:
+            verified = verify_file(
+                stream,
+                source.name,
+                progress=progress,
+                media=manifest.add if media else None,
+            )
+        return _plan(
+            source, using, verified, manifest, progress, compare, media, prune_media
+        )
+    finally:
+        manifest.close()
+
+
+def _plan(
+    source: BackupSource,
+    using: str,
+    verified: Verified,
+    manifest: Manifest,
+    progress: ProgressCallback,
+    compare: bool,
+    media: bool,
+    prune_media: bool,
+) -> RestorePlan:
     header, ends = verified.header, verified.ends
     try:
         specs = file_table_specs(using, header)
@@ -205,10 +263,24 @@ def plan_restore(
             verified.digest,
         )
     backend = backend_for(using)
+    media_plan = None
     try:
         require_tables(specs, using, IncompatibleBackupError)
         differences = compare_schema(header, specs, using)
         current = {spec.label: backend.count(spec) for spec in specs}
+        if media and has_media(header) and not differences:
+            try:
+                media_plan = plan_media(
+                    manifest,
+                    header,
+                    specs,
+                    backend,
+                    backup=source.name,
+                    prune=prune_media,
+                    progress=progress,
+                )
+            except IncompatibleBackupError as exc:
+                differences = [*differences, *exc.differences]
     except DatabaseError as exc:
         raise BackupError(f"Cannot read database {using!r}: {one_line(exc)}") from exc
     labels = [spec.label for spec in specs] + [
@@ -257,6 +329,7 @@ def plan_restore(
         ends,
         provenance_of(header, verified.trailer),
         verified.digest,
+        media_plan,
     )
 
 
@@ -270,6 +343,8 @@ def restore_backup(
     lock_wait: float = LOCK_WAIT,
     progress: ProgressCallback = ignore_progress,
     full: bool = False,
+    media: bool = True,
+    prune_media: bool = False,
 ) -> RestoreSummary:
     """Replace the contents of every table in the backup's scope with the backup's rows.
 
@@ -285,13 +360,39 @@ def restore_backup(
     The tables in scope are locked against writers before the safety backup is read,
     inside the same transaction. A session still writing to one of them after
     ``lock_wait`` seconds makes the restore fail without changing anything.
+
+    A backup's media files (unless ``media`` is False) are put back before the
+    commit; files it writes are put back as they were if the restore fails. With
+    ``prune_media`` (or a plan made with it), the files the rows referenced before
+    and no longer do are deleted after the commit.
     """
     started = time.perf_counter()
     plan = (
         source
         if isinstance(source, RestorePlan)
-        else plan_restore(source, using=using, progress=progress)
+        else plan_restore(
+            source,
+            using=using,
+            progress=progress,
+            media=media,
+            prune_media=prune_media,
+        )
     )
+    try:
+        return _restore(plan, safety_backup, lock_wait, progress, full, media, started)
+    finally:
+        plan.close()
+
+
+def _restore(
+    plan: RestorePlan,
+    safety_backup: bool | None,
+    lock_wait: float,
+    progress: ProgressCallback,
+    full: bool,
+    media: bool,
+    started: float,
+) -> RestoreSummary:
     using = plan.database
     if not plan.can_restore:
         raise IncompatibleBackupError(
@@ -304,87 +405,119 @@ def restore_backup(
     if safety_backup is None:
         safety_backup = app_settings.SAFETY_BACKUP
     safety_name = None
+    media_plan = plan.media if media else None
+    journal = Journal(BlobStore())
     signals.pre_restore.send(restore_backup, using=using, plan=plan)
     backend = backend_for(using)
     progress(Progress("lock", "", 0, None))
     changes = None
-    try:
-        with backend.restore_session(), backend.restore_transaction():
-            # The restore lock first (another restore fails at once), then every
-            # table in scope against writers, waiting at most lock_wait seconds.
-            # Only then the safety backup: it is read inside this transaction, so a
-            # write that commits before the locks is in it, and any later write
-            # waits until the restore has committed. No write falls between the two.
-            backend.lock_tables(specs, lock_wait)
-            # What each table needs, compared with the file under the locks; the
-            # file is read and checked whole before anything is written.
-            changes = (
-                Changes.none(plan, specs, backend)
-                if full
-                else find_changes(plan, specs, backend, progress)
-            )
-            if safety_backup:
-                progress(Progress("safety", "", 0, None, plan.rows_now))
-                # Its reports come as the "safety" stage: a backup's own stage
-                # would break the order of the restore's stages.
-                safety_name = create_backup(
-                    None,
+    with _undo_told(journal):
+        try:
+            with (
+                _files_undone_on_failure(journal),
+                backend.restore_session(),
+                backend.restore_transaction(),
+            ):
+                # The restore lock first (another restore fails at once), then every
+                # table in scope against writers, waiting at most lock_wait seconds.
+                # Only then the safety backup: it is read inside this transaction, so a
+                # write that commits before the locks is in it, and any later write
+                # waits until the restore has committed. No write falls between the two.
+                backend.lock_tables(specs, lock_wait)
+                # What each table needs, compared with the file under the locks; the
+                # file is read and checked whole before anything is written.
+                changes = (
+                    Changes.none(plan, specs, backend)
+                    if full
+                    else find_changes(plan, specs, backend, progress)
+                )
+                if safety_backup:
+                    progress(Progress("safety", "", 0, None, plan.rows_now))
+                    # Its reports come as the "safety" stage: a backup's own stage
+                    # would break the order of the restore's stages.
+                    safety_name = create_backup(
+                        None,
+                        using=using,
+                        exclude=exclude,
+                        origin="safety",
+                        name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
+                        progress=passed_on(progress, stage="safety"),
+                        # The files the restore may replace, to undo it: as the backup.
+                        media=media_plan is not None and media_plan.has_fields,
+                        media_storages=media_plan.whole_storages if media_plan else (),
+                    ).name
+                if media_plan is not None and media_plan.prune:
+                    read_before(media_plan, backend, specs)
+                with backend.writing():
+                    progress(Progress("delete", "", 0, None))
+                    changes.delete(progress)
+                    loader = _Loader(plan, specs, backend, progress, changes)
+                    written = loader.load()
+                    if not loader.rewrites:
+                        loader.check_foreign_keys()
+                    loader.settle(written)
+                    if loader.rewrites:
+                        # Checked once the tables hold the file's rows: what the
+                        # database wrote by itself (a trigger, a cascading delete) may
+                        # break a key until the read-back has put it right.
+                        loader.check_foreign_keys()
+                    changes.check_written(progress)
+                    if media_plan is not None:
+                        # The files, once the rows are known to be right.
+                        progress(Progress("media-write", "", 0, media_plan.files))
+                        try:
+                            put_back(media_plan, journal, progress)
+                        except (BackupError, media_files.ContentChanged) as exc:
+                            raise _Failed(f"media files: {one_line(exc)}") from exc
+                    # Last, when nothing else can fail: on PostgreSQL sequences are
+                    # not transactional, so they are only raised here (a rollback or
+                    # a kill leaves a gap of unused ids, never a collision) and set
+                    # exactly after commit, in a step that is safe to lose.
+                    progress(Progress("sequences", "", 0, None))
+                    settle = backend.reset_sequences(specs)
+                # First after the commit: from here on the restore is done.
+                transaction.on_commit(
+                    lambda: progress(Progress("committed", "", 0, None)),
                     using=using,
-                    exclude=exclude,
-                    origin="safety",
-                    name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
-                    progress=passed_on(progress, stage="safety"),
-                ).name
-            with backend.writing():
-                progress(Progress("delete", "", 0, None))
-                changes.delete(progress)
-                loader = _Loader(plan, specs, backend, progress, changes)
-                written = loader.load()
-                if not loader.rewrites:
-                    loader.check_foreign_keys()
-                loader.settle(written)
-                if loader.rewrites:
-                    # Checked once the tables hold the file's rows: what the
-                    # database wrote by itself (a trigger, a cascading delete) may
-                    # break a key until the read-back has put it right.
-                    loader.check_foreign_keys()
-                changes.check_written(progress)
-                # Last, when nothing else can fail: on PostgreSQL sequences are
-                # not transactional, so they are only raised here (a rollback or
-                # a kill leaves a gap of unused ids, never a collision) and set
-                # exactly after commit, in a step that is safe to lose.
-                progress(Progress("sequences", "", 0, None))
-                settle = backend.reset_sequences(specs)
-            # First after the commit: from here on the restore is done.
-            transaction.on_commit(
-                lambda: progress(Progress("committed", "", 0, None)),
-                using=using,
-                robust=True,
-            )
-            transaction.on_commit(
-                lambda: _settle_sequences(backend, settle, progress),
-                using=using,
-                robust=True,
-            )
-            progress(Progress("commit", "", 0, None))
-    except (_Failed, ChangesFailed) as exc:
-        raise RestoreError(
-            f"Restore of {plan.source.name} failed and was rolled back: {exc}"
-        ) from exc.__cause__
-    except DatabaseError as exc:
-        raise RestoreError(
-            f"Restore of {plan.source.name} failed and was rolled back: {one_line(exc)}"
-        ) from exc
-    except (ValueError, ArithmeticError, TypeError) as exc:
-        # A value the target changed or cannot represent, met where no table is
-        # known (the sequences, say); the loader names the table where it can.
-        raise RestoreError(
-            f"Restore of {plan.source.name} failed and was rolled back: a value does "
-            f"not fit database {using!r} ({type(exc).__name__}: {one_line(exc)})"
-        ) from exc
-    finally:
-        if changes is not None:
-            changes.close()
+                    robust=True,
+                )
+                transaction.on_commit(
+                    lambda: _settle_sequences(backend, settle, progress),
+                    using=using,
+                    robust=True,
+                )
+                progress(Progress("commit", "", 0, None))
+        except (_Failed, ChangesFailed) as exc:
+            raise RestoreError(
+                f"Restore of {plan.source.name} failed and was rolled back: {exc}"
+            ) from exc.__cause__
+        except DatabaseError as exc:
+            raise RestoreError(
+                f"Restore of {plan.source.name} failed and was rolled back: {one_line(exc)}"
+            ) from exc
+        except (ValueError, ArithmeticError, TypeError) as exc:
+            # A value the target changed or cannot represent, met where no table is
+            # known (the sequences, say); the loader names the table where it can.
+            raise RestoreError(
+                f"Restore of {plan.source.name} failed and was rolled back: a value does "
+                f"not fit database {using!r} ({type(exc).__name__}: {one_line(exc)})"
+            ) from exc
+        finally:
+            if changes is not None:
+                changes.close()
+    media_summary: dict[str, Any] | None = None
+    if media_plan is not None:
+        media_summary = {
+            "files": media_plan.files,
+            "written": journal.written,
+            "bytes_written": journal.bytes_written,
+            "unchanged": media_plan.files - journal.written,
+        }
+        if media_plan.prune:
+            progress(Progress("media-prune", "", 0, None))
+            pruned = prune(media_plan, backend, specs)
+            media_summary["pruned"] = pruned.deleted
+            media_summary["prune_failed"] = pruned.failed
     clear_stale_caches(using)
     summary = RestoreSummary(
         source=plan.source.name,
@@ -398,9 +531,36 @@ def restore_backup(
         tables_changed=sum(1 for t in changes.tables.values() if t.writes),
         tables_unchanged=sum(1 for t in changes.tables.values() if not t.writes),
         reloaded=[spec.label for spec in specs if spec.label not in changes],
+        media=media_summary,
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary
+
+
+@contextlib.contextmanager
+def _files_undone_on_failure(journal: Journal) -> Iterator[None]:
+    """If the restore fails (its transaction rolls back), put the media files it
+    wrote back as they were (what could not be is in ``journal.problems``)."""
+    try:
+        yield
+    except BaseException:
+        if journal:
+            journal.problems = journal.undo()
+        raise
+
+
+@contextlib.contextmanager
+def _undo_told(journal: Journal) -> Iterator[None]:
+    """Add to a failed restore's error the files it could not put back."""
+    try:
+        yield
+    except RestoreError as exc:
+        if not journal.problems:
+            raise
+        raise RestoreError(
+            f"{exc} {len(journal.problems)} media files it had written could not be "
+            f"put back as they were: {'; '.join(journal.problems[:3])}"
+        ) from exc
 
 
 def _settle_sequences(

@@ -26,8 +26,11 @@ from .db.tables import (
 from .differential.merge import Tally, merge_table
 from .exceptions import BackupError, IncompatibleBackupError, one_line
 from .fileformat.codec import lines_normaliser
+from .fileformat.manifest import has_media
 from .fileformat.reader import BackupReader, TableSection, row_lines, verify_file
 from .fileformat.streams import BackupSource
+from .media.compare import BlobCheck, MediaComparison, MediaReport, check_blobs
+from .media.restore import Manifest
 from .progress import Progress, ProgressCallback, ignore_progress, passed_on
 
 
@@ -84,6 +87,10 @@ class ValidationReport:
     tables: list[TableReport] = field(default_factory=list)
     schema_differences: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # A backup with media: its files against the storages (one report per source),
+    # or with ``file_only`` its blobs.
+    media: list[MediaReport] = field(default_factory=list)
+    blobs: BlobCheck | None = None
 
     @property
     def matching(self) -> int:
@@ -94,8 +101,17 @@ class ValidationReport:
         return len(self.tables) - self.matching
 
     @property
+    def media_differing(self) -> int:
+        return sum(1 for media in self.media if not media.matches)
+
+    @property
     def ok(self) -> bool:
-        return self.differing == 0 and not self.schema_differences
+        return (
+            self.differing == 0
+            and not self.schema_differences
+            and not self.media_differing
+            and (self.blobs is None or self.blobs.ok)
+        )
 
     @property
     def file_rows(self) -> int:
@@ -103,8 +119,22 @@ class ValidationReport:
 
     def summary_line(self) -> str:
         if self.file_only:
-            return f"Backup intact: {len(self.tables)} tables, {self.file_rows:,} rows"
+            line = f"Backup intact: {len(self.tables)} tables, {self.file_rows:,} rows"
+            if self.blobs is not None:
+                if self.blobs.ok:
+                    line += f", {self.blobs.checked:,} media blobs"
+                else:
+                    line = (
+                        f"Backup damaged: {self.blobs.missing:,} media blobs missing, "
+                        f"{self.blobs.damaged:,} damaged, of {self.blobs.checked:,}"
+                    )
+            return line
         line = f"{self.matching} tables match exactly, {self.differing} differ"
+        if self.media:
+            line += (
+                f"; media: {len(self.media) - self.media_differing} sources match, "
+                f"{self.media_differing} differ"
+            )
         if self.schema_differences:
             line += f"; {len(self.schema_differences)} schema differences"
         return line
@@ -123,6 +153,8 @@ class ValidationReport:
             "schema_differences": self.schema_differences,
             "seconds": self.seconds,
             "tables": [table.to_dict() for table in self.tables],
+            "media": [media.to_dict() for media in self.media],
+            "blobs": self.blobs.to_dict() if self.blobs is not None else None,
         }
 
 
@@ -212,22 +244,49 @@ def validate_backup(
     using: str = "default",
     file_only: bool = False,
     progress: ProgressCallback = ignore_progress,
+    media: bool = True,
 ) -> ValidationReport:
     """Compare the backup with database ``using`` (or, with ``file_only``, check the file).
 
     Raises BackupFormatError when the file is damaged, truncated or not a backup.
+
+    The files of a backup with media (unless ``media`` is False) are compared with
+    their storages too, or, with ``file_only``, its blobs are read through.
     """
     started = time.perf_counter()
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     if not file_only:
         require_database(using)
+    manifest = Manifest()
+    try:
+        return _validate(source, using, file_only, progress, media, manifest, started)
+    finally:
+        manifest.close()
+
+
+def _validate(
+    source: BackupSource,
+    using: str,
+    file_only: bool,
+    progress: ProgressCallback,
+    media: bool,
+    manifest: Manifest,
+    started: float,
+) -> ValidationReport:
     # The whole file is checked before anything in it is compared or reported;
     # ``--file-only`` parses every row too, which a comparison does only for rows
     # that differ from the database's.
     progress(Progress("verify", "", 0, None))
     with source.open() as stream:
-        verified = verify_file(stream, source.name, rows=file_only, progress=progress)
+        verified = verify_file(
+            stream,
+            source.name,
+            rows=file_only,
+            progress=progress,
+            media=manifest.add if media else None,
+        )
     header = verified.header
+    media = media and has_media(header)
     report = ValidationReport(
         source=source.name,
         database=None if file_only else using,
@@ -241,6 +300,8 @@ def validate_backup(
             TableReport(label, tables[label], file_rows=end.rows)
             for label, end in verified.ends.items()
         ]
+        if media:
+            report.blobs = check_blobs(manifest, progress)
     else:
         with source.open() as stream:
             reader = BackupReader(stream, source.name)
@@ -253,6 +314,7 @@ def validate_backup(
                 header,
                 using,
                 passed_on(progress, stage_total=rows),
+                manifest if media else None,
             )
     report.seconds = round(time.perf_counter() - started, 3)
     signals.announce(signals.post_validate, validate_backup, using=using, report=report)
@@ -265,6 +327,7 @@ def _compare_database(
     header: dict[str, Any],
     using: str,
     progress: ProgressCallback,
+    manifest: Manifest | None = None,
 ) -> None:
     try:
         specs = file_table_specs(using, header)
@@ -281,6 +344,35 @@ def _compare_database(
         return
     current = {spec.label: spec for spec in specs}
     backend = backend_for(using)
+    comparison = media_differences = None
+    if manifest is not None:
+        try:
+            comparison = MediaComparison(manifest, header, specs)
+        except IncompatibleBackupError as exc:
+            media_differences = list(exc.differences)
+    try:
+        _compare_tables(
+            report, reader, header, specs, current, backend, comparison, progress
+        )
+        if comparison is not None:
+            report.media = comparison.reports(progress)
+    finally:
+        if comparison is not None:
+            comparison.close()
+    report.schema_differences += media_differences or []
+
+
+def _compare_tables(
+    report: ValidationReport,
+    reader: BackupReader,
+    header: dict[str, Any],
+    specs: list[TableSpec],
+    current: dict[str, TableSpec],
+    backend: Backend,
+    comparison: MediaComparison | None,
+    progress: ProgressCallback,
+) -> None:
+    using = backend.using
     try:
         with backend.snapshot():
             require_tables(specs, using)
@@ -320,5 +412,8 @@ def _compare_database(
             for spec in specs:
                 if spec.label not in seen:
                     report.tables.append(_extra_table(spec, backend))
+            if comparison is not None:
+                # What the rows reference, in the snapshot the tables were read in.
+                comparison.read_rows(backend)
     except DatabaseError as exc:
         raise BackupError(f"Cannot read database {using!r}: {one_line(exc)}") from exc

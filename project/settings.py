@@ -149,3 +149,7 @@ if os.environ.get("BACKUPS_S3_BUCKET"):
 # django-admin-interface shows its previews in same-origin frames.
 X_FRAME_OPTIONS = "SAMEORIGIN"
 SILENCED_SYSTEM_CHECKS = ["security.W019"]
+
+# The demo shop's photos and invoices go into every backup with the rows
+# (backup --no-media leaves them out); docs/media.md.
+BACKUPS.setdefault("MEDIA", True)

@@ -159,6 +159,8 @@ INSTALLED_APPS = [
     "tests.valuesapp",
     # Tables that triggers write to (tests/test_triggers.py).
     "tests.triggerapp",
+    # Rows that reference files in several storages (tests/test_media*.py).
+    "tests.mediaapp",
     # The demo shop is a schema the engine was not written around: it is tested too.
     "project.shop",
 ]
@@ -217,6 +219,8 @@ STATIC_URL = "/static/"
 STATIC_ROOT = str(TEST_TMPDIR / "static")
 MEDIA_URL = "/media/"
 MEDIA_ROOT = str(TEST_TMPDIR / "media")
+# A storage of its own for tests.mediaapp.models.PrivateStorage.
+PRIVATE_MEDIA_ROOT = str(TEST_TMPDIR / "private")
 
 STORAGES = {
     "default": {
@@ -230,6 +234,8 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(TEST_TMPDIR / "backups")},
     },
+    # Files of tests.mediaapp.models.Photo, through a callable.
+    "memory": {"BACKEND": "tests.mediaapp.storage.SharedMemoryStorage"},
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

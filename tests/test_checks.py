@@ -435,7 +435,7 @@ def test_every_check_id_is_documented():
     source = (root / "backups_app" / "checks.py").read_text()
     used = set(re.findall(r'id="(backups_app\.[EW]\d{3})"', source))
     documented = (root / "docs" / "usage.md").read_text()
-    assert len(used) == 21
+    assert len(used) == 22
     assert {check_id for check_id in used if f"`{check_id}`" not in documented} == set()
 
 
@@ -556,3 +556,34 @@ class ReaderBoundSettingsTests(SimpleTestCase):
                 "not 1.",
             ),
         ]
+
+
+class MediaSettingsTests(SimpleTestCase):
+    @override_settings(BACKUPS={"MEDIA": True, "MEDIA_STORAGES": ["memory"]})
+    def test_good_media_settings(self):
+        assert check_settings() == []
+
+    @override_settings(BACKUPS={"MEDIA": "yes"})
+    def test_e010_media_is_a_boolean(self):
+        assert [(e.id, e.msg) for e in check_settings()] == [
+            ("backups_app.E010", "BACKUPS['MEDIA'] must be True or False, not 'yes'.")
+        ]
+
+    def test_e021_media_storages(self):
+        cases = [
+            ("memory", "must be a list of STORAGES aliases"),
+            (["nowhere"], "names 'nowhere', which is no alias in STORAGES"),
+            (
+                ["memory", "backups"],
+                "names 'backups', the backup storage itself, which holds the blobs "
+                "and backups",
+            ),
+        ]
+        for value, problem in cases:
+            with (
+                self.subTest(value=value),
+                override_settings(BACKUPS={"MEDIA_STORAGES": value}),
+            ):
+                assert [(e.id, e.msg) for e in check_settings()] == [
+                    ("backups_app.E021", f"BACKUPS['MEDIA_STORAGES'] {problem}.")
+                ]

@@ -14,10 +14,11 @@ import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.db import connection, transaction
-from django.test import TestCase, TransactionTestCase
+from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from backups_app.backup import create_backup
 from backups_app.changes import FieldChange
 from backups_app.differential import store
 from backups_app.exceptions import RestoreError
+from backups_app.fileformat import reader
 from backups_app.restore import plan_restore, restore_backup
 from backups_app.validate import validate_backup
 from tests import test_restore_safety, test_triggers
@@ -83,7 +85,7 @@ from tests.testapp.models import (
     UUIDPk,
 )
 from tests.triggerapp.models import Post
-from tests.utils import run_command, snapshot
+from tests.utils import run_command, snapshot, snapshot_models
 
 pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
@@ -679,6 +681,70 @@ class PreviewTests(DifferentialTestCase):
                 ],
             )
         ]
+
+
+def pk_indexes() -> dict[str, list[int]]:
+    """Per table (raw_contents' keys), where its primary key is in a raw row."""
+    indexes = {}
+    for model in snapshot_models():
+        columns = [f.column for f in model._meta.local_concrete_fields]
+        pk_fields = getattr(model._meta, "pk_fields", None) or [model._meta.pk]
+        indexes[model._meta.db_table] = [columns.index(f.column) for f in pk_fields]
+    return indexes
+
+
+def plain_differences(before: dict, after: dict) -> dict[str, tuple[int, int, int]]:
+    """(missing, extra, changed) per table, by primary key, the obvious way."""
+    found = {}
+    for table, where in pk_indexes().items():
+        old = {tuple(row[i] for i in where): row for row in before[table]}
+        new = {tuple(row[i] for i in where): row for row in after[table]}
+        found[table] = (
+            len(old.keys() - new.keys()),
+            len(new.keys() - old.keys()),
+            sum(1 for key in old.keys() & new.keys() if old[key] != new[key]),
+        )
+    return found
+
+
+class MergeBoundaryTests(DifferentialTestCase, HypothesisTestCase):
+    """Differences at the edges of the database's batches and of the reader's
+    buffer: the merge finds exactly what a plain comparison by key finds."""
+
+    @settings(
+        max_examples=15,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(
+        changes=st.lists(
+            st.tuples(
+                st.sampled_from(CHANGES),
+                st.integers(0, 10_000),
+                st.integers(0, 10_000),
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        batch_size=st.integers(1, 9),
+        read_size=st.integers(40, 600),
+    )
+    def test_validation_and_restore_at_any_batch_and_read_size(
+        self, changes, batch_size, read_size
+    ):
+        apply_changes(changes)
+        expected = plain_differences(self.backed_up, raw_contents())
+        # A small reader buffer: the file's rows arrive a few at a time, and runs
+        # of equal rows end at every place in it.
+        with (
+            override_settings(BACKUPS={"BATCH_SIZE": batch_size}),
+            mock.patch.object(reader, "READ_SIZE", read_size),
+        ):
+            report = validate_backup(self.file)
+            found = {t.table: (t.missing, t.extra, t.changed) for t in report.tables}
+            assert found == {table: expected[table] for table in found}
+            restore_backup(self.file, safety_backup=False)
+        assert raw_contents() == self.backed_up
 
 
 class SpoolTests(TestCase):

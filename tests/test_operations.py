@@ -180,6 +180,7 @@ class InventoryTests(TestCase):
             "size",
             "tables",
             "rows",
+            "media",
             "health",
         ]
         assert row.split()[:6] == [
@@ -190,7 +191,8 @@ class InventoryTests(TestCase):
             "12:00",
             "1",
         ]
-        assert row.endswith("-  unchecked")
+        # No rows counted yet, no media.
+        assert row.endswith("-      -  unchecked")
 
     def test_drills_show_in_the_listing(self):
         from backups_app.models import DrillRun

@@ -12,8 +12,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from ..conf import app_settings
+from ..exceptions import StorageError
 from ..models import BackupRecord, Operation, ValidationRun
 from ..operations.health import check_all
+from ..operations.inventory import media_blob_totals
 from ..records import delete_backup, delete_backups
 from .base import (
     PERMISSION_RESTORE,
@@ -77,6 +79,7 @@ class BackupRecordAdmin(
         "size_display",
         "table_count",
         "rows",
+        "media_display",
         "digest",
         "made_by",
         "integrity_display",
@@ -108,11 +111,26 @@ class BackupRecordAdmin(
 
     @admin.display(description=gettext_lazy("contents"), ordering="rows")
     def contents_display(self, obj: BackupRecord) -> str:
-        return _("%(tables)s tables, %(rows)s rows, %(size)s") % {
+        contents = _("%(tables)s tables, %(rows)s rows, %(size)s") % {
             "tables": grouped(obj.table_count),
             "rows": grouped(obj.rows),
             "size": human_size(obj.size),
         }
+        if obj.media_size is None:
+            return contents
+        return _("%(contents)s; media %(size)s") % {
+            "contents": contents,
+            "size": human_size(obj.media_size),
+        }
+
+    @admin.display(description=gettext_lazy("media"), ordering="media_size")
+    def media_display(self, obj: BackupRecord) -> str:
+        if obj.media_size is None:
+            return _("none, or not known")
+        return _(
+            "%(files)s files, %(size)s (stored once per content, shared with other "
+            "backups)"
+        ) % {"files": grouped(obj.media_files), "size": human_size(obj.media_size)}
 
     @admin.display(description=gettext_lazy("made by"), ordering="origin")
     def made_by(self, obj: BackupRecord) -> str:
@@ -190,8 +208,19 @@ class BackupRecordAdmin(
             "active_restore": Operation.objects.filter(
                 kind=Operation.Kind.RESTORE, status__in=Operation.ACTIVE
             ).first(),
+            "media_blobs": self.media_blobs(),
         }
         return super().changelist_view(request, extra_context)
+
+    def media_blobs(self) -> dict[str, Any] | None:
+        """The blobs of the backups with media: their number and shared size."""
+        if not BackupRecord.objects.filter(media_size__isnull=False).exists():
+            return None
+        try:
+            count, size = media_blob_totals()
+        except StorageError:
+            return None
+        return {"count": count, "size": human_size(size)}
 
     def change_view(
         self,

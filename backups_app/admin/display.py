@@ -55,6 +55,13 @@ STEPS = {
     "commit": gettext_lazy("Committing"),
     "committed": gettext_lazy("Committed; finishing"),
     "settle": gettext_lazy("Setting sequences"),
+    "media-rows": gettext_lazy("Reading the rows’ file references"),
+    "media": gettext_lazy("Backing up the media files"),
+    "media-compare": gettext_lazy("Comparing the media files with their storages"),
+    "media-blobs": gettext_lazy("Checking the media blobs"),
+    "media-write": gettext_lazy("Putting the media files back"),
+    "media-prune": gettext_lazy("Deleting files no row references"),
+    "media-validate": gettext_lazy("Comparing the media files"),
 }
 
 

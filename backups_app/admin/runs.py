@@ -68,6 +68,7 @@ class ValidationRunAdmin(CheckRunAdmin):
                 "run": run,
                 "tables": differing + matching,
                 "differing": differing,
+                "media": sorted(run.media, key=lambda m: m.get("status") == "match"),
                 "record_opts": BackupRecord._meta,
             },
         )

@@ -197,6 +197,16 @@ def table_specs(using: str = "default", exclude: Iterable[str] = ()) -> list[Tab
     return dependency_order(specs)
 
 
+def all_table_specs(using: str = "default") -> list[TableSpec]:
+    """Return the tables of every installed model that has one in ``using``,
+    excluded or not: what the database holds, in no particular order."""
+    return [
+        _spec(model)
+        for model in apps.get_models(include_auto_created=True)
+        if _is_backed_up(model, using)
+    ]
+
+
 def unknown_labels(labels: Iterable[str]) -> list[str]:
     """Return the labels that name no installed app or model."""
     unknown = []

@@ -124,7 +124,11 @@ class _Collector:
         self.writes = 0
 
     def _key(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(row[i] for i in self.key_positions)
+        # Spooled with pickle: a driver's memoryview (bytea) as bytes.
+        return tuple(
+            bytes(value) if isinstance(value, memoryview) else value
+            for value in map(row.__getitem__, self.key_positions)
+        )
 
     def _wrote(self, rows: int) -> None:
         self.writes += rows
@@ -226,8 +230,14 @@ class Changes:
                 spec = by_label.get(section.label)
                 now = rows_now.get(section.label, 0)
                 in_file = plan.ends[section.label].rows
-                if spec is None or bool(now) != bool(in_file):
-                    # Nothing to compare: emptied, or loaded into an empty table.
+                if spec is None or (
+                    (now or in_file)
+                    and reload_cheaper(
+                        abs(now - in_file), now, in_file, backend.row_change_cost
+                    )
+                ):
+                    # Known without comparing: at least the difference in rows must
+                    # be written (a table emptied, or loaded into an empty table).
                     section.skip()
                     continue
                 spec = aligned(spec, section.columns)

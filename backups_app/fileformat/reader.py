@@ -11,18 +11,31 @@ from __future__ import annotations
 import hashlib
 import operator
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
 from ..conf import app_settings
-from ..exceptions import BackupFormatError, one_line
+from ..exceptions import BackupFormatError, NotABackupError, one_line
 from ..progress import Progress, ProgressCallback, ignore_progress
 from .codec import TEMPORAL_KINDS, TEXT_KINDS, loads_block
+from .manifest import (
+    MEDIA_COLUMNS,
+    MEDIA_KEY,
+    MEDIA_LABEL,
+    MEDIA_TABLE,
+    entry_problem,
+    media_header_problem,
+)
 from .pipeline import SerialWorker
-from .writer import FORMAT_NAME, MAX_PENDING_BLOCKS, SUPPORTED_VERSIONS
+from .writer import (
+    FORMAT_NAME,
+    MAX_PENDING_BLOCKS,
+    MEDIA_FORMAT_VERSION,
+    SUPPORTED_VERSIONS,
+)
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -91,6 +104,17 @@ class _Hashing:
 
 class TableSection:
     """One table of a backup being read: its columns, then its rows, once."""
+
+    counted = True  # its rows are among the trailer's counts
+
+    @property
+    def title(self) -> str:
+        """What error messages call the section."""
+        return f"table {self.label}"
+
+    @property
+    def a_row(self) -> str:
+        return f"a row of {self.label}"
 
     def __init__(
         self,
@@ -208,6 +232,35 @@ class TableSection:
             pass
 
 
+class MediaSection(TableSection):
+    """The media manifest of a backup being read: one entry per file reference,
+    ``[source, pk, name, size, digest]`` (fileformat.manifest), once."""
+
+    counted = False  # its entries are not rows of the trailer's counts
+    title = "the media manifest"
+    a_row = "an entry of the media manifest"
+
+    def __init__(self, reader: BackupReader, record: dict[str, Any]):
+        super().__init__(
+            reader,
+            {"label": MEDIA_LABEL, "table": MEDIA_LABEL, "columns": record["columns"]},
+            MEDIA_TABLE,
+        )
+        self.sources: list[dict[str, Any]] = reader.header[MEDIA_KEY]["sources"]
+
+    def parse(self, block: bytes) -> list[list[Any]]:
+        """Return the entries of the block ``blocks()`` handed out last; raise
+        BackupFormatError unless each follows the manifest's rules."""
+        entries = super().parse(block)
+        for index, entry in enumerate(entries):
+            problem = entry_problem(entry, self.sources)
+            if problem:
+                raise self._reader._error(
+                    f"line {self._block_line + index}: a media entry {problem}"
+                )
+        return entries
+
+
 class BackupReader:
     """Read a backup from a (decompressed) binary stream, checking it as it goes.
 
@@ -242,9 +295,17 @@ class BackupReader:
         self._expected: tuple[dict[str, Any], str] | None = None
         self.header = self._read_header()
         self._described = self.header["tables"]
+        # Whether a media manifest is still due after the tables (version 3).
+        self._media_due = self.header["version"] >= MEDIA_FORMAT_VERSION
+        self.media: MediaSection | None = None
 
     def _error(self, message: str) -> BackupFormatError:
         return BackupFormatError(f"{self.name}: {message}")
+
+    def _not_a_backup(
+        self, message: str = "is not a backups_app backup (no header)"
+    ) -> NotABackupError:
+        return NotABackupError(f"{self.name}: {message}")
 
     def expect(self, header: dict[str, Any], digest: str) -> None:
         """Insist on the same file as an earlier read: this header, and at its end,
@@ -370,21 +431,21 @@ class BackupReader:
     def _read_header(self) -> dict[str, Any]:
         line = self._next_line()
         if not line:
-            raise self._error("is empty")
+            raise self._not_a_backup("is empty")
         if len(line) > self._max_line:
             raise self._too_long(1)
         if not line.startswith(b"{"):
-            raise self._error("is not a backups_app backup (no header)")
+            raise self._not_a_backup()
         try:
             header = orjson.loads(line)
         except orjson.JSONDecodeError:
-            raise self._error("is not a backups_app backup (no header)") from None
+            raise self._not_a_backup() from None
         if (
             not isinstance(header, dict)
             or header.get("kind") != "header"
             or header.get("format") != FORMAT_NAME
         ):
-            raise self._error("is not a backups_app backup (no header)")
+            raise self._not_a_backup()
         version = header.get("version")
         # Exactly the integer: JSON's 1.0 and true are equal to 1 in Python.
         if type(version) is not int or version not in SUPPORTED_VERSIONS:
@@ -393,13 +454,23 @@ class BackupReader:
                 f"backups_app reads {sorted(SUPPORTED_VERSIONS)}"
             )
         problem = header_problem(header)
+        if problem is None and version >= MEDIA_FORMAT_VERSION:
+            problem = (
+                media_header_problem(header[MEDIA_KEY])
+                if MEDIA_KEY in header
+                else f"has no {MEDIA_KEY!r}"
+            )
         if problem:
             raise self._error(f"is damaged: its header {problem}")
         self._file_digest.update(line)
         return header
 
-    def tables(self) -> Iterator[TableSection]:
-        """Yield each table section in file order; then check the trailer."""
+    def tables(self, *, media: bool = False) -> Iterator[TableSection]:
+        """Yield each table section in file order; then check the trailer.
+
+        The media manifest of a version 3 file is checked and skipped, or, with
+        ``media``, yielded too (a MediaSection, after the tables).
+        """
         self._hashing = _Hashing()
         try:
             while True:
@@ -411,11 +482,33 @@ class BackupReader:
                 due = (
                     f"the section of {described['label']}"
                     if described
+                    else "its media manifest"
+                    if self._media_due
                     else "its trailer"
                 )
                 line, record = self._next_record(due)
                 kind = record["kind"]
+                if kind == "media" and described is None and self._media_due:
+                    if record.get("columns") != list(MEDIA_COLUMNS):
+                        raise self._error(
+                            f"line {self._line_number}: the media manifest does not "
+                            "have the columns of its format version"
+                        )
+                    self._media_due = False
+                    self._file_digest.update(line)
+                    self.media = MediaSection(self, record)
+                    if media:
+                        yield self.media
+                    if self.media.end is None:
+                        for block in self.media.blocks():
+                            self.media.parse(block)
+                    continue
                 if kind == "trailer":
+                    if described is None and self._media_due:
+                        raise self._error(
+                            f"line {self._line_number}: expected {due}, which its "
+                            "header declares, found its trailer"
+                        )
                     self._check_trailer(record)
                     return
                 if kind != "table":
@@ -562,7 +655,7 @@ class BackupReader:
                 break
             if not self._fill():
                 raise self._error(
-                    f"is incomplete: it ends inside table {section.label} {UNFINISHED}"
+                    f"is incomplete: it ends inside {section.title} {UNFINISHED}"
                 )
         lines = buffer.count(b"\n", start, whole)
         if buffer.count(b"\n[", start, whole) == lines - 1:
@@ -576,8 +669,7 @@ class BackupReader:
         if buffer.count(b"]\n", start, stop) != lines:
             number = self._line_number + 1 + _first_unclosed(buffer, start, stop)
             raise self._error(
-                f"line {number}: a row of {section.label} is not one JSON array "
-                "on one line"
+                f"line {number}: {section.a_row} is not one JSON array on one line"
             )
         self._position = stop
         return start, stop, lines
@@ -610,23 +702,23 @@ class BackupReader:
                 raise self._error(f"line {number} is not valid JSON") from None
             if len(row) != columns:
                 raise self._error(
-                    f"line {number}: a row of {section.label} has {len(row)} values "
+                    f"line {number}: {section.a_row} has {len(row)} values "
                     f"for {columns} columns"
                 )
             for position, allowed in section._value_types:
                 if type(row[position]) not in allowed:
                     name = section.columns[position]
                     raise self._error(
-                        f"line {number}: a row of {section.label} has "
+                        f"line {number}: {section.a_row} has "
                         f"{JSON_NAMES[type(row[position])]} in column {name!r}"
                     )
-        raise self._error(f"rows of {section.label} are not well formed")
+        raise self._error(f"the rows of {section.title} are not well formed")
 
     def _end_section(self, section: TableSection) -> None:
         line, record = self._next_record(f"the end of {section.label}")
         if record["kind"] != "end" or record.get("label") != section.label:
             raise self._error(
-                f"line {self._line_number}: table {section.label} is not closed"
+                f"line {self._line_number}: {section.title} is not closed"
             )
         self._hash_taken()
         assert self._hashing is not None  # sections are read in tables()
@@ -638,11 +730,12 @@ class BackupReader:
             or digest != section.digest.hexdigest()
         ):
             raise self._error(
-                f"table {section.label} is damaged: its rows do not match its digest"
+                f"{section.title} is damaged: its rows do not match its digest"
             )
         self._file_digest.update(line)
-        self._tables_seen += 1
-        self._rows_seen += section.rows
+        if section.counted:
+            self._tables_seen += 1
+            self._rows_seen += section.rows
         section.end = TableEnd(section.label, section.rows, digest)
 
 
@@ -803,6 +896,8 @@ class Verified:
     ends: dict[str, TableEnd]
     digest: str
     trailer: dict[str, Any]
+    # The media manifest's count and digest (format version 3), else None.
+    media: TableEnd | None = None
 
 
 def verify_file(
@@ -811,12 +906,20 @@ def verify_file(
     *,
     rows: bool = False,
     progress: ProgressCallback = ignore_progress,
+    media: Callable[[dict[str, Any], list[list[Any]]], None] | None = None,
 ) -> Verified:
     """Read a whole backup, checking every rule and digest; with ``rows``, parse and
-    check every row too. ``progress`` hears of the rows read, as the "verify" stage."""
+    check every row too. ``progress`` hears of the rows read, as the "verify" stage.
+    ``media(header, entries)`` is handed the media manifest's entries, a block at a
+    time, as they are checked."""
     reader = BackupReader(stream, name)
     ends: dict[str, TableEnd] = {}
-    for section in reader.tables():
+    for section in reader.tables(media=media is not None):
+        if section is reader.media:
+            assert media is not None  # asked for with it
+            for block in section.blocks():
+                media(reader.header, section.parse(block))
+            continue
         progress(Progress("verify", section.label, 0, None))
         for block in section.blocks():
             if rows:
@@ -825,7 +928,13 @@ def verify_file(
         assert section.end is not None  # set by its last block
         ends[section.label] = section.end
     assert reader.trailer is not None  # checked at the end of tables()
-    return Verified(reader.header, ends, reader.trailer["digest"], reader.trailer)
+    return Verified(
+        reader.header,
+        ends,
+        reader.trailer["digest"],
+        reader.trailer,
+        reader.media.end if reader.media is not None else None,
+    )
 
 
 def verify(

@@ -15,6 +15,7 @@ import orjson
 
 from ..conf import app_settings
 from ..exceptions import BackupError
+from .manifest import MEDIA_COLUMNS, MEDIA_KEY, MEDIA_LABEL
 from .pipeline import SerialWorker
 
 FORMAT_NAME = "backups_app"
@@ -23,7 +24,11 @@ FORMAT_NAME = "backups_app"
 # their JSON is canonical, and a time with five fraction digits is one whose
 # leading zero orjson 3.13 dropped ("21:28:28.33608" meant .033608).
 FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = frozenset({1, 2})
+# Version 3: version 2 with a media manifest after the tables (fileformat.manifest).
+# Only files with media are written as version 3, so readers of version 2 still read
+# every backup without media, and refuse one with media by its version.
+MEDIA_FORMAT_VERSION = 3
+SUPPORTED_VERSIONS = frozenset({1, 2, 3})
 # Blocks of encoded rows that may wait for the writer thread.
 MAX_PENDING_BLOCKS = 8
 
@@ -97,8 +102,9 @@ class BackupWriter:
 
     def write_header(self, header: dict[str, Any]) -> None:
         self._header = header  # signed in the trailer (provenance)
+        version = MEDIA_FORMAT_VERSION if MEDIA_KEY in header else FORMAT_VERSION
         self._write(
-            _record(kind="header", format=FORMAT_NAME, version=FORMAT_VERSION, **header)
+            _record(kind="header", format=FORMAT_NAME, version=version, **header)
         )
 
     def begin_table(self, label: str, table: str, columns: Iterable[str]) -> None:
@@ -131,16 +137,30 @@ class BackupWriter:
         self._run(self._write_rows_now, data)
 
     def end_table(self) -> tuple[int, str]:
+        result = self._end_section()
+        self.tables += 1
+        self.rows += self._table_rows
+        return result
+
+    def _end_section(self) -> tuple[int, str]:
         self._wait()
         digest = self._table_digest.hexdigest()
         self._write(
             _record(kind="end", label=self._table, rows=self._table_rows, digest=digest)
         )
-        self.tables += 1
-        self.rows += self._table_rows
-        result = (self._table_rows, digest)
         self._table = None
-        return result
+        return self._table_rows, digest
+
+    def write_media(self, blocks: Iterable[tuple[bytes, int]]) -> tuple[int, str]:
+        """Write the media manifest: ``blocks`` of encoded entries (lines, each
+        ending in a newline, and how many). Its entries are not counted as rows."""
+        self._table = MEDIA_LABEL
+        self._table_digest = hashlib.sha256()
+        self._table_rows = 0
+        self._write(_record(kind="media", columns=list(MEDIA_COLUMNS)))
+        for data, entries in blocks:
+            self.write_block(data, entries)
+        return self._end_section()
 
     def write_trailer(self) -> str:
         self._wait()

@@ -110,13 +110,17 @@ def run_drill(
             call_command("migrate", database=scratch, interactive=False, verbosity=0)
         except DatabaseError as exc:
             return _finish(name, backed_up, scratch, "migrate", exc, started)
+    # The rows only: the files of a backup with media belong to the storages the
+    # site itself uses, which a drill into a scratch database must not touch.
     try:
-        plan = plan_restore(source, using=scratch, progress=progress)
-        restore_backup(plan, using=scratch, safety_backup=False, progress=progress)
+        plan = plan_restore(source, using=scratch, progress=progress, media=False)
+        restore_backup(
+            plan, using=scratch, safety_backup=False, progress=progress, media=False
+        )
     except BackupError as exc:
         return _finish(name, backed_up, scratch, "restore", exc, started)
     try:
-        report = validate_backup(source, using=scratch, progress=progress)
+        report = validate_backup(source, using=scratch, progress=progress, media=False)
     except BackupError as exc:
         return _finish(name, backed_up, scratch, "validate", exc, started)
     if not report.ok:

@@ -92,9 +92,13 @@ def check_database(
     problem = newest.problem
     if verify and not damaged:
         try:
-            validate_backup(newest.name, file_only=True)
+            report = validate_backup(newest.name, file_only=True)
         except BackupFormatError as exc:
             damaged, problem = True, one_line(exc)
+        else:
+            # A backup with media: a blob missing or damaged cannot be restored.
+            if report.blobs is not None and not report.blobs.ok:
+                damaged, problem = True, report.summary_line()
     if damaged:
         add("damaged", f"the newest backup is damaged: {problem}")
     if newest.last_validation == "differ":

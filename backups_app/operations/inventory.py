@@ -18,8 +18,10 @@ from django.utils.dateparse import parse_datetime
 
 from ..conf import app_settings
 from ..exceptions import BackupError, StorageError, one_line
+from ..fileformat.manifest import has_media
 from ..fileformat.objectstore import object_store, pending_uploads
 from ..fileformat.streams import backup_storage, partial_state
+from ..media.collection import shared_size
 
 BACKUP = "backup"
 SAFETY = "safety"
@@ -44,6 +46,11 @@ class StoredBackup:
     last_validation: str | None  # match, differ, or None when never validated
     problem: str = ""
     last_drill: str | None = None  # passed, failed, or None when never drilled
+    # A backup with media: whether it has any (its header says), and the files and
+    # bytes it references (its record says, when it was written here).
+    media: bool = False
+    media_files: int | None = None
+    media_size: int | None = None
 
     @property
     def ours(self) -> bool:
@@ -205,6 +212,9 @@ def describe(
         last_validation=validation,
         problem=record.problem if record is not None else "",
         last_drill=last_drill,
+        media=has_media(header),
+        media_files=record.media_files if record is not None else None,
+        media_size=record.media_size if record is not None else None,
     )
 
 
@@ -223,3 +233,9 @@ def list_backups(
         backups += partial_files()
     oldest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
     return sorted(backups, key=lambda b: (b.created or oldest, b.name), reverse=True)
+
+
+def media_blob_totals() -> tuple[int, int]:
+    """The number and bytes of the media blobs in the backup storage, which the
+    backups with media share (each content stored once)."""
+    return shared_size()

@@ -19,6 +19,7 @@ from django.utils import timezone
 from ..conf import app_settings
 from ..exceptions import StorageError, one_line
 from ..fileformat.streams import backup_storage
+from ..media.collection import BlobCollection, collect, plan_collection
 from .inventory import SAFETY, StoredBackup, list_backups
 from .retention import Candidate, RetentionPolicy, apply_policy
 from .units import parse_size
@@ -126,3 +127,17 @@ def prune(decisions: list[PruneDecision]) -> list[str]:
         forget_backup(name)
         deleted.append(name)
     return deleted
+
+
+def plan_blob_collection(
+    *, leaving: set[str] | frozenset[str] = frozenset()
+) -> BlobCollection:
+    """Which media blobs no backup in the storage needs (the backups in ``leaving``
+    counted as deleted); delete nothing (``media.collection``)."""
+    return plan_collection(leaving=leaving)
+
+
+def collect_blobs(collection: BlobCollection) -> BlobCollection:
+    """Delete the blobs of a collection that no backup needs, unless it was
+    refused (a backup whose needs are not known)."""
+    return collect(collection)

@@ -94,6 +94,8 @@ class Product(models.Model):
     category = models.CharField(max_length=20, choices=Category.choices, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
     tags = models.ManyToManyField(Tag, blank=True, related_name="products")
+    # A photo in the default storage (seeddemo draws one for the first products).
+    image = models.ImageField(upload_to="products/", max_length=200, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -207,6 +209,8 @@ class Order(models.Model):
     placed_at = models.DateTimeField(db_index=True)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     notes = models.TextField(blank=True)
+    # The invoice sent, a PDF in the default storage.
+    invoice = models.FileField(upload_to="invoices/", max_length=200, blank=True)
 
     class Meta:
         ordering = ["-placed_at"]

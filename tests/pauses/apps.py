@@ -85,6 +85,15 @@ class PausesConfig(AppConfig):
 
             # A table written row by row decodes its rows in differential.apply.
             restore.row_decoder = apply.row_decoder = row_decoder
+        elif point == "restore-media":
+            # Inside the restore's transaction, once the media files are written.
+            original_put_back = restore.put_back
+
+            def put_back(*args, **kwargs):
+                original_put_back(*args, **kwargs)
+                pause(point)
+
+            restore.put_back = put_back
         elif point == "restore-after-safety":
             # The safety backup is written inside the restore's transaction, after
             # pre_restore; the pause comes once it is in the storage and the

@@ -336,6 +336,15 @@ STAGES: dict[str, tuple[str, str]] = {
     "commit": ("check", "Committing"),
     "committed": ("check", "Committed"),
     "settle": ("check", "Setting sequences"),
+    # Media files (counted as rows on the line).
+    "media-rows": ("backup", "Reading the file fields"),
+    "media": ("backup", "Backing up files"),
+    "media-compare": ("verify", "Comparing files with their storages"),
+    "media-blobs": ("verify", "Checking media blobs"),
+    "media-write": ("check", "Putting files back"),
+    "media-prune": ("check", "Deleting files no row references"),
+    "media-validate": ("compare", "Comparing files"),
+    "media-needs": ("", "Reading what the backups need"),
 }
 # Steps of the commands, for "[k/n]": a restore's lock belongs to the step after it.
 RESTORE_STEPS = ("verify", "compare", "safety", "load", "check")

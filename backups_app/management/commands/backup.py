@@ -7,8 +7,13 @@ from typing import Any
 from django.core.management.base import CommandError, OutputWrapper
 from django.db import connections
 
-from backups_app.backup import BackupSummary, create_backup
-from backups_app.operations.prune import plan_prune, prune
+from backups_app.backup import BackupSummary, MediaSummary, create_backup
+from backups_app.operations.prune import (
+    collect_blobs,
+    plan_blob_collection,
+    plan_prune,
+    prune,
+)
 from backups_app.records import stored_location
 
 from ._output import (
@@ -20,6 +25,7 @@ from ._output import (
     running,
     table,
 )
+from .prunebackups import media_line
 
 
 def where(summary: BackupSummary) -> str:
@@ -64,6 +70,34 @@ class Command(BackupsCommand):
             help="Then delete old backups of each database backed up, by the "
             "BACKUPS['RETENTION'] policy (never after a failed backup).",
         )
+        media = parser.add_mutually_exclusive_group()
+        media.add_argument(
+            "--media",
+            action="store_true",
+            default=None,
+            help="Back up the files that FileField and ImageField rows reference too, "
+            "as blobs in the backup storage (default: BACKUPS['MEDIA']).",
+        )
+        media.add_argument(
+            "--no-media",
+            action="store_false",
+            dest="media",
+            help="Back up the rows only, whatever BACKUPS['MEDIA'] says.",
+        )
+        parser.add_argument(
+            "--media-storage",
+            action="append",
+            dest="media_storages",
+            metavar="ALIAS",
+            help="Back up every file of this STORAGES alias too, referenced or not; "
+            "repeat for more (default: BACKUPS['MEDIA_STORAGES']).",
+        )
+        parser.add_argument(
+            "--strict-media",
+            action="store_true",
+            help="Fail, writing no backup, when a file that a row references is "
+            "missing (by default a warning).",
+        )
 
     def handle(
         self,
@@ -74,8 +108,16 @@ class Command(BackupsCommand):
         json: bool,
         all_databases: bool,
         prune: bool,
+        media: bool | None = None,
+        media_storages: list[str] | None = None,
+        strict_media: bool = False,
         **options: Any,
     ) -> None:
+        options["media_options"] = {
+            "media": media,
+            "media_storages": media_storages,
+            "strict_media": strict_media,
+        }
         if all_databases and output is not None:
             raise CommandError(
                 "--all-databases writes one file per database into the backup "
@@ -146,13 +188,19 @@ class Command(BackupsCommand):
             self.interrupted = "Backup interrupted: no backup file was written."
         with running(self, {**options, "json": json}) as progress:
             summary = create_backup(
-                output, using=database, exclude=exclude, progress=progress
+                output,
+                using=database,
+                exclude=exclude,
+                progress=progress,
+                **options["media_options"],
             )
         self.interrupted = (
             f"Interrupted after the backup was written to {where(summary)}."
         )
         out = self._out(output)
         verbosity = options["verbosity"]
+        if summary.media is not None and summary.media.missing and verbosity >= 1:
+            self._warn_missing(summary.media)
         if json:
             return summary
         if verbosity >= 2:
@@ -161,6 +209,13 @@ class Command(BackupsCommand):
                     ["table", "rows"],
                     [(t.label, number(t.rows)) for t in summary.tables],
                 )
+            )
+        if verbosity >= 1 and summary.media is not None:
+            media = summary.media
+            out.write(
+                f"Media: {number(media.files)} files ({human_size(media.size)}) "
+                f"from {media.sources} sources; {number(media.blobs_added)} new blobs "
+                f"({human_size(media.bytes_added)}) written to the backup storage"
             )
         if verbosity >= 1:
             out.write(f"Backup written to {where(summary)}")
@@ -173,14 +228,38 @@ class Command(BackupsCommand):
             )
         return summary
 
+    def _warn_missing(self, media: MediaSummary) -> None:
+        """Name the files that rows reference but that could not be backed up."""
+        for missing in media.missing_examples:
+            self.stderr.write(self.style.WARNING(f"Warning: {missing}"))
+        more = media.missing - len(media.missing_examples)
+        if more > 0:
+            self.stderr.write(
+                self.style.WARNING(f"Warning: and {number(more)} more files like these")
+            )
+        files = (
+            "file that rows reference is"
+            if media.missing == 1
+            else "files that rows reference are"
+        )
+        self.stderr.write(
+            self.style.WARNING(
+                f"Warning: {number(media.missing)} {files} not in the backup "
+                "(--strict-media makes this an error)."
+            )
+        )
+
     def _prune(self, database: str, json: bool, options: dict[str, Any]) -> list[str]:
         """Apply the retention policy to the backups of ``database``; return the
         names deleted."""
         with running(self, {**options, "json": json}):
             deleted = prune(plan_prune(database=database))
+            blobs = collect_blobs(plan_blob_collection())
         if not json and options["verbosity"] >= 1:
             self.stdout.write(
                 f"Pruned {len(deleted)} old backup{'' if len(deleted) == 1 else 's'} "
                 f"of database {database!r} by the retention policy."
             )
+            if blobs.blobs:
+                self.stdout.write(media_line(blobs, dry_run=False))
         return deleted

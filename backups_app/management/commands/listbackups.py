@@ -5,7 +5,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from backups_app.operations.inventory import StoredBackup, list_backups
+from backups_app.operations.inventory import (
+    StoredBackup,
+    list_backups,
+    media_blob_totals,
+)
 
 from ._output import (
     BackupsCommand,
@@ -31,6 +35,13 @@ def health(backup: StoredBackup) -> str:
     if backup.last_drill == "passed":
         return "drilled"
     return backup.last_validation or backup.integrity
+
+
+def media_size(backup: StoredBackup) -> str:
+    """The bytes of the files a backup has, "?" when not known, "-" without media."""
+    if not backup.media:
+        return "-"
+    return "?" if backup.media_size is None else human_size(backup.media_size)
 
 
 def local_created(backup: StoredBackup) -> str:
@@ -70,6 +81,7 @@ class Command(BackupsCommand):
                     "size",
                     "tables",
                     "rows",
+                    "media",
                     "health",
                 ],
                 [
@@ -82,11 +94,18 @@ class Command(BackupsCommand):
                         human_size(b.size),
                         number(b.tables),
                         number(b.rows),
+                        media_size(b),
                         health(b),
                     )
                     for b in backups
                 ],
                 width=terminal_width(self.stdout),
-                optional=["created", "tables", "rows", "database", "kind"],
+                optional=["created", "tables", "rows", "media", "database", "kind"],
             )
         )
+        if any(b.media for b in backups):
+            blobs, size = media_blob_totals()
+            self.stdout.write(
+                f"Media: {number(blobs)} blobs, {human_size(size)} in the backup "
+                "storage, shared by the backups with media (each content stored once)."
+            )

@@ -5,7 +5,14 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from backups_app.operations.prune import plan_prune, policy_from, prune
+from backups_app.operations.prune import (
+    BlobCollection,
+    collect_blobs,
+    plan_blob_collection,
+    plan_prune,
+    policy_from,
+    prune,
+)
 from backups_app.operations.retention import RetentionPolicy
 from backups_app.operations.units import parse_size
 
@@ -20,6 +27,32 @@ from ._output import (
 )
 
 PERIOD_OPTIONS = ("last", "daily", "weekly", "monthly", "yearly")
+
+
+def media_line(blobs: BlobCollection, dry_run: bool) -> str:
+    """What became of the media blobs, in one line."""
+    kept = blobs.blobs - len(blobs.unneeded)
+    if blobs.refused:
+        done = "none deleted"
+    elif dry_run:
+        done = (
+            f"would delete {len(blobs.unneeded)} that no kept backup needs "
+            f"({human_size(blobs.unneeded_size)})"
+        )
+    else:
+        done = (
+            f"deleted {blobs.deleted} that no kept backup needed "
+            f"({human_size(blobs.deleted_size)})"
+        )
+    return (
+        f"Media blobs: {blobs.blobs} ({human_size(blobs.size)}); {done}; {kept} kept"
+        + (
+            f" ({blobs.young} unneeded but written in the last hour)"
+            if blobs.young
+            else ""
+        )
+        + "."
+    )
 
 
 class Command(BackupsCommand):
@@ -79,12 +112,21 @@ class Command(BackupsCommand):
         with running(self, {**options, "json": json}):
             decisions = plan_prune(database=database, policy=policy)
             deleted = [] if dry_run else prune(decisions)
+            # Then the media blobs that no backup left in the storage needs.
+            blobs = plan_blob_collection(
+                leaving={d.backup.name for d in decisions if not d.keep}
+                if dry_run
+                else set()
+            )
+            if not dry_run:
+                collect_blobs(blobs)
         if json:
             self.write_json(
                 {
                     "dry_run": dry_run,
                     "deleted": deleted,
                     "decisions": [d.to_dict() for d in decisions],
+                    "media": blobs.to_dict(),
                 }
             )
             return
@@ -127,3 +169,11 @@ class Command(BackupsCommand):
             self.stdout.write(
                 f"Deleted {len(deleted)} of {len(decisions)} files ({human_size(size)})."
             )
+        if blobs.blobs:
+            self.stdout.write(media_line(blobs, dry_run))
+            if blobs.refused:
+                self.stderr.write(
+                    self.style.WARNING(
+                        f"Warning: no media blob deleted: {blobs.refused}."
+                    )
+                )

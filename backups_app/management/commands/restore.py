@@ -34,11 +34,16 @@ from ._output import (
     add_common_arguments,
     command_error,
     error_document,
+    human_size,
     local_time,
     number,
     running,
     table,
 )
+
+
+def files(count: int) -> str:
+    return f"{number(count)} file{'' if count == 1 else 's'}"
 
 
 def manage_py() -> str:
@@ -155,6 +160,18 @@ class Command(BackupsCommand):
             action="store_true",
             help="With --noinput, restore a file not made by this installation.",
         )
+        parser.add_argument(
+            "--no-media",
+            action="store_false",
+            dest="media",
+            help="Restore the rows only; leave the files of a backup with media alone.",
+        )
+        parser.add_argument(
+            "--prune-media",
+            action="store_true",
+            help="After the restore, delete the files that the rows referenced "
+            "before it and no row references after it (listed by --dry-run).",
+        )
 
     def handle(
         self,
@@ -167,6 +184,8 @@ class Command(BackupsCommand):
         json: bool,
         allow_foreign: bool = False,
         full: bool = False,
+        media: bool = True,
+        prune_media: bool = False,
         **options: Any,
     ) -> None:
         verbosity = options["verbosity"]
@@ -197,7 +216,19 @@ class Command(BackupsCommand):
             steps = ["verify", "compare"] if compare else ["verify"]
         with running(self, {**options, "json": json}, steps=steps) as progress:
             plan = plan_restore(
-                file, using=database, progress=progress, compare=compare
+                file,
+                using=database,
+                progress=progress,
+                compare=compare,
+                media=media,
+                prune_media=prune_media,
+            )
+        if prune_media and plan.can_restore and plan.media is None:
+            raise CommandError(
+                f"--prune-media: {plan.source.name} has no media files"
+                + ("" if media else " to restore (--no-media)")
+                + ".",
+                returncode=EXIT_CANNOT_RUN,
             )
         misfit = None
         if not plan.can_restore:
@@ -247,7 +278,11 @@ class Command(BackupsCommand):
             CommitGuard(progress, committed).held() as guarded,
         ):
             summary = restore_backup(
-                plan, safety_backup=safety_backup, progress=guarded, full=full
+                plan,
+                safety_backup=safety_backup,
+                progress=guarded,
+                full=full,
+                media=media,
             )
         undo = (
             undo_command(summary.safety_backup, database, settings)
@@ -265,6 +300,8 @@ class Command(BackupsCommand):
                 )
             )
             self.stdout.write(restored_text(summary))
+            if summary.media is not None:
+                self._render_media_done(summary.media)
             if undo:
                 self.stdout.write(f"Safety backup: {summary.safety_backup}")
                 self.stdout.write(f"To undo this restore, run:\n  {undo}")
@@ -338,6 +375,7 @@ class Command(BackupsCommand):
             ]
             rows.append(("total", number(plan.rows_now), number(plan.rows_in_file)))
             self.stdout.write(table(["table", "rows now", "rows in file"], rows))
+        self._render_media(plan)
         self._render_differences(plan)
 
     def _render_changes(self, plan: RestorePlan) -> None:
@@ -393,6 +431,44 @@ class Command(BackupsCommand):
             self.stdout.write(t.label)
             for line in example_lines(t):
                 self.stdout.write(f"  {line}")
+
+    def _render_media(self, plan: RestorePlan) -> None:
+        media = plan.media
+        if media is None:
+            return
+        self.stdout.write(
+            f"Media: {files(media.files)} in the backup: "
+            f"{number(media.unchanged)} already right, {number(media.missing)} "
+            f"missing and {number(media.changed)} changed, to write "
+            f"({human_size(media.bytes_to_write)})"
+        )
+        if media.absent_at_backup:
+            self.stdout.write(
+                f"  {number(media.absent_at_backup)} references had no file when the "
+                "backup was taken; those files are left as they are."
+            )
+        if media.prune:
+            self.stdout.write(
+                f"--prune-media deletes {files(media.prune_count)} that no row "
+                "references after the restore" + (":" if media.prune_count else ".")
+            )
+            for storage, name in media.prune_names():
+                self.stdout.write(f"  {storage}: {name}")
+
+    def _render_media_done(self, media: dict[str, Any]) -> None:
+        self.stdout.write(
+            f"Media: {files(media['written'])} written "
+            f"({human_size(media['bytes_written'])}), {number(media['unchanged'])} "
+            "already right"
+        )
+        if "pruned" in media:
+            self.stdout.write(
+                f"Pruned {files(len(media['pruned']))} that no row references."
+            )
+        for failure in media.get("prune_failed", ()):
+            self.stderr.write(
+                self.style.WARNING(f"Warning: could not delete {failure}")
+            )
 
     def _render_differences(self, plan: RestorePlan) -> None:
         for difference in plan.schema_differences:

@@ -4,12 +4,15 @@ import argparse
 import textwrap
 from typing import Any
 
+from django.core.management.base import CommandError
+
 from backups_app.changes import described
 from backups_app.validate import ValidationReport, validate_backup
 
 from ._output import (
     EXIT_CANNOT_RUN,
     EXIT_DIFFERS,
+    EXIT_UNUSABLE_FILE,
     VALIDATE_STEPS,
     BackupsCommand,
     CommandOutcome,
@@ -53,7 +56,14 @@ class Command(BackupsCommand):
         parser.add_argument(
             "--file-only",
             action="store_true",
-            help="Only check the file's integrity; do not touch the database.",
+            help="Only check the file's integrity (and its media blobs); do not touch "
+            "the database.",
+        )
+        parser.add_argument(
+            "--no-media",
+            action="store_false",
+            dest="media",
+            help="Compare the rows only, not the files of a backup with media.",
         )
 
     def handle(
@@ -63,6 +73,7 @@ class Command(BackupsCommand):
         database: str,
         file_only: bool,
         json: bool,
+        media: bool = True,
         **options: Any,
     ) -> None:
         self.interrupted = (
@@ -75,12 +86,21 @@ class Command(BackupsCommand):
             self, {**options, "json": json}, EXIT_CANNOT_RUN, steps
         ) as progress:
             report = validate_backup(
-                file, using=database, file_only=file_only, progress=progress
+                file,
+                using=database,
+                file_only=file_only,
+                progress=progress,
+                media=media,
             )
         if json:
             self.write_json(report.to_dict())
         else:
             self._render(report, options["verbosity"])
+        if report.blobs is not None and not report.blobs.ok:
+            raise CommandError(
+                f"{report.source} cannot be restored: {report.summary_line()}.",
+                returncode=EXIT_UNUSABLE_FILE,
+            )
         if not report.ok:
             # The differences and the summary are printed (or the report is the
             # JSON document): the exit code says the rest, without an error line.
@@ -93,6 +113,10 @@ class Command(BackupsCommand):
             if verbosity >= 2:
                 rows = [(t.label, number(t.file_rows)) for t in report.tables]
                 self.stdout.write(table(["table", "rows"], rows))
+            if report.blobs is not None and not report.blobs.ok:
+                for example in report.blobs.examples:
+                    self.stdout.write(f"  media blob of {example}")
+                return
             self.stdout.write(self.style.SUCCESS(report.summary_line()))
             return
         shown = (
@@ -145,6 +169,7 @@ class Command(BackupsCommand):
                 self.stdout.write(
                     f"  {t.label}: {left:,} more changed row{'s' if left > 1 else ''}"
                 )
+        self._render_media(report, verbosity, width)
         for difference in report.schema_differences:
             self.stdout.write(self.style.WARNING(f"  schema: {difference}"))
         style = self.style.SUCCESS if report.ok else self.style.ERROR
@@ -166,3 +191,37 @@ class Command(BackupsCommand):
                 )
             )
         )
+
+    def _render_media(
+        self, report: ValidationReport, verbosity: int, width: int | None
+    ) -> None:
+        shown = [m for m in report.media if verbosity >= 2 or not m.matches]
+        if not shown:
+            return
+        self.stdout.write(
+            table(
+                ["media", "files", "missing", "extra", "changed", "status"],
+                [
+                    (
+                        m.source,
+                        number(m.files),
+                        number(m.missing),
+                        number(m.extra),
+                        number(m.changed),
+                        m.status,
+                    )
+                    for m in shown
+                ],
+            )
+        )
+        for m in report.media:
+            what_is_shown = "name" if m.source.startswith("storage ") else "pk"
+            for what in ("missing", "extra", "changed"):
+                examples = getattr(m, f"{what}_examples")
+                if examples:
+                    more = ", ..." if getattr(m, what) > len(examples) else ""
+                    self._example(
+                        f"  {m.source}: {what} files, {what_is_shown} "
+                        f"{keys(examples)}{more}",
+                        width,
+                    )

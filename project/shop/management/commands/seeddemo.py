@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
-from project.shop import seeding
+from project.shop import files, seeding
 
 DEFAULT_ROWS = 2_000
 
@@ -35,10 +35,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--mutate",
             action="store_true",
-            help="Add, change and delete a few rows of the existing data instead.",
+            help="Add, change and delete a few rows (and files) of the existing data "
+            "instead.",
+        )
+        parser.add_argument(
+            "--no-media",
+            action="store_false",
+            dest="media",
+            help="Draw no product photos and write no invoice PDFs.",
         )
 
-    def handle(self, *args, rows, database, seed, clear, mutate, **options):
+    def handle(self, *args, rows, database, seed, clear, mutate, media, **options):
         verbosity = options["verbosity"]
         if database not in settings.DATABASES:
             raise CommandError(f"Unknown database alias {database!r}.")
@@ -53,7 +60,7 @@ class Command(BaseCommand):
                 raise CommandError(
                     "--mutate cannot be combined with --rows or --clear."
                 )
-            self.mutate(database, seed, verbosity)
+            self.mutate(database, seed, verbosity, media)
             return
         if rows is None:
             rows = DEFAULT_ROWS
@@ -70,6 +77,7 @@ class Command(BaseCommand):
         started = time.perf_counter()
         with _queries_not_logged():
             summary = seeding.seed(rows, using=database, seed=seed, clear=clear)
+            drawn = files.add_media(using=database) if media else None
         elapsed = time.perf_counter() - started
 
         if verbosity >= 2:
@@ -86,8 +94,13 @@ class Command(BaseCommand):
                     f"Created {total:,} rows in {n_tables} tables in {elapsed:.1f} s."
                 )
             )
+        if verbosity >= 1 and drawn is not None:
+            self.stdout.write(
+                f"Drew {drawn.photos} product photos and wrote {drawn.invoices} "
+                f"invoice PDFs ({drawn.bytes / 1024:.1f} KB) into the media storage."
+            )
 
-    def mutate(self, database, seed, verbosity):
+    def mutate(self, database, seed, verbosity, media):
         if not all(
             m._base_manager.using(database).exists() for m in seeding.MUTATED_MODELS
         ):
@@ -96,6 +109,7 @@ class Command(BaseCommand):
                 "run 'manage.py seeddemo' first."
             )
         summary = seeding.mutate(using=database, seed=seed)
+        changed = files.mutate_media(using=database, seed=seed) if media else None
         if verbosity >= 1:
             added, updated, deleted = summary.added, summary.updated, summary.deleted
             n_tables = len(summary.tables)
@@ -104,6 +118,11 @@ class Command(BaseCommand):
                     f"Changed the demo data: added {added} rows, updated {updated}, "
                     f"deleted {deleted}, in {n_tables} tables."
                 )
+            )
+        if verbosity >= 1 and changed is not None:
+            self.stdout.write(
+                f"Changed the demo files: retouched {changed.changed} photos, lost "
+                f"{changed.deleted} invoice, wrote {changed.added} new invoice."
             )
 
 
