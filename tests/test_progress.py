@@ -88,6 +88,7 @@ class ReportTests(TransactionTestCase):
         expected = [
             "verify",
             "lock",
+            "compare",
             "safety",
             "delete",
             "restore",
