@@ -104,10 +104,24 @@ class ReportTests(TransactionTestCase):
         # The rows there were, table by table, against the total counted first.
         assert {r.stage_total for r in safety} == {before}
         assert sum(r.done for r in safety if r.done == r.total and r.label) == before
+        # A differential restore writes (and reads back) only the rows that differ.
         load = [r for r in reports if r.stage in ("restore", "verify-written")]
-        assert {r.stage_total for r in load} == {self.summary.rows}
+        assert {r.stage_total for r in load} == {summary.rows_inserted}
+        assert 0 < summary.rows_inserted < self.summary.rows
         # Every stage has a name on the admin's status page and in a terminal.
         assert set(stages(reports)) <= set(STEPS) & set(STAGES)
+
+    def test_a_full_restore_loads_and_reads_back_every_row_of_the_file(self):
+        mutate_zoo()
+        reports: list[Progress] = []
+        summary = restore_backup(
+            self.file, safety_backup=False, full=True, progress=reports.append
+        )
+        assert "compare" not in stages(reports)
+        assert "safety" not in stages(reports)
+        load = [r for r in reports if r.stage in ("restore", "verify-written")]
+        assert {r.stage_total for r in load} == {self.summary.rows}
+        assert summary.rows_inserted == self.summary.rows
 
     def test_a_validation_knows_the_files_rows(self):
         reports: list[Progress] = []
