@@ -4,11 +4,13 @@
                              [--memory-rows 100000] [--runs 1] [--workdir DIR]
                              [--codecs gzip:1,gzip:6,zstd:1,zstd:3,zstd:9,none:0]
                              [--s3-codecs gzip:1,zstd:3] [--encrypted gzip:1,zstd:3]
+                             [--differential]
 
 Fills a scratch database with the demo shop (as bench/run.py does), starts a local
 S3 server (SeaweedFS, as the tests do), then for each configuration runs, each as a
 process of its own: ``backup`` into the backup storage (a local folder, or a bucket),
-``validatebackup`` of it, and (after ``seeddemo --mutate``) ``restore`` of it, checked
+``validatebackup`` of it, and (after ``seeddemo --mutate``) ``restore --full`` of it
+(the whole file read and loaded; ``--differential`` restores only what differs), checked
 exact by a ``validatebackup`` that must exit 0. Recorded per command: wall time,
 peak RSS, the file's size, and the most local temporary disk the command used
 (TMPDIR, sampled every 20 ms; for a local storage, the partial file is counted
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -187,7 +190,14 @@ class PipelineBench:
             self.bench.sh([*MANAGE, "seeddemo", "--mutate", "-v0"])
             self.timed(
                 f"restore {name}",
-                [*MANAGE, "restore", stored, "--noinput", "--no-safety-backup"],
+                [
+                    *MANAGE,
+                    "restore",
+                    stored,
+                    "--noinput",
+                    "--no-safety-backup",
+                    *([] if self.args.differential else ["--full"]),
+                ],
                 env,
                 watched,
             )
@@ -198,7 +208,10 @@ class PipelineBench:
                 raise SystemExit(f"not exact after restore {name}")
         if storage == "local":
             for path in (self.work / "storage").iterdir():
-                path.unlink()
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
 
     def matrix(self, rows: int, runs: int, *, memory: bool = False) -> None:
         def parse(text):
@@ -319,6 +332,12 @@ def main() -> None:
     parser.add_argument("--codecs", default="gzip:1,gzip:6,zstd:1,zstd:3,zstd:9,none:0")
     parser.add_argument("--s3-codecs", default="gzip:1,zstd:3")
     parser.add_argument("--encrypted", default="gzip:1,zstd:3")
+    parser.add_argument(
+        "--differential",
+        action="store_true",
+        help="restore only what differs (the default restore) instead of --full, "
+        "which reads and loads the whole file",
+    )
     parser.add_argument(
         "--render",
         metavar="JSON",

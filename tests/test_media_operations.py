@@ -16,9 +16,10 @@ from django.test import TestCase, override_settings
 from backups_app.backup import create_backup
 from backups_app.fileformat.streams import backup_storage
 from backups_app.media.blobs import BlobStore, blob_name
-from backups_app.media.collection import GRACE, collect, plan_collection
+from backups_app.media.collection import GRACE, collect
 from backups_app.models import BackupRecord
 from backups_app.operations.drill import run_drill
+from backups_app.operations.prune import plan_blob_collection
 from backups_app.restore import restore_backup
 from tests.media_utils import (
     blob_digests,
@@ -87,16 +88,16 @@ class BlobCollectionTests(TestCase):
 
     def test_a_blob_every_backup_needs_is_kept_however_old(self):
         age_blobs()
-        collection = collect(plan_collection())
+        collection = collect(plan_blob_collection())
         assert (collection.blobs, collection.deleted) == (8, 0)
 
     def test_a_young_unneeded_blob_is_kept_for_a_backup_that_may_be_writing(self):
         BackupRecord.objects.all().delete()
         backup_storage().delete(self.first)
-        collection = collect(plan_collection())
+        collection = collect(plan_blob_collection())
         assert (collection.deleted, collection.young) == (0, 1)
         age_blobs()
-        collection = collect(plan_collection())
+        collection = collect(plan_blob_collection())
         assert collection.deleted == 1
 
     def test_a_backup_that_cannot_be_read_stops_the_collection(self):
@@ -106,7 +107,7 @@ class BlobCollectionTests(TestCase):
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
         backup_storage().delete(self.first)
-        collection = collect(plan_collection())
+        collection = collect(plan_blob_collection())
         assert collection.deleted == 0
         assert collection.refused.startswith(
             f"{self.second} cannot be read to its end ("
@@ -118,7 +119,7 @@ class BlobCollectionTests(TestCase):
         age_blobs()
         (Path(backup_storage().path("notes.txt"))).write_text("not a backup\n")
         backup_storage().delete(self.first)
-        assert collect(plan_collection()).deleted == 1
+        assert collect(plan_blob_collection()).deleted == 1
 
     def test_a_backup_stores_again_a_blob_deleted_while_it_ran(self):
         reused = sha(b"signed")
@@ -223,7 +224,7 @@ class EncryptedMediaBackupTests(TestCase):
         assert (media_state(), snapshot()) == (files, rows)
         age_blobs()
         # What the restore replaced was kept as a blob, which no backup needs.
-        collection = collect(plan_collection())
+        collection = collect(plan_blob_collection())
         assert (collection.backups_with_media, collection.deleted) == (1, 1)
         assert collection.unneeded == [(sha(b"edited"), 6)]
         assert sha(b"alpha\n") in blob_digests()
@@ -238,6 +239,6 @@ class EncryptedMediaBackupTests(TestCase):
                 "ENCRYPTION": {"RECIPIENTS": self.encryption["RECIPIENTS"]},
             }
         ):
-            collection = collect(plan_collection())
+            collection = collect(plan_blob_collection())
         assert collection.deleted == 0
         assert collection.refused.startswith(f"{name} cannot be read to its end (")

@@ -67,22 +67,22 @@ class BlobCollection:
 
 
 def plan_collection(
+    names: list[str],
     *,
+    writing: list[str] | tuple[str, ...] = (),
     leaving: frozenset[str] | set[str] = frozenset(),
     progress: ProgressCallback = ignore_progress,
 ) -> BlobCollection:
-    """Find the blobs that no backup in the storage needs, counting the backups
-    named in ``leaving`` (about to be deleted) as gone already."""
-    from ..operations.inventory import partial_files, stored_names
-
+    """Find the blobs that none of the backups ``names`` (the backup storage's
+    files) needs, counting the backups named in ``leaving`` (about to be deleted) as
+    gone already. While a backup is being written (``writing``), its media are not
+    known: the collection is refused."""
     collection = BlobCollection()
     with Index() as index:
-        writing = [p.name for p in partial_files() if p.integrity == "writing"]
         if writing:
             collection.refused = (
                 f"a backup is being written ({writing[0]}); its media are not known yet"
             )
-        names = stored_names()
         for number, name in enumerate(names):
             if name in leaving or collection.refused:
                 continue

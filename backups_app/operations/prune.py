@@ -20,7 +20,7 @@ from ..conf import app_settings
 from ..exceptions import StorageError, one_line
 from ..fileformat.streams import backup_storage
 from ..media.collection import BlobCollection, collect, plan_collection
-from .inventory import SAFETY, StoredBackup, list_backups
+from .inventory import SAFETY, StoredBackup, list_backups, partial_files, stored_names
 from .retention import Candidate, RetentionPolicy, apply_policy
 from .units import parse_size
 
@@ -134,7 +134,8 @@ def plan_blob_collection(
 ) -> BlobCollection:
     """Which media blobs no backup in the storage needs (the backups in ``leaving``
     counted as deleted); delete nothing (``media.collection``)."""
-    return plan_collection(leaving=leaving)
+    writing = [p.name for p in partial_files() if p.integrity == "writing"]
+    return plan_collection(stored_names(), writing=writing, leaving=leaving)
 
 
 def collect_blobs(collection: BlobCollection) -> BlobCollection:
