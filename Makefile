@@ -7,6 +7,8 @@ MANAGE := $(PY) manage.py
 STAMP := $(VENV)/.installed
 DEMO_ROWS ?= 20000
 DEMO_FILE ?= backups/demo.jsonl.gz
+# The second backup of the demo, to show that unchanged files add no blob.
+DEMO_AGAIN = $(basename $(basename $(DEMO_FILE)))-again.jsonl.gz
 PYTEST_ARGS ?=
 # COVERAGE=1 measures the coverage of backups_app while the tests run (manage.py
 # subprocesses included); make coverage combines and reports it.
@@ -62,8 +64,8 @@ demo: venv
 	$(MANAGE) backup --output $(DEMO_FILE)
 	@echo
 	@echo "==> Back up again: the files did not change, so no blob is written"
-	$(MANAGE) backup --output $(DEMO_FILE).again.gz
-	@rm -f $(DEMO_FILE).again.gz
+	$(MANAGE) backup --output $(DEMO_AGAIN)
+	@rm -f $(DEMO_AGAIN)
 	@echo
 	@echo "==> Validate the backup against the database and the media (expected: exact match)"
 	$(MANAGE) validatebackup $(DEMO_FILE)
