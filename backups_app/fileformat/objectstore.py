@@ -55,15 +55,22 @@ class ObjectStore:
         )
 
     def exists(self, name: str) -> bool:
+        return self.head(name) is not None
+
+    def head(self, name: str) -> tuple[int, datetime.datetime] | None:
+        """Return the object's size and modification time, or None when there is
+        no object ``name``: one HEAD request, with no boto3 resource (whose model
+        django-storages' ``exists``, ``size`` and ``get_modified_time`` load, and
+        whose classes they build again on every call)."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self.key(name))
+            found = self.client.head_object(Bucket=self.bucket, Key=self.key(name))
         except Exception as exc:
             if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise StorageError(
                 f"Cannot look up {name!r} in the object storage: {one_line(exc)}"
             ) from exc
-        return True
+        return int(found["ContentLength"]), found["LastModified"]
 
     def free_name(self, name: str, suffix: str) -> str:
         """Return ``name``, or if it is taken, ``name`` with a random part added

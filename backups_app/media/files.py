@@ -71,6 +71,10 @@ def stat(storage: Storage, name: str) -> Stat | None:
             if not path.is_file():
                 return None
             return Stat(info.st_size, datetime.fromtimestamp(info.st_mtime))
+        store = object_store(storage)
+        if store is not None:
+            found = store.head(name)
+            return None if found is None else Stat(*found)
         if not storage.exists(name):
             return None
         modified = None
