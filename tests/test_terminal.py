@@ -343,6 +343,13 @@ class InterruptTests(TransactionTestCase):
         assert lines[-1] == (
             "Restore interrupted: database 'default' was left unchanged."
         )
+        # What the restore would do is said in lines that fit the terminal, broken
+        # between words.
+        start = next(i for i, line in enumerate(lines) if line.startswith("This "))
+        warning = lines[start:-2]
+        assert all(len(line) < 80 for line in warning), warning
+        assert " ".join(warning).startswith("This deletes ")
+        assert " ".join(warning).endswith(" to make it equal to the backup.")
         assert raw_contents() == self.before
 
 

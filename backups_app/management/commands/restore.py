@@ -6,6 +6,7 @@ import os
 import shlex
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,6 +40,7 @@ from ._output import (
     number,
     running,
     table,
+    terminal_width,
 )
 
 
@@ -494,10 +496,14 @@ class Command(BackupsCommand):
                 f"This replaces every row of {len(plan.tables)} tables in database "
                 f"{plan.database!r} with the backup's rows."
             )
+        what += " The file was NOT made by this installation." if foreign else ""
+        # Asked at a terminal only: wrapped between words to its width.
+        width = (terminal_width(self.stdout) or 80) - 1
         self.stdout.write(
             self.style.WARNING(
-                what
-                + (" The file was NOT made by this installation." if foreign else "")
+                textwrap.fill(
+                    what, width, break_long_words=False, break_on_hyphens=False
+                )
             )
         )
         try:
