@@ -33,9 +33,9 @@ from ..exceptions import StorageError, one_line
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-PART_SIZE = 8 << 20  # S3 takes parts of at least 5 MiB, except the last one
+PART_SIZE = 5 << 20  # S3 takes parts of at least 5 MiB, except the last one
 PARTS_PER_SIZE = 1000
-READ_SIZE = 4 << 20
+READ_SIZE = 2 << 20
 # The first range read is this small, then each is twice the last, up to READ_SIZE:
 # a listing that wants only a file's header line fetches little more than it.
 FIRST_READ_SIZE = 256 << 10
@@ -174,7 +174,7 @@ class MultipartUpload(io.RawIOBase):
 
     def _current_part_size(self) -> int:
         # S3 allows 10,000 parts: the size doubles every PARTS_PER_SIZE parts, so
-        # that a backup of any size fits (8 MiB parts up to 8 GiB written).
+        # that a backup of any size fits (5 MiB parts up to 5 GiB written, then 10 MiB, ...).
         return self.part_size << (len(self._parts) // self.parts_per_size)
 
     def _send(self, part: bytes | bytearray) -> None:
