@@ -37,7 +37,7 @@ from backups_app.models import (
 from backups_app.provenance import auth_changes
 from backups_app.records import open_source
 from backups_app.tasks import start_operation
-from tests.test_admin import AdminTestCase, clear_storage, staff, url
+from tests.test_admin import AdminTestCase, clear_storage, staff, stored_files, url
 from tests.test_provenance import ELSEWHERE, backup_file, crafted
 from tests.utils import snapshot
 
@@ -70,7 +70,7 @@ class UploadAndRestoreForeignTests(AdminTestCase):
         self.client.force_login(staff("runner", "run_backup", "view_backuprecord"))
         assert self.client.get(url("backuprecord_upload")).status_code == 403
         assert self.upload(self.forged).status_code == 403
-        assert backup_storage().listdir("")[1] == []
+        assert stored_files() == []
         page = self.client.get(url("backuprecord_changelist")).content.decode()
         assert "Upload a backup" not in page and "Back up now" in page
 
@@ -293,7 +293,7 @@ class DamagedSyncTests(AdminTestCase):
         [error] = response.context["form"].errors["file"]
         assert error.startswith("This file was refused and not kept: bomb.jsonl")
         assert not BackupRecord.objects.exists()
-        assert backup_storage().listdir("")[1] == []
+        assert stored_files() == []
 
     def _ours(self) -> bytes:
         stream = io.BytesIO()
@@ -597,4 +597,4 @@ class MalformedAccountRowsTests(AdminTestCase):
         [error] = response.context["form"].errors["file"]
         assert error.startswith("This file was refused and not kept: short.jsonl")
         assert not BackupRecord.objects.exists()
-        assert backup_storage().listdir("")[1] == []
+        assert stored_files() == []
