@@ -24,8 +24,8 @@ endif
 help:
 	@echo "make demo           seed a demo shop, back it up, change it, restore, validate"
 	@echo "make test           run the test suite on SQLite, PostgreSQL and MySQL/MariaDB,"
-	@echo "                    then the cross-vendor tests (about 15 minutes on 2 cores)"
-	@echo "make test-quick     SQLite only, for iteration (a few minutes)"
+	@echo "                    then the cross-vendor tests (about 35 minutes on 2 cores)"
+	@echo "make test-quick     SQLite only, for iteration (about 9 minutes)"
 	@echo "make test-slow      the slow tests (big files, many examples), on SQLite"
 	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
 	@echo "make test-thirdparty  round trips of Wagtail, django-mptt and django-reversion on each vendor"
