@@ -25,7 +25,7 @@ help:
 	@echo "make demo           seed a demo shop, back it up, change it, restore, validate"
 	@echo "make test           run the test suite on SQLite, PostgreSQL and MySQL/MariaDB,"
 	@echo "                    then the cross-vendor tests (about 35 minutes on 2 cores)"
-	@echo "make test-quick     SQLite only, for iteration (about 9 minutes)"
+	@echo "make test-quick     SQLite, no browser and no processes, for iteration (about 4 minutes)"
 	@echo "make test-slow      the slow tests (big files, many examples), on SQLite"
 	@echo "make test-sqlite    ... on SQLite only (also test-postgres, test-mysql)"
 	@echo "make test-thirdparty  round trips of Wagtail, django-mptt and django-reversion on each vendor"
@@ -101,7 +101,13 @@ test:
 	status=0; $(MAKE) --no-print-directory -k test-sqlite test-postgres test-mysql test-crossvendor test-thirdparty || status=$$?; \
 	echo "==> make test took $$(( $$(date +%s) - started )) s"; exit $$status
 
-test-quick: test-sqlite
+# For iteration: SQLite, without the browser and the tests that run commands as
+# processes (test-sqlite runs those too).
+test-quick: venv
+	@echo "==> Quick tests on SQLite (no browser, no processes)"
+	@started=$$(date +%s); status=0; \
+	BACKUPS_TEST_DB=sqlite $(PYTEST) -m "$(QUICK) and not browser and not process" $(PYTEST_ARGS) || status=$$?; \
+	echo "==> make test-quick took $$(( $$(date +%s) - started )) s"; exit $$status
 
 test-slow: venv
 	@echo "==> Slow tests on SQLite"

@@ -46,7 +46,7 @@ def child_environment() -> dict[str, str]:
     }
 
 
-pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
+pytestmark = [pytest.mark.process, pytest.mark.usefixtures("tmp_path_on_test_case")]
 
 
 class ExitCodeTests(TransactionTestCase):

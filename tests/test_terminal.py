@@ -36,7 +36,7 @@ from tests.test_processes import ROOT
 from tests.test_restore_safety import raw_contents
 from tests.testapp.models import AllFields, Node
 
-pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
+pytestmark = [pytest.mark.process, pytest.mark.usefixtures("tmp_path_on_test_case")]
 
 # Enough rows that every step has rows to count.
 NODES = 30_000
