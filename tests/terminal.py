@@ -96,6 +96,10 @@ def run_in_terminal(
             if not data:
                 break
             output += data
+    except BaseException:
+        # A child left waiting (at a prompt, say) must not hang the test run.
+        os.kill(pid, signal.SIGKILL)
+        raise
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
