@@ -76,15 +76,23 @@ def run_in_terminal(
     output = b""
     paused_at = ""
     deadline = time.monotonic() + timeout
+    typed_at = grown_at = 0.0
     try:
         while True:
             if pause_marker is not None and not paused_at and pause_marker.exists():
                 paused_at = pause_marker.read_text()
                 if interrupt:
                     os.kill(pid, signal.SIGINT)
-            if type_after is not None and output.endswith(type_after[0]):
+            if type_after is not None and (
+                output.endswith(type_after[0])
+                if not typed_at
+                # Ctrl-C typed again while nothing more comes for 5 s: what a
+                # terminal discards before the program reads it is typed again.
+                else type_after[1] == b"\x03"
+                and time.monotonic() - max(typed_at, grown_at) > 5
+            ):
                 os.write(fd, type_after[1])
-                type_after = None
+                typed_at = time.monotonic()
             assert time.monotonic() < deadline, output.decode(errors="replace")
             ready, _, _ = select.select([fd], [], [], 0.02)
             if not ready:
@@ -96,6 +104,7 @@ def run_in_terminal(
             if not data:
                 break
             output += data
+            grown_at = time.monotonic()
     except BaseException:
         # A child left waiting (at a prompt, say) must not hang the test run.
         os.kill(pid, signal.SIGKILL)
