@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -150,6 +152,22 @@ def make_book(using: str = "default", **overrides: Any) -> Book:
     return _create(Book, using, fields)
 
 
+@contextlib.contextmanager
+def foreign_key_checks_off(connection: Any) -> Iterator[None]:
+    """Foreign key checks off for the block, and back on after it only if they were
+    on before: Django's ``constraint_checks_disabled`` turns MySQL's back on when it
+    ends, even inside a caller that had them off."""
+    if connection.vendor == "mysql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@foreign_key_checks")
+            (on,) = cursor.fetchone()
+        if not on:
+            yield
+            return
+    with connection.constraint_checks_disabled():
+        yield
+
+
 def make_cycle_pair(
     using: str = "default", name: str = "pair"
 ) -> tuple[CycleA, CycleB]:
@@ -159,7 +177,7 @@ def make_cycle_pair(
     MySQL checks each statement unless the checks are disabled.
     """
     connection = connections[using]
-    with transaction.atomic(using=using), connection.constraint_checks_disabled():
+    with transaction.atomic(using=using), foreign_key_checks_off(connection):
         # The CycleB row does not exist yet: point at a placeholder (not 0, which
         # MySQL refuses for an AutoField) and fix it below.
         a = _create(CycleA, using, {"name": name + "-a", "b_id": -1})
