@@ -19,7 +19,7 @@ from backups_app.backup import create_backup
 from backups_app.fileformat.streams import backup_storage
 from backups_app.models import BackupRecord, Integrity, Operation, ValidationRun
 from tests.factories import mutate_zoo, populate_zoo
-from tests.utils import snapshot
+from tests.utils import snapshot, stored_files
 
 User = get_user_model()
 
@@ -36,15 +36,6 @@ def clear_storage() -> None:
         return
     for name in files:
         storage.delete(name)
-
-
-def stored_files() -> list[str]:
-    """The names of the files in the backup storage; none when its folder was
-    never made (or a test removed it)."""
-    try:
-        return sorted(backup_storage().listdir("")[1])
-    except FileNotFoundError:
-        return []
 
 
 def staff(username: str, *codenames: str):

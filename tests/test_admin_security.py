@@ -37,9 +37,9 @@ from backups_app.models import (
 from backups_app.provenance import auth_changes
 from backups_app.records import open_source
 from backups_app.tasks import start_operation
-from tests.test_admin import AdminTestCase, clear_storage, staff, stored_files, url
+from tests.test_admin import AdminTestCase, clear_storage, staff, url
 from tests.test_provenance import ELSEWHERE, backup_file, crafted
-from tests.utils import snapshot
+from tests.utils import snapshot, stored_files
 
 pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 

@@ -27,6 +27,7 @@ from backups_app.tasks import OperationRunner
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_admin import AdminTestCase, backup_bytes, clear_storage, url
 from tests.testapp.models import Node
+from tests.utils import stored_files
 
 User = get_user_model()
 
@@ -368,7 +369,7 @@ class LayoutTests(AdminTestCase):
         page = self.client.get(url("backuprecord_changelist")).content.decode()
         rows = page[page.index('id="result_list"') :]
         assert rows.index(uploaded.name) < rows.index("backup-default-")
-        files = sorted(backup_storage().listdir("")[1])
+        files = stored_files()
         response = self.client.post(
             url("backuprecord_upload"),
             {"file": SimpleUploadedFile("again.jsonl.gz", old)},
@@ -380,7 +381,7 @@ class LayoutTests(AdminTestCase):
             "stored; the upload was not kept."
         ) in response.content.decode()
         assert BackupRecord.objects.filter(origin="upload").count() == 1
-        assert sorted(backup_storage().listdir("")[1]) == files
+        assert stored_files() == files
 
     def test_the_delete_page_says_the_file_goes_too(self):
         record = self.stored_backup()

@@ -30,7 +30,7 @@ from backups_app.operations.units import (
 from tests.backup_files import rewrite
 from tests.factories import populate_zoo
 from tests.test_processes import manage
-from tests.utils import run_command
+from tests.utils import run_command, stored_files
 
 UTC = datetime.UTC
 NOW = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -70,13 +70,6 @@ def store(
         },
     )
     return backup_storage().save(name, ContentFile(copy.read_bytes()))
-
-
-def stored() -> set[str]:
-    try:
-        return set(backup_storage().listdir("")[1])
-    except FileNotFoundError:
-        return set()
 
 
 def own_storage(test) -> None:
@@ -269,7 +262,7 @@ class PruneTests(TestCase):
         self.fill()
         BackupRecord.objects.create(name="backup-5.jsonl", origin=Origin.COMMAND)
         stdout, _ = run_command("prunebackups", "--keep-last", "2", "--keep-daily", "0")
-        assert stored() == {
+        assert set(stored_files()) == {
             "backup-0.jsonl",
             "backup-1.jsonl",
             # The safety policy of the settings (last 3) keeps all three.
@@ -287,9 +280,9 @@ class PruneTests(TestCase):
     @override_settings(STORAGES=IN_MEMORY)
     def test_dry_run_deletes_nothing_and_says_why(self):
         self.fill()
-        before = stored()
+        before = set(stored_files())
         stdout, _ = run_command("prunebackups", "--keep-last", "1", "--dry-run")
-        assert stored() == before
+        assert set(stored_files()) == before
         lines = {line.split()[0]: line for line in stdout.splitlines()[2:-1]}
         assert lines["backup-0.jsonl"].endswith("keep: newest, last")
         assert lines["backup-3.jsonl"].endswith("delete")
@@ -331,7 +324,7 @@ class PruneTests(TestCase):
             "--max-total-size",
             str(size * 3),
         )
-        assert {n for n in stored() if n.startswith("backup-")} == {
+        assert {n for n in set(stored_files()) if n.startswith("backup-")} == {
             "backup-0.jsonl",
             "backup-1.jsonl",
             "backup-2.jsonl",
@@ -377,7 +370,7 @@ class PrunePropertyTests(HypothesisTestCase):
             for d in apply_policy([Candidate(n, c) for n, c in names.items()], policy)
             if d.keep
         }
-        remaining = stored()
+        remaining = set(stored_files())
         assert "foreign.txt" in remaining
         if dry_run:
             assert remaining == set(names) | {"foreign.txt"}
@@ -432,9 +425,11 @@ class ProcessTests(TransactionTestCase):
 
     def setUp(self):
         # The child processes use the test settings' backup storage.
-        for name in stored():
+        for name in set(stored_files()):
             backup_storage().delete(name)
-        self.addCleanup(lambda: [backup_storage().delete(n) for n in stored()])
+        self.addCleanup(
+            lambda: [backup_storage().delete(n) for n in set(stored_files())]
+        )
 
     def test_exit_codes(self):
         template = template_backup(self.tmp_path)
@@ -449,7 +444,7 @@ class ProcessTests(TransactionTestCase):
         )
         dry = manage("prunebackups", "--keep-last", "1", "--dry-run")
         assert dry.returncode == 0, dry.stderr
-        assert stored() == {"backup-a.jsonl"}
+        assert set(stored_files()) == {"backup-a.jsonl"}
 
 
 class BackupPruneAndAllDatabasesTests(TestCase):
@@ -492,7 +487,7 @@ class BackupPruneAndAllDatabasesTests(TestCase):
         assert stdout.splitlines()[-1] == (
             "Pruned 3 old backups of database 'default' by the retention policy."
         )
-        [left] = stored()
+        [left] = set(stored_files())
         assert left.startswith("backup-default-")
 
     def test_no_prune_after_a_failed_backup(self):
@@ -500,4 +495,4 @@ class BackupPruneAndAllDatabasesTests(TestCase):
         with pytest.raises(CommandError) as excinfo:
             run_command("backup", "--prune", "--database", "nope")
         assert excinfo.value.returncode == 4
-        assert stored() == {"backup-old.jsonl"}
+        assert set(stored_files()) == {"backup-old.jsonl"}

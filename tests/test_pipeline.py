@@ -23,16 +23,9 @@ from backups_app.records import read_header, store_upload
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
 from tests.factories import mutate_zoo, populate_zoo
-from tests.utils import run_command, snapshot
+from tests.utils import run_command, snapshot, stored_files
 
 pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
-
-
-def stored_names() -> list[str]:
-    try:
-        return sorted(backup_storage().listdir("")[1])
-    except FileNotFoundError:  # nothing stored yet
-        return []
 
 
 OLD = x25519.Identity.generate()
@@ -270,7 +263,7 @@ class EncryptionTests(TestCase):
 
     def test_an_encrypted_upload_is_checked_by_decrypting_it(self):
         data = self.file.read_bytes()
-        stored = stored_names()
+        stored = stored_files()
         with override_settings(BACKUPS={}):
             with pytest.raises(BackupFormatError) as excinfo:
                 store_upload(SimpleUploadedFile("mine.jsonl.gz.age", data))
@@ -280,7 +273,7 @@ class EncryptionTests(TestCase):
                 "identity (private key) it was encrypted for."
             )
         assert not BackupRecord.objects.exists()
-        assert stored_names() == stored
+        assert stored_files() == stored
         with override_settings(BACKUPS=keys()):
             record = store_upload(SimpleUploadedFile("mine.jsonl.gz.age", data))
         assert record.table_count > 0

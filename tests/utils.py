@@ -9,6 +9,8 @@ from django.apps import apps
 from django.core.management import call_command
 from django.db import connections, models
 
+from backups_app.fileformat.streams import backup_storage
+
 
 class ExactFloat(float):
     """A float equal to another float only when both have the same bits.
@@ -108,3 +110,12 @@ def run_command(name: str, *args: Any, **kwargs: Any) -> tuple[str, str]:
     stderr = StringIO()
     call_command(name, *args, stdout=stdout, stderr=stderr, **kwargs)
     return stdout.getvalue(), stderr.getvalue()
+
+
+def stored_files() -> list[str]:
+    """The names of the files in the backup storage, sorted; none when its folder
+    was never made (or a test removed it)."""
+    try:
+        return sorted(backup_storage().listdir("")[1])
+    except FileNotFoundError:
+        return []
