@@ -9,6 +9,7 @@ changes make a table cheaper to change row by row than to reload.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import uuid
@@ -576,6 +577,36 @@ class DifferentialErrorTests(DifferentialTestCase):
             f"pk {book.pk}: no testapp.Author row has id = {newcomer.pk} (foreign key)"
         )
         assert raw_contents() == before
+
+    def test_written_rows_pointing_at_a_parent_outside_the_restore(self):
+        # Author is left out of the file: the restore writes books whose authors
+        # it does not restore. Of the values the written books point at, one's
+        # author has gone since the backup, among others whose authors are there.
+        file = self.tmp_path / "no-authors.jsonl.gz"
+        create_backup(file, exclude=["testapp.Author"])
+        books = list(Book.objects.select_related("author").order_by("pk"))
+        kept = [book for book in books if book.author_id != books[0].author_id]
+        gone = books[0]
+        for book in kept[:5]:
+            Book.objects.filter(pk=book.pk).update(title=f"{book.title}, renamed")
+        Book.objects.filter(author_id=gone.author_id).delete()
+        Author.objects.filter(pk=gone.author_id).delete()
+        assert {book.author_id for book in kept[:5]} - {gone.author_id}
+        with CaptureQueriesContext(connection) as queries:
+            self.assert_refused(
+                file,
+                f"testapp.Book.author_id, pk {gone.pk}: no testapp.Author row has "
+                f"id = {gone.author_id} (foreign key)",
+            )
+        # The authors were looked up first; the books were then searched for
+        # orphans only among the value whose author is missing.
+        orphan_lists = [
+            found[1].split(", ")
+            for q in queries
+            if "LEFT JOIN" in q["sql"]
+            and (found := re.search(r"author_id\W? IN \(([^)]*)\)", q["sql"]))
+        ]
+        assert orphan_lists == [[str(gone.author_id)]]
 
 
 class PreviewTests(DifferentialTestCase):

@@ -144,6 +144,16 @@ def orphan_sql(fk: ForeignKey, quote: Callable[[str], str], values: int = 0) -> 
     )
 
 
+def parents_sql(fk: ForeignKey, quote: Callable[[str], str], values: int) -> str:
+    """Return a query for the values, among that many (parameters), that rows of
+    ``fk``'s parent table hold: one probe of the parent's unique index per value."""
+    column = quote(fk.parent_column)
+    return (
+        f"SELECT {column} FROM {quote(fk.parent_table)} "
+        f"WHERE {column} IN ({', '.join(['%s'] * values)})"
+    )
+
+
 def orphan_message(fk: ForeignKey, row: tuple[Any, ...]) -> str:
     """Say which row points at a missing parent, and at which value."""
     value = row[-1]

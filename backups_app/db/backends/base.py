@@ -21,6 +21,7 @@ from ..integrity import (
     model_foreign_keys,
     orphan_message,
     orphan_sql,
+    parents_sql,
 )
 from ..tables import TableSpec, column_of
 
@@ -264,11 +265,28 @@ class Backend:
                         return orphan_message(fk, row)
                     continue
                 for chunk in chunks:
-                    cursor.execute(orphan_sql(fk, self.quote, len(chunk)), chunk)
+                    # Only values no parent row holds can have orphans: looking
+                    # for their children alone spares the child table a scan
+                    # (which the planner may choose for a long list of values).
+                    absent = self._parentless(cursor, fk, chunk)
+                    if not absent:
+                        continue
+                    cursor.execute(orphan_sql(fk, self.quote, len(absent)), absent)
                     row = cursor.fetchone()
                     if row is not None:
                         return orphan_message(fk, row)
         return None
+
+    def _parentless(self, cursor: Any, fk: ForeignKey, values: list[Any]) -> list[Any]:
+        """The values among ``values`` that may lack a parent row: all but those the
+        parent table returns as equal (a value of another type than the driver
+        returns, a UUID given as text say, is kept, to be checked by the database)."""
+        cursor.execute(parents_sql(fk, self.quote, len(values)), values)
+        present = {
+            bytes(value) if isinstance(value, memoryview) else value
+            for (value,) in cursor.fetchall()
+        }
+        return [value for value in values if not _among(value, present)]
 
     def foreign_keys_unchecked(self) -> bool:
         """Whether the database skipped foreign key checks while the restore wrote."""
@@ -326,3 +344,10 @@ class Backend:
 
     def ensure_no_restore(self) -> None:
         """Fail if a restore is running on this database (called by backups)."""
+
+
+def _among(value: Any, values: set[Any]) -> bool:
+    try:
+        return value in values
+    except TypeError:  # unhashable: never taken for present
+        return False
