@@ -189,3 +189,32 @@ def test_memory_stays_flat_for_a_file_ten_parts_long(s3_server, store):
     assert child.returncode == 0, child.stderr.decode()
     grown_mib = int(child.stdout.decode().split()[-1])
     assert grown_mib < 40, grown_mib  # 5 MiB parts: 11 MiB seen here
+
+
+def test_other_storages_never_load_boto3(tmp_path):
+    # Looking for the object store behind a storage that is not S3 (every media
+    # file of a restore asks) costs no import of boto3.
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import django
+        django.setup()
+        from django.core.files.storage import FileSystemStorage, InMemoryStorage
+        from backups_app.fileformat.objectstore import object_store
+        from backups_app.media import files
+        local = FileSystemStorage(location={str(tmp_path)!r})
+        assert object_store(local) is None and object_store(InMemoryStorage()) is None
+        assert files.stat(local, "missing.png") is None
+        print(sorted(name for name in sys.modules if name.split(".")[0] == "boto3"))
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import io
+import sys
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -83,11 +84,10 @@ class ObjectStore:
 
 def object_store(storage: Any) -> ObjectStore | None:
     """Return the object store behind a django-storages S3 storage, else None."""
-    try:
-        from storages.backends.s3 import S3Storage
-    except ImportError:
-        return None
-    if not isinstance(storage, S3Storage):
+    # A storage of that class exists only once its module is imported: asking
+    # first spares every other storage the import of boto3.
+    s3 = sys.modules.get("storages.backends.s3")
+    if s3 is None or not isinstance(storage, s3.S3Storage):
         return None
     client = _CLIENTS.get(storage)
     if client is None:
