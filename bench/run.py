@@ -56,6 +56,9 @@ class Bench:
         self.env["DATABASE_URL"] = self.database_url()
         # Production settings: DEBUG keeps a log of queries, which costs every tool.
         self.env["DJANGO_DEBUG"] = "0"
+        # As installed: Python keeps the compiled modules (some environments turn
+        # that off, which makes every command compile the app again).
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.results: dict[str, list[dict]] = {}
         self.notes: dict[str, object] = {}
         self.reference = self.work / "reference.jsonl.gz"
