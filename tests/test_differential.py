@@ -27,7 +27,7 @@ from hypothesis.extra.django import TestCase as HypothesisTestCase
 
 from backups_app.backup import create_backup
 from backups_app.changes import FieldChange
-from backups_app.differential import store
+from backups_app.differential import apply, store
 from backups_app.exceptions import RestoreError
 from backups_app.fileformat import reader
 from backups_app.restore import plan_restore, restore_backup
@@ -449,6 +449,43 @@ class ChoiceTests(DifferentialTestCase):
         assert "testapp.Label" in summary.reloaded
         table = connection.ops.quote_name(Label._meta.db_table)
         assert f"DELETE FROM {table}" in queries
+
+    def compared(self, changed: int) -> tuple[Any, int]:
+        """Restore with a sample of 10 rows, read 10 at a time, after changing
+        ``changed`` of Label's first 10 rows; return the summary and how many of
+        Label's rows the merge compared."""
+        labels = list(Label.objects.order_by("pk")[:10])
+        for label in labels[:changed]:
+            Label.objects.filter(pk=label.pk).update(name=f"{label.name} changed")
+        seen = [0]
+        original = apply._Collector.seen
+
+        def spy(collector, rows):
+            if collector.changes.label == "testapp.Label":
+                seen.append(rows)
+            original(collector, rows)
+
+        with (
+            mock.patch.object(apply, "SAMPLE_ROWS", 10),
+            mock.patch.object(apply._Collector, "seen", spy),
+            override_settings(BACKUPS={"BATCH_SIZE": 10}),
+        ):
+            summary = restore_backup(self.file, safety_backup=False)
+        assert raw_contents() == self.backed_up
+        return summary, max(seen)
+
+    def test_a_sample_that_changed_wholesale_stops_the_comparison(self):
+        # 8 of the first 10 rows: 16 writes, fewer than reloading 40 rows costs,
+        # but at that rate the whole table would cost more.
+        summary, compared = self.compared(8)
+        assert "testapp.Label" in summary.reloaded
+        assert compared == 10 < Label.objects.count()
+
+    def test_a_sample_with_few_changes_goes_on_comparing(self):
+        summary, compared = self.compared(4)
+        assert "testapp.Label" not in summary.reloaded
+        assert summary.rows_updated == 4
+        assert compared == Label.objects.count()
 
     def test_full_reloads_every_table(self):
         rename_label(3, 0)

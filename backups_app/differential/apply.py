@@ -56,7 +56,9 @@ if TYPE_CHECKING:
 STATEMENT_ROWS = 500
 # Once this many rows of a table were compared, a table whose differences so far are
 # twice as many as a cheap change allows is reloaded whole without merging further.
-SAMPLE_ROWS = 10_000
+# One batch: every row of a table that changed wholesale costs a step of the merge
+# (with 10,000 rows, a restore of 1M rows that all differ took 8% longer than --full).
+SAMPLE_ROWS = 2_000
 CONVERSION_ERRORS = (ValueError, ArithmeticError, TypeError, LookupError)
 
 
