@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sqlite3
 
 import django
@@ -21,6 +22,13 @@ from tests import settings as test_settings
 pytest_plugins = ["tests.s3server"]
 
 ENGINE_NAMES = {"sqlite3": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL"}
+
+# Started in the background by a shell without job control (``make test &``, a CI
+# step), the run inherits SIGINT ignored, and so would every command it starts:
+# the tests that interrupt a command could not. A handler of our own here is reset
+# to the default in each child, which then turns SIGINT into KeyboardInterrupt.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @functools.cache
