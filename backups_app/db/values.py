@@ -170,17 +170,9 @@ def sqlite_temporal_encoder(
         return slow
     offset = "+00:00" if settings.USE_TZ else ""
 
-    lengths = SQLITE_DATETIME_LENGTHS
-
     def encode_datetime(value: Any) -> Any:
-        # usual(), written out: this runs for every datetime of every row.
-        if (
-            type(value) is str
-            and len(value) in lengths
-            and value[10] == " "
-            and not value.endswith(".000000")
-        ):
-            return f"{value[:10]}T{value[11:]}{offset}"
+        if usual(value, SQLITE_DATETIME_LENGTHS) and value[10] == " ":
+            return value[:10] + "T" + value[11:] + offset
         return slow(value)
 
     return encode_datetime
@@ -287,6 +279,12 @@ def block_encoder(
         return b"".join(encode_batch([row])[1:-1] + b"\n" for row in rows)
 
     return encode_block
+
+
+def owned_bytes(value: Any) -> Any:
+    """A driver's memoryview (PostgreSQL's bytea) as bytes, which compare, hash and
+    pickle by value; any other value as it is."""
+    return bytes(value) if isinstance(value, memoryview) else value
 
 
 # --- decoding: JSON value -> parameter for an INSERT or COPY ------------------------

@@ -40,7 +40,7 @@ from ..db.backends import Backend
 from ..db.integrity import ForeignKey
 from ..db.schema import aligned
 from ..db.tables import TableSpec
-from ..db.values import block_encoder, column_decoder, row_decoder
+from ..db.values import block_encoder, column_decoder, owned_bytes, row_decoder
 from ..exceptions import database_message, error_text, shown_value
 from ..fileformat.codec import loads_block, pk_value
 from ..fileformat.reader import BackupReader, TableSection, row_lines
@@ -126,11 +126,8 @@ class _Collector:
         self.writes = 0
 
     def _key(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        # Spooled with pickle: a driver's memoryview (bytea) as bytes.
-        return tuple(
-            bytes(value) if isinstance(value, memoryview) else value
-            for value in map(row.__getitem__, self.key_positions)
-        )
+        # Spooled with pickle.
+        return tuple(map(owned_bytes, map(row.__getitem__, self.key_positions)))
 
     def _wrote(self, rows: int) -> None:
         self.writes += rows

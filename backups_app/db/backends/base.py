@@ -24,6 +24,7 @@ from ..integrity import (
     parents_sql,
 )
 from ..tables import TableSpec, column_of
+from ..values import owned_bytes
 
 LOCK_NAME = "backups_app.restore"
 
@@ -282,11 +283,8 @@ class Backend:
         parent table returns as equal (a value of another type than the driver
         returns, a UUID given as text say, is kept, to be checked by the database)."""
         cursor.execute(parents_sql(fk, self.quote, len(values)), values)
-        present = {
-            bytes(value) if isinstance(value, memoryview) else value
-            for (value,) in cursor.fetchall()
-        }
-        return [value for value in values if not _among(value, present)]
+        present = {owned_bytes(value) for (value,) in cursor.fetchall()}
+        return [value for value in values if value not in present]
 
     def foreign_keys_unchecked(self) -> bool:
         """Whether the database skipped foreign key checks while the restore wrote."""
@@ -344,10 +342,3 @@ class Backend:
 
     def ensure_no_restore(self) -> None:
         """Fail if a restore is running on this database (called by backups)."""
-
-
-def _among(value: Any, values: set[Any]) -> bool:
-    try:
-        return value in values
-    except TypeError:  # unhashable: never taken for present
-        return False
