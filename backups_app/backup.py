@@ -89,9 +89,10 @@ def describe_table(spec: TableSpec) -> dict[str, Any]:
     }
 
 
-def _header(
+def backup_header(
     using: str, specs: list[TableSpec], exclude: tuple[str, ...], origin: str
 ) -> dict[str, Any]:
+    """The header of a backup of ``specs`` taken now (docs/format.md)."""
     connection = connections[using]
     return {
         "created": datetime.now(UTC).isoformat(),
@@ -150,7 +151,6 @@ def create_backup(
     connection = connections[using]
     backend = backend_for(using)
     destination = BackupTarget(target, using, name_template)
-    batch_size = app_settings.BATCH_SIZE
     signals.pre_backup.send(create_backup, using=using)
     started = time.perf_counter()
     tables: list[TableSummary] = []
@@ -163,7 +163,7 @@ def create_backup(
             with backend.snapshot():
                 backend.ensure_no_restore()
                 require_tables(specs, using)
-                header = _header(using, specs, exclude, origin)
+                header = backup_header(using, specs, exclude, origin)
                 if collector is not None:
                     header["media"] = collector.header()
                 writer.write_header(header)
@@ -182,38 +182,8 @@ def create_backup(
                 for spec in specs:
                     reading = spec.label
                     total = counts[spec.label]
-                    encode = block_encoder(spec.fields, spec.table, connection)
                     writer.begin_table(spec.label, spec.table, spec.columns)
-                    done = 0
-                    progress(Progress("backup", spec.label, 0, total, stage_total))
-                    try:
-                        with closing(backend.stream_rows(spec, batch_size)) as batches:
-                            for rows in batches:
-                                try:
-                                    block = encode(rows)
-                                except Exception as exc:
-                                    # Any error at all: the value came from the
-                                    # database, so say which one, whatever the
-                                    # converter raised.
-                                    raise BackupError(
-                                        unreadable_value(spec, rows, connection, exc)
-                                    ) from exc
-                                writer.write_block(block, len(rows))
-                                done += len(rows)
-                                progress(
-                                    Progress(
-                                        "backup", spec.label, done, total, stage_total
-                                    )
-                                )
-                    except DatabaseError as exc:
-                        # The driver could not read a value (PostgreSQL's infinite
-                        # dates, for one); find which, while the snapshot is open.
-                        found = unfetchable_value(spec, backend)
-                        if found is None:
-                            raise
-                        raise BackupError(
-                            f"Cannot read database {using!r}: {found}: {one_line(exc)}"
-                        ) from exc
+                    write_rows(writer, spec, backend, total, stage_total, progress)
                     count, digest = writer.end_table()
                     tables.append(TableSummary(spec.label, spec.table, count, digest))
                 if collector is not None:
@@ -255,6 +225,46 @@ def create_backup(
     )
     signals.announce(signals.post_backup, create_backup, using=using, summary=summary)
     return summary
+
+
+def write_rows(
+    writer: BackupWriter,
+    spec: TableSpec,
+    backend: Backend,
+    total: int | None = None,
+    stage_total: int | None = None,
+    progress: ProgressCallback = ignore_progress,
+    stage: str = "backup",
+) -> None:
+    """Write every row of ``spec`` into the section ``writer`` has open, as the
+    database holds them now (in the caller's snapshot or transaction)."""
+    connection = backend.connection
+    encode = block_encoder(spec.fields, spec.table, connection)
+    done = 0
+    progress(Progress(stage, spec.label, 0, total, stage_total))
+    try:
+        with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
+            for rows in batches:
+                try:
+                    block = encode(rows)
+                except Exception as exc:
+                    # Any error at all: the value came from the database, so say
+                    # which one, whatever the converter raised.
+                    raise BackupError(
+                        unreadable_value(spec, rows, connection, exc)
+                    ) from exc
+                writer.write_block(block, len(rows))
+                done += len(rows)
+                progress(Progress(stage, spec.label, done, total, stage_total))
+    except DatabaseError as exc:
+        # The driver could not read a value (PostgreSQL's infinite dates, for
+        # one); find which, while the snapshot is open.
+        found = unfetchable_value(spec, backend)
+        if found is None:
+            raise
+        raise BackupError(
+            f"Cannot read database {backend.using!r}: {found}: {one_line(exc)}"
+        ) from exc
 
 
 # How much of a value an error message shows.

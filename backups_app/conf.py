@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "EXCLUDE": (),
     # Take a backup of the current data before every restore.
     "SAFETY_BACKUP": True,
+    # Make that backup, for a restore that changes tables row by row, an undo file:
+    # only the rows it replaces, laid over the backup restored (which prunebackups
+    # then keeps as long as the undo file). False: always a whole backup.
+    "UNDO_FILES": True,
     # The codec of backups named by the app: "gzip", "zstd" or "none"; a path given
     # to a command says its own by its suffix. Level None: the codec's default
     # (gzip 1, zstd 1; docs/benchmarks.md has the figures they were chosen from).
@@ -103,6 +107,10 @@ class AppSettings:
     @property
     def SAFETY_BACKUP(self) -> bool:
         return bool(self._get("SAFETY_BACKUP"))
+
+    @property
+    def UNDO_FILES(self) -> bool:
+        return bool(self._get("UNDO_FILES"))
 
     @property
     def COMPRESSION(self) -> str:

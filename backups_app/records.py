@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import get_valid_filename
 
+from .differential.undo import undone
 from .exceptions import BackupError, BackupFormatError, StorageError, one_line
 from .fileformat.objectstore import MultipartUpload, RangedReader, object_store
 from .fileformat.reader import BackupReader, verify_file
@@ -69,6 +70,19 @@ def open_source(name: str) -> Iterator[BackupSource]:
         yield source
     finally:
         source.close()
+
+
+@contextlib.contextmanager
+def open_restorable(name: str) -> Iterator[BackupSource]:
+    """Like ``open_source``; an undo file comes as the backup it stands for (built
+    in a temporary file, differential/undo.py), which is what restoring it restores."""
+    with open_source(name) as source:
+        restorable = undone(source)
+        try:
+            yield restorable
+        finally:
+            if restorable is not source:
+                restorable.close()
 
 
 def _aware(value: str | None) -> datetime | None:
@@ -150,7 +164,7 @@ def on_post_backup(sender: Any, summary: Any = None, **kwargs: Any) -> None:
 def read_header(name: str) -> dict[str, Any]:
     """Return the header of a stored backup, reading only its first line."""
     with open_source(name) as source, source.open() as stream:
-        return BackupReader(stream, name).header
+        return BackupReader(stream, name, undo=True).header
 
 
 def sync_from_storage() -> tuple[list[BackupRecord], list[str]]:
@@ -395,7 +409,7 @@ def check_provenance(record: BackupRecord) -> str:
     if record.provenance == Provenance.UNCHECKED:
         try:
             with open_source(record.name) as source, source.open() as stream:
-                verified = verify_file(stream, record.name)
+                verified = verify_file(stream, record.name, undo=True)
         except (BackupError, SuspiciousFileOperation):
             return Provenance.UNCHECKED
         record_provenance(record, provenance_of(verified.header, verified.trailer))

@@ -31,6 +31,7 @@ from .db.tables import (
 from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
 from .differential.apply import Changes, ChangesFailed, find_changes
 from .differential.preview import TablePreview, preview_changes
+from .differential.undo import undo_possible, undone, write_undo
 from .exceptions import (
     BackupError,
     IncompatibleBackupError,
@@ -221,6 +222,8 @@ def plan_restore(
     """
     require_database(using)
     source = source if isinstance(source, BackupSource) else BackupSource(source)
+    # An undo file is restored as the backup it stands for.
+    source = undone(source)
     progress(Progress("verify", "", 0, None))
     manifest = Manifest()
     try:
@@ -426,12 +429,28 @@ def _restore(
                 backend.lock_tables(specs, lock_wait)
                 # What each table needs, compared with the file under the locks; the
                 # file is read and checked whole before anything is written.
+                undo = (
+                    safety_backup
+                    and not full
+                    and undo_possible(plan, specs, backend, media_plan)
+                )
                 changes = (
                     Changes.none(plan, specs, backend)
                     if full
-                    else find_changes(plan, specs, backend, progress)
+                    else find_changes(plan, specs, backend, progress, undo=undo)
                 )
-                if safety_backup:
+                if undo:
+                    undo_file = write_undo(
+                        plan, specs, backend, changes, exclude, progress
+                    )
+                    signals.announce(
+                        signals.post_backup,
+                        create_backup,
+                        using=using,
+                        summary=undo_file,
+                    )
+                    safety_name = undo_file.name
+                elif safety_backup:
                     progress(Progress("safety", "", 0, None, plan.rows_now))
                     # Its reports come as the "safety" stage: a backup's own stage
                     # would break the order of the restore's stages.

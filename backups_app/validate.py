@@ -24,6 +24,7 @@ from .db.tables import (
     require_tables,
 )
 from .differential.merge import Tally, merge_table
+from .differential.undo import undone
 from .exceptions import BackupError, IncompatibleBackupError, one_line
 from .fileformat.codec import lines_normaliser
 from .fileformat.manifest import has_media
@@ -255,6 +256,8 @@ def validate_backup(
     """
     started = time.perf_counter()
     source = source if isinstance(source, BackupSource) else BackupSource(source)
+    # An undo file is checked as the backup it stands for.
+    source = undone(source)
     if not file_only:
         require_database(using)
     manifest = Manifest()

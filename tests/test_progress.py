@@ -8,14 +8,17 @@ its own "safety" step.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from unittest import mock
 
+import orjson
 import pytest
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, override_settings
 
 from backups_app.admin.display import STEPS
 from backups_app.backup import create_backup
+from backups_app.fileformat.streams import backup_storage
 from backups_app.management.commands._output import STAGES
 from backups_app.models import Operation
 from backups_app.progress import Progress, ignore_progress, passed_on, wants_counts
@@ -147,14 +150,16 @@ class AdminSafetyStepTests(TransactionTestCase):
         clear_storage()
         self.addCleanup(clear_storage)
 
-    def test_the_safety_step_shows_rows_of_the_rows_there_are(self):
+    def restore_watched(self) -> tuple[Operation, list[tuple], int]:
+        """Restore a backup of "other" after changes; return the operation, what the
+        status page read during the safety step, and the rows "other" had."""
         populate_zoo("other")
         Node.objects.using("other").bulk_create(
             Node(name=f"bulk {i}") for i in range(3_000)
         )
         record = record_backup(create_backup(None, using="other"))
         mutate_zoo("other")
-        expected = rows_now(self.tmp_path, "other")
+        rows = rows_now(self.tmp_path, "other")
         operation = Operation.objects.create(
             kind="restore", database="other", status="queued", backup=record
         )
@@ -175,6 +180,20 @@ class AdminSafetyStepTests(TransactionTestCase):
             Watched(operation).run()
         operation.refresh_from_db()
         assert operation.status == "succeeded", operation.message
-        assert seen[-1] == ("safety", expected, expected)
         assert all(stage == "safety" for stage, _, _ in seen)
         assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
+        return operation, seen, rows
+
+    @override_settings(BACKUPS={"UNDO_FILES": False})
+    def test_the_safety_step_shows_rows_of_the_rows_there_are(self):
+        _, seen, rows = self.restore_watched()
+        assert seen[-1] == ("safety", rows, rows)
+
+    def test_an_undo_file_counts_the_rows_it_holds(self):
+        operation, seen, rows = self.restore_watched()
+        with backup_storage().open(operation.result["safety_backup"], "rb") as f:
+            lines = gzip.decompress(f.read()).splitlines()
+        assert b'"format":"backups_app-undo"' in lines[0]
+        held = orjson.loads(lines[-1])["rows"]
+        assert seen[-1] == ("safety", held, held)
+        assert held < rows

@@ -48,7 +48,7 @@ from ..records import (
     check_provenance,
     delete_backup,
     is_regular_file,
-    open_source,
+    open_restorable,
     open_stored_file,
     record_provenance,
     store_upload,
@@ -586,7 +586,7 @@ class RestoreMixin(BackupViewsMixin):
         if database not in (user_db, session_db):
             return {"user": None, "session": None}
         try:
-            with open_source(record.name) as source:
+            with open_restorable(record.name) as source:
                 found = who_survives(
                     source,
                     request.user,
@@ -615,7 +615,7 @@ class RestoreMixin(BackupViewsMixin):
         user_db, session_db = account_databases()
         with_session = request.session.session_key if database == session_db else None
         try:
-            with open_source(record.name) as source:
+            with open_restorable(record.name) as source:
                 plan = plan_restore(source, using=database, compare=True)
                 survivors = (
                     who_survives(source, request.user, with_session)

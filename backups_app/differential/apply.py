@@ -30,10 +30,12 @@ soon as its table is known to be one of them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.db import DatabaseError, transaction
 
 from ..db.backends import Backend
@@ -78,6 +80,13 @@ class TableChanges:
     changed: int = 0  # rows in both with other values: deleted and inserted again
     removed: Stretch = field(default_factory=Stretch)
     added: Stretch = field(default_factory=Stretch)
+    # For an undo file (``Changes(undo=True)``): the database's lines of the rows
+    # removed, the primary keys (the file's values, as JSON) of the rows added, and
+    # the table's row count and digest before the restore.
+    old: Stretch = field(default_factory=Stretch)
+    dropped: Stretch = field(default_factory=Stretch)
+    rows_before: int = 0
+    digest_before: str = ""
 
     @property
     def label(self) -> str:
@@ -115,11 +124,14 @@ class _Collector:
         rows_now: int,
         rows_in_file: int,
         cost: float,
+        undo: _UndoSpools | None = None,
     ):
         self.changes = changes
         self.removed = removed
         self.added = added
+        self.undo = undo
         self.key_positions = key_positions
+        self.pk_positions = key_positions[: len(changes.spec.pk_fields)]
         self.rows_now = rows_now
         self.rows_in_file = rows_in_file
         self.cost = cost
@@ -134,14 +146,21 @@ class _Collector:
         if reload_cheaper(self.writes, self.rows_now, self.rows_in_file, self.cost):
             raise StopComparing
 
+    def _dropped(self, values: list[Any]) -> None:
+        if self.undo is not None:
+            self.undo.dropped.add(orjson.dumps([values[i] for i in self.pk_positions]))
+
     def extra_row(self, line: bytes, row: tuple[Any, ...]) -> None:
         self.changes.extra += 1
         self.removed.add(self._key(row))
+        if self.undo is not None:
+            self.undo.old.add(line)
         self._wrote(1)
 
     def missing_row(self, line: bytes, values: list[Any]) -> None:
         self.changes.missing += 1
         self.added.add(line)
+        self._dropped(values)
         self._wrote(1)
 
     def changed_row(
@@ -150,6 +169,9 @@ class _Collector:
         self.changes.changed += 1
         self.removed.add(self._key(row))
         self.added.add(line)
+        if self.undo is not None:
+            self.undo.old.add(old_line)
+        self._dropped(values)
         self._wrote(2)
 
     def seen(self, rows: int) -> None:
@@ -158,16 +180,32 @@ class _Collector:
             raise StopComparing
 
 
+class _UndoSpools:
+    """What an undo file needs of the tables changed row by row."""
+
+    def __init__(self) -> None:
+        self.old = Spool()
+        self.dropped = Spool()
+
+    def close(self) -> None:
+        self.old.close()
+        self.dropped.close()
+
+
 def find_changes(
     plan: RestorePlan,
     specs: list[TableSpec],
     backend: Backend,
     progress: ProgressCallback = ignore_progress,
+    *,
+    undo: bool = False,
 ) -> Changes:
     """Compare every table in scope with the file (``plan``'s, read again and checked
     as it goes); return what to write for the tables cheaper to change than to
-    reload. To be called inside the restore's transaction, after its locks."""
-    changes = Changes(plan, specs, backend)
+    reload. To be called inside the restore's transaction, after its locks.
+
+    With ``undo``, what an undo file needs is kept too (``undo_lines``)."""
+    changes = Changes(plan, specs, backend, undo=undo)
     try:
         changes._find(progress)
     except BaseException:
@@ -180,7 +218,14 @@ class Changes:
     """The tables a restore changes row by row, and how; every other table in scope
     is reloaded whole. ``Changes.none(...)`` reloads every table."""
 
-    def __init__(self, plan: RestorePlan, specs: list[TableSpec], backend: Backend):
+    def __init__(
+        self,
+        plan: RestorePlan,
+        specs: list[TableSpec],
+        backend: Backend,
+        *,
+        undo: bool = False,
+    ):
         self.plan = plan
         self.specs = specs
         self.backend = backend
@@ -190,6 +235,7 @@ class Changes:
         self.side_effects = False
         self._removed = Spool()
         self._added = Spool()
+        self._undo = _UndoSpools() if undo else None
 
     @classmethod
     def none(
@@ -204,6 +250,19 @@ class Changes:
     def close(self) -> None:
         for spool in (self._removed, self._added):
             spool.close()
+        if self._undo is not None:
+            self._undo.close()
+
+    def undo_lines(self, label: str) -> tuple[Iterator[bytes], Iterator[bytes]]:
+        """For an undo file, of a table changed row by row: the lines of the rows
+        it removes (as the database held them), and the primary keys of the rows
+        it adds, each in primary key order."""
+        assert self._undo is not None  # found with undo=True
+        table = self.tables[label]
+        return (
+            (line for lines in self._undo.old.chunks(table.old) for line in lines),
+            (key for keys in self._undo.dropped.chunks(table.dropped) for key in keys),
+        )
 
     # -- finding -----------------------------------------------------------------------
 
@@ -259,6 +318,11 @@ class Changes:
         table = TableChanges(spec, tuple(key_columns))
         table.removed = self._removed.begin()
         table.added = self._added.begin()
+        digest = None
+        if self._undo is not None:
+            table.old = self._undo.old.begin()
+            table.dropped = self._undo.dropped.begin()
+            digest = hashlib.sha256()
         collector = _Collector(
             table,
             self._removed,
@@ -267,6 +331,7 @@ class Changes:
             now,
             in_file,
             self.backend.row_change_cost,
+            self._undo,
         )
         merged = merge_table(
             spec,
@@ -276,9 +341,16 @@ class Changes:
             normalise=file_normaliser(spec, self.plan.header, self.backend.connection),
             progress=progress,
             stage="compare",
+            digest=digest,
         )
         self._removed.end()
         self._added.end()
+        if self._undo is not None:
+            self._undo.old.end()
+            self._undo.dropped.end()
+        if digest is not None:
+            table.rows_before = merged.db_rows
+            table.digest_before = digest.hexdigest()
         if merged.complete:
             self.tables[spec.label] = table
 

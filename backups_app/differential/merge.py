@@ -73,12 +73,15 @@ def merge_table(
     normalise: Callable[[bytes], bytes] | None = None,
     progress: ProgressCallback = ignore_progress,
     stage: str = "validate",
+    digest: Any = None,
 ) -> Merged:
     """Merge the database's rows of ``spec`` with the file's, in ``section``.
 
     With ``normalise`` (a file from another vendor or format version, whose values
     may be spelled otherwise), rows are compared line by line in normalised form.
     Reads the section to its end, so that its digest is checked, even when stopped.
+    ``digest`` (a hashlib object), when given, is fed the database's rows as a
+    backup would write them: the table's digest, if the merge completes.
     """
     key = pk_key_function(spec.fields, spec.pk_fields)
     encode = block_encoder(spec.fields, spec.table, backend.connection)
@@ -92,6 +95,8 @@ def merge_table(
         try:
             for rows in batches:
                 block = encode(rows)
+                if digest is not None:
+                    digest.update(block)
                 if normalise is not None or not section.take(block, rows=len(rows)):
                     merge.batch(rows, block)
                 db_rows += len(rows)

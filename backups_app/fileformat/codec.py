@@ -32,7 +32,7 @@ import ipaddress
 import json
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
@@ -338,10 +338,16 @@ def pk_key_function(
     pk_fields: Sequence[models.Field[Any, Any]],
 ) -> Callable[[list[Any]], tuple[Any, ...]]:
     """Return a function from a decoded row to a key sorted as the database sorts pks."""
-    positions = [fields.index(f) for f in pk_fields]
+    return key_function([fields.index(f) for f in pk_fields], map(kind, pk_fields))
+
+
+def key_function(
+    positions: Sequence[int], kinds: Iterable[str]
+) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """Return a function from a decoded row to the key, in file order, of the
+    columns at ``positions``, whose field types (``kind``) are ``kinds``."""
     converters: list[Callable[[Any], Any] | None] = []
-    for field in pk_fields:
-        field_kind = kind(field)
+    for field_kind in kinds:
         if field_kind == "DecimalField":
             converters.append(Decimal)
         elif field_kind == "FloatField":

@@ -30,11 +30,13 @@ from .manifest import (
     media_header_problem,
 )
 from .pipeline import SerialWorker
+from .undo import undo_header_problem
 from .writer import (
     FORMAT_NAME,
     MAX_PENDING_BLOCKS,
     MEDIA_FORMAT_VERSION,
     SUPPORTED_VERSIONS,
+    UNDO_FORMAT_NAME,
 )
 
 if TYPE_CHECKING:
@@ -275,7 +277,10 @@ class BackupReader:
     a restore parses every row anyway, and a validation compares most rows as bytes.
     """
 
-    def __init__(self, stream: IO[bytes], name: str = "backup"):
+    def __init__(self, stream: IO[bytes], name: str = "backup", *, undo: bool = False):
+        # Whether an undo file is read as what it is (differential/undo.py); other
+        # readers refuse it, as they refuse anything but a backup.
+        self._undo = undo
         self._stream = stream
         self._buffer = b""
         self._position = 0
@@ -440,11 +445,14 @@ class BackupReader:
             header = orjson.loads(line)
         except orjson.JSONDecodeError:
             raise self._not_a_backup() from None
-        if (
-            not isinstance(header, dict)
-            or header.get("kind") != "header"
-            or header.get("format") != FORMAT_NAME
-        ):
+        if not isinstance(header, dict) or header.get("kind") != "header":
+            raise self._not_a_backup()
+        if header.get("format") == UNDO_FORMAT_NAME and not self._undo:
+            raise self._not_a_backup(
+                "is an undo file (the rows a restore replaced), not a backup: "
+                "restore it to undo that restore"
+            )
+        if header.get("format") not in (FORMAT_NAME, UNDO_FORMAT_NAME):
             raise self._not_a_backup()
         version = header.get("version")
         # Exactly the integer: JSON's 1.0 and true are equal to 1 in Python.
@@ -460,10 +468,20 @@ class BackupReader:
                 if MEDIA_KEY in header
                 else f"has no {MEDIA_KEY!r}"
             )
+        if problem is None and header["format"] == UNDO_FORMAT_NAME:
+            problem = (
+                "has format version 3, which undo files do not have"
+                if version >= MEDIA_FORMAT_VERSION
+                else undo_header_problem(header)
+            )
         if problem:
             raise self._error(f"is damaged: its header {problem}")
         self._file_digest.update(line)
         return header
+
+    @property
+    def is_undo(self) -> bool:
+        return bool(self.header["format"] == UNDO_FORMAT_NAME)
 
     def tables(self, *, media: bool = False) -> Iterator[TableSection]:
         """Yield each table section in file order; then check the trailer.
@@ -907,12 +925,13 @@ def verify_file(
     rows: bool = False,
     progress: ProgressCallback = ignore_progress,
     media: Callable[[dict[str, Any], list[list[Any]]], None] | None = None,
+    undo: bool = False,
 ) -> Verified:
     """Read a whole backup, checking every rule and digest; with ``rows``, parse and
     check every row too. ``progress`` hears of the rows read, as the "verify" stage.
     ``media(header, entries)`` is handed the media manifest's entries, a block at a
-    time, as they are checked."""
-    reader = BackupReader(stream, name)
+    time, as they are checked. With ``undo``, an undo file is read too."""
+    reader = BackupReader(stream, name, undo=undo)
     ends: dict[str, TableEnd] = {}
     for section in reader.tables(media=media is not None):
         if section is reader.media:

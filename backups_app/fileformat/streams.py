@@ -149,6 +149,19 @@ class BackupSource:
         source._storage_name = name
         return source
 
+    @classmethod
+    def adopt(cls, handle: IO[bytes], name: str) -> BackupSource:
+        """Return a source reading ``handle`` (a file of this process, such as a
+        temporary file; closed with the source), called ``name``."""
+        source = cls.__new__(cls)
+        source._source = handle
+        source._handle = handle
+        source._finalizer = weakref.finalize(source, handle.close)
+        source._path = None
+        source._storage_name = None
+        source.name = name
+        return source
+
     @staticmethod
     def _in_storage(name: str) -> bool:
         try:

@@ -19,6 +19,10 @@ from .manifest import MEDIA_COLUMNS, MEDIA_KEY, MEDIA_LABEL
 from .pipeline import SerialWorker
 
 FORMAT_NAME = "backups_app"
+# An undo file (differential/undo.py): the rows a restore replaced, to be laid over
+# the backup it restored. A format of its own, so that no reader takes it for a
+# backup: restored as one, it would leave tables holding only those rows.
+UNDO_FORMAT_NAME = "backups_app-undo"
 # Version 2: JSON columns hold the text the database keeps, not canonical text, and
 # times always have six fraction digits. Version 1 files (app 0.1.0) are still read:
 # their JSON is canonical, and a time with five fraction digits is one whose
@@ -100,11 +104,13 @@ class BackupWriter:
             )
         self._run(self._write_now, data)
 
-    def write_header(self, header: dict[str, Any]) -> None:
+    def write_header(
+        self, header: dict[str, Any], format_name: str = FORMAT_NAME
+    ) -> None:
         self._header = header  # signed in the trailer (provenance)
         version = MEDIA_FORMAT_VERSION if MEDIA_KEY in header else FORMAT_VERSION
         self._write(
-            _record(kind="header", format=FORMAT_NAME, version=version, **header)
+            _record(kind="header", format=format_name, version=version, **header)
         )
 
     def begin_table(self, label: str, table: str, columns: Iterable[str]) -> None:

@@ -21,6 +21,8 @@ from ..exceptions import BackupError, StorageError, one_line
 from ..fileformat.manifest import has_media
 from ..fileformat.objectstore import object_store, pending_uploads
 from ..fileformat.streams import backup_storage, partial_state
+from ..fileformat.undo import DROP_SUFFIX, UNDO_KEY
+from ..fileformat.writer import UNDO_FORMAT_NAME
 from ..media.collection import shared_size
 
 BACKUP = "backup"
@@ -51,6 +53,9 @@ class StoredBackup:
     media: bool = False
     media_files: int | None = None
     media_size: int | None = None
+    # An undo file (a restore's safety backup): the backup it is laid over, which
+    # must stay as long as it does.
+    undoes: str | None = None
 
     @property
     def ours(self) -> bool:
@@ -176,6 +181,13 @@ def _drills() -> dict[str, str]:
     return outcomes
 
 
+def undone_backup(header: dict[str, Any]) -> str | None:
+    """The name of the backup an undo file is laid over; None for a backup."""
+    if header.get("format") != UNDO_FORMAT_NAME:
+        return None
+    return str(header[UNDO_KEY]["backup"])
+
+
 def describe(
     name: str, record: Any = None, last_drill: str | None = None
 ) -> StoredBackup:
@@ -206,7 +218,10 @@ def describe(
         vendor=str(header.get("vendor", "")),
         created=_created(header.get("created")),
         size=size,
-        tables=len(header.get("tables", ())),
+        # An undo file's #drop sections are no tables of the database.
+        tables=sum(
+            not t["label"].endswith(DROP_SUFFIX) for t in header.get("tables", ())
+        ),
         rows=rows,
         integrity=integrity,
         last_validation=validation,
@@ -215,6 +230,7 @@ def describe(
         media=has_media(header),
         media_files=record.media_files if record is not None else None,
         media_size=record.media_size if record is not None else None,
+        undoes=undone_backup(header),
     )
 
 

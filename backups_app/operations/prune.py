@@ -99,8 +99,28 @@ def plan_prune(
             PruneDecision(by_name[d.candidate.name], d.keep, d.reasons)
             for d in apply_policy(candidates, chosen)
         ]
+    decisions = _needed_by_undo_files(decisions)
     order = {b.name: index for index, b in enumerate(backups)}
     return sorted(decisions, key=lambda d: order[d.backup.name])
+
+
+def _needed_by_undo_files(decisions: list[PruneDecision]) -> list[PruneDecision]:
+    """Keep every backup that a kept undo file is laid over: without it, the
+    undo file cannot undo its restore."""
+    needed: dict[str, list[str]] = {}
+    for decision in decisions:
+        if decision.keep and decision.backup.undoes:
+            needed.setdefault(decision.backup.undoes, []).append(decision.backup.name)
+    return [
+        PruneDecision(
+            d.backup,
+            True,
+            (f"the undo file {', '.join(needed[d.backup.name])} needs it",),
+        )
+        if d.backup.name in needed and not d.keep
+        else d
+        for d in decisions
+    ]
 
 
 def prune(decisions: list[PruneDecision]) -> list[str]:

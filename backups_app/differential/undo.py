@@ -1,0 +1,408 @@
+"""Undo files: the safety backup of a differential restore, as small as its changes.
+
+A restore that changes a few rows of a table need not copy the whole table to be
+undone. Its undo file (docs/format.md, "Undo files") holds, for each table changed
+row by row, the rows the restore removes or replaces, as the database held them,
+and the primary keys of the rows it writes; every table reloaded whole is in it
+whole, as in a backup. Laid over the backup the restore wrote, which stays in the
+backup storage, it gives back a backup of the database as it was before the
+restore, table digests and all.
+
+``write_undo`` writes it inside the restore's transaction, from what the comparison
+found (``Changes(undo=True)``). ``undone`` turns an undo file into that backup, in a
+temporary file, checking each table's rows against the count and digest the undo
+file recorded before anything is restored: restoring it is then a restore like any
+other (compared with the database, exact, and undoable in its turn).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Iterator
+from itertools import islice
+from typing import IO, TYPE_CHECKING, Any
+
+from ..backup import (
+    BackupSummary,
+    TableSummary,
+    backup_header,
+    describe_table,
+    write_rows,
+)
+from ..conf import app_settings
+from ..db.backends import Backend
+from ..db.tables import TableSpec
+from ..exceptions import BackupFormatError, StorageError, one_line
+from ..fileformat.codec import key_function, lines_normaliser, loads_block
+from ..fileformat.reader import BackupReader, TableSection, row_lines
+from ..fileformat.streams import BackupSource, BackupTarget
+from ..fileformat.undo import UNDO_KEY, drop_label, restored_header
+from ..fileformat.writer import UNDO_FORMAT_NAME, BackupWriter
+from ..progress import Progress, ProgressCallback, ignore_progress
+from ..provenance import provenance_of
+from .store import Spool
+
+if TYPE_CHECKING:
+    from ..media.restore import MediaPlan
+    from ..restore import RestorePlan
+    from .apply import Changes
+
+WRITE_ROWS = 1000
+
+
+def _batched(lines: Iterator[bytes]) -> Iterator[list[bytes]]:
+    while batch := list(islice(lines, WRITE_ROWS)):
+        yield batch
+
+
+def undo_possible(
+    plan: RestorePlan,
+    specs: list[TableSpec],
+    backend: Backend,
+    media_plan: MediaPlan | None,
+) -> bool:
+    """Whether a restore of ``plan`` can be undone with an undo file: the backup
+    is in the backup storage (where the undo file will find it), has no media to
+    put back, and holds every value as this database spells it (same vendor and
+    format version), so that its unchanged rows are the database's very bytes."""
+    return (
+        app_settings.UNDO_FILES
+        and plan.source.storage_name is not None
+        and media_plan is None
+        and all(
+            lines_normaliser(
+                spec.fields,
+                version=plan.header["version"],
+                same_vendor=plan.header["vendor"] == backend.connection.vendor,
+            )
+            is None
+            for spec in specs
+        )
+    )
+
+
+def write_undo(
+    plan: RestorePlan,
+    specs: list[TableSpec],
+    backend: Backend,
+    changes: Changes,
+    exclude: tuple[str, ...],
+    progress: ProgressCallback = ignore_progress,
+) -> BackupSummary:
+    """Write the undo file of a restore into the backup storage; return what was
+    written. Inside the restore's transaction, before anything is changed."""
+    using = plan.database
+    started = time.perf_counter()
+    header = backup_header(using, specs, exclude, "safety")
+    described = []
+    for spec in specs:
+        table = changes.tables.get(spec.label)
+        if table is None:
+            described.append(describe_table(spec))
+            continue
+        own = describe_table(table.spec)
+        columns = {column["name"]: column for column in own["columns"]}
+        drop = {
+            "label": drop_label(spec.label),
+            "table": spec.table,
+            "columns": [columns[name] for name in own["pk"]],
+            "pk": own["pk"],
+        }
+        described += [own, drop]
+    header["tables"] = described
+    header[UNDO_KEY] = {
+        "backup": plan.source.storage_name,
+        "digest": plan.digest,
+        "tables": {
+            label: {"rows": table.rows_before, "digest": table.digest_before}
+            for label, table in changes.tables.items()
+        },
+    }
+    rows_now = {table.label: table.rows_now or 0 for table in plan.tables}
+    # The rows it will hold: the progress display's total.
+    stage_total = sum(
+        rows_now.get(spec.label, 0)
+        if spec.label not in changes.tables
+        else changes.tables[spec.label].writes
+        for spec in specs
+    )
+    progress(Progress("safety", "", 0, None, stage_total))
+    destination = BackupTarget(None, using, app_settings.SAFETY_FILENAME_TEMPLATE)
+    tables: list[TableSummary] = []
+    try:
+        with (
+            destination.open() as stream,
+            BackupWriter(stream, background=True) as writer,
+        ):
+            writer.write_header(header, UNDO_FORMAT_NAME)
+            for spec in specs:
+                table = changes.tables.get(spec.label)
+                if table is None:
+                    writer.begin_table(spec.label, spec.table, spec.columns)
+                    write_rows(
+                        writer,
+                        spec,
+                        backend,
+                        rows_now.get(spec.label),
+                        stage_total,
+                        progress,
+                        stage="safety",
+                    )
+                    tables.append(
+                        TableSummary(spec.label, spec.table, *writer.end_table())
+                    )
+                    continue
+                old, dropped = changes.undo_lines(spec.label)
+                writer.begin_table(spec.label, spec.table, table.spec.columns)
+                for lines in _batched(old):
+                    writer.write_rows(lines)
+                tables.append(TableSummary(spec.label, spec.table, *writer.end_table()))
+                writer.begin_table(
+                    drop_label(spec.label), spec.table, table.spec.pk_columns
+                )
+                for keys in _batched(dropped):
+                    writer.write_rows(keys)
+                writer.end_table()
+                progress(
+                    Progress(
+                        "safety", spec.label, table.writes, table.writes, stage_total
+                    )
+                )
+            digest = writer.write_trailer()
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot write {destination.name}: {exc.strerror or one_line(exc)}."
+        ) from exc
+    return BackupSummary(
+        name=destination.final_name,
+        storage_name=destination.storage_name,
+        path=str(destination.path) if destination.path else None,
+        database=using,
+        vendor=backend.connection.vendor,
+        created=header["created"],
+        origin="safety",
+        rows=writer.rows,
+        size=destination.size,
+        seconds=round(time.perf_counter() - started, 3),
+        digest=digest,
+        tables=tuple(tables),
+    )
+
+
+# -- applying an undo file ---------------------------------------------------------------
+
+
+def undone(source: BackupSource) -> BackupSource:
+    """Return ``source``, or, when it is an undo file, the backup it stands for:
+    built in a temporary file (the size of the uncompressed backup) from the undo
+    file and the backup it names, every table checked against the count and digest
+    the undo file recorded. Raises BackupFormatError or StorageError, naming the
+    file and table, when the two do not make that backup."""
+    with source.open() as stream:
+        try:
+            header = BackupReader(stream, source.name, undo=True).header
+        except BackupFormatError:
+            return source  # refused, with its reason, by the caller's own read
+    if header["format"] != UNDO_FORMAT_NAME:
+        return source
+    backup_name = header[UNDO_KEY]["backup"]
+    try:
+        backup = BackupSource.from_storage(backup_name)
+    except StorageError as exc:
+        raise StorageError(
+            f"{source.name} undoes a restore of {backup_name}, which it needs and "
+            f"cannot read: {one_line(exc)}"
+        ) from exc
+    handle = tempfile.TemporaryFile(prefix="backups_app-undo-")  # noqa: SIM115
+    try:
+        with contextlib.closing(backup):
+            _rebuild(source, backup, handle)
+        handle.flush()
+    except BaseException:
+        handle.close()
+        raise
+    return BackupSource.adopt(handle, source.name)
+
+
+def _rebuild(source: BackupSource, backup: BackupSource, handle: IO[bytes]) -> None:
+    with source.open() as stream, BackupWriter(handle) as writer:
+        reader = BackupReader(stream, source.name, undo=True)
+        undo = reader.header[UNDO_KEY]
+        writer.write_header(restored_header(reader.header))
+        base = _Sections(backup)
+        sections = reader.tables()
+        for section in sections:
+            label = section.label
+            before = undo["tables"].get(label)
+            writer.begin_table(label, section.table, section.columns)
+            if before is None:
+                for block in section.blocks():
+                    writer.write_block(block, block.count(b"\n"))
+                writer.end_table()
+                continue
+            old = Spool()
+            try:
+                stretch = old.begin()
+                for block in section.blocks():
+                    section.parse(block)
+                    for line in row_lines(block):
+                        old.add(line)
+                old.end()
+                dropped = next(sections)
+                _merge(
+                    source.name,
+                    base.section(label, section.columns),
+                    old.chunks(stretch),
+                    dropped,
+                    _pk_kinds(reader.header, label),
+                    writer,
+                )
+            finally:
+                old.close()
+            rows, digest = writer.end_table()
+            if (rows, digest) != (before["rows"], before["digest"]):
+                raise BackupFormatError(
+                    f"{source.name}: laid over {backup.name}, table {label} does not "
+                    f"come out as it was before the restore ({rows} rows where "
+                    f"{before['rows']} were, or another digest): one of the two "
+                    "files is not the one the restore wrote"
+                )
+        base.finish(undo["digest"], source.name)
+        assert reader.trailer is not None  # checked at the end of tables()
+        if provenance_of(reader.header, reader.trailer) != "ours":
+            raise BackupFormatError(
+                f"{source.name}: this installation did not write this undo file (its "
+                "trailer's mac does not verify with the signing key), and applies "
+                "only undo files it wrote"
+            )
+        writer.write_trailer()
+
+
+def _pk_kinds(header: dict[str, Any], label: str) -> tuple[list[int], list[str]]:
+    """Where a table's primary key columns are, and their field types."""
+    table = next(t for t in header["tables"] if t["label"] == label)
+    names = [column["name"] for column in table["columns"]]
+    kinds = {column["name"]: column["type"] for column in table["columns"]}
+    return [names.index(n) for n in table["pk"]], [kinds[n] for n in table["pk"]]
+
+
+def _merge(
+    name: str,
+    base: TableSection,
+    old_chunks: Iterator[list[bytes]],
+    dropped: TableSection,
+    pk: tuple[list[int], list[str]],
+    writer: BackupWriter,
+) -> None:
+    """Write the backup's rows of a table without the dropped ones, and the old
+    rows among them, all in primary key order."""
+    label = base.label
+    positions, kinds = pk
+    key = key_function(positions, kinds)
+    drop_key = key_function(range(len(positions)), kinds)
+
+    def olds() -> Iterator[tuple[tuple[Any, ...], bytes]]:
+        for lines in old_chunks:
+            for line, row in zip(
+                lines, loads_block(b"\n".join(lines) + b"\n"), strict=True
+            ):
+                yield key(row), line
+
+    def drops() -> Iterator[tuple[Any, ...]]:
+        for block in dropped.blocks():
+            for values in dropped.parse(block):
+                yield drop_key(values)
+
+    old_rows, drop_keys = olds(), drops()
+    next_old = next(old_rows, None)
+    next_drop = next(drop_keys, None)
+
+    def problem(what: str) -> BackupFormatError:
+        return BackupFormatError(f"{name}: table {label}: {what}")
+
+    try:
+        for block in base.blocks():
+            rows = base.parse(block)
+            if next_old is None and next_drop is None:
+                writer.write_block(block, len(rows))
+                continue
+            out: list[bytes] = []
+            for line, row in zip(row_lines(block), rows, strict=True):
+                row_key = key(row)
+                while next_old is not None and next_old[0] < row_key:
+                    out.append(next_old[1])
+                    next_old = next(old_rows, None)
+                if next_drop is not None and next_drop == row_key:
+                    next_drop = next(drop_keys, None)
+                    continue
+                if next_drop is not None and next_drop < row_key:
+                    raise problem(
+                        f"removes the row with primary key {list(next_drop)}, which "
+                        "the backup does not hold"
+                    )
+                if next_old is not None and next_old[0] == row_key:
+                    raise problem(
+                        f"puts back the row with primary key {list(row_key)}, which "
+                        "the backup holds too"
+                    )
+                out.append(line)
+            writer.write_rows(out)
+        rest = []
+        while next_old is not None:
+            rest.append(next_old[1])
+            next_old = next(old_rows, None)
+        writer.write_rows(rest)
+    except TypeError:
+        raise problem("primary keys of different types cannot be ordered") from None
+    if next_drop is not None:
+        raise problem(
+            f"removes the row with primary key {list(next_drop)}, which the backup "
+            "does not hold"
+        )
+
+
+class _Sections:
+    """The sections of a backup, read in order, from the start again when a
+    section is asked for after it went by."""
+
+    def __init__(self, source: BackupSource):
+        self.source = source
+        self._stack = contextlib.ExitStack()
+        self._open()
+
+    def _open(self) -> None:
+        self._stack.close()
+        stream = self._stack.enter_context(self.source.open())
+        self.reader = BackupReader(stream, self.source.name)
+        self._sections = self.reader.tables()
+
+    def section(self, label: str, columns: list[str]) -> TableSection:
+        for attempt in range(2):
+            for section in self._sections:
+                if section.label == label:
+                    if section.columns != columns:
+                        raise BackupFormatError(
+                            f"{self.source.name}: table {label} has other columns "
+                            "than the undo file that names this backup"
+                        )
+                    return section
+            if attempt == 0:
+                self._open()
+        raise BackupFormatError(
+            f"{self.source.name} has no table {label}, which the undo file that "
+            "names this backup changes"
+        )
+
+    def finish(self, digest: str, undo_name: str) -> None:
+        """Read the backup to its end; it must be the file the undo file names."""
+        for _ in self._sections:
+            pass
+        self._stack.close()
+        assert self.reader.trailer is not None
+        if self.reader.trailer["digest"] != digest:
+            raise BackupFormatError(
+                f"{undo_name} undoes a restore of {self.source.name}, but that file "
+                "has changed since (its digest is not the one the undo file recorded)"
+            )

@@ -1,0 +1,417 @@
+"""Undo files: a differential restore's safety backup holds only what it replaces,
+and restoring it puts the database back exactly as it was before the restore.
+
+"Exactly" is the contents as the database stores them, read with plain SQL
+(``raw_contents``), compared before the restore and after the undo.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from typing import Any
+
+import orjson
+import pytest
+from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.django import TestCase as HypothesisTestCase
+
+from backups_app.backup import create_backup
+from backups_app.exceptions import BackupFormatError, NotABackupError, StorageError
+from backups_app.fileformat.reader import BackupReader, verify_file
+from backups_app.fileformat.streams import backup_storage
+from backups_app.operations.prune import plan_prune
+from backups_app.operations.retention import RetentionPolicy
+from backups_app.provenance import sign
+from backups_app.restore import restore_backup
+from backups_app.validate import validate_backup
+from tests.backup_files import reseal
+from tests.test_differential import (
+    CHANGES,
+    DifferentialTestCase,
+    add_label,
+    apply_changes,
+    delete_book,
+    move_node,
+    recode_char_pk,
+    rename_label,
+    swap_label_names,
+)
+from tests.test_restore_safety import raw_contents
+from tests.testapp.models import Label
+from tests.utils import run_command
+
+pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
+
+SOME_CHANGES = [
+    (rename_label, 3, 0),
+    (swap_label_names, 5, 9),
+    (add_label, 0, 0),
+    (delete_book, 2, 0),
+    (move_node, 7, 11),
+    (recode_char_pk, 4, 17),
+]
+
+
+def stored_lines(name: str) -> list[bytes]:
+    with backup_storage().open(name, "rb") as stored:
+        return gzip.decompress(stored.read()).splitlines(keepends=True)
+
+
+def header_of(name: str) -> dict[str, Any]:
+    return orjson.loads(stored_lines(name)[0])
+
+
+def store_lines(name: str, lines: list[bytes]) -> None:
+    storage = backup_storage()
+    storage.delete(name)
+    storage.save(name, io.BytesIO(gzip.compress(b"".join(lines))))
+
+
+def resigned(lines: list[bytes]) -> list[bytes]:
+    """``reseal``, with a trailer mac that verifies: a file this installation
+    could have written, for tests that an edited content is still caught."""
+    sealed = reseal(lines).splitlines(keepends=True)
+    trailer = orjson.loads(sealed[-1])
+    trailer["mac"] = sign(trailer["digest"], orjson.loads(sealed[0]))
+    return [*sealed[:-1], orjson.dumps(trailer) + b"\n"]
+
+
+def edited(lines: list[bytes], change) -> list[bytes]:
+    """The lines, each record or row passed through ``change(value)`` (which
+    returns it, changed or not); then resigned."""
+    out = []
+    for line in lines:
+        value = orjson.loads(line)
+        out.append(orjson.dumps(change(value)) + b"\n")
+    return resigned(out)
+
+
+class UndoTestCase(DifferentialTestCase):
+    """The many-row zoo, backed up into the backup storage (where undo files find
+    the backup they patch)."""
+
+    @classmethod
+    def setUpTestData(cls):
+        super().setUpTestData()
+        cls.stored = create_backup(None).name
+
+    def changed_and_restored(self, changes=SOME_CHANGES) -> tuple[dict, str]:
+        """Apply ``changes``, restore the backup; return the contents before the
+        restore and the name of its safety backup."""
+        apply_changes(changes)
+        before = raw_contents()
+        summary = restore_backup(self.stored)
+        assert raw_contents() == self.backed_up
+        assert summary.safety_backup is not None
+        return before, summary.safety_backup
+
+
+class UndoRoundTripTests(UndoTestCase):
+    def test_the_undo_file_holds_only_the_rows_replaced(self):
+        before, undo = self.changed_and_restored()
+        header = header_of(undo)
+        assert header["format"] == "backups_app-undo"
+        assert header["undo"]["backup"] == self.stored
+        patched = header["undo"]["tables"]
+        assert "testapp.Label" in patched
+        labels = [t["label"] for t in header["tables"]]
+        assert labels.index("testapp.Label#drop") == labels.index("testapp.Label") + 1
+        trailer = orjson.loads(stored_lines(undo)[-1])
+        # A few rows, where a whole backup of the zoo has hundreds.
+        whole = sum(len(rows) for rows in before.values())
+        assert trailer["rows"] < whole / 10
+        # The rows before the restore, as the database held them: the renamed
+        # label, and the label added after the backup.
+        label_rows = [
+            orjson.loads(line) for line in self.section(undo, "testapp.Label")
+        ]
+        names = {row[1] for row in label_rows}
+        assert any(name.endswith("renamed 0") for name in names)
+        assert any(name.startswith("new label") for name in names)
+
+    def section(self, name: str, label: str) -> list[bytes]:
+        lines = stored_lines(name)
+        start = next(
+            i
+            for i, line in enumerate(lines)
+            if line.startswith(b"{")
+            and orjson.loads(line).get("label") == label
+            and orjson.loads(line)["kind"] == "table"
+        )
+        end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith(b"{"))
+        return lines[start + 1 : end]
+
+    def test_restoring_the_undo_file_brings_back_the_database_before_the_restore(self):
+        before, undo = self.changed_and_restored()
+        summary = restore_backup(undo)
+        assert raw_contents() == before
+        # Undone row by row too, and undoable in its turn: its own safety backup
+        # is a whole one (what it restored is not a file in the storage).
+        assert summary.tables_changed > 0
+        assert header_of(summary.safety_backup)["format"] == "backups_app"
+        restore_backup(summary.safety_backup, safety_backup=False)
+        assert raw_contents() == self.backed_up
+
+    def test_an_undo_file_is_undone_whatever_happened_since(self):
+        before, undo = self.changed_and_restored()
+        Label.objects.create(name="written after the restore")
+        Label.objects.filter(pk=Label.objects.order_by("pk")[0].pk).delete()
+        restore_backup(undo, safety_backup=False)
+        assert raw_contents() == before
+
+    def test_a_table_reloaded_whole_is_whole_in_the_undo_file(self):
+        for label in Label.objects.all():
+            label.name = f"{label.name} everywhere"
+            label.save()
+        before = raw_contents()
+        summary = restore_backup(self.stored)
+        assert "testapp.Label" in summary.reloaded
+        header = header_of(summary.safety_backup)
+        assert "testapp.Label" not in header["undo"]["tables"]
+        assert "testapp.Label#drop" not in [t["label"] for t in header["tables"]]
+        assert len(self.section(summary.safety_backup, "testapp.Label")) == len(
+            before[Label._meta.db_table]
+        )
+        restore_backup(summary.safety_backup, safety_backup=False)
+        assert raw_contents() == before
+
+    def test_validation_of_an_undo_file_compares_the_state_before_the_restore(self):
+        before, undo = self.changed_and_restored()
+        report = validate_backup(undo)
+        assert not report.ok
+        restore_backup(undo, safety_backup=False)
+        assert validate_backup(undo).ok
+
+    def test_the_command_names_the_undo_file_and_restores_it(self):
+        apply_changes(SOME_CHANGES)
+        before = raw_contents()
+        stdout, _ = run_command("restore", self.stored, "--noinput")
+        undo = next(
+            line.split(": ", 1)[1]
+            for line in stdout.splitlines()
+            if line.startswith("Safety backup: ")
+        )
+        assert header_of(undo)["format"] == "backups_app-undo"
+        assert f"restore {undo}" in stdout
+        stdout, _ = run_command("restore", undo, "--noinput", "--no-safety-backup")
+        assert f"from {undo} in" in stdout
+        assert raw_contents() == before
+
+
+class UndoChoiceTests(UndoTestCase):
+    """When the safety backup is a whole backup instead."""
+
+    def safety_format(self, *args, **options) -> str:
+        apply_changes(SOME_CHANGES)
+        summary = restore_backup(*args, **options)
+        return header_of(summary.safety_backup)["format"]
+
+    def test_a_full_restore_takes_a_whole_safety_backup(self):
+        assert self.safety_format(self.stored, full=True) == "backups_app"
+
+    def test_a_backup_outside_the_storage_gets_a_whole_safety_backup(self):
+        assert self.safety_format(self.file) == "backups_app"
+
+    def test_the_setting_turns_undo_files_off(self):
+        with override_settings(BACKUPS={"UNDO_FILES": False}):
+            assert self.safety_format(self.stored) == "backups_app"
+
+
+class RandomUndoTests(UndoTestCase, HypothesisTestCase):
+    """Whatever a set of changes did, restoring the undo file undoes the restore."""
+
+    @settings(
+        max_examples=10,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(CHANGES),
+                st.integers(0, 10_000),
+                st.integers(0, 10_000),
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    def test_any_restore_is_undone_exactly(self, changes):
+        before, undo = self.changed_and_restored(changes)
+        restore_backup(undo, safety_backup=False)
+        assert raw_contents() == before
+        backup_storage().delete(undo)
+
+
+class BadUndoFileTests(UndoTestCase):
+    """An undo file that cannot give back the database before its restore is
+    refused, with one line naming why, before anything changes."""
+
+    def refused(self, undo: str, error=BackupFormatError) -> str:
+        restored = raw_contents()
+        with pytest.raises(error) as caught:
+            restore_backup(undo, safety_backup=False)
+        assert raw_contents() == restored
+        message = str(caught.value)
+        assert "\n" not in message
+        return message
+
+    def test_the_backup_it_undoes_is_gone(self):
+        _, undo = self.changed_and_restored()
+        lines = stored_lines(self.stored)
+        backup_storage().delete(self.stored)
+        try:
+            message = self.refused(undo, StorageError)
+        finally:
+            store_lines(self.stored, lines)
+        assert message.startswith(f"{undo} undoes a restore of {self.stored}")
+
+    def test_the_backup_it_undoes_has_changed(self):
+        _, undo = self.changed_and_restored()
+        lines = stored_lines(self.stored)
+
+        def renamed(value):
+            if isinstance(value, list) and value[1:2] == ["author 0"]:
+                value[1] = "author 0 edited"
+            return value
+
+        # Intact and signed, but not the file the restore wrote.
+        store_lines(self.stored, edited(lines, renamed))
+        try:
+            message = self.refused(undo)
+        finally:
+            store_lines(self.stored, lines)
+        # Found in the table changed (whose rows are not those it had before the
+        # restore), else by the file's digest.
+        assert message == (
+            f"{undo}: laid over {self.stored}, table testapp.Author does not come "
+            "out as it was before the restore (40 rows where 40 were, or another "
+            "digest): one of the two files is not the one the restore wrote"
+        )
+
+    def test_the_backup_it_undoes_is_another_file_with_the_same_rows(self):
+        _, undo = self.changed_and_restored()
+        lines = stored_lines(self.stored)
+
+        def other_header(value):
+            if isinstance(value, dict) and value.get("kind") == "header":
+                value["app_version"] = "0.0.0"
+            return value
+
+        store_lines(self.stored, edited(lines, other_header))
+        try:
+            message = self.refused(undo)
+        finally:
+            store_lines(self.stored, lines)
+        assert message == (
+            f"{undo} undoes a restore of {self.stored}, but that file has changed "
+            "since (its digest is not the one the undo file recorded)"
+        )
+
+    def test_an_undo_file_written_elsewhere_is_refused(self):
+        _, undo = self.changed_and_restored()
+        lines = stored_lines(undo)
+        trailer = orjson.loads(lines[-1])
+        trailer["mac"] = "0" * 64
+        store_lines(undo, [*lines[:-1], orjson.dumps(trailer) + b"\n"])
+        assert self.refused(undo) == (
+            f"{undo}: this installation did not write this undo file (its trailer's "
+            "mac does not verify with the signing key), and applies only undo files "
+            "it wrote"
+        )
+
+    def test_a_row_recorded_wrongly_is_found_by_the_digest(self):
+        _, undo = self.changed_and_restored()
+
+        def other_name(value):
+            if isinstance(value, list) and "renamed" in str(value[1:2]):
+                value[1] = "not what it was"
+            return value
+
+        store_lines(undo, edited(stored_lines(undo), other_name))
+        message = self.refused(undo)
+        assert "table testapp.Label does not come out as it was before the restore" in (
+            message
+        )
+
+    def test_a_key_to_drop_that_the_backup_lacks(self):
+        _, undo = self.changed_and_restored()
+        lines = stored_lines(undo)
+        end = next(
+            i
+            for i, line in enumerate(lines)
+            if line.startswith(b'{"kind":"end","label":"testapp.Label#drop"')
+        )
+        lines.insert(end, b"[999999]\n")
+        store_lines(undo, resigned(lines))
+        message = self.refused(undo)
+        assert "removes the row with primary key [999999]" in message
+
+    def test_a_truncated_undo_file(self):
+        _, undo = self.changed_and_restored()
+        store_lines(undo, stored_lines(undo)[:-3])
+        assert "is incomplete" in self.refused(undo)
+
+    def test_readers_of_backups_refuse_an_undo_file(self):
+        _, undo = self.changed_and_restored()
+        stream = io.BytesIO(b"".join(stored_lines(undo)))
+        with pytest.raises(NotABackupError) as caught:
+            verify_file(stream, undo)
+        assert "is an undo file" in str(caught.value)
+
+    def test_an_undo_header_without_its_drop_table_is_damaged(self):
+        _, undo = self.changed_and_restored()
+
+        def without_drop(value):
+            if isinstance(value, dict) and value.get("kind") == "header":
+                value["tables"] = [
+                    t for t in value["tables"] if t["label"] != "testapp.Label#drop"
+                ]
+            return value
+
+        lines = stored_lines(undo)
+        stream = io.BytesIO(b"".join(edited(lines, without_drop)))
+        with pytest.raises(BackupFormatError) as caught:
+            BackupReader(stream, undo, undo=True)
+        assert "lists no testapp.Label#drop of testapp.Label's primary key" in str(
+            caught.value
+        )
+
+
+class UndoFileInStorageTests(UndoTestCase):
+    """Listing and pruning know an undo file, and the backup it needs."""
+
+    def test_prune_keeps_the_backup_a_kept_undo_file_needs(self):
+        _, undo = self.changed_and_restored()
+        newer = create_backup(None).name
+        one = RetentionPolicy(last=1)
+        decisions = {
+            d.backup.name: d for d in plan_prune(policy=one, safety_policy=one)
+        }
+        assert decisions[newer].keep
+        assert decisions[undo].keep
+        assert decisions[undo].backup.undoes == self.stored
+        assert decisions[self.stored].keep
+        assert decisions[self.stored].reasons == (f"the undo file {undo} needs it",)
+        # Once the undo files go (other tests' too: the storage is shared), so may
+        # the backup.
+        storage = backup_storage()
+        for name in storage.listdir("")[1]:
+            if name.startswith("safety-"):
+                storage.delete(name)
+        decisions = {
+            d.backup.name: d for d in plan_prune(policy=one, safety_policy=one)
+        }
+        assert not decisions[self.stored].keep
+
+    def test_listbackups_shows_it_as_a_safety_backup_and_what_it_undoes(self):
+        _, undo = self.changed_and_restored()
+        stdout, _ = run_command("listbackups", "--json")
+        listed = {b["name"]: b for b in json.loads(stdout)}
+        assert listed[undo]["kind"] == "safety"
+        assert listed[undo]["undoes"] == self.stored
+        assert listed[self.stored]["undoes"] is None
