@@ -150,11 +150,14 @@ class Bench:
         self.results.setdefault(name, []).append(record)
         return record
 
-    def validate_exact(self, after: str, required: bool = True) -> None:
-        """The database must equal the reference backup, table by table."""
+    def validate_exact(
+        self, after: str, required: bool = True, against: Path | None = None
+    ) -> None:
+        """The database must equal the reference backup (or ``against``), table by
+        table."""
         out = self.work / "validate-check.json"
         record = measure(
-            [*MANAGE, "validatebackup", str(self.reference), "--json"],
+            [*MANAGE, "validatebackup", str(against or self.reference), "--json"],
             env=self.env,
             cwd=str(ROOT),
             stdout=str(out),
@@ -275,6 +278,73 @@ class Bench:
                         }
                     )
                     self.validate_exact(name)
+
+    def undo(self, fractions: list[float], runs: int) -> None:
+        """Per fraction: change that much of every table and restore the reference
+        from the backup storage with its safety backup, an undo file; restore the
+        undo file; then the same restore with a whole safety backup. The undo is
+        checked exact against a backup of the changed state (untimed)."""
+        storage = self.work / "storage"
+        shutil.rmtree(storage, ignore_errors=True)
+        storage.mkdir()
+        shutil.copyfile(self.reference, storage / self.reference.name)
+        before = self.work / "before-restore.jsonl.gz"
+        env = self.env
+        self.env = {**env, "BACKUPS_STORAGE_DIR": str(storage)}
+        try:
+            for fraction in fractions:
+                for run in range(runs):
+                    for name, whole in (
+                        (f"restore_undo_file@{fraction}", False),
+                        (f"restore_whole_safety@{fraction}", True),
+                    ):
+                        self.change(fraction, run)
+                        self.sh([*MANAGE, "backup", "-o", str(before), "-v0"])
+                        self.env["BACKUPS_UNDO_FILES"] = "0" if whole else "1"
+                        out = self.work / "restore.json"
+                        self.run(
+                            name,
+                            [
+                                *MANAGE,
+                                "restore",
+                                self.reference.name,
+                                "--noinput",
+                                "--json",
+                            ],
+                            stdout=str(out),
+                        )
+                        self.validate_exact(name)
+                        safety = storage / json.loads(out.read_text())["safety_backup"]
+                        self.results[name][-1]["safety_mb"] = round(
+                            safety.stat().st_size / 2**20, 2
+                        )
+                        if not whole:
+                            self.run(
+                                f"undo@{fraction}",
+                                [
+                                    *MANAGE,
+                                    "restore",
+                                    safety.name,
+                                    "--noinput",
+                                    "--no-safety-backup",
+                                    "--json",
+                                ],
+                                stdout=str(out),
+                            )
+                            self.validate_exact(f"undo@{fraction}", against=before)
+                            # Back to the reference for the next case.
+                            self.sh(
+                                [
+                                    *MANAGE,
+                                    "restore",
+                                    self.reference.name,
+                                    "--noinput",
+                                    "--no-safety-backup",
+                                ]
+                            )
+                        safety.unlink()
+        finally:
+            self.env = env
 
     def floor(self, runs: int) -> None:
         """What any restore on this machine costs at least, to read figures by."""
@@ -508,6 +578,7 @@ def report(bench: Bench, rows: int) -> tuple[str, dict]:
             small, big = peak(r[f"{name}@{memory_rows}"]), peak(r[name])
             lines.append(f"| {name} | {small:.0f} | {big:.0f} | {big - small:+.0f} |")
     lines += differential_report(bench, medians)
+    lines += undo_report(bench)
     lines += floor_report(bench)
     for inexact in bench.notes.get("inexact", []):
         lines += [
@@ -554,6 +625,33 @@ def differential_report(bench: Bench, medians: dict) -> list[str]:
             f"| {peak(ours):.0f} | {'' if full_seconds is None else f'{full_seconds:.2f}'} "
             f"| {'' if not full_seconds else f'{seconds / full_seconds:.2f}x'} "
             f"| {'' if not native else f'{seconds / native:.2f}x'} | {reloaded:g} |"
+        )
+    return lines
+
+
+def undo_report(bench: Bench) -> list[str]:
+    """Restores from the backup storage with their safety backup: an undo file,
+    or a whole backup; and the restore of the undo file."""
+    r = bench.results
+    fractions = [f for f in bench.args.undo_fraction if f"undo@{f}" in r]
+    if not fractions:
+        return []
+    lines = [
+        "",
+        "| rows changed | restore, undo file s | undo file MB "
+        "| restore, whole safety backup s | safety backup MB | restore the undo file s "
+        "| peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for fraction in fractions:
+        undo_file = r[f"restore_undo_file@{fraction}"]
+        whole = r[f"restore_whole_safety@{fraction}"]
+        undo = r[f"undo@{fraction}"]
+        lines.append(
+            f"| {fraction:g} | {median(undo_file):.2f} "
+            f"| {median(undo_file, 'safety_mb'):.2f} | {median(whole):.2f} "
+            f"| {median(whole, 'safety_mb'):.1f} | {median(undo):.2f} "
+            f"| {max(peak(undo_file), peak(undo)):.0f} |"
         )
     return lines
 
@@ -642,6 +740,16 @@ def main() -> None:
         "(0.001 0.01 1.0), comparing first and with --full.",
     )
     parser.add_argument(
+        "--undo-fraction",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="FRACTION",
+        help="Also restore from the backup storage after changing this fraction "
+        "of every table's rows, with an undo file and with a whole safety backup, "
+        "and restore the undo file.",
+    )
+    parser.add_argument(
         "--memory-rows",
         type=int,
         default=100_000,
@@ -675,6 +783,7 @@ def main() -> None:
         bench.ours(args.rows, args.runs)
         bench.floor(args.runs)
         bench.differential(args.change_fraction, args.runs)
+        bench.undo(args.undo_fraction, args.runs)
     if not args.skip_safety_backup and not args.skip_ours:
         bench.ours_with_safety_backup()
     if not args.skip_native:

@@ -129,6 +129,9 @@ if os.environ.get("BACKUPS_AGE_RECIPIENTS") or os.environ.get("BACKUPS_AGE_IDENT
             if key
         ],
     }
+if os.environ.get("BACKUPS_UNDO_FILES") == "0":
+    # Whole safety backups, also before restores that change rows one by one.
+    BACKUPS["UNDO_FILES"] = False
 if os.environ.get("BACKUPS_STORAGE_DIR"):
     STORAGES["backups"]["OPTIONS"]["location"] = os.environ["BACKUPS_STORAGE_DIR"]
 if os.environ.get("BACKUPS_S3_BUCKET"):

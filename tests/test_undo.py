@@ -7,10 +7,14 @@ and restoring it puts the database back exactly as it was before the restore.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
+import os
+import tempfile
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -350,6 +354,20 @@ class BadUndoFileTests(UndoTestCase):
         store_lines(undo, resigned(lines))
         message = self.refused(undo)
         assert "removes the row with primary key [999999]" in message
+
+    def test_no_room_for_the_backup_it_stands_for(self):
+        _, undo = self.changed_and_restored()
+
+        class Full(io.BytesIO):
+            def write(self, data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        with mock.patch.object(tempfile, "TemporaryFile", lambda **kwargs: Full()):
+            message = self.refused(undo, StorageError)
+        assert message == (
+            f"Cannot build the backup that {undo} stands for in a temporary file "
+            f"({tempfile.gettempdir()}): No space left on device."
+        )
 
     def test_a_truncated_undo_file(self):
         _, undo = self.changed_and_restored()

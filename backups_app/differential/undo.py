@@ -215,14 +215,20 @@ def undone(source: BackupSource) -> BackupSource:
             f"{source.name} undoes a restore of {backup_name}, which it needs and "
             f"cannot read: {one_line(exc)}"
         ) from exc
-    handle = tempfile.TemporaryFile(prefix="backups_app-undo-")  # noqa: SIM115
     try:
-        with contextlib.closing(backup):
-            _rebuild(source, backup, handle)
-        handle.flush()
-    except BaseException:
-        handle.close()
-        raise
+        handle = tempfile.TemporaryFile(prefix="backups_app-undo-")  # noqa: SIM115
+        try:
+            with contextlib.closing(backup):
+                _rebuild(source, backup, handle)
+            handle.flush()
+        except BaseException:
+            handle.close()
+            raise
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot build the backup that {source.name} stands for in a temporary "
+            f"file ({tempfile.gettempdir()}): {exc.strerror or one_line(exc)}."
+        ) from exc
     return BackupSource.adopt(handle, source.name)
 
 
