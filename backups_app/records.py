@@ -32,6 +32,7 @@ from .exceptions import BackupError, BackupFormatError, StorageError, one_line
 from .fileformat.objectstore import MultipartUpload, RangedReader, object_store
 from .fileformat.reader import BackupReader, verify_file
 from .fileformat.streams import BackupSource, backup_storage, stored_path
+from .fileformat.undo import database_tables
 from .models import (
     BackupRecord,
     DrillRun,
@@ -207,7 +208,7 @@ def sync_from_storage() -> tuple[list[BackupRecord], list[str]]:
             record.database = str(header.get("database", ""))[:100]
             record.vendor = str(header.get("vendor", ""))[:30]
             record.created = _aware(header.get("created"))
-            record.table_count = len(header.get("tables", ()))
+            record.table_count = len(database_tables(header))
         if record.created is None:
             with contextlib.suppress(NotImplementedError, OSError):
                 record.created = storage.get_modified_time(name)

@@ -433,3 +433,5 @@ class UndoFileInStorageTests(UndoTestCase):
         assert listed[undo]["kind"] == "safety"
         assert listed[undo]["undoes"] == self.stored
         assert listed[self.stored]["undoes"] is None
+        # Its #drop sections are no tables of the database.
+        assert listed[undo]["tables"] == listed[self.stored]["tables"]

@@ -76,6 +76,11 @@ def undo_header_problem(header: dict[str, Any]) -> str | None:
     return None
 
 
+def database_tables(header: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tables a header lists, without an undo file's ``#drop`` tables."""
+    return [t for t in header.get("tables", ()) if not t["label"].endswith(DROP_SUFFIX)]
+
+
 def restored_header(header: dict[str, Any]) -> dict[str, Any]:
     """The header of the backup an undo file stands for: its own, without the
     ``#drop`` tables and the ``undo`` object."""
@@ -84,7 +89,5 @@ def restored_header(header: dict[str, Any]) -> dict[str, Any]:
         for k, v in header.items()
         if k not in (UNDO_KEY, "kind", "format", "version")
     }
-    backup["tables"] = [
-        t for t in header["tables"] if not t["label"].endswith(DROP_SUFFIX)
-    ]
+    backup["tables"] = database_tables(header)
     return backup

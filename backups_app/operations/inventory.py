@@ -21,7 +21,7 @@ from ..exceptions import BackupError, StorageError, one_line
 from ..fileformat.manifest import has_media
 from ..fileformat.objectstore import object_store, pending_uploads
 from ..fileformat.streams import backup_storage, partial_state
-from ..fileformat.undo import DROP_SUFFIX, UNDO_KEY
+from ..fileformat.undo import UNDO_KEY, database_tables
 from ..fileformat.writer import UNDO_FORMAT_NAME
 from ..media.collection import shared_size
 
@@ -218,10 +218,7 @@ def describe(
         vendor=str(header.get("vendor", "")),
         created=_created(header.get("created")),
         size=size,
-        # An undo file's #drop sections are no tables of the database.
-        tables=sum(
-            not t["label"].endswith(DROP_SUFFIX) for t in header.get("tables", ())
-        ),
+        tables=len(database_tables(header)),
         rows=rows,
         integrity=integrity,
         last_validation=validation,
