@@ -722,7 +722,8 @@ def main() -> None:
     parser.add_argument(
         "--skip-ours",
         action="store_true",
-        help="Only the other tools (to run the slow ones apart).",
+        help="Only the other tools (to run the slow ones apart), and "
+        "--undo-fraction.",
     )
     parser.add_argument(
         "--merge",
@@ -783,7 +784,7 @@ def main() -> None:
         bench.ours(args.rows, args.runs)
         bench.floor(args.runs)
         bench.differential(args.change_fraction, args.runs)
-        bench.undo(args.undo_fraction, args.runs)
+    bench.undo(args.undo_fraction, args.runs)
     if not args.skip_safety_backup and not args.skip_ours:
         bench.ours_with_safety_backup()
     if not args.skip_native:
