@@ -25,6 +25,7 @@ from hypothesis.extra.django import TestCase as HypothesisTestCase
 
 from backups_app.backup import create_backup
 from backups_app.exceptions import BackupFormatError, NotABackupError, StorageError
+from backups_app.fileformat import reader
 from backups_app.fileformat.reader import BackupReader, verify_file
 from backups_app.fileformat.streams import backup_storage
 from backups_app.operations.prune import plan_prune
@@ -247,6 +248,36 @@ class RandomUndoTests(UndoTestCase, HypothesisTestCase):
     def test_any_restore_is_undone_exactly(self, changes):
         before, undo = self.changed_and_restored(changes)
         restore_backup(undo, safety_backup=False)
+        assert raw_contents() == before
+        backup_storage().delete(undo)
+
+
+class UndoBoundaryTests(UndoTestCase, HypothesisTestCase):
+    """Changes at the edges of the backup's blocks: with a small reader buffer,
+    each table's rows arrive a few at a time, and the undo file's rows fall
+    before, inside and after every block."""
+
+    @settings(
+        max_examples=10,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(
+        changes=st.lists(
+            st.tuples(
+                st.sampled_from(CHANGES),
+                st.integers(0, 10_000),
+                st.integers(0, 10_000),
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        read_size=st.integers(40, 600),
+    )
+    def test_undone_exactly_at_any_read_size(self, changes, read_size):
+        before, undo = self.changed_and_restored(changes)
+        with mock.patch.object(reader, "READ_SIZE", read_size):
+            restore_backup(undo, safety_backup=False)
         assert raw_contents() == before
         backup_storage().delete(undo)
 

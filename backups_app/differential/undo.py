@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
@@ -334,26 +335,39 @@ def _merge(
             if next_old is None and next_drop is None:
                 writer.write_block(block, len(rows))
                 continue
+            lines = row_lines(block)
             out: list[bytes] = []
-            for line, row in zip(row_lines(block), rows, strict=True):
-                row_key = key(row)
-                while next_old is not None and next_old[0] < row_key:
-                    out.append(next_old[1])
-                    next_old = next(old_rows, None)
-                if next_drop is not None and next_drop == row_key:
+            start, count = 0, len(rows)
+            # From one change to the next by bisection: a few keys per change,
+            # not one per row.
+            while next_old is not None or next_drop is not None:
+                target = min(
+                    k for k in (next_drop, next_old and next_old[0]) if k is not None
+                )
+                position = bisect_left(rows, target, start, count, key=key)
+                out += lines[start:position]
+                start = position
+                if position == count:
+                    break  # in a later block, or after the last row
+                at = key(rows[position])
+                if target == next_drop:
+                    if at != target:
+                        raise problem(
+                            f"removes the row with primary key {list(target)}, "
+                            "which the backup does not hold"
+                        )
+                    start += 1
                     next_drop = next(drop_keys, None)
                     continue
-                if next_drop is not None and next_drop < row_key:
+                if at == target:
                     raise problem(
-                        f"removes the row with primary key {list(next_drop)}, which "
-                        "the backup does not hold"
-                    )
-                if next_old is not None and next_old[0] == row_key:
-                    raise problem(
-                        f"puts back the row with primary key {list(row_key)}, which "
+                        f"puts back the row with primary key {list(target)}, which "
                         "the backup holds too"
                     )
-                out.append(line)
+                assert next_old is not None  # target is its key
+                out.append(next_old[1])
+                next_old = next(old_rows, None)
+            out += lines[start:]
             writer.write_rows(out)
         rest = []
         while next_old is not None:
