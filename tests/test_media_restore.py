@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
@@ -9,12 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from django.core.files.storage import default_storage
 from django.test import TestCase, TransactionTestCase
 
 from backups_app.backup import create_backup
 from backups_app.exceptions import BackupFormatError, RestoreError
+from backups_app.fileformat.streams import backup_storage
 from backups_app.media.blobs import BlobStore, blob_name
 from backups_app.restore import plan_restore, restore_backup
 from tests.media_utils import (
@@ -197,6 +200,19 @@ class MediaRestoreTests(TestCase):
         assert summary.media is None
         assert snapshot() == self.rows_then
         assert media_state() == files
+
+    def test_a_backup_with_media_in_the_storage_gets_a_whole_safety_backup(self):
+        # An undo file has no media manifest: the files a restore replaces are
+        # kept by a whole safety backup, even for a restore from the storage.
+        stored = create_backup(None, media=True).name
+        change_everything(self.rows)
+        rows = snapshot()
+        summary = restore_backup(stored)
+        with backup_storage().open(summary.safety_backup, "rb") as stream:
+            header = orjson.loads(gzip.decompress(stream.read()).split(b"\n", 1)[0])
+        assert (header["format"], header["version"]) == ("backups_app", 3)
+        restore_backup(summary.safety_backup, safety_backup=False)
+        assert snapshot() == rows
 
     def test_the_safety_backup_has_the_media_the_restore_replaces(self):
         change_everything(self.rows)

@@ -13,11 +13,13 @@ import io
 import json
 import os
 import tempfile
+import uuid
 from typing import Any
 from unittest import mock
 
 import orjson
 import pytest
+from django.db import connection
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -220,6 +222,19 @@ class UndoChoiceTests(UndoTestCase):
 
     def test_a_backup_outside_the_storage_gets_a_whole_safety_backup(self):
         assert self.safety_format(self.file) == "backups_app"
+
+    def test_a_backup_from_another_vendor_gets_a_whole_safety_backup(self):
+        other = "postgresql" if connection.vendor != "postgresql" else "sqlite"
+
+        def from_elsewhere(value):
+            if isinstance(value, dict) and value.get("kind") == "header":
+                value["vendor"] = other
+            return value
+
+        name = f"elsewhere-{uuid.uuid4().hex}.jsonl.gz"
+        store_lines(name, edited(stored_lines(self.stored), from_elsewhere))
+        assert self.safety_format(name) == "backups_app"
+        assert raw_contents() == self.backed_up
 
     def test_the_setting_turns_undo_files_off(self):
         with override_settings(BACKUPS={"UNDO_FILES": False}):
