@@ -36,6 +36,7 @@ from backups_app.provenance import sign
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
 from tests.backup_files import reseal
+from tests.test_admin import AdminTestCase, url
 from tests.test_differential import (
     CHANGES,
     DifferentialTestCase,
@@ -481,3 +482,18 @@ class UndoFileInStorageTests(UndoTestCase):
         assert listed[self.stored]["undoes"] is None
         # Its #drop sections are no tables of the database.
         assert listed[undo]["tables"] == listed[self.stored]["tables"]
+
+
+class UndoAdminTests(AdminTestCase):
+    def restore_page(self) -> str:
+        record = self.stored_backup()
+        response = self.client.get(
+            f"{url('backuprecord_restore', record.pk)}?database=default"
+        )
+        assert response.status_code == 200
+        return response.content.decode()
+
+    def test_the_restore_page_says_what_the_safety_backup_will_hold(self):
+        assert "an undo file, which needs this backup" in self.restore_page()
+        with override_settings(BACKUPS={"UNDO_FILES": False}):
+            assert "an undo file" not in self.restore_page()

@@ -611,6 +611,7 @@ class RestoreMixin(BackupViewsMixin):
             "plan": None,
             "error": "",
             "safety_backup": app_settings.SAFETY_BACKUP,
+            "undo_files": app_settings.UNDO_FILES,
         }
         user_db, session_db = account_databases()
         with_session = request.session.session_key if database == session_db else None
