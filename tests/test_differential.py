@@ -347,6 +347,19 @@ CHANGES = [
 ]
 
 
+def change_sets(max_size: int = 8) -> st.SearchStrategy[list[tuple[Any, int, int]]]:
+    """Lists of changes, each with the two numbers that pick its rows."""
+    return st.lists(
+        st.tuples(
+            st.sampled_from(CHANGES),
+            st.integers(0, 10_000),
+            st.integers(0, 10_000),
+        ),
+        min_size=1,
+        max_size=max_size,
+    )
+
+
 def apply_changes(changes: list[tuple[Any, int, int]]) -> None:
     with transaction.atomic(), connection.constraint_checks_disabled():
         for change, i, j in changes:
@@ -388,17 +401,7 @@ class RandomChangesTests(DifferentialTestCase, HypothesisTestCase):
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
-    @given(
-        st.lists(
-            st.tuples(
-                st.sampled_from(CHANGES),
-                st.integers(0, 10_000),
-                st.integers(0, 10_000),
-            ),
-            min_size=1,
-            max_size=8,
-        )
-    )
+    @given(change_sets())
     def test_any_changes_are_undone_exactly(self, changes):
         apply_changes(changes)
         summary = restore_backup(self.file, safety_backup=False)
@@ -797,15 +800,7 @@ class MergeBoundaryTests(DifferentialTestCase, HypothesisTestCase):
         suppress_health_check=[HealthCheck.too_slow],
     )
     @given(
-        changes=st.lists(
-            st.tuples(
-                st.sampled_from(CHANGES),
-                st.integers(0, 10_000),
-                st.integers(0, 10_000),
-            ),
-            min_size=1,
-            max_size=6,
-        ),
+        changes=change_sets(6),
         batch_size=st.integers(1, 9),
         read_size=st.integers(40, 600),
     )

@@ -38,10 +38,10 @@ from backups_app.validate import validate_backup
 from tests.backup_files import reseal
 from tests.test_admin import AdminTestCase, url
 from tests.test_differential import (
-    CHANGES,
     DifferentialTestCase,
     add_label,
     apply_changes,
+    change_sets,
     delete_book,
     move_node,
     recode_char_pk,
@@ -250,17 +250,7 @@ class RandomUndoTests(UndoTestCase, HypothesisTestCase):
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
-    @given(
-        st.lists(
-            st.tuples(
-                st.sampled_from(CHANGES),
-                st.integers(0, 10_000),
-                st.integers(0, 10_000),
-            ),
-            min_size=1,
-            max_size=8,
-        )
-    )
+    @given(change_sets())
     def test_any_restore_is_undone_exactly(self, changes):
         before, undo = self.changed_and_restored(changes)
         restore_backup(undo, safety_backup=False)
@@ -279,15 +269,7 @@ class UndoBoundaryTests(UndoTestCase, HypothesisTestCase):
         suppress_health_check=[HealthCheck.too_slow],
     )
     @given(
-        changes=st.lists(
-            st.tuples(
-                st.sampled_from(CHANGES),
-                st.integers(0, 10_000),
-                st.integers(0, 10_000),
-            ),
-            min_size=1,
-            max_size=6,
-        ),
+        changes=change_sets(6),
         read_size=st.integers(40, 600),
     )
     def test_undone_exactly_at_any_read_size(self, changes, read_size):
@@ -321,21 +303,25 @@ class BadUndoFileTests(UndoTestCase):
             store_lines(self.stored, lines)
         assert message.startswith(f"{undo} undoes a restore of {self.stored}")
 
-    def test_the_backup_it_undoes_has_changed(self):
+    def refused_over(self, edit) -> tuple[str, str]:
+        """Restore, then store the backup restored passed through ``edit`` (intact
+        and signed, but not the file the restore wrote); return the undo file's
+        name and why it is refused."""
         _, undo = self.changed_and_restored()
         lines = stored_lines(self.stored)
+        store_lines(self.stored, edited(lines, edit))
+        try:
+            return undo, self.refused(undo)
+        finally:
+            store_lines(self.stored, lines)
 
+    def test_the_backup_it_undoes_has_changed(self):
         def renamed(value):
             if isinstance(value, list) and value[1:2] == ["author 0"]:
                 value[1] = "author 0 edited"
             return value
 
-        # Intact and signed, but not the file the restore wrote.
-        store_lines(self.stored, edited(lines, renamed))
-        try:
-            message = self.refused(undo)
-        finally:
-            store_lines(self.stored, lines)
+        undo, message = self.refused_over(renamed)
         # Found in the table changed (whose rows are not those it had before the
         # restore), else by the file's digest.
         assert message == (
@@ -345,19 +331,12 @@ class BadUndoFileTests(UndoTestCase):
         )
 
     def test_the_backup_it_undoes_is_another_file_with_the_same_rows(self):
-        _, undo = self.changed_and_restored()
-        lines = stored_lines(self.stored)
-
         def other_header(value):
             if isinstance(value, dict) and value.get("kind") == "header":
                 value["app_version"] = "0.0.0"
             return value
 
-        store_lines(self.stored, edited(lines, other_header))
-        try:
-            message = self.refused(undo)
-        finally:
-            store_lines(self.stored, lines)
+        undo, message = self.refused_over(other_header)
         assert message == (
             f"{undo} undoes a restore of {self.stored}, but that file has changed "
             "since (its digest is not the one the undo file recorded)"
