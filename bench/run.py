@@ -281,7 +281,8 @@ class Bench:
 
     def undo(self, fractions: list[float], runs: int) -> None:
         """Per fraction: change that much of every table and restore the reference
-        from the backup storage with its safety backup, an undo file; restore the
+        (rows only, --no-media) from the backup storage with its safety backup, an
+        undo file; restore the
         undo file; then the same restore with a whole safety backup. The undo is
         checked exact against a backup of the changed state (untimed)."""
         storage = self.work / "storage"
@@ -310,6 +311,9 @@ class Bench:
                                 self.reference.name,
                                 "--noinput",
                                 "--json",
+                                # The rows only: a restore that puts media files
+                                # back keeps a whole safety backup (with them).
+                                "--no-media",
                             ],
                             stdout=str(out),
                         )
@@ -722,8 +726,7 @@ def main() -> None:
     parser.add_argument(
         "--skip-ours",
         action="store_true",
-        help="Only the other tools (to run the slow ones apart), and "
-        "--undo-fraction.",
+        help="Only the other tools (to run the slow ones apart), and --undo-fraction.",
     )
     parser.add_argument(
         "--merge",
