@@ -280,71 +280,58 @@ class Bench:
                     self.validate_exact(name)
 
     def undo(self, fractions: list[float], runs: int) -> None:
-        """Per fraction: change that much of every table and restore the reference
-        (rows only, --no-media) from the backup storage with its safety backup, an
-        undo file; restore the
-        undo file; then the same restore with a whole safety backup. The undo is
-        checked exact against a backup of the changed state (untimed)."""
+        """Per fraction, ×runs: change that much of every table and restore the
+        reference (rows only, --no-media) from the backup storage with an undo
+        file, then restore the undo file (checked exact against a backup of the
+        changed state, untimed); the same restore with a whole safety backup; and
+        without a safety backup."""
         storage = self.work / "storage"
         shutil.rmtree(storage, ignore_errors=True)
         storage.mkdir()
         shutil.copyfile(self.reference, storage / self.reference.name)
         before = self.work / "before-restore.jsonl.gz"
+        out = self.work / "restore.json"
+        restore = [*MANAGE, "restore", "--noinput", "--json"]
         env = self.env
         self.env = {**env, "BACKUPS_STORAGE_DIR": str(storage)}
         try:
             for fraction in fractions:
                 for run in range(runs):
-                    for name, whole in (
-                        (f"restore_undo_file@{fraction}", False),
-                        (f"restore_whole_safety@{fraction}", True),
+                    for case, undo_files, options in (
+                        ("restore_undo_file", "1", ()),
+                        ("restore_whole_safety", "0", ()),
+                        ("restore_no_safety", "1", ("--no-safety-backup",)),
                     ):
+                        name = f"{case}@{fraction}"
                         self.change(fraction, run)
-                        self.sh([*MANAGE, "backup", "-o", str(before), "-v0"])
-                        self.env["BACKUPS_UNDO_FILES"] = "0" if whole else "1"
-                        out = self.work / "restore.json"
+                        self.env["BACKUPS_UNDO_FILES"] = undo_files
+                        if case == "restore_undo_file":
+                            self.sh([*MANAGE, "backup", "-o", str(before), "-v0"])
+                        # The rows only: a restore that puts media files back
+                        # keeps a whole safety backup (with them).
                         self.run(
                             name,
-                            [
-                                *MANAGE,
-                                "restore",
-                                self.reference.name,
-                                "--noinput",
-                                "--json",
-                                # The rows only: a restore that puts media files
-                                # back keeps a whole safety backup (with them).
-                                "--no-media",
-                            ],
+                            [*restore, self.reference.name, "--no-media", *options],
                             stdout=str(out),
                         )
                         self.validate_exact(name)
-                        safety = storage / json.loads(out.read_text())["safety_backup"]
+                        safety_name = json.loads(out.read_text())["safety_backup"]
+                        if safety_name is None:
+                            continue
+                        safety = storage / safety_name
                         self.results[name][-1]["safety_mb"] = round(
                             safety.stat().st_size / 2**20, 2
                         )
-                        if not whole:
+                        if case == "restore_undo_file":
                             self.run(
                                 f"undo@{fraction}",
-                                [
-                                    *MANAGE,
-                                    "restore",
-                                    safety.name,
-                                    "--noinput",
-                                    "--no-safety-backup",
-                                    "--json",
-                                ],
+                                [*restore, safety.name, "--no-safety-backup"],
                                 stdout=str(out),
                             )
                             self.validate_exact(f"undo@{fraction}", against=before)
-                            # Back to the reference for the next case.
+                            # Back to the reference for the next case (untimed).
                             self.sh(
-                                [
-                                    *MANAGE,
-                                    "restore",
-                                    self.reference.name,
-                                    "--noinput",
-                                    "--no-safety-backup",
-                                ]
+                                [*restore, self.reference.name, "--no-safety-backup"]
                             )
                         safety.unlink()
         finally:
@@ -642,17 +629,19 @@ def undo_report(bench: Bench) -> list[str]:
         return []
     lines = [
         "",
-        "| rows changed | restore, undo file s | undo file MB "
-        "| restore, whole safety backup s | safety backup MB | restore the undo file s "
-        "| peak RSS MB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| rows changed | restore, no safety backup s | restore, undo file s "
+        "| undo file MB | restore, whole safety backup s | safety backup MB "
+        "| restore the undo file s | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for fraction in fractions:
         undo_file = r[f"restore_undo_file@{fraction}"]
         whole = r[f"restore_whole_safety@{fraction}"]
+        none = r.get(f"restore_no_safety@{fraction}", [])
         undo = r[f"undo@{fraction}"]
         lines.append(
-            f"| {fraction:g} | {median(undo_file):.2f} "
+            f"| {fraction:g} | {'' if not none else f'{median(none):.2f}'} "
+            f"| {median(undo_file):.2f} "
             f"| {median(undo_file, 'safety_mb'):.2f} | {median(whole):.2f} "
             f"| {median(whole, 'safety_mb'):.1f} | {median(undo):.2f} "
             f"| {max(peak(undo_file), peak(undo)):.0f} |"
