@@ -114,6 +114,9 @@ class S3RoundTripTests(TestCase):
             safety = restored.safety_backup
             assert safety.endswith(".jsonl.zst.age")
             assert sorted(objects(self.store)) == sorted([summary.storage_name, safety])
+            # An undo file, encrypted like the backup it is laid over, and read with
+            # it from the object store when it is restored.
+            assert read_header(safety)["format"] == "backups_app-undo"
             restore_backup(safety, safety_backup=False)
             assert snapshot() == changed
 
