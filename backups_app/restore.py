@@ -430,9 +430,7 @@ def _restore(
                 # What each table needs, compared with the file under the locks; the
                 # file is read and checked whole before anything is written.
                 undo = (
-                    safety_backup
-                    and not full
-                    and undo_possible(plan, specs, backend, media_plan)
+                    safety_backup and not full and undo_possible(plan, specs, backend)
                 )
                 changes = (
                     Changes.none(plan, specs, backend)
@@ -441,7 +439,7 @@ def _restore(
                 )
                 if undo:
                     undo_file = write_undo(
-                        plan, specs, backend, changes, exclude, progress
+                        plan, specs, backend, changes, exclude, media_plan, progress
                     )
                     signals.announce(
                         signals.post_backup,

@@ -20,6 +20,7 @@ from backups_app.media.collection import GRACE, collect
 from backups_app.models import BackupRecord
 from backups_app.operations.drill import run_drill
 from backups_app.operations.prune import plan_blob_collection
+from backups_app.records import read_header
 from backups_app.restore import restore_backup
 from tests.media_utils import (
     blob_digests,
@@ -114,6 +115,23 @@ class BlobCollectionTests(TestCase):
         )
         _, stderr = run_command("prunebackups", "--keep-last", "5")
         assert stderr.startswith(f"Warning: no media blob deleted: {self.second}")
+
+    def test_the_blobs_an_undo_file_names_are_kept(self):
+        # Restoring the first backup, from the storage, writes an undo file whose
+        # manifest holds the second edition of a.txt: once the second backup is
+        # gone, only the undo file needs that blob.
+        undo = restore_backup(self.first).safety_backup
+        assert read_header(undo)["format"] == "backups_app-undo"
+        backup_storage().delete(self.second)
+        age_blobs()
+        collection = collect(plan_blob_collection())
+        assert collection.refused == ""
+        assert collection.deleted == 0
+        assert sha(b"alpha, second edition\n") in blob_digests()
+        restore_backup(undo, safety_backup=False)
+        assert media_state()[("default", "documents/a.txt")] == sha(
+            b"alpha, second edition\n"
+        )
 
     def test_files_that_are_not_backups_need_nothing(self):
         age_blobs()

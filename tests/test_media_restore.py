@@ -19,6 +19,7 @@ from backups_app.backup import create_backup
 from backups_app.exceptions import BackupFormatError, RestoreError
 from backups_app.fileformat.streams import backup_storage
 from backups_app.media.blobs import BlobStore, blob_name
+from backups_app.records import read_header
 from backups_app.restore import plan_restore, restore_backup
 from tests.media_utils import (
     blob_digests,
@@ -201,18 +202,32 @@ class MediaRestoreTests(TestCase):
         assert snapshot() == self.rows_then
         assert media_state() == files
 
-    def test_a_backup_with_media_in_the_storage_gets_a_whole_safety_backup(self):
-        # An undo file has no media manifest: the files a restore replaces are
-        # kept by a whole safety backup, even for a restore from the storage.
+    def test_an_undo_file_has_the_media_the_restore_replaces(self):
+        # A restore from the storage writes an undo file, with the manifest of
+        # the files as a whole safety backup would have it.
         stored = create_backup(None, media=True).name
         change_everything(self.rows)
-        rows = snapshot()
+        rows, files = snapshot(), media_state()
+        referenced = referenced_files()
         summary = restore_backup(stored)
+        assert summary.rows_updated or summary.tables_changed
         with backup_storage().open(summary.safety_backup, "rb") as stream:
             header = orjson.loads(gzip.decompress(stream.read()).split(b"\n", 1)[0])
-        assert (header["format"], header["version"]) == ("backups_app", 3)
-        restore_backup(summary.safety_backup, safety_backup=False)
+        assert (header["format"], header["version"]) == ("backups_app-undo", 3)
+        assert header["undo"]["backup"] == stored
+        assert [s.get("label") for s in header["media"]["sources"]] == [
+            s.get("label") for s in read_header(stored)["media"]["sources"]
+        ]
+        # Restoring the undo file brings back the rows and the files they
+        # referenced before the restore.
+        undone = restore_backup(
+            summary.safety_backup, safety_backup=False, prune_media=True
+        )
+        assert undone.media["written"] > 0
         assert snapshot() == rows
+        now = media_state()
+        kept = referenced & set(files)
+        assert {key: now[key] for key in kept} == {key: files[key] for key in kept}
 
     def test_the_safety_backup_has_the_media_the_restore_replaces(self):
         change_everything(self.rows)

@@ -4,9 +4,11 @@ A restore that changes a few rows of a table need not copy the whole table to be
 undone. Its undo file (docs/format.md, "Undo files") holds, for each table changed
 row by row, the rows the restore removes or replaces, as the database held them,
 and the primary keys of the rows it writes; every table reloaded whole is in it
-whole, as in a backup. Laid over the backup the restore wrote, which stays in the
-backup storage, it gives back a backup of the database as it was before the
-restore, table digests and all.
+whole, as in a backup. A restore that puts files back gives it the media
+manifest a whole safety backup would have (the files the rows referenced before the
+restore; their blobs are shared). Laid over the backup the restore wrote, which
+stays in the backup storage, it gives back a backup of the database as it was
+before the restore, table digests, media manifest and all.
 
 ``write_undo`` writes it inside the restore's transaction, from what the comparison
 found (``Changes(undo=True)``). ``undone`` turns an undo file into that backup, in a
@@ -41,7 +43,8 @@ from ..fileformat.reader import BackupReader, TableSection, row_lines
 from ..fileformat.streams import BackupSource, BackupTarget
 from ..fileformat.undo import UNDO_KEY, drop_label, restored_header
 from ..fileformat.writer import UNDO_FORMAT_NAME, BackupWriter
-from ..progress import Progress, ProgressCallback, ignore_progress
+from ..media.collect import MediaCollector, media_sources
+from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..provenance import provenance_of
 from .store import Spool
 
@@ -58,20 +61,14 @@ def _batched(lines: Iterator[bytes]) -> Iterator[list[bytes]]:
         yield batch
 
 
-def undo_possible(
-    plan: RestorePlan,
-    specs: list[TableSpec],
-    backend: Backend,
-    media_plan: MediaPlan | None,
-) -> bool:
+def undo_possible(plan: RestorePlan, specs: list[TableSpec], backend: Backend) -> bool:
     """Whether a restore of ``plan`` can be undone with an undo file: the backup
-    is in the backup storage (where the undo file will find it), has no media to
-    put back, and holds every value as this database spells it (same vendor and
-    format version), so that its unchanged rows are the database's very bytes."""
+    is in the backup storage (where the undo file will find it) and holds every
+    value as this database spells it (same vendor and format version), so that its
+    unchanged rows are the database's very bytes."""
     return (
         app_settings.UNDO_FILES
         and plan.source.storage_name is not None
-        and media_plan is None
         and all(
             lines_normaliser(
                 spec.fields,
@@ -90,13 +87,25 @@ def write_undo(
     backend: Backend,
     changes: Changes,
     exclude: tuple[str, ...],
+    media_plan: MediaPlan | None = None,
     progress: ProgressCallback = ignore_progress,
 ) -> BackupSummary:
     """Write the undo file of a restore into the backup storage; return what was
-    written. Inside the restore's transaction, before anything is changed."""
+    written. Inside the restore's transaction, before anything is changed.
+
+    With ``media_plan`` (a restore that puts files back) it has the media manifest
+    of the files the restore may replace, as a whole safety backup would."""
     using = plan.database
     started = time.perf_counter()
     header = backup_header(using, specs, exclude, "safety")
+    collector = None
+    if media_plan is not None:
+        sources = media_sources(specs, media_plan.has_fields, media_plan.whole_storages)
+        if sources:
+            collector = MediaCollector(
+                sources, progress=passed_on(progress, stage="safety")
+            )
+            header["media"] = collector.header()
     described = []
     for spec in specs:
         table = changes.tables.get(spec.label)
@@ -171,11 +180,18 @@ def write_undo(
                         "safety", spec.label, table.writes, table.writes, stage_total
                     )
                 )
+            if collector is not None:
+                collector.read_references(backend)
+                collector.store()
+                writer.write_media(collector.blocks())
             digest = writer.write_trailer()
     except OSError as exc:
         raise StorageError(
             f"Cannot write {destination.name}: {exc.strerror or one_line(exc)}."
         ) from exc
+    finally:
+        if collector is not None:
+            collector.close()
     return BackupSummary(
         name=destination.final_name,
         storage_name=destination.storage_name,
@@ -189,6 +205,7 @@ def write_undo(
         seconds=round(time.perf_counter() - started, 3),
         digest=digest,
         tables=tuple(tables),
+        media=collector.summary if collector is not None else None,
     )
 
 
@@ -239,8 +256,14 @@ def _rebuild(source: BackupSource, backup: BackupSource, handle: IO[bytes]) -> N
         undo = reader.header[UNDO_KEY]
         writer.write_header(restored_header(reader.header))
         base = _Sections(backup)
-        sections = reader.tables()
+        sections = reader.tables(media=True)
         for section in sections:
+            if section is reader.media:
+                # The files before the restore: the undo file's own manifest.
+                writer.write_media(
+                    (block, len(section.parse(block))) for block in section.blocks()
+                )
+                continue
             label = section.label
             before = undo["tables"].get(label)
             writer.begin_table(label, section.table, section.columns)

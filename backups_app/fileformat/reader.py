@@ -469,11 +469,7 @@ class BackupReader:
                 else f"has no {MEDIA_KEY!r}"
             )
         if problem is None and header["format"] == UNDO_FORMAT_NAME:
-            problem = (
-                "has format version 3, which undo files do not have"
-                if version >= MEDIA_FORMAT_VERSION
-                else undo_header_problem(header)
-            )
+            problem = undo_header_problem(header)
         if problem:
             raise self._error(f"is damaged: its header {problem}")
         self._file_digest.update(line)

@@ -118,7 +118,8 @@ def _read_needs(name: str, index: Index, collection: BlobCollection) -> str:
     try:
         try:
             with source.open() as stream:
-                header = BackupReader(stream, name).header
+                # An undo file's manifest needs its blobs as a backup's does.
+                header = BackupReader(stream, name, undo=True).header
         except NotABackupError:
             return ""  # no backup: it cannot be restored, it needs nothing
         except BackupError as exc:
@@ -136,7 +137,7 @@ def _read_needs(name: str, index: Index, collection: BlobCollection) -> str:
 
         try:
             with source.open() as stream:
-                verify_file(stream, name, media=needs)
+                verify_file(stream, name, media=needs, undo=True)
         except BackupError as exc:
             return one_line(exc)
         return ""
