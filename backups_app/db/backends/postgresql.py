@@ -15,6 +15,7 @@ from django.db.models import Field
 from ...exceptions import OperationInProgressError
 from ...fileformat.codec import kind
 from ..integrity import ForeignKey
+from ..prefetch import prefetched
 from ..tables import TableSpec, column_of
 from .base import (
     LOCK_NAME,
@@ -76,6 +77,11 @@ class PostgreSQLBackend(Backend):
         self, spec: TableSpec, batch_size: int
     ) -> Generator[list[tuple[Any, ...]], None, None]:
         self.connection.ensure_connection()
+        return prefetched(self._fetch_batches(spec, batch_size))
+
+    def _fetch_batches(
+        self, spec: TableSpec, batch_size: int
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
         raw = self.connection.connection
         # A named (server-side) cursor streams.
         with (
