@@ -58,6 +58,13 @@ def column_encoder(
     return steps[0] if len(steps) == 1 else _chain(steps)
 
 
+# Lengths of the text Django writes on SQLite, and MySQL hands out:
+# "YYYY-MM-DD HH:MM:SS[.ffffff]", "HH:MM:SS[.ffffff]" (no fraction when it is zero,
+# as in the file, on SQLite; always six digits from a datetime(6) on MySQL).
+DATETIME_TEXT_LENGTHS = frozenset({19, 26})
+TIME_TEXT_LENGTHS = frozenset({8, 15})
+
+
 def _fast_encoder(
     field_kind: str, base: models.Field[Any, Any], table: str, connection: Any
 ) -> Encoder | None:
@@ -66,9 +73,24 @@ def _fast_encoder(
         return None
     if field_kind in TEMPORAL_KINDS and connection.vendor == "sqlite":
         return sqlite_temporal_encoder(field_kind, base, table, connection)
+    if field_kind in ("DateField", "DateTimeField") and connection.vendor == "mysql":
+        return mysql_temporal_encoder(
+            field_kind,
+            _object_encoder(field_kind, base, table, connection),
+            connection,
+        )
+    if field_kind == "DecimalField" and connection.vendor == "sqlite":
+        return sqlite_decimal_encoder(base, table, connection)
+    return None
+
+
+def _object_encoder(
+    field_kind: str, base: models.Field[Any, Any], table: str, connection: Any
+) -> Encoder:
+    """A MySQL date or datetime column's encoder of the driver's objects."""
     if field_kind == "DateTimeField" and settings.USE_TZ:
-        # The driver already made a naive datetime (sqlite3 from text); Django's
-        # converter then only makes it aware in the connection's time zone.
+        # The driver already made a naive datetime; Django's converter then only
+        # makes it aware in the connection's time zone.
         tz = connection.timezone
         slow = column_encoder_steps(base, table, connection)
 
@@ -80,9 +102,68 @@ def _fast_encoder(
             return slow(value)
 
         return encode_datetime
-    if field_kind == "DecimalField" and connection.vendor == "sqlite":
-        return sqlite_decimal_encoder(base, table, connection)
-    return None
+    return column_encoder_steps(base, table, connection)
+
+
+def mysql_temporal_encoder(
+    field_kind: str, encode_object: Encoder, connection: Any
+) -> Encoder:
+    """Turn MySQL's text dates and datetimes (``stream_rows`` asks for text) into
+    the file's text directly; the driver's objects (``fetch_rows``) as before.
+
+    Text that is not a valid date or datetime of the usual shape (zero dates,
+    fractions of other lengths) is parsed as mysqlclient would have (None where it
+    cannot) and encoded from there, so that it comes out as it did from objects.
+    """
+    from MySQLdb.times import Date_or_None, DateTime_or_None
+
+    if field_kind == "DateField":
+
+        def encode_date(
+            value: Any, parse: Callable[[str], Any] = datetime.date.fromisoformat
+        ) -> Any:
+            if type(value) is not str:
+                return encode_object(value)
+            if len(value) == 10:
+                try:
+                    parse(value)  # a zero date, or the 31st of February, is not
+                except ValueError:
+                    pass
+                else:
+                    return value
+            return _encoded(Date_or_None(value), encode_object)
+
+        return encode_date
+    # Naive UTC text, as Django stores aware datetimes on MySQL, becomes the
+    # file's "+00:00"; in another connection time zone, objects are made first.
+    offset: str | None = ""
+    if settings.USE_TZ:
+        utc = getattr(connection, "timezone_name", "UTC") == "UTC"
+        offset = "+00:00" if utc else None
+
+    def encode_datetime(
+        value: Any,
+        parse: Callable[[str], Any] = datetime.datetime.fromisoformat,
+        lengths: frozenset[int] = DATETIME_TEXT_LENGTHS,
+    ) -> Any:
+        if type(value) is not str:
+            return encode_object(value)
+        if offset is not None and len(value) in lengths and value[10] == " ":
+            try:
+                parse(value)  # a zero date, or the 31st of February, is not
+            except ValueError:
+                pass
+            else:
+                if value[19:] == ".000000":
+                    return f"{value[:10]}T{value[11:19]}{offset}"
+                return f"{value[:10]}T{value[11:]}{offset}"
+        return _encoded(DateTime_or_None(value), encode_object)
+
+    return encode_datetime
+
+
+def _encoded(value: Any, encode: Encoder) -> Any:
+    return None if value is None else encode(value)
 
 
 MEMO_SIZE = 100_000
@@ -136,12 +217,6 @@ def sqlite_decimal_encoder(
     return encode_decimal
 
 
-# Lengths of the text Django writes on SQLite: "YYYY-MM-DD HH:MM:SS[.ffffff]",
-# "HH:MM:SS[.ffffff]" (no fraction when it is zero, as in the file).
-SQLITE_DATETIME_LENGTHS = frozenset({19, 26})
-SQLITE_TIME_LENGTHS = frozenset({8, 15})
-
-
 def sqlite_temporal_encoder(
     field_kind: str, base: models.Field[Any, Any], table: str, connection: Any
 ) -> Encoder:
@@ -165,13 +240,13 @@ def sqlite_temporal_encoder(
             value if type(value) is str and len(value) == 10 else slow(value)
         )
     if field_kind == "TimeField":
-        return lambda value: value if usual(value, SQLITE_TIME_LENGTHS) else slow(value)
+        return lambda value: value if usual(value, TIME_TEXT_LENGTHS) else slow(value)
     if settings.USE_TZ and getattr(connection, "timezone_name", "UTC") != "UTC":
         return slow
     offset = "+00:00" if settings.USE_TZ else ""
 
     def encode_datetime(value: Any) -> Any:
-        if usual(value, SQLITE_DATETIME_LENGTHS) and value[10] == " ":
+        if usual(value, DATETIME_TEXT_LENGTHS) and value[10] == " ":
             return value[:10] + "T" + value[11:] + offset
         return slow(value)
 

@@ -22,6 +22,26 @@ from .base import (
 )
 
 
+@contextlib.contextmanager
+def _as_text(converter: dict[Any, Any]) -> Iterator[None]:
+    """Have the result of the query run in the block hand out dates, datetimes and
+    decimals as the server's text: mysqlclient parses them in Python, which cost a
+    backup of 1M rows more time than anything else, and the file holds them as text
+    anyway (``values.mysql_temporal_encoder``). mysqlclient picks each column's
+    converter when the query runs."""
+    from MySQLdb.constants import FIELD_TYPE
+
+    types = (FIELD_TYPE.DATE, FIELD_TYPE.DATETIME, FIELD_TYPE.NEWDECIMAL)
+    saved = {t: converter[t] for t in types if t in converter}
+    converter.update(dict.fromkeys(types, str))
+    try:
+        yield
+    finally:
+        for t in types:
+            converter.pop(t, None)
+        converter.update(saved)
+
+
 class MySQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f"CAST({column} AS BINARY)"
@@ -46,11 +66,13 @@ class MySQLBackend(Backend):
         from MySQLdb.cursors import SSCursor
 
         self.connection.ensure_connection()
+        raw = self.connection.connection
         # The default cursor buffers a whole result in memory; SSCursor streams it.
-        cursor = self.connection.connection.cursor(SSCursor)
+        cursor = raw.cursor(SSCursor)
         try:
             with self.connection.wrap_database_errors:
-                cursor.execute(self.select_sql(spec))
+                with _as_text(raw.converter):
+                    cursor.execute(self.select_sql(spec))
                 while rows := cursor.fetchmany(batch_size):
                     yield rows
         finally:
