@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from django.db import DatabaseError
@@ -42,7 +42,63 @@ def _as_text(converter: dict[Any, Any]) -> Iterator[None]:
         converter.update(saved)
 
 
+# An INSERT statement of many rows stops growing at this size (or at half the
+# server's max_allowed_packet, when that is smaller).
+STATEMENT_BYTES = 1 << 20
+
+
+def _literal_function(raw: Any) -> Callable[[Any], bytes]:
+    """``raw.literal`` (mysqlclient's SQL literal of a value), with the common
+    types of decoded rows taken straight to the driver's own functions."""
+    encoding = raw.encoding
+    string_literal: Callable[[bytes], bytes] = raw.string_literal
+
+    def text(value: str) -> bytes:
+        return string_literal(value.encode(encoding))
+
+    def integer(value: int) -> bytes:
+        return str(value).encode()  # mysqlclient's Thing2Str
+
+    def null(value: None) -> bytes:
+        return b"NULL"
+
+    known: dict[type, Callable[[Any], bytes]] = {
+        str: text,
+        int: integer,
+        type(None): null,
+    }
+    fallback: Callable[[Any], bytes] = raw.literal
+
+    def literal(value: Any) -> bytes:
+        return known.get(type(value), fallback)(value)
+
+    return literal
+
+
+def _statements(
+    prefix: bytes,
+    rows: list[tuple[Any, ...]],
+    literal: Callable[[Any], bytes],
+    limit: int,
+) -> Iterator[bytes]:
+    """INSERT statements of ``rows``: as many rows each as fit in ``limit`` bytes,
+    and at least one."""
+    parts: list[bytes] = []
+    size = len(prefix)
+    for row in rows:
+        values = b"(" + b",".join(map(literal, row)) + b")"
+        if parts and size + len(values) + 1 > limit:
+            yield prefix + b",".join(parts)
+            parts, size = [], len(prefix)
+        parts.append(values)
+        size += len(values) + 1
+    if parts:
+        yield prefix + b",".join(parts)
+
+
 class MySQLBackend(Backend):
+    _max_statement: int | None = None
+
     def binary_order(self, column: str) -> str:
         return f"CAST({column} AS BINARY)"
 
@@ -77,6 +133,34 @@ class MySQLBackend(Backend):
                     yield rows
         finally:
             cursor.close()
+
+    def insert_rows(
+        self, spec: TableSpec, batches: Iterable[list[tuple[Any, ...]]]
+    ) -> int:
+        # mysqlclient's executemany turns every value into its SQL literal with a
+        # few Python calls each, which took a full restore of 1M rows more time
+        # than anything else of ours. The same literals, made by the same driver
+        # functions with fewer calls, in statements of many rows.
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        literal = _literal_function(raw)
+        prefix = self.insert_sql(spec).partition(" VALUES ")[0].encode() + b" VALUES "
+        limit = self._statement_limit()
+        written = 0
+        with self.connection.wrap_database_errors, raw.cursor() as cursor:
+            for rows in batches:
+                for statement in _statements(prefix, rows, literal, limit):
+                    cursor.execute(statement)
+                written += len(rows)
+        return written
+
+    def _statement_limit(self) -> int:
+        if self._max_statement is None:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SELECT @@max_allowed_packet")
+                packet = int(cursor.fetchone()[0])
+            self._max_statement = max(min(STATEMENT_BYTES, packet // 2), 1)
+        return self._max_statement
 
     def trigger_tables(self) -> set[str]:
         with self.connection.cursor() as cursor:

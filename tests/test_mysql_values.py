@@ -1,15 +1,21 @@
-"""MySQL streams dates, datetimes and decimals as the server's text, encoded directly.
+"""MySQL's shortcuts around mysqlclient's Python code give the same values.
 
-A backup reads them as text (``mysql._as_text``), where mysqlclient would parse them
-in Python; a read-back of a few rows (``fetch_rows``) still gets the driver's
-objects. Both must give the file the same values, and the text must not leak into
-the connection's other queries.
+Reading: a backup streams dates, datetimes and decimals as the server's text
+(``mysql._as_text``), where mysqlclient would parse them in Python; a read-back of a
+few rows (``fetch_rows``) still gets the driver's objects. Both must give the file
+the same values, and the text must not leak into the connection's other queries.
+
+Writing: a restore makes the SQL literals of its INSERTs itself
+(``mysql._literal_function``), which must be mysqlclient's, in statements of many
+rows (``mysql._statements``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
+from unittest import mock
 
 import orjson
 import pytest
@@ -19,14 +25,22 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
+from backups_app.backup import create_backup
 from backups_app.db.backends import backend_for
+from backups_app.db.backends.mysql import _literal_function, _statements
 from backups_app.db.tables import table_specs
 from backups_app.db.values import column_encoder
+from backups_app.restore import restore_backup
+from tests.factories import mutate_zoo, populate_zoo
+from tests.test_restore_safety import raw_contents
 from tests.valuesapp.models import Value
 
-pytestmark = pytest.mark.skipif(
-    connection.vendor != "mysql", reason="the text values are MySQL's"
-)
+pytestmark = [
+    pytest.mark.usefixtures("tmp_path_on_test_case"),
+    pytest.mark.skipif(
+        connection.vendor != "mysql", reason="the shortcuts are MySQL's"
+    ),
+]
 
 
 def encoder(name: str):
@@ -116,3 +130,58 @@ class StreamedAsTextTests(TestCase):
         assert Value.objects.values_list("day", flat=True).first() == dt.date(
             2026, 11, 30
         )
+
+
+def raw_connection():
+    connection.ensure_connection()
+    return connection.connection
+
+
+class LiteralTests(HypothesisTestCase):
+    @given(
+        st.one_of(
+            st.text(),
+            st.integers(),
+            st.none(),
+            st.booleans(),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.decimals(allow_nan=False, allow_infinity=False),
+            st.binary(),
+        )
+    )
+    @example("it's a \\ back\\slash, a \x00 and a \u2603")
+    @example(2**70)
+    def test_a_value_gets_mysqlclients_own_literal(self, value):
+        raw = raw_connection()
+        assert _literal_function(raw)(value) == raw.literal(value)
+
+
+class StatementTests(TestCase):
+    databases = {"default"}
+
+    def test_rows_are_cut_into_statements_that_fit(self):
+        literal = _literal_function(raw_connection())
+        rows = [(n, "x" * n) for n in range(50)]
+        statements = list(_statements(b"INSERT INTO t VALUES ", rows, literal, 200))
+        assert len(statements) > 5
+        for statement in statements:
+            assert statement.startswith(b"INSERT INTO t VALUES (")
+            assert len(statement) <= 200 or statement.count(b"),(") == 0
+        joined = b",".join(s.removeprefix(b"INSERT INTO t VALUES ") for s in statements)
+        assert joined == b",".join(b"(%d,'%s')" % (n, b"x" * n) for n in range(50))
+
+
+class SmallStatementsRestoreTests(TestCase):
+    databases = {"default"}
+    tmp_path: Path
+
+    def test_a_restore_in_statements_of_a_row_or_two_is_exact(self):
+        populate_zoo()
+        file = self.tmp_path / "zoo.jsonl.gz"
+        create_backup(file)
+        before = raw_contents()
+        mutate_zoo()
+        backend = type(backend_for("default"))
+        with mock.patch.object(backend, "_statement_limit", return_value=60):
+            restore_backup(file, safety_backup=False, full=True)
+        assert raw_contents() == before
