@@ -20,7 +20,7 @@ from unittest import mock
 import orjson
 import pytest
 from django.db import connection
-from django.test import TestCase
+from django.test import SimpleTestCase, TestCase, override_settings
 from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
@@ -89,6 +89,17 @@ class TextAndObjectsAgreeTests(HypothesisTestCase):
                 assert encoder(name)(text) == as_objects(name, text)
         assert encoder("moment")("2026-11-30 18:00:00.125") == (
             b'"2026-11-30T18:00:00.125000+00:00"'
+        )
+
+
+class NaiveDatetimesTests(SimpleTestCase):
+    @override_settings(USE_TZ=False)
+    def test_without_time_zones_text_and_objects_agree_too(self):
+        for text in ["2026-11-30 18:00:00.000000", "2026-11-30 18:00:00.250000"]:
+            with self.subTest(text=text):
+                assert encoder("moment")(text) == as_objects("moment", text)
+        assert encoder("moment")("2026-11-30 18:00:00.000000") == (
+            b'"2026-11-30T18:00:00"'
         )
 
 
