@@ -5,6 +5,9 @@ Reading: a backup streams dates, datetimes and decimals as the server's text
 few rows (``fetch_rows``) still gets the driver's objects. Both must give the file
 the same values, and the text must not leak into the connection's other queries.
 
+Stopping early: a merge that may stop after its first rows reads them with a query
+of their own (``stream_rows(first=...)``), and the rest with a second.
+
 Writing: a restore makes the SQL literals of its INSERTs itself
 (``mysql._literal_function``), which must be mysqlclient's, in statements of many
 rows (``mysql._statements``).
@@ -196,3 +199,30 @@ class SmallStatementsRestoreTests(TestCase):
         with mock.patch.object(backend, "_statement_limit", return_value=60):
             restore_backup(file, safety_backup=False, full=True)
         assert raw_contents() == before
+
+
+class FirstRowsTests(TestCase):
+    databases = {"default"}
+
+    def setUp(self):
+        Value.objects.bulk_create(Value(integer=n) for n in range(25))
+        (self.spec,) = [s for s in table_specs("default") if s.model is Value]
+        self.backend = backend_for("default")
+
+    def rows(self, **options):
+        batches = list(self.backend.stream_rows(self.spec, 3, **options))
+        assert all(1 <= len(batch) <= 3 for batch in batches)
+        return [row for batch in batches for row in batch]
+
+    def test_the_rows_are_the_same_wherever_the_first_query_stops(self):
+        every = self.rows()
+        assert len(every) == 25
+        for first in (1, 3, 5, 24, 25, 30):
+            with self.subTest(first=first):
+                assert self.rows(first=first) == every
+
+    def test_a_merge_stopped_after_the_first_rows_leaves_the_connection_usable(self):
+        stream = self.backend.stream_rows(self.spec, 5, first=5)
+        assert len(next(stream)) == 5
+        stream.close()
+        assert Value.objects.count() == 25

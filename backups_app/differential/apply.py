@@ -342,6 +342,7 @@ class Changes:
             progress=progress,
             stage="compare",
             digest=digest,
+            first=SAMPLE_ROWS,
         )
         self._removed.end()
         self._added.end()

@@ -74,6 +74,7 @@ def merge_table(
     progress: ProgressCallback = ignore_progress,
     stage: str = "validate",
     digest: Any = None,
+    first: int | None = None,
 ) -> Merged:
     """Merge the database's rows of ``spec`` with the file's, in ``section``.
 
@@ -82,6 +83,7 @@ def merge_table(
     Reads the section to its end, so that its digest is checked, even when stopped.
     ``digest`` (a hashlib object), when given, is fed the database's rows as a
     backup would write them: the table's digest, if the merge completes.
+    ``first``: the rows after which ``differences`` is likely to stop the merge.
     """
     key = pk_key_function(spec.fields, spec.pk_fields)
     encode = block_encoder(spec.fields, spec.table, backend.connection)
@@ -91,7 +93,7 @@ def merge_table(
     batch_size = app_settings.BATCH_SIZE
     # Closed on the way out, read to the end or not: a server-side cursor must be
     # closed inside its transaction.
-    with closing(backend.stream_rows(spec, batch_size)) as batches:
+    with closing(backend.stream_rows(spec, batch_size, first=first)) as batches:
         try:
             for rows in batches:
                 block = encode(rows)

@@ -116,9 +116,12 @@ class Backend:
         return rows
 
     def stream_rows(
-        self, spec: TableSpec, batch_size: int
+        self, spec: TableSpec, batch_size: int, *, first: int | None = None
     ) -> Generator[list[tuple[Any, ...]], None, None]:
-        """Yield the table's rows in primary key order, in lists of raw tuples."""
+        """Yield the table's rows in primary key order, in lists of raw tuples.
+
+        ``first``: the caller may well stop after this many rows (a backend whose
+        cursors cannot stop early at no cost reads them in a query of their own)."""
         with self.connection.cursor() as cursor:
             cursor.execute(self.select_sql(spec))
             while rows := cursor.fetchmany(batch_size):

@@ -42,6 +42,8 @@ def _as_text(converter: dict[Any, Any]) -> Iterator[None]:
         converter.update(saved)
 
 
+# MySQL's LIMIT for "no limit" (with an OFFSET, which needs one).
+ALL_ROWS = 18446744073709551615
 # An INSERT statement of many rows stops growing at this size (or at half the
 # server's max_allowed_packet, when that is smaller).
 STATEMENT_BYTES = 1 << 20
@@ -117,7 +119,26 @@ class MySQLBackend(Backend):
         cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
 
     def stream_rows(
-        self, spec: TableSpec, batch_size: int
+        self, spec: TableSpec, batch_size: int, *, first: int | None = None
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
+        sql = self.select_sql(spec)
+        if first is None:
+            yield from self._query_batches(sql, batch_size)
+            return
+        # Closing a cursor before its last row reads all the rest from the server
+        # (MySQL's protocol has no way to stop a result): the first rows come from
+        # a query of their own, the others, if asked for, from a second one. The
+        # table cannot change in between: the snapshot, or the restore's locks.
+        read = 0
+        for rows in self._query_batches(f"{sql} LIMIT {int(first)}", batch_size):
+            read += len(rows)
+            yield rows
+        if read == first:
+            rest = f"{sql} LIMIT {ALL_ROWS} OFFSET {int(first)}"
+            yield from self._query_batches(rest, batch_size)
+
+    def _query_batches(
+        self, sql: str, batch_size: int
     ) -> Generator[list[tuple[Any, ...]], None, None]:
         from MySQLdb.cursors import SSCursor
 
@@ -128,7 +149,7 @@ class MySQLBackend(Backend):
         try:
             with self.connection.wrap_database_errors:
                 with _as_text(raw.converter):
-                    cursor.execute(self.select_sql(spec))
+                    cursor.execute(sql)
                 while rows := cursor.fetchmany(batch_size):
                     yield rows
         finally:

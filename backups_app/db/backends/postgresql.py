@@ -74,8 +74,9 @@ class PostgreSQLBackend(Backend):
             cursor.adapters.register_loader("timestamptz", _psycopg_tz_loader())
 
     def stream_rows(
-        self, spec: TableSpec, batch_size: int
+        self, spec: TableSpec, batch_size: int, *, first: int | None = None
     ) -> Generator[list[tuple[Any, ...]], None, None]:
+        # A server-side cursor closes at once, wherever it is.
         self.connection.ensure_connection()
         return prefetched(self._fetch_batches(spec, batch_size))
 
