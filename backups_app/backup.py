@@ -31,7 +31,7 @@ from .exceptions import BackupError, StorageError, one_line
 from .fileformat.codec import base_field, kind
 from .fileformat.streams import BackupTarget
 from .fileformat.writer import BackupWriter
-from .media.collect import MediaCollector, MediaSummary, media_sources
+from .media.collect import MediaSummary, media_collector
 from .progress import Progress, ProgressCallback, ignore_progress, wants_counts
 
 
@@ -138,15 +138,12 @@ def create_backup(
     exclude = tuple(exclude)
     require_database(using)
     specs = table_specs(using, exclude)
-    sources = media_sources(
+    collector = media_collector(
         specs,
         app_settings.MEDIA if media is None else media,
         app_settings.MEDIA_STORAGES if media_storages is None else media_storages,
-    )
-    collector = (
-        MediaCollector(sources, strict=strict_media, progress=progress)
-        if sources
-        else None
+        strict=strict_media,
+        progress=progress,
     )
     connection = connections[using]
     backend = backend_for(using)

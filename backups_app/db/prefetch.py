@@ -1,9 +1,10 @@
 """Rows fetched from a database server on a thread, while the caller works on the last.
 
-Fetching a batch of rows from PostgreSQL or MariaDB is mostly waiting: for the
-server to produce the rows and for the network. The drivers let go of Python's
-lock while they wait, so a thread can fetch the next batch while the caller encodes
-and compares the one before (``prefetched``). Only the thread touches the cursor,
+Fetching a batch of rows from PostgreSQL is mostly waiting: for the server to
+produce the rows and for the network. psycopg lets go of Python's lock while it
+waits, so a thread can fetch the next batch while the caller encodes and compares
+the one before (``prefetched``). (MySQL's fetching is mostly Python work: there the
+two threads only took turns, and it is not used.) Only the thread touches the cursor,
 from its first fetch to its close; the caller touches the connection again only once
 the thread has ended (``prefetched`` waits for it on every way out).
 """

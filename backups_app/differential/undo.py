@@ -43,7 +43,7 @@ from ..fileformat.reader import BackupReader, TableSection, row_lines
 from ..fileformat.streams import BackupSource, BackupTarget
 from ..fileformat.undo import UNDO_KEY, drop_label, restored_header
 from ..fileformat.writer import UNDO_FORMAT_NAME, BackupWriter
-from ..media.collect import MediaCollector, media_sources
+from ..media.collect import media_collector
 from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..provenance import provenance_of
 from .store import Spool
@@ -98,14 +98,18 @@ def write_undo(
     using = plan.database
     started = time.perf_counter()
     header = backup_header(using, specs, exclude, "safety")
-    collector = None
-    if media_plan is not None:
-        sources = media_sources(specs, media_plan.has_fields, media_plan.whole_storages)
-        if sources:
-            collector = MediaCollector(
-                sources, progress=passed_on(progress, stage="safety")
-            )
-            header["media"] = collector.header()
+    collector = (
+        media_collector(
+            specs,
+            media_plan.has_fields,
+            media_plan.whole_storages,
+            progress=passed_on(progress, stage="safety"),
+        )
+        if media_plan is not None
+        else None
+    )
+    if collector is not None:
+        header["media"] = collector.header()
     described = []
     for spec in specs:
         table = changes.tables.get(spec.label)

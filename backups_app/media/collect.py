@@ -96,6 +96,21 @@ def media_sources(
     return sources
 
 
+def media_collector(
+    specs: list[TableSpec],
+    media: bool,
+    whole_storages: Iterable[str],
+    *,
+    strict: bool = False,
+    progress: ProgressCallback = ignore_progress,
+) -> MediaCollector | None:
+    """The collector of a backup's files, or None when it has no media source."""
+    sources = media_sources(specs, media, whole_storages)
+    if not sources:
+        return None
+    return MediaCollector(sources, strict=strict, progress=progress)
+
+
 def back_up_file(
     blobs: BlobStore, storage: Storage, name: str
 ) -> tuple[str, int | None, str | None]:

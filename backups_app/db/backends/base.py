@@ -189,13 +189,14 @@ class Backend:
         """Return the names of the tables that carry triggers of their own."""
         return set()
 
+    def insert_into_sql(self, spec: TableSpec) -> str:
+        """``INSERT INTO table (columns)``: an INSERT up to its VALUES."""
+        columns = ", ".join(self.quote(column_of(f)) for f in spec.insert_fields)
+        return f"INSERT INTO {self.quote(spec.table)} ({columns})"
+
     def insert_sql(self, spec: TableSpec) -> str:
-        fields = spec.insert_fields
-        columns = ", ".join(self.quote(column_of(f)) for f in fields)
-        placeholders = ", ".join(["%s"] * len(fields))
-        return (
-            f"INSERT INTO {self.quote(spec.table)} ({columns}) VALUES ({placeholders})"
-        )
+        placeholders = ", ".join(["%s"] * len(spec.insert_fields))
+        return f"{self.insert_into_sql(spec)} VALUES ({placeholders})"
 
     def insert_rows(
         self, spec: TableSpec, batches: Iterable[list[tuple[Any, ...]]]

@@ -165,7 +165,7 @@ class MySQLBackend(Backend):
         self.connection.ensure_connection()
         raw = self.connection.connection
         literal = _literal_function(raw)
-        prefix = self.insert_sql(spec).partition(" VALUES ")[0].encode() + b" VALUES "
+        prefix = f"{self.insert_into_sql(spec)} VALUES ".encode()
         limit = self._statement_limit()
         written = 0
         with self.connection.wrap_database_errors, raw.cursor() as cursor:
