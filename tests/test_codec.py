@@ -121,6 +121,11 @@ class FakeOps:
 class FakeConnection:
     ops = FakeOps()
     timezone_name = "UTC"
+    vendor = "mysql"
+
+
+class FakeParisConnection(FakeConnection):
+    timezone_name = "Europe/Paris"
 
 
 @pytest.mark.parametrize(
@@ -134,6 +139,25 @@ class FakeConnection:
 )
 def test_datetimes_are_stored_as_django_stores_them_on_sqlite_and_mysql(text, stored):
     assert db_values._datetime_decoder(FakeConnection())(text) == stored
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("0000-00-00T00:00:00+00:00", "0000-00-00 00:00:00"),
+        ("2024-02-31T12:00:00.250000", "2024-02-31 12:00:00.250000"),
+        ("2024-02-29T15:14:15+02:00", "adapted 2024-02-29T15:14:15+02:00"),
+    ],
+)
+def test_mysqls_dates_that_are_no_dates_go_back_as_text_in_any_time_zone(text, stored):
+    assert db_values._datetime_decoder(FakeParisConnection())(text) == stored
+
+
+def test_elsewhere_a_date_that_is_no_date_cannot_be_converted():
+    connection = FakeParisConnection()
+    connection.vendor = "sqlite"
+    with pytest.raises(ValueError, match="year 0 is out of range"):
+        db_values._datetime_decoder(connection)("0000-00-00T00:00:00+00:00")
 
 
 def test_primary_key_order_of_decimals_is_numeric():

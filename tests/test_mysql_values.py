@@ -1,9 +1,11 @@
 """MySQL's shortcuts around mysqlclient's Python code give the same values.
 
 Reading: a backup streams dates, datetimes and decimals as the server's text
-(``mysql._as_text``), where mysqlclient would parse them in Python; a read-back of a
-few rows (``fetch_rows``) still gets the driver's objects. Both must give the file
-the same values, and the text must not leak into the connection's other queries.
+(``mysql._as_text``), where mysqlclient would parse them in Python, and a read-back
+of a few rows (``fetch_rows``) does too. The text must give the file the values the
+driver's objects gave, except for dates that are no dates (``0000-00-00``), which
+the driver reads as None and the file keeps; and it must not leak into the
+connection's other queries.
 
 Stopping early: a merge that may stop after its first rows reads them with a query
 of their own (``stream_rows(first=...)``), and the rest with a second.
@@ -16,6 +18,7 @@ rows (``mysql._statements``).
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 from decimal import Decimal
 from pathlib import Path
 from unittest import mock
@@ -23,7 +26,12 @@ from unittest import mock
 import orjson
 import pytest
 from django.db import connection
-from django.test import SimpleTestCase, TestCase, override_settings
+from django.test import (
+    SimpleTestCase,
+    TestCase,
+    TransactionTestCase,
+    override_settings,
+)
 from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
@@ -33,7 +41,9 @@ from backups_app.db.backends import backend_for
 from backups_app.db.backends.mysql import _literal_function, _statements
 from backups_app.db.tables import table_specs
 from backups_app.db.values import column_encoder
+from backups_app.fileformat.reader import BackupReader
 from backups_app.restore import restore_backup
+from backups_app.validate import validate_backup
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_restore_safety import raw_contents
 from tests.valuesapp.models import Value
@@ -78,20 +88,52 @@ class TextAndObjectsAgreeTests(HypothesisTestCase):
         text = day.isoformat()
         assert encoder("day")(text) == as_objects("day", text)
 
-    def test_other_shapes_and_impossible_dates_come_out_as_the_drivers_objects(self):
-        for name, text in [
-            ("moment", "2026-11-30 18:00:00"),  # datetime(0)
-            ("moment", "2026-11-30 18:00:00.125"),  # datetime(3)
-            ("moment", "0000-00-00 00:00:00.000000"),  # a zero date
-            ("moment", "2026-02-31 12:00:00.000000"),  # ALLOW_INVALID_DATES
-            ("moment", "2026-11-00 12:00:00.000000"),  # a zero in a date
-            ("day", "0000-00-00"),
-            ("day", "2026-02-31"),
+    @given(st.times())
+    @example(dt.time(0, 0))
+    @example(dt.time(23, 59, 59, 999999))
+    def test_a_time6(self, moment):
+        text = f"{moment:%H:%M:%S}.{moment.microsecond:06d}"
+        assert encoder("clock")(text) == encoder("clock")(moment)
+
+    def test_times_beyond_a_day_are_kept_as_the_servers_text(self):
+        # Django's parse of a TIME (its converter for mysqlclient) refuses them.
+        for text, kept in [
+            ("100:00:00.000000", "100:00:00"),
+            ("-01:00:00.000000", "-01:00:00"),
+            ("838:59:59.500000", "838:59:59.500000"),
+            ("24:00:00", "24:00:00"),
         ]:
             with self.subTest(text=text):
-                assert encoder(name)(text) == as_objects(name, text)
+                assert encoder("clock")(text) == orjson.dumps(kept)
+        assert encoder("clock")("18:00:00.125") == b'"18:00:00.125000"'
+
+    def test_other_shapes_come_out_as_the_drivers_objects(self):
+        for text in ["2026-11-30 18:00:00", "2026-11-30 18:00:00.125"]:
+            with self.subTest(text=text):
+                assert encoder("moment")(text) == as_objects("moment", text)
         assert encoder("moment")("2026-11-30 18:00:00.125") == (
             b'"2026-11-30T18:00:00.125000+00:00"'
+        )
+
+    def test_dates_that_are_no_dates_are_kept_as_the_servers_text(self):
+        # mysqlclient makes None of each: the file held null.
+        for name, text, kept in [
+            ("moment", "0000-00-00 00:00:00.000000", "0000-00-00T00:00:00+00:00"),
+            ("moment", "0000-00-00 00:00:00", "0000-00-00T00:00:00+00:00"),
+            ("moment", "2026-02-31 12:00:00.000000", "2026-02-31T12:00:00+00:00"),
+            ("moment", "2026-11-00 12:00:00.25", "2026-11-00T12:00:00.250000+00:00"),
+            ("day", "0000-00-00", "0000-00-00"),
+            ("day", "2026-02-31", "2026-02-31"),
+            ("day", "2026-00-01", "2026-00-01"),
+        ]:
+            with self.subTest(text=text):
+                assert as_objects(name, text) == b"null"
+                assert encoder(name)(text) == orjson.dumps(kept)
+
+    @override_settings(USE_TZ=False)
+    def test_without_time_zones_a_kept_date_has_no_offset(self):
+        assert encoder("moment")("0000-00-00 00:00:00.000000") == (
+            b'"0000-00-00T00:00:00"'
         )
 
 
@@ -122,19 +164,17 @@ class StreamedAsTextTests(TestCase):
     def values(self, row):
         return [row[self.columns.index(c)] for c in ("day", "moment", "decimal")]
 
-    def test_the_stream_has_text_and_the_connection_keeps_its_objects(self):
+    def test_the_reads_have_text_and_the_connection_keeps_its_objects(self):
+        text = ["2026-11-30", "2026-11-30 18:00:00.000000", "12.50000"]
         (batch,) = list(self.backend.stream_rows(self.spec, 100))
-        assert self.values(batch[0]) == [
-            "2026-11-30",
-            "2026-11-30 18:00:00.000000",
-            "12.50000",
-        ]
+        assert self.values(batch[0]) == text
         (row,) = self.backend.fetch_rows(self.spec, "", [])
-        assert self.values(row) == [
+        assert self.values(row) == text
+        assert Value.objects.values_list("day", "moment", "decimal").get() == (
             dt.date(2026, 11, 30),
-            dt.datetime(2026, 11, 30, 18, 0),
+            dt.datetime(2026, 11, 30, 18, 0, tzinfo=dt.UTC),
             Decimal("12.50000"),
-        ]
+        )
 
     def test_a_stream_left_early_gives_the_objects_back_too(self):
         Value.objects.create(day=dt.date(2026, 1, 1))
@@ -226,3 +266,200 @@ class FirstRowsTests(TestCase):
         assert len(next(stream)) == 5
         stream.close()
         assert Value.objects.count() == 25
+
+
+def session_sql_mode() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@SESSION.sql_mode")
+        return cursor.fetchone()[0]
+
+
+def set_session_sql_mode(mode: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION sql_mode = %s", [mode])
+
+
+def stored_dates() -> list[tuple]:
+    """Each Value row's day and moment as the server's text."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, CAST(day AS CHAR), CAST(moment AS CHAR) "
+            f"FROM {Value._meta.db_table} ORDER BY id"
+        )
+        return list(cursor.fetchall())
+
+
+class DatesThatAreNoDatesTests(TestCase):
+    """MySQL stores dates that are no dates where the session's sql_mode lets it:
+    the zero date, a zero month or day, the 31st of February (ALLOW_INVALID_DATES).
+    A backup keeps them; a restore puts them back, whatever the restoring session's
+    modes say, and does not take them for NULL."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        self.addCleanup(set_session_sql_mode, session_sql_mode())
+        set_session_sql_mode("ALLOW_INVALID_DATES")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Value._meta.db_table} (id, day, moment) VALUES "
+                "(1, '0000-00-00', '0000-00-00 00:00:00'), "
+                "(2, '2026-02-31', '2026-11-00 12:00:00.25'), "
+                "(3, '2026-11-30', '2026-11-30 18:00:00'), "
+                "(4, NULL, NULL)"
+            )
+        # Enough rows that two changed ones are written row by row.
+        Value.objects.bulk_create(Value(integer=n) for n in range(100))
+        self.stored = stored_dates()
+        assert self.stored[:2] == [
+            (1, "0000-00-00", "0000-00-00 00:00:00.000000"),
+            (2, "2026-02-31", "2026-11-00 12:00:00.250000"),
+        ]
+        self.file = self.tmp_path / "dates.jsonl.gz"
+        create_backup(self.file)
+        # The modes of a careful server: these dates are refused from here on.
+        set_session_sql_mode("STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE")
+
+    def file_rows(self) -> list[list]:
+        rows = []
+        with gzip.open(self.file) as stream:
+            for section in BackupReader(stream, str(self.file)).tables():
+                if section.label != "valuesapp.Value":
+                    section.skip()
+                    continue
+                where = [section.columns.index(c) for c in ("id", "day", "moment")]
+                for batch in section.batches(100):
+                    rows += [
+                        [row[i] for i in where] for row in map(orjson.loads, batch)
+                    ]
+        return rows
+
+    def damage(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Value._meta.db_table} SET day = NULL, "
+                "moment = '2000-01-01 00:00:00' WHERE id IN (1, 2)"
+            )
+
+    def test_the_file_holds_the_servers_text(self):
+        rows = self.file_rows()
+        assert [row[1:] for row in rows[4:]] == [[None, None]] * 100
+        assert rows[:4] == [
+            [1, "0000-00-00", "0000-00-00T00:00:00+00:00"],
+            [2, "2026-02-31", "2026-11-00T12:00:00.250000+00:00"],
+            [3, "2026-11-30", "2026-11-30T18:00:00+00:00"],
+            [4, None, None],
+        ]
+
+    def test_a_full_restore_puts_them_back_and_leaves_the_sessions_modes(self):
+        self.damage()
+        restore_backup(self.file, safety_backup=False, full=True)
+        assert stored_dates() == self.stored
+        assert session_sql_mode() == "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE"
+
+    def test_a_restore_row_by_row_puts_them_back(self):
+        self.damage()
+        summary = restore_backup(self.file, safety_backup=False)
+        assert summary.rows_updated == 2
+        assert stored_dates() == self.stored
+
+    def test_validation_tells_a_zero_date_from_null(self):
+        assert validate_backup(self.file).ok
+        set_session_sql_mode("ALLOW_INVALID_DATES")
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {Value._meta.db_table} SET day = NULL WHERE id = 1")
+        report = validate_backup(self.file)
+        assert not report.ok
+        (table,) = [t for t in report.tables if not t.matches]
+        assert (table.label, table.changed) == ("valuesapp.Value", 1)
+
+
+class TimestampColumnTests(TransactionTestCase):
+    """A DateTimeField over a TIMESTAMP column, as legacy schemas have them (often
+    with a zero default): read as text too, so its zero value is kept."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        self.alter("TIMESTAMP(6) NULL DEFAULT NULL")
+        self.addCleanup(self.alter, "DATETIME(6) NULL")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Value._meta.db_table} (id, moment) VALUES "
+                "(1, '0000-00-00 00:00:00'), (2, '2026-11-30 18:00:00.25')"
+            )
+        Value.objects.bulk_create(Value(id=n, integer=n) for n in range(3, 103))
+        self.stored = stored_dates()
+        self.file = self.tmp_path / "timestamps.jsonl.gz"
+        create_backup(self.file)
+
+    def alter(self, column_type: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"ALTER TABLE {Value._meta.db_table} MODIFY moment {column_type}"
+            )
+
+    def test_a_zero_timestamp_is_backed_up_and_restored(self):
+        assert self.stored[:2] == [
+            (1, None, "0000-00-00 00:00:00.000000"),
+            (2, None, "2026-11-30 18:00:00.250000"),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Value._meta.db_table} SET moment = NULL WHERE id IN (1, 2)"
+            )
+        restore_backup(self.file, safety_backup=False)
+        assert stored_dates() == self.stored
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {Value._meta.db_table} WHERE id > 2")
+        restore_backup(self.file, safety_backup=False, full=True)
+        assert stored_dates() == self.stored
+        assert validate_backup(self.file).ok
+
+
+class TimesBeyondADayTests(TestCase):
+    """A TIME column holds spans of up to 838 hours either way (legacy schemas map
+    it to a TimeField): Django's parse of such a value raised ValueError, which
+    stopped a backup with a traceback."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Value._meta.db_table} (id, clock) VALUES "
+                "(1, '100:00:00'), (2, '-01:00:00.25'), (3, '18:00:00')"
+            )
+        Value.objects.bulk_create(Value(id=n, integer=n) for n in range(4, 104))
+        self.stored = stored_times()
+        self.file = self.tmp_path / "times.jsonl.gz"
+        create_backup(self.file)
+
+    def test_they_are_backed_up_and_restored(self):
+        assert self.stored[:3] == [
+            (1, "100:00:00.000000"),
+            (2, "-01:00:00.250000"),
+            (3, "18:00:00.000000"),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Value._meta.db_table} SET clock = '01:00:00' WHERE id < 3"
+            )
+        restore_backup(self.file, safety_backup=False)
+        assert stored_times() == self.stored
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {Value._meta.db_table} WHERE id > 1")
+        restore_backup(self.file, safety_backup=False, full=True)
+        assert stored_times() == self.stored
+        assert validate_backup(self.file).ok
+
+
+def stored_times() -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, CAST(clock AS CHAR) FROM {Value._meta.db_table} ORDER BY id"
+        )
+        return list(cursor.fetchall())

@@ -12,6 +12,7 @@ from django.test import TestCase, TransactionTestCase, override_settings
 from backups_app.backup import create_backup
 from backups_app.exceptions import RestoreError
 from backups_app.restore import restore_backup
+from backups_app.validate import validate_backup
 from tests.backup_files import rewrite
 from tests.factories import mutate_zoo, populate_zoo
 from tests.testapp.models import AllFields, Author, Book, Label
@@ -160,6 +161,53 @@ class RestoreErrorTests(TestCase):
             f"first difference at pk {pk}). The target cannot store some values "
             "exactly.",
         )
+
+    def test_a_mysql_date_that_is_no_date_goes_where_such_dates_are_stored(self):
+        # A backup of MySQL keeps its zero dates as the server's text.
+        pk = pks(AllFields)[0]
+        zero = rewrite(
+            self.good,
+            self.tmp_path / "zero.jsonl",
+            row=change_column("testapp.AllFields", pk, "day", "0000-00-00"),
+        )
+        if connection.vendor == "postgresql":
+            self.assert_refused(
+                zero,
+                f"testapp.AllFields.day, pk {pk}: date/time field value out of range: "
+                '"0000-00-00"',
+            )
+            return
+        # SQLite keeps any text; MySQL keeps zero dates (the restore allows them).
+        restore_backup(zero, safety_backup=False)
+        assert validate_backup(zero).ok
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT CAST(day AS CHAR) FROM testapp_allfields WHERE id = %s", [pk]
+            )
+            assert cursor.fetchone() == ("0000-00-00",)
+
+    def test_a_postgresql_infinity_goes_where_such_dates_are_stored(self):
+        # A backup of PostgreSQL keeps its infinities as its own text.
+        pk = pks(AllFields)[0]
+        endless = rewrite(
+            self.good,
+            self.tmp_path / "infinity.jsonl",
+            row=change_column("testapp.AllFields", pk, "moment", "infinity"),
+        )
+        if connection.vendor != "postgresql":
+            self.assert_refused(
+                endless,
+                f"testapp.AllFields.moment, pk {pk}: 'infinity' cannot be converted "
+                "(ValueError: Invalid isoformat string: 'infinity')",
+            )
+            return
+        restore_backup(endless, safety_backup=False)
+        assert validate_backup(endless).ok
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT moment::text FROM testapp_allfields WHERE id = %s", [pk]
+            )
+            assert cursor.fetchone() == ("infinity",)
 
 
 class OutOfScopeForeignKeyTests(TestCase):

@@ -36,11 +36,18 @@ pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 def raw_contents(using: str = "default") -> dict[str, list[tuple]]:
     """Return every backed-up table's rows, read with plain SQL in primary key order."""
     quote = connections[using].ops.quote_name
+    mysql = connections[using].vendor == "mysql"
     contents = {}
     with connections[using].cursor() as cursor:
         for model in snapshot_models():
             fields = model._meta.local_concrete_fields
-            columns = ", ".join(quote(f.column) for f in fields)
+            columns = ", ".join(
+                # MySQL's text: mysqlclient reads NULL and a zero date both as None.
+                f"CAST({quote(f.column)} AS CHAR)"
+                if mysql and f.get_internal_type() in ("DateField", "DateTimeField")
+                else quote(f.column)
+                for f in fields
+            )
             order = ", ".join(quote(f.column) for f in model._meta.pk_fields)
             cursor.execute(
                 f"SELECT {columns} FROM {quote(model._meta.db_table)} ORDER BY {order}"

@@ -13,6 +13,7 @@ stored.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -79,6 +80,8 @@ def _fast_encoder(
             _object_encoder(field_kind, base, table, connection),
             connection,
         )
+    if field_kind == "TimeField" and connection.vendor == "mysql":
+        return mysql_time_encoder(column_encoder_steps(base, table, connection))
     if field_kind == "DecimalField" and connection.vendor == "sqlite":
         return sqlite_decimal_encoder(base, table, connection)
     return None
@@ -105,15 +108,26 @@ def _object_encoder(
     return column_encoder_steps(base, table, connection)
 
 
+# MySQL's dates that are no dates: the zero date, a zero month or day, or a day its
+# month lacks (ALLOW_INVALID_DATES). mysqlclient makes None of them.
+MYSQL_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+MYSQL_DATETIME_TEXT = re.compile(
+    r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?"
+)
+
+
 def mysql_temporal_encoder(
     field_kind: str, encode_object: Encoder, connection: Any
 ) -> Encoder:
-    """Turn MySQL's text dates and datetimes (``stream_rows`` asks for text) into
-    the file's text directly; the driver's objects (``fetch_rows``) as before.
+    """Turn MySQL's text dates and datetimes (``stream_rows`` and ``fetch_rows`` ask
+    for text) into the file's text directly; the driver's objects as before.
 
-    Text that is not a valid date or datetime of the usual shape (zero dates,
-    fractions of other lengths) is parsed as mysqlclient would have (None where it
-    cannot) and encoded from there, so that it comes out as it did from objects.
+    Text that is not a valid date or datetime of the usual shape (fractions of
+    other lengths) is parsed as mysqlclient would have and encoded from there, so
+    that it comes out as it did from objects. A date that is no date (``0000-00-00``,
+    ``2026-02-31``), which mysqlclient would make None of, is kept as the server's
+    text in the file's shape (``invalid_date_text``), so that it is restored as
+    stored rather than as NULL.
     """
     from MySQLdb.times import Date_or_None, DateTime_or_None
 
@@ -131,7 +145,10 @@ def mysql_temporal_encoder(
                     pass
                 else:
                     return value
-            return _encoded(Date_or_None(value), encode_object)
+            parsed = Date_or_None(value)
+            if parsed is None and MYSQL_DATE_TEXT.fullmatch(value):
+                return value
+            return _encoded(parsed, encode_object)
 
         return encode_date
     # Naive UTC text, as Django stores aware datetimes on MySQL, becomes the
@@ -157,9 +174,54 @@ def mysql_temporal_encoder(
                 if value[19:] == ".000000":
                     return f"{value[:10]}T{value[11:19]}{offset}"
                 return f"{value[:10]}T{value[11:]}{offset}"
-        return _encoded(DateTime_or_None(value), encode_object)
+        parsed = DateTime_or_None(value)
+        if parsed is None and (kept := invalid_date_text(value, offset)) is not None:
+            return kept
+        return _encoded(parsed, encode_object)
 
     return encode_datetime
+
+
+# MySQL's TIME text: up to 838 hours either way, as time spans are stored.
+MYSQL_TIME_TEXT = re.compile(r"-?\d{2,3}:\d{2}:\d{2}(?:\.\d{1,6})?")
+
+
+def mysql_time_encoder(encode_object: Encoder) -> Encoder:
+    """Turn MySQL's text times (our reads ask for text) into the file's text.
+
+    A TIME column holds a span of up to 838 hours either way. A time of day is
+    written as Django's own parse of it would be; a value outside the day (such as
+    ``100:00:00`` or ``-01:00:00``), which that parse refuses, is kept as the
+    server's text, without a zero fraction, and restored as stored.
+    """
+    from django.db.backends.utils import typecast_time
+
+    def encode_time(value: Any, lengths: frozenset[int] = TIME_TEXT_LENGTHS) -> Any:
+        if type(value) is not str:
+            return encode_object(value)
+        if len(value) in lengths and value[2] == ":" and "00" <= value[:2] <= "23":
+            return value[:8] if value[8:] == ".000000" else value
+        if value[:1] != "-" and value.find(":") == 2 and value[:2] <= "23":
+            return encode_object(typecast_time(value))  # another fraction length
+        if MYSQL_TIME_TEXT.fullmatch(value):
+            return value.removesuffix(".000000")
+        return encode_object(typecast_time(value))
+
+    return encode_time
+
+
+def invalid_date_text(value: str, offset: str | None) -> str | None:
+    """MySQL's text of a datetime whose date is no date, in the file's shape: "T"
+    between date and time, six digits of fraction unless it is zero, and the
+    file's UTC offset (none where the connection's time zone is not UTC, as no
+    offset can be worked out for it). None for any other text."""
+    match = MYSQL_DATETIME_TEXT.fullmatch(value)
+    if match is None:
+        return None
+    day, time, fraction = match.groups()
+    fraction = (fraction or "").ljust(6, "0")
+    shown = "" if fraction == "000000" else f".{fraction}"
+    return f"{day}T{time}{shown}{offset or ''}"
 
 
 def _encoded(value: Any, encode: Encoder) -> Any:
@@ -371,11 +433,16 @@ def _uuid_hex(value: str) -> str:
 
 # "YYYY-MM-DDTHH:MM:SS" and the same with ".ffffff": datetimes without an offset.
 NAIVE_ISO_LENGTHS = frozenset({19, 26})
+# ``invalid_date_text`` in the file, with or without an offset.
+FILE_INVALID_DATE = re.compile(
+    r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2}(?:\.\d{6})?)(?:[+-]\d{2}:\d{2})?"
+)
 
 
 def _datetime_decoder(connection: Any) -> Encoder:
     ops = connection.ops
     utc = getattr(connection, "timezone_name", "UTC") == "UTC"
+    mysql = connection.vendor == "mysql"
 
     def decode(value: str) -> Any:
         # Django stores datetimes on SQLite and MySQL as naive UTC text with a space.
@@ -383,7 +450,15 @@ def _datetime_decoder(connection: Any) -> Encoder:
             return value[:-6].replace("T", " ", 1)
         if utc and len(value) in NAIVE_ISO_LENGTHS:
             return value.replace("T", " ", 1)
-        return ops.adapt_datetimefield_value(datetime.datetime.fromisoformat(value))
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            # A MySQL date that is no date (``invalid_date_text``): no time zone
+            # applies to it; MySQL takes the text.
+            if mysql and (match := FILE_INVALID_DATE.fullmatch(value)):
+                return " ".join(match.groups())
+            raise
+        return ops.adapt_datetimefield_value(moment)
 
     return decode
 

@@ -24,14 +24,22 @@ from .base import (
 
 @contextlib.contextmanager
 def _as_text(converter: dict[Any, Any]) -> Iterator[None]:
-    """Have the result of the query run in the block hand out dates, datetimes and
-    decimals as the server's text: mysqlclient parses them in Python, which cost a
-    backup of 1M rows more time than anything else, and the file holds them as text
-    anyway (``values.mysql_temporal_encoder``). mysqlclient picks each column's
-    converter when the query runs."""
+    """Have the result of the query run in the block hand out dates, datetimes,
+    timestamps, times and decimals as the server's text: mysqlclient parses them in
+    Python, which cost a backup of 1M rows more time than anything else, makes None
+    of the zero date, Django's parse of a time fails on a span beyond a day, and the
+    file holds them as text anyway (``values.mysql_temporal_encoder``,
+    ``values.mysql_time_encoder``). mysqlclient picks each column's converter when
+    the query runs."""
     from MySQLdb.constants import FIELD_TYPE
 
-    types = (FIELD_TYPE.DATE, FIELD_TYPE.DATETIME, FIELD_TYPE.NEWDECIMAL)
+    types = (
+        FIELD_TYPE.DATE,
+        FIELD_TYPE.DATETIME,
+        FIELD_TYPE.TIMESTAMP,
+        FIELD_TYPE.TIME,
+        FIELD_TYPE.NEWDECIMAL,
+    )
     saved = {t: converter[t] for t in types if t in converter}
     converter.update(dict.fromkeys(types, str))
     try:
@@ -98,6 +106,21 @@ def _statements(
         yield prefix + b",".join(parts)
 
 
+def restore_sql_mode(sql_mode: str) -> str:
+    """The session's ``sql_mode`` while a restore writes: a restored primary key of 0
+    stays 0 rather than drawing the next counter value, and the dates that are no
+    dates which a backup kept (``values.invalid_date_text``) are stored as they
+    were, whatever the server's own modes say of them."""
+    modes = [m for m in sql_mode.split(",") if m and m not in REFUSED_DATE_MODES]
+    return ",".join(
+        dict.fromkeys([*modes, "NO_AUTO_VALUE_ON_ZERO", "ALLOW_INVALID_DATES"])
+    )
+
+
+# Modes that refuse the zero date, or a zero month or day.
+REFUSED_DATE_MODES = frozenset({"NO_ZERO_DATE", "NO_ZERO_IN_DATE"})
+
+
 class MySQLBackend(Backend):
     _max_statement: int | None = None
 
@@ -155,6 +178,18 @@ class MySQLBackend(Backend):
         finally:
             cursor.close()
 
+    def fetch_rows(
+        self, spec: TableSpec, where: str, params: list[Any]
+    ) -> list[tuple[Any, ...]]:
+        # As text, as stream_rows gives them: a read-back compares them with the
+        # streamed rows' encoding, and mysqlclient's objects lose zero dates.
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        with self.connection.wrap_database_errors, raw.cursor() as cursor:
+            with _as_text(raw.converter):
+                cursor.execute(self.select_sql(spec, where), params or None)
+            return list(cursor.fetchall())
+
     def insert_rows(
         self, spec: TableSpec, batches: Iterable[list[tuple[Any, ...]]]
     ) -> int:
@@ -211,11 +246,7 @@ class MySQLBackend(Backend):
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT @@SESSION.sql_mode")
             sql_mode = cursor.fetchone()[0]
-            # A restored primary key of 0 must stay 0, not draw the next counter value.
-            cursor.execute(
-                "SET SESSION sql_mode = %s",
-                [",".join(filter(None, [sql_mode, "NO_AUTO_VALUE_ON_ZERO"]))],
-            )
+            cursor.execute("SET SESSION sql_mode = %s", [restore_sql_mode(sql_mode)])
         try:
             with super().writing():
                 yield

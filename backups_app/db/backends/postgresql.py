@@ -41,6 +41,42 @@ def _psycopg_tz_loader() -> Any:
     )
 
 
+# The types with values Python's datetime cannot hold: the infinities, dates before
+# year 1 (BC) and after 9999.
+UNBOUNDED_TEMPORAL_TYPES = ("date", "timestamp", "timestamptz")
+
+
+def _text_when_out_of_range(base: type) -> type:
+    """A loader giving ``base``'s values, and PostgreSQL's own text of a value that
+    Python's datetime cannot hold (``infinity``, ``0044-03-15 BC``, ``10000-01-01``):
+    the file keeps that text, and PostgreSQL reads it back as the same value."""
+    from psycopg import DataError
+    from psycopg.adapt import Loader
+
+    class TextWhenOutOfRange(Loader):
+        def __init__(self, oid: int, context: Any = None):
+            super().__init__(oid, context)
+            self._load = base(oid, context).load
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._load(data)
+            except DataError:
+                return bytes(data).decode()
+
+    return TextWhenOutOfRange
+
+
+def _out_of_range(error: BaseException) -> bool:
+    """Whether ``error`` (Django's) is a loader's refusal of a value Python cannot
+    hold: psycopg's DataError raised on the client, which has no SQLSTATE. An
+    error of the server's aborts the transaction and is never read past."""
+    from psycopg import DataError
+
+    cause = error.__cause__
+    return isinstance(cause, DataError) and cause.sqlstate is None
+
+
 class PostgreSQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f'{column} COLLATE "C"'
@@ -60,7 +96,13 @@ class PostgreSQLBackend(Backend):
             "TimeZone"
         ) in ("UTC", "Etc/UTC")
 
-    def _register_loaders(self, cursor: Any, raw: Any) -> None:
+    def _register_loaders(
+        self, cursor: Any, raw: Any, *, out_of_range: bool = False
+    ) -> None:
+        """The loaders of our reads. With ``out_of_range``, dates and timestamps
+        Python cannot hold come as PostgreSQL's text (slower: asked for only
+        after such a value was met)."""
+        from psycopg.pq import Format
         from psycopg.types.string import TextLoader
 
         # numeric and uuid come back as text, already in the file's canonical form,
@@ -72,6 +114,11 @@ class PostgreSQLBackend(Backend):
             # connection's tzinfo; with a UTC session psycopg's own (C) loader
             # gives the same values, about four times faster.
             cursor.adapters.register_loader("timestamptz", _psycopg_tz_loader())
+        if out_of_range:
+            for name in UNBOUNDED_TEMPORAL_TYPES:
+                oid = cursor.adapters.types[name].oid
+                base = cursor.adapters.get_loader(oid, Format.TEXT)
+                cursor.adapters.register_loader(name, _text_when_out_of_range(base))
 
     def stream_rows(
         self, spec: TableSpec, batch_size: int, *, first: int | None = None
@@ -83,15 +130,33 @@ class PostgreSQLBackend(Backend):
     def _fetch_batches(
         self, spec: TableSpec, batch_size: int
     ) -> Generator[list[tuple[Any, ...]], None, None]:
+        sql = self.select_sql(spec)
+        read = 0
+        try:
+            for rows in self._cursor_batches(spec, sql, batch_size):
+                read += len(rows)
+                yield rows
+        except DatabaseError as exc:
+            if not _out_of_range(exc):
+                raise
+            # A date Python cannot hold (infinity, BC): the rest of the table, from
+            # the batch that held it, with such values as text. The same rows in
+            # the same order: the snapshot, or the restore's locks.
+            rest = f"{sql} OFFSET {read}"
+            yield from self._cursor_batches(spec, rest, batch_size, out_of_range=True)
+
+    def _cursor_batches(
+        self, spec: TableSpec, sql: str, batch_size: int, *, out_of_range: bool = False
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
         raw = self.connection.connection
         # A named (server-side) cursor streams.
         with (
             self.connection.wrap_database_errors,
             raw.cursor(name=f"backups_app_{spec.table[:40]}") as cursor,
         ):
-            self._register_loaders(cursor, raw)
+            self._register_loaders(cursor, raw, out_of_range=out_of_range)
             cursor.itersize = batch_size
-            cursor.execute(self.select_sql(spec))
+            cursor.execute(sql)
             while rows := cursor.fetchmany(batch_size):
                 yield rows
 
@@ -99,10 +164,22 @@ class PostgreSQLBackend(Backend):
         self, spec: TableSpec, where: str, params: list[Any]
     ) -> list[tuple[Any, ...]]:
         self.connection.ensure_connection()
+        try:
+            return self._fetch_all(self.select_sql(spec, where), params)
+        except DatabaseError as exc:
+            if not _out_of_range(exc):
+                raise
+            return self._fetch_all(
+                self.select_sql(spec, where), params, out_of_range=True
+            )
+
+    def _fetch_all(
+        self, sql: str, params: list[Any], *, out_of_range: bool = False
+    ) -> list[tuple[Any, ...]]:
         raw = self.connection.connection
         with self.connection.wrap_database_errors, raw.cursor() as cursor:
-            self._register_loaders(cursor, raw)
-            cursor.execute(self.select_sql(spec, where), params)
+            self._register_loaders(cursor, raw, out_of_range=out_of_range)
+            cursor.execute(sql, params)
             rows: list[tuple[Any, ...]] = cursor.fetchall()
         return rows
 
