@@ -6,7 +6,9 @@ edits, and resealed files breaking each structural rule) goes through
 Each must end with a documented exit status and at most one line of error, never
 another exception (a traceback on the command line), and leave the database
 exactly as it was, unless the file is still a valid backup: then the restore
-makes the database equal to it.
+makes the database equal to it. Undo files with a media manifest get the same
+cases (``UndoFileWithMediaCorpusTests``), signed with this installation's key as
+the files it writes are, and the media storages must be left as they were too.
 
 The default run is bounded (BACKUPS_FUZZ_CASES seeded cases, 60 by default, and
 BACKUPS_FUZZ_EXAMPLES hypothesis examples, 20); ``-m fuzz`` selects these tests,
@@ -15,12 +17,14 @@ and larger values of both run longer.
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from django.core.management.base import CommandError
 from hypothesis import HealthCheck, given, settings
@@ -28,9 +32,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
 from backups_app.backup import create_backup
+from backups_app.fileformat.streams import backup_storage
+from backups_app.provenance import sign
+from backups_app.restore import restore_backup
 from tests.backup_files import plain_lines
 from tests.factories import populate_zoo
 from tests.fuzz_corpus import MUTATIONS, cases
+from tests.media_utils import clear_media, media_state, populate_media
+from tests.test_media_restore import change_everything
 from tests.test_processes import ROOT, child_environment
 from tests.utils import run_command, snapshot
 
@@ -76,6 +85,7 @@ class FuzzMixin:
         )
         file.write_bytes(content)
         before = snapshot()
+        files_before = media_state()
         outcomes = {
             "file-only": exit_status("validatebackup", str(file), "--file-only"),
             "validatebackup": exit_status("validatebackup", str(file)),
@@ -98,6 +108,7 @@ class FuzzMixin:
             assert status == 0, (name, "not equal after the restore", message)
         else:
             assert snapshot() == before, (name, outcomes)
+            assert media_state() == files_before, (name, outcomes)
         if not intact:
             # Never equal, never restored. A comparison parses only the rows that
             # differ from the database's, and a restore checks the schema before
@@ -139,6 +150,50 @@ class HypothesisFuzzTests(FuzzMixin, HypothesisTestCase):
         else:
             populate_zoo()
         self.check_case(name, MUTATIONS[name](self.lines, rng))
+
+
+class UndoFileWithMediaCorpusTests(FuzzMixin, HypothesisTestCase):
+    """The same cases made of an undo file whose restore put media files back: its
+    restore rebuilds the backup it names, with its own manifest of files."""
+
+    databases = {"default"}
+
+    def make_backup(self) -> list[bytes]:
+        clear_media()
+        rows = populate_media()
+        stored = create_backup(None, media=True).name
+        change_everything(rows)
+        summary = restore_backup(stored)
+        assert summary.safety_backup is not None
+        with backup_storage().open(summary.safety_backup, "rb") as stream:
+            lines = gzip.decompress(stream.read()).splitlines(keepends=True)
+        assert orjson.loads(lines[0])["format"] == "backups_app-undo"
+        assert orjson.loads(lines[0])["media"]
+        return lines
+
+    def test_seeded_corpus(self):
+        lines = self.make_backup()
+        for name, content in cases(lines, SEED, CASES):
+            with self.subTest(case=name):
+                self.check_case(name, signed(content))
+
+
+def signed(content: bytes) -> bytes:
+    """A crafted plain file whose trailer carries this installation's mac, as if it
+    had written it (undo files are refused otherwise): the rules of the reader, not
+    the mac, must refuse it."""
+    lines = content.splitlines(keepends=True)
+    try:
+        header = orjson.loads(lines[0])
+        trailer = orjson.loads(lines[-1])
+    except (IndexError, orjson.JSONDecodeError):
+        return content
+    if not (isinstance(header, dict) and isinstance(trailer, dict)):
+        return content
+    if trailer.get("kind") != "trailer" or not isinstance(trailer.get("digest"), str):
+        return content
+    trailer["mac"] = sign(trailer["digest"], header)
+    return b"".join(lines[:-1]) + orjson.dumps(trailer) + b"\n"
 
 
 # Slow (four manage.py processes); SeededCorpusTests runs every mutation in-process.
