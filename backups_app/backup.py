@@ -7,7 +7,7 @@ import platform
 import time
 from collections.abc import Iterable
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any, cast
 
@@ -332,8 +332,6 @@ def unfetchable_value(spec: TableSpec, backend: Backend) -> str | None:
     quote = backend.quote
     table = quote(spec.table)
     pk = quote(column_of(spec.pk_fields[0]))
-    columns = [(f, backend.select_column(f)) for f in spec.fields]
-    every = ", ".join(select for _, select in columns)
     last = None
     try:
         with backend.connection.cursor() as cursor:
@@ -347,21 +345,17 @@ def unfetchable_value(spec: TableSpec, backend: Backend) -> str | None:
                 keys = [row[0] for row in cursor.fetchall()]
                 if not keys:
                     return None
-                page = ", ".join(["%s"] * len(keys))
+                # Read as the backup reads (the backend's own loaders, which keep
+                # some values a driver refuses as text).
+                page = f"{pk} IN ({', '.join(['%s'] * len(keys))})"
                 try:
-                    cursor.execute(
-                        f"SELECT {every} FROM {table} WHERE {pk} IN ({page})", keys
-                    )
-                    cursor.fetchall()
+                    backend.fetch_rows(spec, page, keys)
                 except DatabaseError:
                     for key in keys:
-                        for column, select in columns:
+                        for column in spec.fields:
+                            alone = replace(spec, fields=(column,))
                             try:
-                                cursor.execute(
-                                    f"SELECT {select} FROM {table} WHERE {pk} = %s",
-                                    [key],
-                                )
-                                cursor.fetchall()
+                                backend.fetch_rows(alone, f"{pk} = %s", [key])
                             except DatabaseError:
                                 shown = _shown_pk((key,))
                                 return f"{spec.label}.{column.name}, pk {shown}"
