@@ -513,6 +513,18 @@ class RestoreTests(AdminTestCase):
         response = self.client.get(url("operation_change", operation.pk))
         page = response.content.decode()
         assert safety.name in page
+        # The rows as the message counts them: an updated row is not also shown
+        # as deleted and inserted.
+        result = operation.result
+        updated = result["rows_updated"]
+        assert updated > 0
+        for row, count in [
+            ("deleted", result["rows_deleted"] - updated),
+            ("inserted", result["rows_inserted"] - updated),
+            ("updated", updated),
+        ]:
+            assert f'<td id="rows-{row}">{count:,}</td>' in page
+            assert f"{count:,} rows {row}" in operation.message
         # Undo: a normal restore of the safety backup, through its own preview.
         undo = f"{url('backuprecord_restore', safety.pk)}?database=default"
         assert f'id="undo-link" href="{undo}"' in page
@@ -673,3 +685,57 @@ class ComposedAdminTests(AdminTestCase):
         request.user = staff("nobody")
         with self.assertRaises(PermissionDenied):
             ShopBackupAdmin(BackupRecord, admin.site).backup_view(request)
+
+
+class OwnAdminSiteTests(AdminTestCase):
+    """The ModelAdmins registered on a site of the project's own (tests/urls.py:
+    ``ops``, under /ops/) link and redirect within that site."""
+
+    def ops(self, name: str, *args) -> str:
+        return reverse(f"admin:backups_app_{name}", args=args, current_app="ops")
+
+    def assert_within_ops(self, page: str) -> None:
+        assert 'href="/ops/backups_app/' in page
+        assert "/admin/backups_app/" not in page
+
+    def test_pages_and_redirects_stay_on_the_site(self):
+        populate_zoo()
+        record = self.stored_backup()
+        expected = snapshot()
+        mutate_zoo()
+        assert self.ops("backuprecord_changelist") == "/ops/backups_app/backuprecord/"
+        for address in (
+            self.ops("backuprecord_changelist"),
+            self.ops("backuprecord_change", record.pk),
+            self.ops("backuprecord_restore", record.pk),
+        ):
+            with self.subTest(address=address):
+                response = self.client.get(address)
+                assert response.status_code == 200
+                self.assert_within_ops(response.content.decode())
+        response = self.client.post(
+            self.ops("backuprecord_restore", record.pk),
+            {"database": "default", "confirm": "default"},
+        )
+        operation = Operation.objects.get(kind="restore")
+        assert operation.status == "succeeded", operation.message
+        assert snapshot() == expected
+        self.assertRedirects(
+            response,
+            self.ops("operation_outcome", operation.pk),
+            target_status_code=302,
+        )
+        outcome = self.client.get(self.ops("operation_outcome", operation.pk))
+        self.assertRedirects(outcome, self.ops("operation_change", operation.pk))
+        status = self.client.get(self.ops("operation_change", operation.pk))
+        self.assert_within_ops(status.content.decode())
+        assert 'id="undo-link" href="/ops/backups_app/backuprecord/' in (
+            status.content.decode()
+        )
+
+    def test_a_backup_started_there_goes_to_its_status_there(self):
+        response = self.client.post(
+            self.ops("backuprecord_backup"), {"database": "default"}
+        )
+        operation = Operation.objects.get(kind="backup")
+        self.assertRedirects(response, self.ops("operation_change", operation.pk))

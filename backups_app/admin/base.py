@@ -18,6 +18,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 PERMISSION_RUN = "backups_app.run_backup"
@@ -25,6 +26,15 @@ PERMISSION_UPLOAD = "backups_app.upload_backup"
 PERMISSION_VALIDATE = "backups_app.validate_backup"
 PERMISSION_RESTORE = "backups_app.restore_backup"
 PERMISSION_RESTORE_FOREIGN = "backups_app.restore_foreign_backup"
+
+
+def admin_url(model_admin: admin.ModelAdmin, name: str, *args: Any) -> str:
+    """The URL of the admin page ``name`` (as ``admin:<name>`` names it) on the site
+    ``model_admin`` is registered with. A project may register these ModelAdmins on
+    an admin site of its own, whose URLs have another instance namespace."""
+    return reverse(
+        f"admin:{name}", args=args or None, current_app=model_admin.admin_site.name
+    )
 
 
 def require(request: HttpRequest, permission: str) -> None:

@@ -34,7 +34,7 @@ from django.http import (
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -61,6 +61,7 @@ from .base import (
     PERMISSION_RUN,
     PERMISSION_UPLOAD,
     PERMISSION_VALIDATE,
+    admin_url,
     busy_guard,
     require,
 )
@@ -122,7 +123,9 @@ class BackupViewsMixin(_ModelAdmin):
         )
 
     def changelist_url(self) -> str:
-        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+        return admin_url(
+            self, f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        )
 
     def context(self, request: HttpRequest, title: str, **extra: Any) -> dict:
         return {
@@ -181,15 +184,14 @@ class BackupViewsMixin(_ModelAdmin):
                 messages.SUCCESS if operation.result.get("ok") else messages.WARNING,
             )
             return HttpResponseRedirect(
-                reverse(
-                    "admin:backups_app_validationrun_change",
-                    args=[operation.validation_id],
+                admin_url(
+                    self, "backups_app_validationrun_change", operation.validation_id
                 )
             )
         if kind == Operation.Kind.RESTORE:
             return self.restore_started(request, operation, survivors or {})
         return HttpResponseRedirect(
-            reverse("admin:backups_app_operation_change", args=[operation.pk])
+            admin_url(self, "backups_app_operation_change", operation.pk)
         )
 
     def restore_started(
@@ -201,7 +203,7 @@ class BackupViewsMixin(_ModelAdmin):
         """Return the answer to a restore just started: its status page here;
         RestoreMixin sends the browser to the outcome page, with a signed cookie."""
         return HttpResponseRedirect(
-            reverse("admin:backups_app_operation_change", args=[operation.pk])
+            admin_url(self, "backups_app_operation_change", operation.pk)
         )
 
 
@@ -342,7 +344,7 @@ class UploadMixin(BackupViewsMixin):
             messages.WARNING,
         )
         return HttpResponseRedirect(
-            reverse("admin:backups_app_backuprecord_change", args=[kept.pk])
+            admin_url(self, "backups_app_backuprecord_change", kept.pk)
         )
 
 
@@ -508,7 +510,7 @@ class RestoreMixin(BackupViewsMixin):
         # backup): the outcome page, which this signed cookie opens without a login,
         # then says what happened and how to undo it.
         response = HttpResponseRedirect(
-            reverse("admin:backups_app_operation_outcome", args=[operation.pk])
+            admin_url(self, "backups_app_operation_outcome", operation.pk)
         )
         response.set_cookie(
             RESTORE_COOKIE,
@@ -709,7 +711,7 @@ class OperationStatusMixin(_ModelAdmin):
             # A restore's page refreshes through the outcome page, which still
             # answers once the restore has logged this browser out.
             "refresh_url": (
-                reverse("admin:backups_app_operation_outcome", args=[operation.pk])
+                admin_url(self, "backups_app_operation_outcome", operation.pk)
                 if operation.kind == Operation.Kind.RESTORE
                 else ""
             ),
@@ -725,7 +727,22 @@ class OperationStatusMixin(_ModelAdmin):
             "estimate": estimate(operation.estimated_end),
             "safety": safety,
             "undo_command": self.undo_command(operation, safety),
+            "rows_changed": rows_changed(operation.result),
         }
+
+
+def rows_changed(result: Any) -> dict[str, int] | None:
+    """A restore's rows deleted, inserted and updated, each row counted once, as the
+    command and the operation's message count them (its result counts an updated
+    row as deleted and inserted too)."""
+    if not isinstance(result, dict) or "rows_deleted" not in result:
+        return None
+    updated = result.get("rows_updated") or 0
+    return {
+        "deleted": result["rows_deleted"] - updated,
+        "inserted": result["rows_inserted"] - updated,
+        "updated": updated,
+    }
 
 
 class RestoreOutcomeMixin(OperationStatusMixin):
@@ -757,7 +774,7 @@ class RestoreOutcomeMixin(OperationStatusMixin):
         operation = get_object_or_404(
             Operation, pk=self.check_object_id(pk), kind=Operation.Kind.RESTORE
         )
-        status_url = reverse("admin:backups_app_operation_change", args=[pk])
+        status_url = admin_url(self, "backups_app_operation_change", pk)
         user = request.user
         if user.is_active and user.is_staff and self.has_view_permission(request):
             return HttpResponseRedirect(status_url)
@@ -770,14 +787,14 @@ class RestoreOutcomeMixin(OperationStatusMixin):
         except (KeyError, signing.BadSignature):
             data = {}
         if not isinstance(data, dict) or data.get("op") != operation.pk:
-            return redirect_to_login(status_url, reverse("admin:login"))
+            return redirect_to_login(status_url, admin_url(self, "login"))
         context = self.status_context(request, operation)
         context.update(
             {
                 "logged_out": True,
                 "user_lost": data.get("user") is False,
                 "session_lost": data.get("session") is False,
-                "login_url": f"{reverse('admin:login')}?next={status_url}",
+                "login_url": f"{admin_url(self, 'login')}?next={status_url}",
             }
         )
         return TemplateResponse(request, self.outcome_template_name, context)
