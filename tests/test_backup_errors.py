@@ -213,7 +213,7 @@ class UnfetchableValueTests(TransactionTestCase):
                 [pks[300]],
             )
             cursor.execute(
-                "UPDATE testapp_allfields SET duration = '100000000 years' "
+                "UPDATE testapp_allfields SET duration = '1000000000 days' "
                 "WHERE id = %s",
                 [pk],
             )
@@ -221,7 +221,7 @@ class UnfetchableValueTests(TransactionTestCase):
             run_command("backup", "--output", str(self.tmp_path / "zoo.jsonl.gz"))
         assert (str(excinfo.value), excinfo.value.returncode) == (
             f"Cannot read database 'default': testapp.AllFields.duration, pk {pk}: "
-            "can't parse interval '100000000 years': days=2140261632; must have "
+            "can't parse interval '1000000000 days': days=1000000000; must have "
             "magnitude <= 999999999",
             1,
         )

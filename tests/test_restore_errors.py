@@ -209,6 +209,35 @@ class RestoreErrorTests(TestCase):
             )
             assert cursor.fetchone() == ("infinity",)
 
+    def test_a_postgresql_interval_of_months_goes_where_such_intervals_are_stored(
+        self,
+    ):
+        # A backup of PostgreSQL keeps an interval with months as its own text.
+        pk = pks(AllFields)[0]
+        months = rewrite(
+            self.good,
+            self.tmp_path / "months.jsonl",
+            row=change_column("testapp.AllFields", pk, "duration", "1 mon"),
+        )
+        if connection.vendor != "postgresql":
+            # Both keep durations as a count of microseconds.
+            message = {
+                "sqlite": f"testapp.AllFields.duration, pk {pk}: the database does "
+                "not give back the value written (ValueError: invalid literal for "
+                "int() with base 10: '1 mon')",
+                "mysql": f'testapp.AllFields, pk {pk}: (1265, "Data truncated for '
+                "column 'duration' at row 1\")",
+            }[connection.vendor]
+            self.assert_refused(months, message)
+            return
+        restore_backup(months, safety_backup=False)
+        assert validate_backup(months).ok
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT duration::text FROM testapp_allfields WHERE id = %s", [pk]
+            )
+            assert cursor.fetchone() == ("1 mon",)
+
 
 class OutOfScopeForeignKeyTests(TestCase):
     databases = {"default"}

@@ -28,6 +28,7 @@ from ..fileformat.codec import (
     Encoder,
     base_field,
     binary_value,
+    duration_micros,
     duration_value,
     float_number,
     json_text,
@@ -69,7 +70,10 @@ TIME_TEXT_LENGTHS = frozenset({8, 15})
 def _fast_encoder(
     field_kind: str, base: models.Field[Any, Any], table: str, connection: Any
 ) -> Encoder | None:
-    """Shortcuts for costly SQLite and MySQL converters, giving the same values faster."""
+    """Shortcuts for costly SQLite and MySQL converters, giving the same values faster,
+    and the values some backends read as text (``postgres_interval``)."""
+    if field_kind == "DurationField" and connection.vendor == "postgresql":
+        return postgres_interval
     if connection.vendor not in ("sqlite", "mysql"):
         return None
     if field_kind in TEMPORAL_KINDS and connection.vendor == "sqlite":
@@ -222,6 +226,17 @@ def invalid_date_text(value: str, offset: str | None) -> str | None:
     fraction = (fraction or "").ljust(6, "0")
     shown = "" if fraction == "000000" else f".{fraction}"
     return f"{day}T{time}{shown}{offset or ''}"
+
+
+def postgres_interval(value: Any) -> Any:
+    """An interval as microseconds; one with months or years, which the backend
+    reads as PostgreSQL's text (``1 year 2 mons``), as that text, which
+    PostgreSQL reads back as the same interval."""
+    return value if type(value) is str else duration_micros(value)
+
+
+def _interval_parameter(value: Any) -> Any:
+    return value if type(value) is str else duration_value(value)
 
 
 def _encoded(value: Any, encode: Encoder) -> Any:
@@ -475,9 +490,10 @@ def column_decoder(
     if field_kind == "FloatField":
         return float_number
     if connection.vendor == "postgresql":
-        # COPY parses ISO datetimes, decimals, UUIDs and JSON text by itself.
+        # COPY parses ISO datetimes, decimals, UUIDs and JSON text by itself, and
+        # intervals kept as text (``postgres_interval``).
         if field_kind == "DurationField":
-            return duration_value
+            return _interval_parameter
         return None
     if field_kind == "DurationField":
         return (

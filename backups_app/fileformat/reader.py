@@ -798,10 +798,11 @@ JSON_TYPES: dict[str, frozenset[type]] = {
             "PositiveIntegerField",
             "PositiveBigIntegerField",
             "PositiveSmallIntegerField",
-            "DurationField",
         ],
         _INTEGER,
     ),
+    # Microseconds; PostgreSQL's intervals with months or years as its text.
+    "DurationField": frozenset({int, str}),
     **dict.fromkeys(
         [
             *sorted(TEXT_KINDS),

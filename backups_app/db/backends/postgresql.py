@@ -67,6 +67,27 @@ def _text_when_out_of_range(base: type) -> type:
     return TextWhenOutOfRange
 
 
+def _calendar_as_text(base: type) -> type:
+    """A loader giving ``base``'s timedelta of an interval of days and time, and
+    PostgreSQL's own text of one with months or years (``1 year 2 mons``), which
+    no timedelta holds: psycopg counts a month as 30 days and a year as 360, so
+    it would come back as another interval."""
+    from psycopg.adapt import Loader
+
+    class CalendarAsText(Loader):
+        def __init__(self, oid: int, context: Any = None):
+            super().__init__(oid, context)
+            self._load = base(oid, context).load
+
+        def load(self, data: Any) -> Any:
+            text = bytes(data)
+            if b"mon" in text or b"year" in text:
+                return text.decode()
+            return self._load(text)
+
+    return CalendarAsText
+
+
 def _out_of_range(error: BaseException) -> bool:
     """Whether ``error`` (Django's) is a loader's refusal of a value Python cannot
     hold: psycopg's DataError raised on the client, which has no SQLSTATE. An
@@ -114,6 +135,10 @@ class PostgreSQLBackend(Backend):
             # connection's tzinfo; with a UTC session psycopg's own (C) loader
             # gives the same values, about four times faster.
             cursor.adapters.register_loader("timestamptz", _psycopg_tz_loader())
+        if raw.info.parameter_status("IntervalStyle") == "postgres":
+            interval = cursor.adapters.types["interval"].oid
+            base = cursor.adapters.get_loader(interval, Format.TEXT)
+            cursor.adapters.register_loader("interval", _calendar_as_text(base))
         if out_of_range:
             for name in UNBOUNDED_TEMPORAL_TYPES:
                 oid = cursor.adapters.types[name].oid

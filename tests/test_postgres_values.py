@@ -1,21 +1,26 @@
-"""PostgreSQL's dates and timestamps that Python's datetime cannot hold.
+"""PostgreSQL's values that Python's datetime and timedelta cannot hold.
 
 ``infinity``, ``-infinity``, dates before year 1 (BC) and after 9999 are valid
 values of PostgreSQL's date, timestamp and timestamptz; psycopg refuses to load
 them. A read that meets one reads the rest of the table with such values as
 PostgreSQL's text (``postgresql._text_when_out_of_range``), which the file keeps
 and a restore gives back to PostgreSQL as it was.
+
+An interval with months or years (``1 year 2 mons``) has no timedelta: psycopg
+counts a month as 30 days, so it came back as another interval. It is read as
+PostgreSQL's text (``postgresql._calendar_as_text``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 from pathlib import Path
 
 import orjson
 import pytest
 from django.db import connection
-from django.test import TestCase
+from django.test import TestCase, override_settings
 
 from backups_app.backup import create_backup
 from backups_app.fileformat.reader import BackupReader
@@ -114,3 +119,56 @@ class UnboundedDatesTests(TestCase):
         report = validate_backup(self.file)
         (table,) = [t for t in report.tables if not t.matches]
         assert (table.label, table.changed) == ("valuesapp.Value", 1)
+
+
+def stored_intervals() -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, duration::text FROM {TABLE} ORDER BY id")
+        return list(cursor.fetchall())
+
+
+class CalendarIntervalsTests(TestCase):
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        Value.objects.bulk_create(
+            Value(duration=dt.timedelta(days=n, microseconds=n)) for n in range(100)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {TABLE} (duration) VALUES ('1 mon'), "
+                "('1 year 2 mons 3 days 04:05:06.5'), ('-1 mons +3 days')"
+            )
+        self.stored = stored_intervals()
+        self.file = self.tmp_path / "intervals.jsonl.gz"
+        create_backup(self.file)
+
+    def test_they_are_kept_as_text_and_restored_as_they_were(self):
+        assert [d for _, d in self.stored[-3:]] == [
+            "1 mon",
+            "1 year 2 mons 3 days 04:05:06.5",
+            "-1 mons +3 days",
+        ]
+        with connection.cursor() as cursor:
+            # Equal by PostgreSQL's comparison, but another value.
+            cursor.execute(
+                f"UPDATE {TABLE} SET duration = '30 days' WHERE duration = '1 mon'"
+            )
+        report = validate_backup(self.file)
+        (table,) = [t for t in report.tables if not t.matches]
+        assert (table.label, table.changed) == ("valuesapp.Value", 1)
+        restore_backup(self.file, safety_backup=False)
+        assert stored_intervals() == self.stored
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {TABLE}")
+        restore_backup(self.file, safety_backup=False, full=True)
+        assert stored_intervals() == self.stored
+        assert validate_backup(self.file).ok
+
+    @override_settings(BACKUPS={"POSTGRES_COPY": False})
+    def test_without_copy_too(self):
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {TABLE}")
+        restore_backup(self.file, safety_backup=False, full=True)
+        assert stored_intervals() == self.stored
