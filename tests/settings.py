@@ -163,6 +163,9 @@ INSTALLED_APPS = [
     "tests.mediaapp",
     # The demo shop is a schema the engine was not written around: it is tested too.
     "project.shop",
+    # The fields of django.contrib.postgres (their table exists on PostgreSQL only).
+    "django.contrib.postgres",
+    "tests.postgresapp",
 ]
 
 # The admin runs long operations through a task queue when one is configured;

@@ -26,6 +26,7 @@ from backups_app.backup import create_backup
 from backups_app.fileformat.reader import BackupReader
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
+from tests.postgresapp.models import PostgresValue
 from tests.valuesapp.models import Value
 
 pytestmark = [
@@ -172,3 +173,65 @@ class CalendarIntervalsTests(TestCase):
             cursor.execute(f"DELETE FROM {TABLE}")
         restore_backup(self.file, safety_backup=False, full=True)
         assert stored_intervals() == self.stored
+
+
+def stored_postgres_values() -> list[tuple]:
+    """Every column of PostgresValue as PostgreSQL's text."""
+    columns = ", ".join(
+        f"{f.column}::text" for f in PostgresValue._meta.local_concrete_fields
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {PostgresValue._meta.db_table} ORDER BY id"
+        )
+        return list(cursor.fetchall())
+
+
+class ContribPostgresFieldsTests(TestCase):
+    """Every field of django.contrib.postgres, with the values that are hard to
+    keep: empty and nested arrays with NULLs, hstore NULL values, empty and
+    unbounded ranges of each bound kind, a weighted search vector."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {PostgresValue._meta.db_table} (tags, matrix, moments, "
+                "attributes, integers, big_integers, decimals, datetimes, dates, "
+                "search) VALUES "
+                "('{a,\"b c\",\"\",NULL}', '{{1,NULL},{3,4}}', "
+                '\'{2026-11-30 18:00:00+00}\', \'a=>1, "b c"=>NULL, ""=>""\', '
+                "'[1,5)', '(,9223372036854775807)', '(1.5,2.25]', "
+                "'[2026-01-01 00:00+00,infinity)', 'empty', "
+                "setweight(to_tsvector('english', 'the quick brown foxes'), 'A')), "
+                "('{}', '{}', '{}', '', '(,)', 'empty', '[0,0]', "
+                "'(,2026-01-01 00:00+00]', '[2026-01-01,2026-02-01)', ''), "
+                "(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+            )
+        PostgresValue.objects.bulk_create(
+            PostgresValue(tags=[str(n)], integers=(n, n + 1)) for n in range(100)
+        )
+        self.stored = stored_postgres_values()
+        self.file = self.tmp_path / "contrib.jsonl.gz"
+        create_backup(self.file)
+
+    def test_a_full_restore_gives_them_back_as_stored(self):
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {PostgresValue._meta.db_table}")
+        restore_backup(self.file, safety_backup=False, full=True)
+        assert stored_postgres_values() == self.stored
+        assert validate_backup(self.file).ok
+
+    def test_a_restore_row_by_row_gives_them_back_as_stored(self):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {PostgresValue._meta.db_table} SET tags = '{{x}}', "
+                "attributes = 'z=>1', integers = '[7,8)', search = 'z' "
+                "WHERE id <= 3"
+            )
+        assert not validate_backup(self.file).ok
+        summary = restore_backup(self.file, safety_backup=False)
+        assert summary.rows_updated == 3
+        assert stored_postgres_values() == self.stored

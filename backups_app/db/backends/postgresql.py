@@ -102,6 +102,16 @@ class PostgreSQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f'{column} COLLATE "C"'
 
+    def select_column(self, field: Field[Any, Any]) -> str:
+        from django.contrib.postgres.fields import RangeField
+
+        column = super().select_column(field)
+        if isinstance(field, RangeField):
+            # psycopg's Range objects are no JSON; PostgreSQL's text of a range
+            # ("[1,5)", "empty", "(,2026-01-01 00:00:00+00]") reads back as it.
+            return f"{column}::text"
+        return column
+
     def order_column(self, field: Field[Any, Any]) -> str:
         if kind(field) == "GenericIPAddressField":
             # inet sorts by family and bits ("9.0.0.1" before "10.0.0.1"); the file
