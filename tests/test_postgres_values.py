@@ -229,7 +229,8 @@ class ContribPostgresFieldsTests(TestCase):
             cursor.execute(
                 f"UPDATE {PostgresValue._meta.db_table} SET tags = '{{x}}', "
                 "attributes = 'z=>1', integers = '[7,8)', search = 'z' "
-                "WHERE id <= 3"
+                f"WHERE id IN (SELECT id FROM {PostgresValue._meta.db_table} "
+                "ORDER BY id LIMIT 3)"
             )
         assert not validate_backup(self.file).ok
         summary = restore_backup(self.file, safety_backup=False)
