@@ -9,7 +9,6 @@ from django.test import SimpleTestCase, override_settings
 from backups_app.conf import ALWAYS_EXCLUDED_APPS
 from backups_app.db.tables import dependency_order, table_specs
 from backups_app.exceptions import BackupError
-from tests.factories import vendor
 
 pytestmark = pytest.mark.django_db
 
@@ -52,8 +51,6 @@ class ScopeTests(SimpleTestCase):
             and not model._meta.proxy
             and model._meta.app_label not in ALWAYS_EXCLUDED_APPS
             and model._meta.app_label != "gatedapp"
-            # Its table exists on PostgreSQL only (Meta.required_db_vendor).
-            and (model._meta.app_label != "postgresapp" or vendor() == "postgresql")
         }
         found = labels()
         assert len(found) == len(set(found))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import TestCase, override_settings
 
@@ -26,8 +27,10 @@ from backups_app.backup import create_backup
 from backups_app.fileformat.reader import BackupReader
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
-from tests.postgresapp.models import PostgresValue
 from tests.valuesapp.models import Value
+
+if settings.POSTGRES_FIELDS:
+    from tests.postgresapp.models import PostgresValue
 
 pytestmark = [
     pytest.mark.usefixtures("tmp_path_on_test_case"),
@@ -187,6 +190,9 @@ def stored_postgres_values() -> list[tuple]:
         return list(cursor.fetchall())
 
 
+@pytest.mark.skipif(
+    not settings.POSTGRES_FIELDS, reason="tests.postgresapp is installed on its own"
+)
 class ContribPostgresFieldsTests(TestCase):
     """Every field of django.contrib.postgres, with the values that are hard to
     keep: empty and nested arrays with NULLs, hstore NULL values, empty and
