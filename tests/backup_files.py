@@ -69,6 +69,20 @@ def rewrite(
     return target
 
 
+def section_values(source: Path, label: str, columns: list[str]) -> list[list[Any]]:
+    """The values of ``columns`` in each row of the table ``label`` of a backup."""
+    rows: list[list[Any]] = []
+    with gzip.open(source, "rb") as stream:
+        for section in BackupReader(stream, str(source)).tables():
+            if section.label != label:
+                section.skip()
+                continue
+            where = [section.columns.index(c) for c in columns]
+            for batch in section.batches(1000):
+                rows += [[row[i] for i in where] for row in map(orjson.loads, batch)]
+    return rows
+
+
 def plain_lines(source: Path) -> list[bytes]:
     """The lines of a backup, decompressed, each with its newline."""
     with gzip.open(source, "rb") as compressed:

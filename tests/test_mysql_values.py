@@ -18,7 +18,6 @@ rows (``mysql._statements``).
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 from decimal import Decimal
 from pathlib import Path
 from unittest import mock
@@ -41,9 +40,9 @@ from backups_app.db.backends import backend_for
 from backups_app.db.backends.mysql import _literal_function, _statements
 from backups_app.db.tables import table_specs
 from backups_app.db.values import column_encoder
-from backups_app.fileformat.reader import BackupReader
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
+from tests.backup_files import section_values
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_restore_safety import raw_contents
 from tests.valuesapp.models import Value
@@ -322,18 +321,7 @@ class DatesThatAreNoDatesTests(TestCase):
         set_session_sql_mode("STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE")
 
     def file_rows(self) -> list[list]:
-        rows = []
-        with gzip.open(self.file) as stream:
-            for section in BackupReader(stream, str(self.file)).tables():
-                if section.label != "valuesapp.Value":
-                    section.skip()
-                    continue
-                where = [section.columns.index(c) for c in ("id", "day", "moment")]
-                for batch in section.batches(100):
-                    rows += [
-                        [row[i] for i in where] for row in map(orjson.loads, batch)
-                    ]
-        return rows
+        return section_values(self.file, "valuesapp.Value", ["id", "day", "moment"])
 
     def damage(self) -> None:
         with connection.cursor() as cursor:

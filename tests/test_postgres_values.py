@@ -14,19 +14,17 @@ PostgreSQL's text (``postgresql._calendar_as_text``).
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 from pathlib import Path
 
-import orjson
 import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import TestCase, override_settings
 
 from backups_app.backup import create_backup
-from backups_app.fileformat.reader import BackupReader
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
+from tests.backup_files import section_values
 from tests.valuesapp.models import Value
 
 if settings.POSTGRES_FIELDS:
@@ -75,18 +73,7 @@ class UnboundedDatesTests(TestCase):
         create_backup(self.file)
 
     def file_rows(self) -> list[list]:
-        rows = []
-        with gzip.open(self.file) as stream:
-            for section in BackupReader(stream, str(self.file)).tables():
-                if section.label != "valuesapp.Value":
-                    section.skip()
-                    continue
-                where = [section.columns.index(c) for c in ("day", "moment")]
-                for batch in section.batches(100):
-                    rows += [
-                        [row[i] for i in where] for row in map(orjson.loads, batch)
-                    ]
-        return rows
+        return section_values(self.file, "valuesapp.Value", ["day", "moment"])
 
     def damage(self) -> None:
         with connection.cursor() as cursor:
