@@ -46,46 +46,45 @@ def _psycopg_tz_loader() -> Any:
 UNBOUNDED_TEMPORAL_TYPES = ("date", "timestamp", "timestamptz")
 
 
-def _text_when_out_of_range(base: type) -> type:
-    """A loader giving ``base``'s values, and PostgreSQL's own text of a value that
-    Python's datetime cannot hold (``infinity``, ``0044-03-15 BC``, ``10000-01-01``):
-    the file keeps that text, and PostgreSQL reads it back as the same value."""
-    from psycopg import DataError
+def _composed_loader(
+    base: type, load: Callable[[Callable[[Any], Any], Any], Any]
+) -> type:
+    """A psycopg loader whose ``load`` is ``load(base_load, data)``, around the
+    loader class ``base`` (psycopg's C loaders cannot be subclassed)."""
     from psycopg.adapt import Loader
 
-    class TextWhenOutOfRange(Loader):
+    class Composed(Loader):
         def __init__(self, oid: int, context: Any = None):
             super().__init__(oid, context)
-            self._load = base(oid, context).load
+            self._base = base(oid, context).load
 
         def load(self, data: Any) -> Any:
-            try:
-                return self._load(data)
-            except DataError:
-                return bytes(data).decode()
+            return load(self._base, data)
 
-    return TextWhenOutOfRange
+    return Composed
 
 
-def _calendar_as_text(base: type) -> type:
-    """A loader giving ``base``'s timedelta of an interval of days and time, and
+def _text_when_out_of_range(base_load: Callable[[Any], Any], data: Any) -> Any:
+    """The base loader's value, or PostgreSQL's own text of a value that Python's
+    datetime cannot hold (``infinity``, ``0044-03-15 BC``, ``10000-01-01``): the
+    file keeps that text, and PostgreSQL reads it back as the same value."""
+    from psycopg import DataError
+
+    try:
+        return base_load(data)
+    except DataError:
+        return bytes(data).decode()
+
+
+def _calendar_as_text(base_load: Callable[[Any], Any], data: Any) -> Any:
+    """The base loader's timedelta of an interval of days and time, and
     PostgreSQL's own text of one with months or years (``1 year 2 mons``), which
     no timedelta holds: psycopg counts a month as 30 days and a year as 360, so
     it would come back as another interval."""
-    from psycopg.adapt import Loader
-
-    class CalendarAsText(Loader):
-        def __init__(self, oid: int, context: Any = None):
-            super().__init__(oid, context)
-            self._load = base(oid, context).load
-
-        def load(self, data: Any) -> Any:
-            text = bytes(data)
-            if b"mon" in text or b"year" in text:
-                return text.decode()
-            return self._load(text)
-
-    return CalendarAsText
+    text = bytes(data)
+    if b"mon" in text or b"year" in text:
+        return text.decode()
+    return base_load(text)
 
 
 def _out_of_range(error: BaseException) -> bool:
@@ -148,12 +147,16 @@ class PostgreSQLBackend(Backend):
         if raw.info.parameter_status("IntervalStyle") == "postgres":
             interval = cursor.adapters.types["interval"].oid
             base = cursor.adapters.get_loader(interval, Format.TEXT)
-            cursor.adapters.register_loader("interval", _calendar_as_text(base))
+            cursor.adapters.register_loader(
+                "interval", _composed_loader(base, _calendar_as_text)
+            )
         if out_of_range:
             for name in UNBOUNDED_TEMPORAL_TYPES:
                 oid = cursor.adapters.types[name].oid
                 base = cursor.adapters.get_loader(oid, Format.TEXT)
-                cursor.adapters.register_loader(name, _text_when_out_of_range(base))
+                cursor.adapters.register_loader(
+                    name, _composed_loader(base, _text_when_out_of_range)
+                )
 
     def stream_rows(
         self, spec: TableSpec, batch_size: int, *, first: int | None = None
@@ -199,14 +202,13 @@ class PostgreSQLBackend(Backend):
         self, spec: TableSpec, where: str, params: list[Any]
     ) -> list[tuple[Any, ...]]:
         self.connection.ensure_connection()
+        sql = self.select_sql(spec, where)
         try:
-            return self._fetch_all(self.select_sql(spec, where), params)
+            return self._fetch_all(sql, params)
         except DatabaseError as exc:
             if not _out_of_range(exc):
                 raise
-            return self._fetch_all(
-                self.select_sql(spec, where), params, out_of_range=True
-            )
+            return self._fetch_all(sql, params, out_of_range=True)
 
     def _fetch_all(
         self, sql: str, params: list[Any], *, out_of_range: bool = False
