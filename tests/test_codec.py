@@ -191,7 +191,7 @@ def test_sqlite_decimal_shortcut_agrees_with_djangos_converter(places):
     fast = db_values.sqlite_decimal_encoder(field, "t", connection)
     slow = db_values.column_encoder_steps(field, "t", connection)
     generator = random.Random(places)
-    values = [0, -0.0, 0.1, 2.675, 1.005, 1 / 3, 123456.785, -7, 10**11]
+    values = [0, 0.0, -0.0, 0.1, 2.675, 1.005, 1 / 3, 123456.785, -7, 10**11]
     values += [
         round(generator.uniform(-1e9, 1e9), generator.randint(0, 6))
         for _ in range(5000)
@@ -203,6 +203,21 @@ def test_sqlite_decimal_shortcut_agrees_with_djangos_converter(places):
             continue
         assert fast(value) == expected, value
         assert fast(value) == expected, value  # and again, from the memo
+
+
+@pytest.mark.parametrize(("max_digits", "places"), [(4, 2), (2, 2), (3, 0)])
+def test_sqlite_decimal_zeros_agree_with_djangos_converter(max_digits, places):
+    """Zeros skip the memo (0.0 and -0.0 are one key but two texts)."""
+    from django.db import models
+
+    connection = sqlite_connection()
+    field = models.DecimalField(max_digits=max_digits, decimal_places=places)
+    field.set_attributes_from_name("amount")
+    fast = db_values.sqlite_decimal_encoder(field, "t", connection)
+    slow = db_values.column_encoder_steps(field, "t", connection)
+    # In every order, so that no zero's text is taken for another's.
+    for zeros in ([0, 0.0, -0.0], [-0.0, 0.0, 0], [0.0, -0.0, 0]):
+        assert [fast(value) for value in zeros] == [slow(value) for value in zeros]
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ stored.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -263,12 +264,19 @@ def sqlite_decimal_encoder(
     whole_digits = decimal_field.max_digits - places
 
     # Columns of prices repeat their values a lot: remember recent texts. Zero is
-    # left out, as 0.0 and -0.0 are one key but two texts.
+    # left out, as 0.0 and -0.0 are one key but two texts; the usual zeros (0 and
+    # 0.0, common in columns of discounts) have their text ready.
     memo: dict[float | int, str] = {}
 
     def encode_decimal(value: Any) -> Any:
-        if value and (text := memo.get(value)) is not None:
-            return text
+        if value:
+            if (text := memo.get(value)) is not None:
+                return text
+        elif zero is not None and (
+            type(value) is int
+            or (type(value) is float and math.copysign(1.0, value) > 0)
+        ):
+            return zero
         text = padded(value)
         if text is None:
             return slow(value)
@@ -291,6 +299,7 @@ def sqlite_decimal_encoder(
                 return f"{whole}.{fraction:0<{places}}" if places else whole
         return None
 
+    zero = padded(0)
     return encode_decimal
 
 
@@ -322,8 +331,16 @@ def sqlite_temporal_encoder(
         return slow
     offset = "+00:00" if settings.USE_TZ else ""
 
-    def encode_datetime(value: Any) -> Any:
-        if usual(value, DATETIME_TEXT_LENGTHS) and value[10] == " ":
+    def encode_datetime(
+        value: Any, lengths: frozenset[int] = DATETIME_TEXT_LENGTHS
+    ) -> Any:
+        # usual(), written out: this runs for every datetime of a table.
+        if (
+            type(value) is str
+            and len(value) in lengths
+            and value[10] == " "
+            and not value.endswith(".000000")
+        ):
             return value[:10] + "T" + value[11:] + offset
         return slow(value)
 
