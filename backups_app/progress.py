@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,3 +64,55 @@ def passed_on(
 
     report.wants_counts = wants_counts(progress)  # type: ignore[attr-defined]
     return report
+
+
+class StageClock:
+    """A callback that times the stages it passes on to ``progress``: a stage lasts
+    from its first report to the first report of another stage, or to ``seconds()``.
+
+    A stage that comes back later (a restore verifies, then writes, then verifies
+    what it wrote) adds to its time; ``seconds()`` lists the stages in the order they
+    first came.
+    """
+
+    def __init__(
+        self,
+        progress: ProgressCallback = ignore_progress,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self._progress = progress
+        self._clock = clock
+        self._times: dict[str, float] = {}
+        self._stage: str | None = None
+        self._since = 0.0
+        self.wants_counts = wants_counts(progress)
+
+    def __call__(self, progress: Progress) -> None:
+        if progress.stage != self._stage:
+            self._close()
+            self._stage = progress.stage
+        self._progress(progress)
+
+    def _close(self) -> None:
+        now = self._clock()
+        if self._stage is not None:
+            self._times[self._stage] = self._times.get(self._stage, 0.0) + (
+                now - self._since
+            )
+        self._since = now
+
+    def seconds(self) -> dict[str, float]:
+        """The seconds of each stage so far, rounded to milliseconds."""
+        self._close()
+        return {stage: round(seconds, 3) for stage, seconds in self._times.items()}
+
+
+# Stages shorter than this are left out where people read the times.
+SHORT_STAGE = 0.05
+
+
+def long_stages(stages: dict[str, float]) -> list[tuple[str, float]]:
+    """The stages of ``StageClock.seconds()`` that took at least SHORT_STAGE."""
+    return [
+        (stage, seconds) for stage, seconds in stages.items() if seconds >= SHORT_STAGE
+    ]

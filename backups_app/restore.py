@@ -63,7 +63,13 @@ from .media.restore import (
     put_back,
     read_before,
 )
-from .progress import Progress, ProgressCallback, ignore_progress, passed_on
+from .progress import (
+    Progress,
+    ProgressCallback,
+    StageClock,
+    ignore_progress,
+    passed_on,
+)
 from .provenance import provenance_of
 from .validate import file_normaliser, normalised_block, normalised_digests
 
@@ -193,6 +199,8 @@ class RestoreSummary:
     # Files written, left as they were, and deleted by --prune-media; None without
     # media.
     media: dict[str, Any] | None = None
+    # The seconds of each stage (progress.Progress), in the order they came.
+    stages: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -370,19 +378,20 @@ def restore_backup(
     and no longer do are deleted after the commit.
     """
     started = time.perf_counter()
+    clock = StageClock(progress)
     plan = (
         source
         if isinstance(source, RestorePlan)
         else plan_restore(
             source,
             using=using,
-            progress=progress,
+            progress=clock,
             media=media,
             prune_media=prune_media,
         )
     )
     try:
-        return _restore(plan, safety_backup, lock_wait, progress, full, media, started)
+        return _restore(plan, safety_backup, lock_wait, clock, full, media, started)
     finally:
         plan.close()
 
@@ -391,7 +400,7 @@ def _restore(
     plan: RestorePlan,
     safety_backup: bool | None,
     lock_wait: float,
-    progress: ProgressCallback,
+    progress: StageClock,
     full: bool,
     media: bool,
     started: float,
@@ -549,6 +558,7 @@ def _restore(
         tables_unchanged=sum(1 for t in changes.tables.values() if not t.writes),
         reloaded=[spec.label for spec in specs if spec.label not in changes],
         media=media_summary,
+        stages=progress.seconds(),
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary

@@ -525,6 +525,12 @@ class RestoreTests(AdminTestCase):
         ]:
             assert f'<td id="rows-{row}">{count:,}</td>' in page
             assert f"{count:,} rows {row}" in operation.message
+        # Where the time went, stage by stage (all of them: these are short).
+        with mock.patch("backups_app.progress.SHORT_STAGE", 0):
+            timed = self.client.get(url("operation_change", operation.pk)).content
+        times = timed.decode().split('id="stage-times"')[1].split("</ul>")[0]
+        assert times.count("<li>") == len(result["stages"])
+        assert "Comparing the database with the backup: " in times
         # Undo: a normal restore of the safety backup, through its own preview.
         undo = f"{url('backuprecord_restore', safety.pk)}?database=default"
         assert f'id="undo-link" href="{undo}"' in page

@@ -197,6 +197,29 @@ class RestoreCommandTests(TestCase):
         summary = json.loads(stdout)
         assert summary["safety_backup"] is None
         assert summary["rows_deleted"] == summary["rows_inserted"] + 1
+        # Where the time went: the restore's stages in order, within its seconds.
+        assert list(summary["stages"])[:3] == ["lock", "compare", "delete"]
+        assert 0 < sum(summary["stages"].values()) <= summary["seconds"]
+
+    @mock.patch("backups_app.progress.SHORT_STAGE", 0)  # these stages are short
+    def test_verbose_restore_says_where_the_time_went(self):
+        stdout, _ = run_command(
+            "restore",
+            str(self.file),
+            "--noinput",
+            "--no-safety-backup",
+            "--full",
+            "-v",
+            "2",
+        )
+        lines = stdout.splitlines()
+        times = lines[lines.index("Time by stage:") + 1 :]
+        names = [
+            line.rsplit(None, 2)[0].strip() for line in times if line.endswith(" s")
+        ]
+        # At least the stages of a full restore that take time on any database.
+        assert {"Deleting rows", "Loading rows"} <= set(names)
+        assert "Comparing with the file" not in names  # --full compares nothing
 
     def test_file_by_name_in_the_backup_storage(self):
         stdout, _ = run_command("backup", "--json")

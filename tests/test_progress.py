@@ -21,7 +21,14 @@ from backups_app.backup import create_backup
 from backups_app.fileformat.streams import backup_storage
 from backups_app.management.commands._output import STAGES
 from backups_app.models import Operation
-from backups_app.progress import Progress, ignore_progress, passed_on, wants_counts
+from backups_app.progress import (
+    Progress,
+    StageClock,
+    ignore_progress,
+    long_stages,
+    passed_on,
+    wants_counts,
+)
 from backups_app.records import record_backup
 from backups_app.restore import restore_backup
 from backups_app.tasks import OperationRunner
@@ -45,6 +52,42 @@ def stages(reports: list[Progress]) -> list[str]:
 def rows_now(tmp_path: Path, using: str = "default") -> int:
     """The rows a safety backup of ``using`` would hold now: a backup's rows."""
     return create_backup(tmp_path / f"count-{using}.jsonl", using=using).rows
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_stage_clock_times_each_stage_from_its_first_report_to_the_next_stage():
+    clock = FakeClock()
+    reports: list[Progress] = []
+    timed = StageClock(reports.append, clock=clock)
+    for now, stage in [(1, "verify"), (2, "verify"), (4, "restore"), (4.5, "verify")]:
+        clock.now = now
+        timed(Progress(stage, "", 0, None))
+    clock.now = 5.25
+    # A stage that comes back adds to its time; the last lasts until asked.
+    assert timed.seconds() == {"verify": 3.75, "restore": 0.5}
+    assert [r.stage for r in reports] == ["verify", "verify", "restore", "verify"]
+    clock.now = 6
+    assert timed.seconds() == {"verify": 4.5, "restore": 0.5}
+
+
+def test_a_stage_clock_passes_on_what_its_callback_wants():
+    assert StageClock().wants_counts is False
+    assert StageClock(lambda report: None).wants_counts is True
+    quiet = passed_on(lambda report: None)
+    quiet.wants_counts = False  # type: ignore[attr-defined]
+    assert StageClock(quiet).wants_counts is False
+
+
+def test_only_stages_that_took_time_are_shown():
+    stages = {"lock": 0.001, "compare": 2.5, "commit": 0.05, "settle": 0.049}
+    assert long_stages(stages) == [("compare", 2.5), ("commit", 0.05)]
 
 
 class ReportTests(TransactionTestCase):
@@ -113,6 +156,9 @@ class ReportTests(TransactionTestCase):
         assert 0 < summary.rows_inserted < self.summary.rows
         # Every stage has a name on the admin's status page and in a terminal.
         assert set(stages(reports)) <= set(STEPS) & set(STAGES)
+        # And its time in the summary, in the order the stages came.
+        assert list(summary.stages) == stages(reports)
+        assert sum(summary.stages.values()) <= summary.seconds
 
     def test_a_full_restore_loads_and_reads_back_every_row_of_the_file(self):
         mutate_zoo()

@@ -43,6 +43,7 @@ from django.views.decorators.http import require_POST
 
 from ..exceptions import BackupError, BackupFormatError, StorageError
 from ..models import BackupRecord, Operation, Provenance
+from ..progress import long_stages
 from ..records import (
     check_name,
     check_provenance,
@@ -728,6 +729,7 @@ class OperationStatusMixin(_ModelAdmin):
             "safety": safety,
             "undo_command": self.undo_command(operation, safety),
             "rows_changed": rows_changed(operation.result),
+            "stage_times": stage_times(operation.result),
         }
 
 
@@ -743,6 +745,15 @@ def rows_changed(result: Any) -> dict[str, int] | None:
         "inserted": result["rows_inserted"] - updated,
         "updated": updated,
     }
+
+
+def stage_times(result: Any) -> list[tuple[str, float]]:
+    """Where a restore's time went: the stages that took time, by their names."""
+    stages = result.get("stages") if isinstance(result, dict) else None
+    return [
+        (str(STEPS.get(stage, stage)), seconds)
+        for stage, seconds in long_stages(stages or {})
+    ]
 
 
 class RestoreOutcomeMixin(OperationStatusMixin):

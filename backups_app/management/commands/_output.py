@@ -37,7 +37,7 @@ from backups_app.exceptions import (
     StorageError,
 )
 from backups_app.operations.units import format_count, format_size
-from backups_app.progress import Progress, ProgressCallback
+from backups_app.progress import Progress, ProgressCallback, long_stages
 
 # The exit codes of the three commands (README.md and docs/usage.md have the table).
 # 1 is each command's own failure, and for validatebackup only "the database differs";
@@ -346,6 +346,21 @@ STAGES: dict[str, tuple[str, str]] = {
     "media-validate": ("compare", "Comparing files"),
     "media-needs": ("", "Reading what the backups need"),
 }
+
+
+def stage_times_text(stages: dict[str, float]) -> list[str]:
+    """Lines saying where the time of an operation went, stage by stage."""
+    times = long_stages(stages)
+    if not times:
+        return []
+    names = [STAGES[stage][1] if stage in STAGES else stage for stage, _ in times]
+    width = max(map(len, names))
+    return ["Time by stage:"] + [
+        f"  {name:<{width}}  {seconds:6.1f} s"
+        for name, (_, seconds) in zip(names, times, strict=True)
+    ]
+
+
 # Steps of the commands, for "[k/n]": a restore's lock belongs to the step after it.
 RESTORE_STEPS = ("verify", "compare", "safety", "load", "check")
 VALIDATE_STEPS = ("verify", "compare")

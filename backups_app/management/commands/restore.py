@@ -39,6 +39,7 @@ from ._output import (
     local_time,
     number,
     running,
+    stage_times_text,
     table,
     terminal_width,
 )
@@ -304,6 +305,9 @@ class Command(BackupsCommand):
             self.stdout.write(restored_text(summary))
             if summary.media is not None:
                 self._render_media_done(summary.media)
+            if verbosity >= 2:
+                for line in stage_times_text(summary.stages):
+                    self.stdout.write(line)
             if undo:
                 self.stdout.write(f"Safety backup: {summary.safety_backup}")
                 self.stdout.write(f"To undo this restore, run:\n  {undo}")
