@@ -28,8 +28,8 @@ from .db.tables import (
     require_tables,
     table_specs,
 )
-from .db.values import block_encoder, column_decoder, column_encoder, row_decoder
-from .differential.apply import Changes, ChangesFailed, find_changes
+from .db.values import block_encoder, column_decoder, row_decoder
+from .differential.apply import Changes, ChangesFailed, find_changes, unreadable
 from .differential.preview import TablePreview, preview_changes
 from .differential.undo import undo_possible, undone, write_undo
 from .exceptions import (
@@ -944,25 +944,7 @@ class _Loader:
     def _unreadable(
         self, spec: TableSpec, batch: list[tuple], exc: BaseException
     ) -> str:
-        fields = list(spec.fields)
-        connection = self.backend.connection
-        encoders = [
-            (index, f.column, column_encoder(f, spec.table, connection))
-            for index, f in enumerate(fields)
-        ]
-        for row in batch:
-            for index, column, encoder in encoders:
-                if encoder is None or row[index] is None:
-                    continue
-                try:
-                    encoder(row[index])
-                except CONVERSION_ERRORS as error:
-                    return (
-                        f"{spec.label}.{column}, pk {self._pk(spec, list(row))}: "
-                        f"the database does not give back the value written "
-                        f"({_error_text(error)})"
-                    )
-        return f"{spec.label}: a value does not read back ({_error_text(exc)})"
+        return unreadable(spec, batch, exc, self.backend.connection)
 
     def _difference(
         self,

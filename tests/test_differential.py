@@ -18,7 +18,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +27,7 @@ from hypothesis.extra.django import TestCase as HypothesisTestCase
 
 from backups_app.backup import create_backup
 from backups_app.changes import FieldChange
+from backups_app.db.backends import backend_for
 from backups_app.differential import apply, store
 from backups_app.exceptions import RestoreError
 from backups_app.fileformat import reader
@@ -55,6 +56,7 @@ from tests.factories import (
     make_tagged,
     make_uuid_child,
     make_uuid_pk,
+    populate_zoo,
 )
 from tests.test_admin import AdminTestCase, url
 from tests.test_restore_safety import (
@@ -648,6 +650,183 @@ class DifferentialErrorTests(DifferentialTestCase):
             and (found := re.search(r"author_id\W? IN \(([^)]*)\)", q["sql"]))
         ]
         assert orphan_lists == [[str(gone.author_id)]]
+
+
+def statements(queries: list[str], verb: str, model: Any) -> list[str]:
+    """The statements of ``queries`` that ``verb`` (UPDATE, DELETE FROM) ``model``'s
+    table; Django's log writes an executemany as "N times: ..."."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    return [sql for sql in queries if f"{verb} {table} " in sql]
+
+
+class InPlaceTests(DifferentialTestCase):
+    """A changed row is updated where no column that differs is a key or unique, and
+    deleted and inserted again where one is."""
+
+    tmp_path: Path
+
+    def restore(self) -> tuple[Any, list[str], set[str]]:
+        """Restore; return the summary, the statements run through Django's cursor
+        and the tables whose rows were updated in place."""
+        backend = type(backend_for("default"))
+        updated: set[str] = set()
+        original = backend.update_rows
+
+        def spy(self, spec, columns, rows):
+            updated.add(spec.table)
+            return original(self, spec, columns, rows)
+
+        with (
+            CaptureQueriesContext(connection) as queries,
+            mock.patch.object(backend, "update_rows", spy),
+        ):
+            summary = restore_backup(self.file, safety_backup=False)
+        assert raw_contents() == self.backed_up
+        return summary, [q["sql"] for q in queries.captured_queries], updated
+
+    def test_rows_changed_outside_their_keys_are_updated_in_place(self):
+        node = nth(Node, 3)
+        Node.objects.filter(pk=node.pk).update(name="renamed in place")
+        book = nth(Book, 2)
+        other = Author.objects.exclude(pk=book.author_id).order_by("pk").first()
+        # A foreign key column is not a key other rows point at.
+        Book.objects.filter(pk=book.pk).update(author=other)
+        summary, queries, updated = self.restore()
+        assert summary.rows_updated == 2
+        assert updated == {Node._meta.db_table, Book._meta.db_table}
+        for model in (Node, Book):
+            assert not statements(queries, "DELETE FROM", model), model
+
+    def test_a_row_whose_unique_value_changed_is_deleted_and_inserted(self):
+        rename_label(3, 0)
+        summary, queries, updated = self.restore()
+        assert summary.rows_updated == 1
+        assert statements(queries, "DELETE FROM", Label)
+        assert updated == set()
+
+    def test_a_unique_index_on_an_expression_keeps_a_table_out_of_updates(self):
+        if connection.vendor == "mysql":
+            pytest.skip("MariaDB has no indexes on expressions")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE UNIQUE INDEX testapp_node_lower_name ON testapp_node (lower(name))"
+            )
+        node = nth(Node, 3)
+        Node.objects.filter(pk=node.pk).update(name="renamed, indexed")
+        summary, queries, updated = self.restore()
+        assert summary.rows_updated == 1
+        # Which columns it covers is not known: deleted and inserted again.
+        assert statements(queries, "DELETE FROM", Node)
+        assert updated == set()
+
+    def test_a_role_that_may_not_create_temporary_tables_updates_row_by_row(self):
+        if connection.vendor != "postgresql":
+            pytest.skip("only PostgreSQL updates through a temporary table")
+        role = f"backups_no_temp_{uuid.uuid4().hex[:8]}"
+        database = connection.ops.quote_name(connection.settings_dict["NAME"])
+        # All of it undone with the test's transaction, the role included.
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE ROLE "{role}"')
+            cursor.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+            cursor.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+            cursor.execute(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC")
+            cursor.execute(f'SET LOCAL ROLE "{role}"')
+            with pytest.raises(DatabaseError), transaction.atomic():
+                cursor.execute("CREATE TEMPORARY TABLE t (i integer)")
+        node = nth(Node, 3)
+        Node.objects.filter(pk=node.pk).update(name="renamed without temp")
+        summary, _queries, updated = self.restore()
+        assert summary.rows_updated == 1
+        assert updated == {Node._meta.db_table}
+
+    def test_an_update_the_database_refuses_names_the_row_and_column(self):
+        pk = nth(Book, 1).pk
+        file = rewrite(
+            self.file,
+            self.tmp_path / "long-title.jsonl",
+            row=lambda label, row: (
+                [row[0], "x" * 300, row[2]]
+                if label == "testapp.Book" and row[0] == pk
+                else row
+            ),
+        )
+        before = raw_contents()
+        if connection.vendor == "sqlite":
+            # SQLite keeps text of any length: the update goes through.
+            restore_backup(file, safety_backup=False)
+            assert validate_backup(file).ok
+            return
+        message = {
+            "postgresql": "value too long for type character varying(200)",
+            "mysql": "(1406, \"Data too long for column 'title' at row 1\")",
+        }[connection.vendor]
+        with pytest.raises(RestoreError) as excinfo:
+            restore_backup(file, safety_backup=False)
+        assert str(excinfo.value) == (
+            f"Restore of {file} failed and was rolled back: "
+            f"testapp.Book.title, pk {pk}: {message}"
+        )
+        assert raw_contents() == before
+
+    def test_an_updated_foreign_key_to_a_missing_row_is_refused(self):
+        pk = nth(Book, 1).pk
+        file = rewrite(
+            self.file,
+            self.tmp_path / "orphan.jsonl",
+            row=lambda label, row: (
+                [*row[:2], 987654] if label == "testapp.Book" and row[0] == pk else row
+            ),
+        )
+        before = raw_contents()
+        with pytest.raises(RestoreError) as excinfo:
+            restore_backup(file, safety_backup=False)
+        assert str(excinfo.value) == (
+            f"Restore of {file} failed and was rolled back: testapp.Book.author_id, "
+            f"pk {pk}: no testapp.Author row has id = 987654 (foreign key)"
+        )
+        assert raw_contents() == before
+
+
+class SelfUpdatingColumnTests(TransactionTestCase):
+    """MySQL's ON UPDATE CURRENT_TIMESTAMP sets a column that an UPDATE leaves
+    out: a changed row's UPDATE sets every column, so it keeps the backup's."""
+
+    databases = {"default"}
+    tmp_path: Path
+
+    def setUp(self):
+        if connection.vendor != "mysql":
+            pytest.skip("only MySQL columns update themselves")
+        populate_zoo()
+        self.file = self.tmp_path / "zoo.jsonl.gz"
+        create_backup(self.file)
+        self.backed_up = raw_contents()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ALTER TABLE testapp_allfields MODIFY moment datetime(6) NULL "
+                "ON UPDATE CURRENT_TIMESTAMP(6)"
+            )
+        self.addCleanup(self.plain_moment)
+
+    def plain_moment(self):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ALTER TABLE testapp_allfields MODIFY moment datetime(6) NULL"
+            )
+
+    def test_a_row_updated_in_place_keeps_its_timestamp(self):
+        with connection.cursor() as cursor:
+            # The column kept as it was (set to itself), another one changed.
+            cursor.execute(
+                "UPDATE testapp_allfields SET `char` = 'changed', moment = moment "
+                "WHERE id = (SELECT MIN(id) FROM testapp_allfields "
+                "WHERE moment IS NOT NULL)"
+            )
+            assert cursor.rowcount == 1
+        summary = restore_backup(self.file, safety_backup=False)
+        assert summary.rows_updated == 1
+        assert "testapp.AllFields" not in summary.reloaded
+        assert raw_contents() == self.backed_up
 
 
 class PreviewTests(DifferentialTestCase):

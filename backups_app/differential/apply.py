@@ -2,27 +2,31 @@
 
 ``find_changes`` runs after the restore has locked its tables: one pass over the
 file, each table merged with the database's rows (``merge``). A table whose rows to
-write (deletes plus inserts) cost less than reloading it whole, by the vendor's
-``row_change_cost``, gets a ``TableChanges``: the keys of the rows to delete (extra
-rows, and the old versions of changed rows) and the file's lines of the rows to
-insert (missing rows, and the new versions of changed rows), spooled in bounded
-memory (``store``). Every other table is reloaded whole, as before; a merge stops as
-soon as its table is known to be one of them.
+write (deletes, inserts and updates) cost less than reloading it whole, by the
+vendor's ``row_change_cost``, gets a ``TableChanges``: the keys of the rows to delete
+(extra rows, and the old versions of changed rows that are deleted and inserted
+again), the file's lines of the rows to insert (missing rows, and the new versions of
+those changed rows), and the changed rows updated in place (``_Updates``: key,
+columns, line), spooled in bounded memory (``store``). Every other table is reloaded
+whole, as before; a merge stops as soon as its table is known to be one of them.
 
 ``Changes`` then does, per table, what ``restore.py`` asks:
 
 - ``delete``: children first, every reloaded table emptied and every changed table's
-  rows deleted by primary key; a changed row is deleted and inserted again, so that a
-  unique value moving from one row to another never meets itself;
-- ``insert``: the rows to insert, parents first, in the load's order;
+  rows deleted by primary key; a changed row whose differing columns include a key
+  or a unique column is deleted and inserted again, so that a unique value moving
+  from one row to another never meets itself;
+- ``insert``: the rows to insert, parents first, in the load's order, then the
+  updates of the rows changed in place;
 - ``foreign_key_values``: narrows the foreign key check of a key between changed (or
   untouched) tables to the values the written rows point at and those of the parent
   rows removed; keys touching a reloaded table are checked whole;
 - ``check_written``: the read-back, limited to the rows written. Every other row of a
   changed table was compared with the file, byte for byte, in this transaction, after
   the tables were locked against every other writer; the restore's own statements
-  only delete the rows they name (each DELETE's row count is checked) and insert the
-  rows read back here. What could still change a row nobody wrote is the database
+  only delete the rows they name (each DELETE's row count is checked), update the
+  rows they name (the rows found counted too) and insert; the rows inserted and
+  updated are read back here. What could still change a row nobody wrote is the database
   itself: triggers, or foreign keys whose ON DELETE cascades. When tables in scope
   have either, every table is read back whole instead (``side_effects``), and a table
   that differs is reloaded, as for a full restore.
@@ -42,9 +46,15 @@ from ..db.backends import Backend
 from ..db.integrity import ForeignKey
 from ..db.schema import aligned
 from ..db.tables import TableSpec
-from ..db.values import block_encoder, column_decoder, owned_bytes, row_decoder
+from ..db.values import (
+    block_encoder,
+    column_decoder,
+    column_encoder,
+    owned_bytes,
+    row_decoder,
+)
 from ..exceptions import database_message, error_text, shown_value
-from ..fileformat.codec import loads_block, pk_value
+from ..fileformat.codec import loads_block, loads_row, pk_value
 from ..fileformat.reader import BackupReader, TableSection, row_lines
 from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..validate import file_normaliser
@@ -77,9 +87,12 @@ class TableChanges:
     # columns other tables' foreign keys point at
     extra: int = 0  # rows only the database has: deleted
     missing: int = 0  # rows only the file has: inserted
-    changed: int = 0  # rows in both with other values: deleted and inserted again
+    changed: int = 0  # rows in both with other values: updated, or deleted and
+    # inserted again
+    updates: int = 0  # of the changed rows, those updated
     removed: Stretch = field(default_factory=Stretch)
     added: Stretch = field(default_factory=Stretch)
+    updated: Stretch = field(default_factory=Stretch)
     # For an undo file (``Changes(undo=True)``): the database's lines of the rows
     # removed, the primary keys (the file's values, as JSON) of the rows added, and
     # the table's row count and digest before the restore.
@@ -94,15 +107,42 @@ class TableChanges:
 
     @property
     def rows_removed(self) -> int:
+        """Rows deleted, counting the changed rows, as a restore reports them."""
         return self.extra + self.changed
 
     @property
     def rows_added(self) -> int:
+        """Rows written, counting the changed rows, as a restore reports them."""
         return self.missing + self.changed
 
     @property
     def writes(self) -> int:
         return self.rows_removed + self.rows_added
+
+
+def unreadable(
+    spec: TableSpec, rows: list[tuple[Any, ...]], exc: BaseException, connection: Any
+) -> str:
+    """Say which value of ``rows`` (as the database gave them back, after writing)
+    cannot be read as its field: column and primary key, where it can be found."""
+    fields = list(spec.fields)
+    encoders = [
+        (index, f.column, column_encoder(f, spec.table, connection))
+        for index, f in enumerate(fields)
+    ]
+    for row in rows:
+        for index, column, encoder in encoders:
+            if encoder is None or row[index] is None:
+                continue
+            try:
+                encoder(row[index])
+            except CONVERSION_ERRORS as error:
+                pk = shown_value(pk_value(fields, spec.pk_fields, list(row)))
+                return (
+                    f"{spec.label}.{column}, pk {pk}: the database does not give "
+                    f"back the value written ({error_text(error)})"
+                )
+    return f"{spec.label}: a value does not read back ({error_text(exc)})"
 
 
 def reload_cheaper(writes: int, rows_now: int, rows_in_file: int, cost: float) -> bool:
@@ -125,11 +165,13 @@ class _Collector:
         rows_in_file: int,
         cost: float,
         undo: _UndoSpools | None = None,
+        updates: _Updates | None = None,
     ):
         self.changes = changes
         self.removed = removed
         self.added = added
         self.undo = undo
+        self.updates = updates
         self.key_positions = key_positions
         self.pk_positions = key_positions[: len(changes.spec.pk_fields)]
         self.rows_now = rows_now
@@ -167,17 +209,92 @@ class _Collector:
         self, line: bytes, values: list[Any], old_line: bytes, row: tuple[Any, ...]
     ) -> None:
         self.changes.changed += 1
-        self.removed.add(self._key(row))
-        self.added.add(line)
         if self.undo is not None:
             self.undo.old.add(old_line)
         self._dropped(values)
+        updates = self.updates
+        columns = updates.columns(values, old_line) if updates is not None else None
+        if updates is not None and columns:
+            self.changes.updates += 1
+            key = self._key(row)[: len(self.pk_positions)]
+            updates.spool.add((key, columns, line))
+            self._wrote(1)
+            return
+        self.removed.add(self._key(row))
+        self.added.add(line)
         self._wrote(2)
 
     def seen(self, rows: int) -> None:
         # Changes spread over the table: judged on a sample, with a margin of two.
         if rows >= SAMPLE_ROWS and self.writes * self.cost >= 4 * rows:
             raise StopComparing
+
+
+class _Updates:
+    """Which changed rows of a table are updated in place, and which columns.
+
+    A changed row is updated when none of the columns that differ is part of its
+    primary key, of a key other tables point at, or of a unique constraint or index
+    (or any constraint that compares rows): so an UPDATE can never meet another
+    row's value half-way. Generated columns may differ too (the database computes
+    them again; the read-back checks them). Every other changed row is deleted and
+    inserted again. The constraints are read from the database once, at the
+    table's first changed row.
+    """
+
+    def __init__(
+        self,
+        spec: TableSpec,
+        key_columns: tuple[str, ...],
+        backend: Backend,
+        unique_columns: Callable[[TableSpec], set[str] | None],
+        spool: Spool,
+    ):
+        self.spec = spec
+        self.key_columns = key_columns
+        self.backend = backend
+        self.unique_columns = unique_columns
+        self.spool = spool
+        self._updatable: frozenset[int] | None = None
+        self._generated: frozenset[int] = frozenset()
+        self._every: tuple[int, ...] = ()
+
+    def _read_constraints(self) -> frozenset[int]:
+        spec = self.spec
+        written = [
+            position
+            for position, column_field in enumerate(spec.fields)
+            if column_field in spec.insert_fields and column_field not in spec.pk_fields
+        ]
+        self._generated = frozenset(
+            position
+            for position, column_field in enumerate(spec.fields)
+            if column_field not in spec.insert_fields
+        )
+        self._every = tuple(written)
+        unique = self.unique_columns(spec)
+        if unique is None:
+            return frozenset()
+        unsafe = unique | set(self.key_columns)
+        return frozenset(p for p in written if spec.columns[p] not in unsafe)
+
+    def columns(self, values: list[Any], old_line: bytes) -> tuple[int, ...] | None:
+        """The positions of the columns to set for a row changed from ``old_line``
+        (the database's) to ``values`` (the file's), or None to delete and insert it.
+        Values are compared as the file writes them: 1 and 1.0 differ."""
+        if self._updatable is None:
+            self._updatable = self._read_constraints()
+        dumps = orjson.dumps
+        changed = [
+            position
+            for position, (new, old) in enumerate(
+                zip(values, loads_row(old_line), strict=True)
+            )
+            if position not in self._generated and dumps(new) != dumps(old)
+        ]
+        if not changed or not self._updatable.issuperset(changed):
+            return None
+        return self._every if self.backend.updates_every_column else tuple(changed)
 
 
 class _UndoSpools:
@@ -235,6 +352,9 @@ class Changes:
         self.side_effects = False
         self._removed = Spool()
         self._added = Spool()
+        # (primary key, positions of the columns to set, the file's line)
+        self._updated = Spool()
+        self._unique: Callable[[TableSpec], set[str] | None] = backend.unique_columns
         self._undo = _UndoSpools() if undo else None
 
     @classmethod
@@ -248,7 +368,7 @@ class Changes:
         return label in self.tables
 
     def close(self) -> None:
-        for spool in (self._removed, self._added):
+        for spool in (self._removed, self._added, self._updated):
             spool.close()
         if self._undo is not None:
             self._undo.close()
@@ -278,6 +398,7 @@ class Changes:
             columns = referenced.setdefault(fk.parent_table, [])
             if fk.parent_column not in columns:
                 columns.append(fk.parent_column)
+        self._unique = backend.unique_column_finder(self.specs)
         rows_now = {table.label: table.rows_now or 0 for table in plan.tables}
         progress = passed_on(progress, stage_total=plan.rows_now)
         progress(Progress("compare", "", 0, None))
@@ -318,11 +439,13 @@ class Changes:
         table = TableChanges(spec, tuple(key_columns))
         table.removed = self._removed.begin()
         table.added = self._added.begin()
+        table.updated = self._updated.begin()
         digest = None
         if self._undo is not None:
             table.old = self._undo.old.begin()
             table.dropped = self._undo.dropped.begin()
             digest = hashlib.sha256()
+        normalise = file_normaliser(spec, self.plan.header, self.backend.connection)
         collector = _Collector(
             table,
             self._removed,
@@ -332,13 +455,20 @@ class Changes:
             in_file,
             self.backend.row_change_cost,
             self._undo,
+            # In place where nothing but these rows can change: no triggers or
+            # cascades, and values spelled as this database spells them.
+            None
+            if self.side_effects or normalise is not None
+            else _Updates(
+                spec, table.key_columns, self.backend, self._unique, self._updated
+            ),
         )
         merged = merge_table(
             spec,
             section,
             self.backend,
             collector,
-            normalise=file_normaliser(spec, self.plan.header, self.backend.connection),
+            normalise=normalise,
             progress=progress,
             stage="compare",
             digest=digest,
@@ -346,6 +476,7 @@ class Changes:
         )
         self._removed.end()
         self._added.end()
+        self._updated.end()
         if self._undo is not None:
             self._undo.old.end()
             self._undo.dropped.end()
@@ -401,7 +532,7 @@ class Changes:
             table = self.tables.get(spec.label)
             if table is None:
                 self.backend.empty(spec)
-            elif table.rows_removed:
+            elif table.removed.rows:
                 self._delete_rows(table, progress)
 
     def _delete_rows(self, table: TableChanges, progress: ProgressCallback) -> None:
@@ -413,16 +544,17 @@ class Changes:
                 keys = [key[:width] for key in chunk[start : start + STATEMENT_ROWS]]
                 deleted += self.backend.delete_rows(spec, keys)
             progress(Progress("delete", spec.label, deleted, table.rows_removed))
-        if deleted != table.rows_removed and not self.side_effects:
+        if deleted != table.removed.rows and not self.side_effects:
             raise ChangesFailed(
-                f"{spec.label}: {deleted} rows deleted where {table.rows_removed} "
+                f"{spec.label}: {deleted} rows deleted where {table.removed.rows} "
                 "were found to go; the table changed while the restore held it"
             )
 
     def insert(
         self, spec: TableSpec, progress: ProgressCallback = ignore_progress
     ) -> None:
-        """Insert the table's rows that the database lacks or holds otherwise."""
+        """Insert the table's rows that the database lacks or holds otherwise, and
+        update those changed in place."""
         table = self.tables[spec.label]
         if not table.rows_added:
             return
@@ -433,15 +565,104 @@ class Changes:
             self.backend.connection,
             self.version,
         )
+        if table.added.rows:
+            try:
+                with transaction.atomic(using=self.backend.using):
+                    self.backend.insert_rows(
+                        spec, self._batches(table, decode, progress)
+                    )
+            except DatabaseError as exc:
+                if self.side_effects:
+                    # Something the database did by itself (a trigger) may be in
+                    # the way: the whole read-back finds the table differing and
+                    # reloads it.
+                    return
+                raise ChangesFailed(self._insert_failure(table, exc)) from exc
+        if table.updates:
+            self._update(table, decode, progress)
+
+    def _update(
+        self,
+        table: TableChanges,
+        decode: Callable[[list[Any]], tuple[Any, ...]],
+        progress: ProgressCallback,
+    ) -> None:
+        """Set the changed columns of the rows changed in place, by primary key."""
+        spec = table.spec
+        # Where each column is in a decoded row (insert_fields, in file order).
+        decoded_at = {
+            list(spec.fields).index(column_field): index
+            for index, column_field in enumerate(spec.insert_fields)
+        }
+        found = 0
+        done = table.added.rows
+        for chunk in self._updated.chunks(table.updated):
+            rows = loads_block(b"".join(line + b"\n" for _, _, line in chunk))
+            # One statement per set of columns: one in all on most vendors.
+            groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+            try:
+                for (key, positions, _), row in zip(chunk, rows, strict=True):
+                    values = decode(list(row))
+                    groups.setdefault(positions, []).append(
+                        (*(values[decoded_at[p]] for p in positions), *key)
+                    )
+            except CONVERSION_ERRORS as exc:
+                raise ChangesFailed(self._conversion_failure(table, rows, exc)) from exc
+            for positions, params in groups.items():
+                columns = [spec.columns[p] for p in positions]
+                try:
+                    with transaction.atomic(using=self.backend.using):
+                        found += self.backend.update_rows(spec, columns, params)
+                except DatabaseError as exc:
+                    raise ChangesFailed(
+                        self._update_failure(table, columns, params, exc)
+                    ) from exc
+            done += len(chunk)
+            progress(
+                Progress("restore", table.label, done, table.rows_added, self.written)
+            )
+        if found != table.updates:
+            raise ChangesFailed(
+                f"{spec.label}: {found} rows found to update where {table.updates} "
+                "were found changed; the table changed while the restore held it"
+            )
+
+    def _update_failure(
+        self,
+        table: TableChanges,
+        columns: list[str],
+        params: list[tuple[Any, ...]],
+        exc: DatabaseError,
+    ) -> str:
+        """Find the row whose update the database refused, and the column where it
+        can: updating the rows again one at a time, then that row's columns one at a
+        time, each in a savepoint."""
+        spec = table.spec
+        width = len(spec.pk_fields)
+        for row in params:
+            error = self._update_error(spec, columns, row)
+            if error is None:
+                continue
+            key = row[len(columns) :]
+            where = spec.label
+            for index, column in enumerate(columns):
+                alone = self._update_error(spec, [column], (row[index], *key))
+                if alone is not None:
+                    where, error = f"{spec.label}.{column}", alone
+                    break
+            pk = shown_value(key[0] if width == 1 else list(key))
+            return f"{where}, pk {pk}: {database_message(error)}"
+        return f"{spec.label}: {database_message(exc)}"
+
+    def _update_error(
+        self, spec: TableSpec, columns: list[str], row: tuple[Any, ...]
+    ) -> DatabaseError | None:
         try:
             with transaction.atomic(using=self.backend.using):
-                self.backend.insert_rows(spec, self._batches(table, decode, progress))
-        except DatabaseError as exc:
-            if self.side_effects:
-                # Something the database did by itself (a trigger) may be in the
-                # way: the whole read-back finds the table differing and reloads it.
-                return
-            raise ChangesFailed(self._insert_failure(table, exc)) from exc
+                self.backend.update_row(spec, columns, row)
+        except DatabaseError as error:
+            return error
+        return None
 
     def _batches(
         self,
@@ -515,6 +736,13 @@ class Changes:
                 )
         return f"{spec.label}: {message}"
 
+    def _written(self, table: TableChanges) -> Iterator[list[bytes]]:
+        """The file's lines of the rows written to ``table``: inserted, then
+        updated, in lists."""
+        yield from self._added.chunks(table.added)
+        for chunk in self._updated.chunks(table.updated):
+            yield [line for _, _, line in chunk]
+
     def _rows_added(self, table: TableChanges) -> Iterator[list[Any]]:
         for lines in self._added.chunks(table.added):
             yield from loads_block(b"\n".join(lines) + b"\n")
@@ -560,7 +788,7 @@ class Changes:
             decode = column_decoder(
                 spec.fields[index], self.backend.connection, self.version
             )
-            for lines in self._added.chunks(child.added):
+            for lines in self._written(child):
                 for row in loads_block(b"\n".join(lines) + b"\n"):
                     value = row[index]
                     if value is not None:
@@ -593,7 +821,7 @@ class Changes:
             for f in spec.pk_fields
         ]
         done = 0
-        for lines in self._added.chunks(table.added):
+        for lines in self._written(table):
             for start in range(0, len(lines), STATEMENT_ROWS):
                 part = lines[start : start + STATEMENT_ROWS]
                 rows = loads_block(b"\n".join(part) + b"\n")
@@ -605,7 +833,12 @@ class Changes:
                 found = self.backend.fetch_rows(
                     spec, self.backend.key_in_sql(spec, len(rows)), params
                 )
-                written = row_lines(encode(found))
+                try:
+                    written = row_lines(encode(found))
+                except CONVERSION_ERRORS as exc:
+                    raise ChangesFailed(
+                        unreadable(spec, found, exc, connection)
+                    ) from exc
                 if normalise is not None:
                     written = [normalise(line) for line in written]
                     part = [normalise(line) for line in part]

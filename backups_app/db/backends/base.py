@@ -59,6 +59,11 @@ class Backend:
     # changed row by row while its rows to write, times this, are fewer than a
     # reload's. Measured with bench/run.py --change-fraction (docs/benchmarks.md).
     row_change_cost = 4.0
+    # A changed row's UPDATE sets every column but the primary key (the database
+    # leaves what did not change alone, and a column that would update itself, as
+    # MySQL's ON UPDATE CURRENT_TIMESTAMP, gets its value), or only the columns
+    # that changed (SQLite rewrites the index entries of every column it sets).
+    updates_every_column = True
 
     def __init__(self, using: str):
         self.using = using
@@ -179,6 +184,63 @@ class Backend:
             )
             deleted: int = cursor.rowcount
         return deleted
+
+    def update_sql(self, spec: TableSpec, columns: list[str]) -> str:
+        assignments = ", ".join(f"{self.quote(column)} = %s" for column in columns)
+        where = " AND ".join(f"{self.quote(column)} = %s" for column in spec.pk_columns)
+        return f"UPDATE {self.quote(spec.table)} SET {assignments} WHERE {where}"
+
+    def update_rows(
+        self, spec: TableSpec, columns: list[str], rows: list[tuple[Any, ...]]
+    ) -> int:
+        """Set ``columns`` of rows found by primary key: each row is the columns'
+        decoded values, then its key (as ``stream_rows`` gave it). Return how many
+        rows the database found."""
+        with self.connection.cursor() as cursor:
+            cursor.executemany(self.update_sql(spec, columns), rows)
+            found: int = cursor.rowcount
+        return found
+
+    def update_row(
+        self, spec: TableSpec, columns: list[str], row: tuple[Any, ...]
+    ) -> int:
+        """Update one row, as ``update_rows`` does, with a plain UPDATE: to find the
+        row and column of a failed batch."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.update_sql(spec, columns), row)
+            found: int = cursor.rowcount
+        return found
+
+    def unique_columns(self, spec: TableSpec) -> set[str] | None:
+        """The columns of the table's unique constraints and indexes, and of any
+        other constraint that is not a check, a foreign key or a plain index (such
+        as PostgreSQL's exclusion constraints): an UPDATE of one could meet another
+        row's value. None when one is on an expression, whose columns are unknown."""
+        with self.connection.cursor() as cursor:
+            constraints = self.connection.introspection.get_constraints(
+                cursor, spec.table
+            )
+        columns: set[str] = set()
+        for constraint in constraints.values():
+            plain = (
+                constraint["check"]
+                or constraint["foreign_key"]
+                or (constraint["index"] and not constraint["unique"])
+            )
+            if plain and not constraint["primary_key"]:
+                continue
+            names = constraint["columns"]
+            if not names or None in names:
+                return None
+            columns.update(names)
+        return columns
+
+    def unique_column_finder(
+        self, specs: list[TableSpec]
+    ) -> Callable[[TableSpec], set[str] | None]:
+        """Return ``unique_columns`` for each of ``specs``, to be asked while their
+        rows stream in: here, each table's constraints are read when first asked."""
+        return self.unique_columns
 
     def deletes_cascade(self, specs: list[TableSpec]) -> bool:
         """Whether deleting rows of these tables makes the database change rows of

@@ -43,6 +43,9 @@ def _psycopg_tz_loader() -> Any:
 
 # The types with values Python's datetime cannot hold: the infinities, dates before
 # year 1 (BC) and after 9999.
+# The rows of an update_rows, in the session's own schema of temporary tables.
+UPDATES_TABLE = "pg_temp.backups_app_updates"
+INSUFFICIENT_PRIVILEGE = "42501"
 UNBOUNDED_TEMPORAL_TYPES = ("date", "timestamp", "timestamptz")
 
 
@@ -275,8 +278,15 @@ class PostgreSQLBackend(Backend):
 
         if not app_settings.POSTGRES_COPY:
             return super().insert_rows(spec, batches)
-        columns = ", ".join(self.quote(column_of(f)) for f in spec.insert_fields)
-        sql = f"COPY {self.quote(spec.table)} ({columns}) FROM STDIN"
+        columns = [column_of(f) for f in spec.insert_fields]
+        return self._copy(self.quote(spec.table), columns, batches)
+
+    def _copy(
+        self, table: str, columns: list[str], batches: Iterable[list[tuple[Any, ...]]]
+    ) -> int:
+        """COPY rows into ``table`` (its name as SQL)."""
+        names = ", ".join(self.quote(column) for column in columns)
+        sql = f"COPY {table} ({names}) FROM STDIN"
         written = 0
         with (
             self.connection.wrap_database_errors,
@@ -289,6 +299,44 @@ class PostgreSQLBackend(Backend):
                     write_row(row)
                 written += len(rows)
         return written
+
+    def update_rows(
+        self, spec: TableSpec, columns: list[str], rows: list[tuple[Any, ...]]
+    ) -> int:
+        # executemany sends an UPDATE per row (55 µs each here). Instead the rows go
+        # through COPY, as inserted rows do, into a temporary table of the columns
+        # (of their very types), and one UPDATE takes them from there. A role that
+        # may not create temporary tables (REVOKE TEMPORARY) updates row by row.
+        from ...conf import app_settings
+
+        if not app_settings.POSTGRES_COPY:
+            return super().update_rows(spec, columns, rows)
+        table, keys = self.quote(spec.table), spec.pk_columns
+        names = [*columns, *keys]
+        selected = ", ".join(self.quote(column) for column in names)
+        assignments = ", ".join(f"{self.quote(c)} = u.{self.quote(c)}" for c in columns)
+        joined = " AND ".join(
+            f"{table}.{self.quote(c)} = u.{self.quote(c)}" for c in keys
+        )
+        with self.connection.cursor() as cursor:
+            try:
+                with transaction.atomic(using=self.using):
+                    cursor.execute(
+                        f"CREATE TEMPORARY TABLE {UPDATES_TABLE} ON COMMIT DROP AS "
+                        f"SELECT {selected} FROM {table} WITH NO DATA"
+                    )
+            except DatabaseError as exc:
+                if getattr(exc.__cause__, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+                    raise
+                return super().update_rows(spec, columns, rows)
+            self._copy(UPDATES_TABLE, names, [rows])
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM {UPDATES_TABLE} AS u "
+                f"WHERE {joined}"
+            )
+            found: int = cursor.rowcount
+            cursor.execute(f"DROP TABLE {UPDATES_TABLE}")
+        return found
 
     def _lock_key(self) -> int:
         return zlib.crc32(LOCK_NAME.encode())

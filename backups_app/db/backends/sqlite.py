@@ -19,6 +19,7 @@ RESTORE_CACHE_KIB = 32 * 1024
 
 class SQLiteBackend(Backend):
     _foreign_keys_off = False
+    updates_every_column = False
 
     def select_column(self, field: Field[Any, Any]) -> str:
         column = super().select_column(field)
