@@ -29,6 +29,9 @@ pytestmark = [
     pytest.mark.filterwarnings("error::PendingDeprecationWarning"),
 ]
 
+# Django 6.1 configures mail with MAILERS, whose aliases are picked with ``using``.
+HAS_MAILERS = hasattr(mail, "mailers")
+
 # Django 6.0 takes ADMINS as addresses and deprecates (name, address) pairs, the only
 # form Django 5.2 takes.
 ADMINS = (
@@ -72,7 +75,7 @@ class BrokenMail(BaseEmailBackend):
 def mail_backend(path: str) -> override_settings:
     """Send Django's mail with the backend at ``path``: the default mailer of MAILERS
     on Django 6.1 and later, EMAIL_BACKEND before."""
-    if hasattr(mail, "mailers"):
+    if HAS_MAILERS:
         return override_settings(MAILERS={"default": {"BACKEND": path}})
     return override_settings(EMAIL_BACKEND=path)
 
@@ -177,6 +180,33 @@ class NotificationTests(TestCase):
             error = a_failing_backup(self.tmp_path)
         assert isinstance(error, StorageError)
         assert "no mail server" in logs.output[0]
+
+    @pytest.mark.skipif(not HAS_MAILERS, reason="MAILERS is new in Django 6.1")
+    @override_settings(
+        ADMINS=ADMINS,
+        MAILERS={
+            "default": {"BACKEND": "tests.test_notifications.BrokenMail"},
+            "ops": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"},
+        },
+        BACKUPS={"NOTIFY": {"MAILER": "ops"}},
+    )
+    def test_the_mail_goes_through_the_mailer_notify_names(self):
+        with self.assertNoLogs("backups_app", "ERROR"):
+            error = a_failing_backup(self.tmp_path)
+        [message] = mail.outbox
+        assert message.to == ["ops@example.com"]
+        assert message.subject.endswith(f"'default' failed: {error}")
+
+    @pytest.mark.skipif(not HAS_MAILERS, reason="MAILERS is new in Django 6.1")
+    @override_settings(ADMINS=ADMINS, BACKUPS={"NOTIFY": {"MAILER": "gone"}})
+    def test_a_mailer_missing_from_mailers_is_logged(self):
+        with self.assertLogs("backups_app", "ERROR") as logs:
+            error = a_failing_backup(self.tmp_path)
+        assert isinstance(error, StorageError)
+        assert mail.outbox == []
+        [line] = logs.output
+        assert line.startswith("ERROR:backups_app:Could not mail the admins about ")
+        assert "The mailer 'gone' is not configured." in line
 
     def test_a_raising_receiver_does_not_hide_the_failure(self):
         def broken(sender, **kwargs):
