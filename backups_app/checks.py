@@ -11,6 +11,7 @@ import string
 from typing import Any
 
 from django.conf import settings
+from django.core import mail
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import DEFAULTS
@@ -277,20 +278,27 @@ def _check_notify(value: Any) -> list[CheckMessage]:
         return [
             Error(
                 f"BACKUPS['NOTIFY'] {message}",
-                hint="Keys: MAIL (bool), WEBHOOK_URL (an http(s) URL or None), "
-                "ON_SUCCESS (bool), TIMEOUT (seconds).",
+                hint="Keys: MAIL (bool), MAILER (an alias of MAILERS, Django 6.1 or "
+                "later, or None), WEBHOOK_URL (an http(s) URL or None), ON_SUCCESS "
+                "(bool), TIMEOUT (seconds).",
                 id="backups_app.E014",
             )
         ]
 
     if not isinstance(value, dict):
         return error("must be a dict.")
-    unknown = set(value) - {"MAIL", "WEBHOOK_URL", "ON_SUCCESS", "TIMEOUT"}
+    unknown = set(value) - {"MAIL", "MAILER", "WEBHOOK_URL", "ON_SUCCESS", "TIMEOUT"}
     if unknown:
         return error(f"has unknown keys: {', '.join(sorted(map(str, unknown)))}.")
     for key in ("MAIL", "ON_SUCCESS"):
         if key in value and not isinstance(value[key], bool):
             return error(f"[{key!r}] must be True or False, not {value[key]!r}.")
+    mailer = value.get("MAILER")
+    if mailer is not None:
+        if not hasattr(mail, "mailers"):
+            return error("['MAILER'] needs Django 6.1 or later (MAILERS).")
+        if not isinstance(mailer, str) or mailer not in mail.mailers:
+            return error(f"['MAILER'] must be an alias of MAILERS, not {mailer!r}.")
     url = value.get("WEBHOOK_URL")
     if url is not None and (
         not isinstance(url, str) or not url.startswith(("http://", "https://"))

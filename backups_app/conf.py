@@ -45,8 +45,16 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION": {"last": 3, "daily": 7, "weekly": 5, "monthly": 12, "yearly": 5},
     "SAFETY_RETENTION": {"last": 3, "daily": 7},
     # Who hears of failures: Django's mail_admins (nothing is sent while ADMINS is
-    # empty) and a webhook URL that gets a JSON POST; ON_SUCCESS adds good news.
-    "NOTIFY": {"MAIL": True, "WEBHOOK_URL": None, "ON_SUCCESS": False, "TIMEOUT": 10},
+    # empty), through MAILER, an alias of MAILERS on Django 6.1 and later (None: the
+    # default mailer), and a webhook URL that gets a JSON POST; ON_SUCCESS adds good
+    # news.
+    "NOTIFY": {
+        "MAIL": True,
+        "MAILER": None,
+        "WEBHOOK_URL": None,
+        "ON_SUCCESS": False,
+        "TIMEOUT": 10,
+    },
     # What checkbackups calls unhealthy, and which aliases it looks at.
     "HEALTH": {
         "DATABASES": ["default"],

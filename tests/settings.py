@@ -17,6 +17,8 @@ import socket
 import tempfile
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent
 
 # One scratch directory per test session, shared with child processes through the
@@ -246,3 +248,9 @@ STORAGES = {
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Django 6.1 configures mail with MAILERS (EMAIL_BACKEND is deprecated), and warns
+# when mail is sent without it. The test runner swaps every alias for the locmem
+# backend, as it does EMAIL_BACKEND on Django 5.2.
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core import mail
 from django.core.checks import Error, Warning
 from django.core.management.base import SystemCheckError
 from django.test import SimpleTestCase, TestCase, override_settings
@@ -447,9 +448,10 @@ HEALTH_HINT = (
     "SHRINK_RATIO (0 to 1, or None)."
 )
 NOTIFY_HINT = (
-    "Keys: MAIL (bool), WEBHOOK_URL (an http(s) URL or None), ON_SUCCESS (bool), "
-    "TIMEOUT (seconds)."
+    "Keys: MAIL (bool), MAILER (an alias of MAILERS, Django 6.1 or later, or None), "
+    "WEBHOOK_URL (an http(s) URL or None), ON_SUCCESS (bool), TIMEOUT (seconds)."
 )
+HAS_MAILERS = hasattr(mail, "mailers")
 
 
 class OperationsSettingsTests(SimpleTestCase):
@@ -529,6 +531,32 @@ class OperationsSettingsTests(SimpleTestCase):
         [error] = check_settings()
         assert (
             error.msg == "BACKUPS['NOTIFY'] ['MAIL'] must be True or False, not 'yes'."
+        )
+
+    @pytest.mark.skipif(not HAS_MAILERS, reason="MAILERS is new in Django 6.1")
+    @override_settings(
+        MAILERS={"default": {}, "ops": {}}, BACKUPS={"NOTIFY": {"MAILER": "ops"}}
+    )
+    def test_e014_mailer_names_an_alias_of_mailers(self):
+        assert check_settings() == []
+        for mailer in ("opps", ["ops"]):
+            with override_settings(BACKUPS={"NOTIFY": {"MAILER": mailer}}):
+                assert check_settings() == [
+                    Error(
+                        "BACKUPS['NOTIFY'] ['MAILER'] must be an alias of MAILERS, "
+                        f"not {mailer!r}.",
+                        hint=NOTIFY_HINT,
+                        id="backups_app.E014",
+                    )
+                ]
+
+    @pytest.mark.skipif(HAS_MAILERS, reason="Django 6.1 has MAILERS")
+    @override_settings(BACKUPS={"NOTIFY": {"MAILER": "ops"}})
+    def test_e014_mailer_needs_mailers(self):
+        [error] = check_settings()
+        assert (error.id, error.msg) == (
+            "backups_app.E014",
+            "BACKUPS['NOTIFY'] ['MAILER'] needs Django 6.1 or later (MAILERS).",
         )
 
     @override_settings(BACKUPS={"SIGNING_KEY": ["", 3]})

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import django
 import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
@@ -20,9 +21,22 @@ from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
 from tests.factories import populate_zoo
 
-pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
+pytestmark = [
+    pytest.mark.usefixtures("tmp_path_on_test_case"),
+    # Django announces the end of the old ways to send mail (ADMINS as pairs from 6.0;
+    # EMAIL_BACKEND, and sending without MAILERS, from 6.1) with
+    # PendingDeprecationWarnings: in the tests that send mail, they are errors.
+    pytest.mark.filterwarnings("error::PendingDeprecationWarning"),
+]
 
-ADMINS = [("Ops", "ops@example.com")]
+# Django 6.1 configures mail with MAILERS, whose aliases are picked with ``using``.
+HAS_MAILERS = hasattr(mail, "mailers")
+
+# Django 6.0 takes ADMINS as addresses and deprecates (name, address) pairs, the only
+# form Django 5.2 takes.
+ADMINS = (
+    ["ops@example.com"] if django.VERSION >= (6, 0) else [("Ops", "ops@example.com")]
+)
 
 
 class Hook:
@@ -58,6 +72,14 @@ class BrokenMail(BaseEmailBackend):
         raise ConnectionRefusedError("no mail server")
 
 
+def mail_backend(path: str) -> override_settings:
+    """Send Django's mail with the backend at ``path``: the default mailer of MAILERS
+    on Django 6.1 and later, EMAIL_BACKEND before."""
+    if HAS_MAILERS:
+        return override_settings(MAILERS={"default": {"BACKEND": path}})
+    return override_settings(EMAIL_BACKEND=path)
+
+
 def a_failing_backup(tmp_path: Path) -> BackupError:
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(BackupError) as excinfo:
@@ -78,11 +100,14 @@ class NotificationTests(TestCase):
     def test_a_failed_backup_mails_the_admins(self):
         error = a_failing_backup(self.tmp_path)
         [message] = mail.outbox
+        summary = f"Backup of database 'default' failed: {error}"
         assert message.to == ["ops@example.com"]
-        assert message.subject == (
-            f"[Django] Backup of database 'default' failed: {error}"
-        )
-        assert "error_type: " + type(error).__name__ in message.body
+        assert message.subject == "[Django] " + summary
+        lines = message.body.splitlines()
+        assert lines[:3] == [summary, "", "event: backup_failed"]
+        assert "database: default" in lines
+        assert f"error: {error}" in lines
+        assert "error_type: StorageError" in lines
 
     def test_no_admins_no_mail(self):
         a_failing_backup(self.tmp_path)
@@ -148,15 +173,40 @@ class NotificationTests(TestCase):
         )
         assert "SECRET" not in line
 
-    @override_settings(
-        ADMINS=ADMINS,
-        EMAIL_BACKEND="tests.test_notifications.BrokenMail",
-    )
+    @override_settings(ADMINS=ADMINS)
+    @mail_backend("tests.test_notifications.BrokenMail")
     def test_a_broken_mail_server_is_logged_and_the_error_stays_the_backups(self):
         with self.assertLogs("backups_app", "ERROR") as logs:
             error = a_failing_backup(self.tmp_path)
         assert isinstance(error, StorageError)
         assert "no mail server" in logs.output[0]
+
+    @pytest.mark.skipif(not HAS_MAILERS, reason="MAILERS is new in Django 6.1")
+    @override_settings(
+        ADMINS=ADMINS,
+        MAILERS={
+            "default": {"BACKEND": "tests.test_notifications.BrokenMail"},
+            "ops": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"},
+        },
+        BACKUPS={"NOTIFY": {"MAILER": "ops"}},
+    )
+    def test_the_mail_goes_through_the_mailer_notify_names(self):
+        with self.assertNoLogs("backups_app", "ERROR"):
+            error = a_failing_backup(self.tmp_path)
+        [message] = mail.outbox
+        assert message.to == ["ops@example.com"]
+        assert message.subject.endswith(f"'default' failed: {error}")
+
+    @pytest.mark.skipif(not HAS_MAILERS, reason="MAILERS is new in Django 6.1")
+    @override_settings(ADMINS=ADMINS, BACKUPS={"NOTIFY": {"MAILER": "gone"}})
+    def test_a_mailer_missing_from_mailers_is_logged(self):
+        with self.assertLogs("backups_app", "ERROR") as logs:
+            error = a_failing_backup(self.tmp_path)
+        assert isinstance(error, StorageError)
+        assert mail.outbox == []
+        [line] = logs.output
+        assert line.startswith("ERROR:backups_app:Could not mail the admins about ")
+        assert "The mailer 'gone' is not configured." in line
 
     def test_a_raising_receiver_does_not_hide_the_failure(self):
         def broken(sender, **kwargs):

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from django.core.mail import mail_admins
+from django.core import mail
 from django.utils import timezone
 
 from .. import signals
@@ -53,13 +53,25 @@ def post_webhook(url: str, event: dict[str, Any], timeout: float) -> None:
         ) from None
 
 
+def send_admin_mail(subject: str, body: str, mailer: str | None) -> None:
+    """Mail ``ADMINS`` through ``mailer``, an alias of ``MAILERS`` (None: the default).
+
+    Django 6.1 picks a mailer with ``using``. Before it there is only EMAIL_BACKEND,
+    and the system checks refuse a ``MAILER``.
+    """
+    if hasattr(mail, "mailers"):
+        mail.mail_admins(subject, body, using=mailer)
+    else:
+        mail.mail_admins(subject, body)
+
+
 def notify(event: dict[str, Any]) -> None:
     """Send ``event`` to every configured notifier; log what fails."""
     settings = app_settings.NOTIFY
     subject = event["summary"]
     if settings["MAIL"]:
         try:
-            mail_admins(subject, _mail_body(event), fail_silently=False)
+            send_admin_mail(subject, _mail_body(event), settings["MAILER"])
         except Exception as exc:  # SMTP errors come in many classes
             logger.error("Could not mail the admins about %r: %s", subject, exc)
     url = settings["WEBHOOK_URL"]
