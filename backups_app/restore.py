@@ -545,6 +545,8 @@ def _restore(
             media_summary["pruned"] = pruned.deleted
             media_summary["prune_failed"] = pruned.failed
     clear_stale_caches(using)
+    # The stages first: they end before the restore's own time is taken.
+    stages = progress.seconds()
     summary = RestoreSummary(
         source=plan.source.name,
         database=using,
@@ -558,7 +560,7 @@ def _restore(
         tables_unchanged=sum(1 for t in changes.tables.values() if not t.writes),
         reloaded=[spec.label for spec in specs if spec.label not in changes],
         media=media_summary,
-        stages=progress.seconds(),
+        stages=stages,
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary

@@ -199,7 +199,8 @@ class RestoreCommandTests(TestCase):
         assert summary["rows_deleted"] == summary["rows_inserted"] + 1
         # Where the time went: the restore's stages in order, within its seconds.
         assert list(summary["stages"])[:3] == ["lock", "compare", "delete"]
-        assert 0 < sum(summary["stages"].values()) <= summary["seconds"]
+        stages = summary["stages"]
+        assert 0 < sum(stages.values()) <= summary["seconds"] + len(stages) / 1000
 
     @mock.patch("backups_app.progress.SHORT_STAGE", 0)  # these stages are short
     def test_verbose_restore_says_where_the_time_went(self):
