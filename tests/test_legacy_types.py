@@ -152,6 +152,24 @@ POSTGRES_KEPT = {
         # The cast to text would drop the padding.
         shown=["format('[%s]', {})", "{} IS NULL"],
     ),
+    "timetz": Column(
+        "time with time zone",
+        models.TimeField(null=True),  # inspectdb's
+        [
+            "'12:00:00+02'",
+            "'23:59:59.999999-14:59'",
+            "'00:00:00+00'",
+            "'04:05:06.789+05:30:15'",
+            "'24:00:00+01'",
+        ],
+        "'01:00:00+00'",
+    ),
+    "time_end_of_day": Column(
+        "time",
+        models.TimeField(null=True),  # Django's own TimeField, too
+        ["'24:00:00'", "'00:00:00'", "'23:59:59.999999'"],
+        "'01:00:00'",
+    ),
     "enum": Column(
         "legacy_mood",
         text(),

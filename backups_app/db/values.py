@@ -71,9 +71,11 @@ def _fast_encoder(
     field_kind: str, base: models.Field[Any, Any], table: str, connection: Any
 ) -> Encoder | None:
     """Shortcuts for costly SQLite and MySQL converters, giving the same values faster,
-    and the values some backends read as text (``postgres_interval``)."""
+    and the values some backends read as text (``postgres_interval``, ``text_kept``)."""
     if field_kind == "DurationField" and connection.vendor == "postgresql":
         return postgres_interval
+    if field_kind == "TimeField" and connection.vendor == "postgresql":
+        return text_kept(column_encoder_steps(base, table, connection))
     if connection.vendor not in ("sqlite", "mysql"):
         return None
     if field_kind in TEMPORAL_KINDS and connection.vendor == "sqlite":
@@ -233,6 +235,16 @@ def postgres_interval(value: Any) -> Any:
     reads as PostgreSQL's text (``1 year 2 mons``), as that text, which
     PostgreSQL reads back as the same interval."""
     return value if type(value) is str else duration_micros(value)
+
+
+def text_kept(encode: Encoder) -> Encoder:
+    """Keep the text a backend read for a value Python cannot hold (PostgreSQL's
+    ``24:00:00``, ``postgresql._text_when_out_of_range``); encode any other."""
+
+    def encode_value(value: Any) -> Any:
+        return value if type(value) is str else encode(value)
+
+    return encode_value
 
 
 def _interval_parameter(value: Any) -> Any:

@@ -42,8 +42,8 @@ def _psycopg_tz_loader() -> Any:
 
 
 # The types with values Python's datetime cannot hold: the infinities, dates before
-# year 1 (BC) and after 9999.
-UNBOUNDED_TEMPORAL_TYPES = ("date", "timestamp", "timestamptz")
+# year 1 (BC) and after 9999, and the end of a day, 24:00:00.
+UNBOUNDED_TEMPORAL_TYPES = ("date", "timestamp", "timestamptz", "time", "timetz")
 
 
 def _composed_loader(
@@ -66,8 +66,9 @@ def _composed_loader(
 
 def _text_when_out_of_range(base_load: Callable[[Any], Any], data: Any) -> Any:
     """The base loader's value, or PostgreSQL's own text of a value that Python's
-    datetime cannot hold (``infinity``, ``0044-03-15 BC``, ``10000-01-01``): the
-    file keeps that text, and PostgreSQL reads it back as the same value."""
+    datetime cannot hold (``infinity``, ``0044-03-15 BC``, ``10000-01-01``, the
+    time ``24:00:00``): the file keeps that text, and PostgreSQL reads it back as
+    the same value."""
     from psycopg import DataError
 
     try:
@@ -165,8 +166,8 @@ class PostgreSQLBackend(Backend):
     def _register_loaders(
         self, cursor: Any, raw: Any, *, out_of_range: bool = False
     ) -> None:
-        """The loaders of our reads. With ``out_of_range``, dates and timestamps
-        Python cannot hold come as PostgreSQL's text (slower: asked for only
+        """The loaders of our reads. With ``out_of_range``, dates, timestamps and
+        times Python cannot hold come as PostgreSQL's text (slower: asked for only
         after such a value was met)."""
         from psycopg.pq import Format
         from psycopg.types.string import TextLoader
