@@ -2,18 +2,28 @@
 them (a TextField, mostly), or a custom field whose ``db_type()`` is the vendor's.
 
 Each table is made with raw SQL and filled with values that are hard to keep
-(``tests/legacy_tables.py``). It is backed up, found exact by validation, changed,
-restored row by row and whole, and compared as plain SQL reads it (PostgreSQL's
-``::text``, MySQL's text and hex of the bytes).
+(``tests/legacy_tables.py``). A type that can be kept is backed up, found exact
+by validation, changed, restored row by row and whole, and compared as plain SQL
+reads it (PostgreSQL's ``::text``, MySQL's text and hex of the bytes, SQLite's
+storage class and literal). A type that cannot be kept stops the backup with one
+line naming the model, field and row, and leaves no file.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from django.core.management.base import CommandError
 from django.db import connection, models
 from django.test import override_settings
 
-from tests.legacy_tables import Column, legacy_table, round_trip
+from backups_app.backup import create_backup
+from backups_app.exceptions import BackupError, RestoreError
+from backups_app.restore import restore_backup
+from backups_app.validate import validate_backup
+from tests.legacy_tables import Column, execute, legacy_table, round_trip
+from tests.utils import run_command
 
 pytestmark = pytest.mark.django_db(transaction=connection.vendor == "mysql")
 
@@ -21,6 +31,7 @@ on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL's types"
 )
 on_mysql = pytest.mark.skipif(connection.vendor != "mysql", reason="MySQL's types")
+on_sqlite = pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's types")
 
 
 class Money(models.DecimalField):
@@ -222,7 +233,6 @@ POSTGRES_KEPT = {
     ),
 }
 
-
 GEOMETRIES = [
     "ST_GeomFromText('POINT(1 2)')",
     "ST_GeomFromText('POINT(1 2)', 4326)",
@@ -361,3 +371,173 @@ def test_postgresql_keeps_without_copy(name, tmp_path):
 def test_mysql_keeps(name, tmp_path):
     with legacy_table(name, MYSQL_KEPT[name]) as legacy:
         round_trip(legacy, tmp_path)
+
+
+BYTES_HINT = (
+    "give the field the column's type (a BinaryField for bytes), or exclude the model"
+)
+HINT = "give the field the column's type, or exclude the model"
+
+# Refused: the column's values are not of the field's type, and the file would
+# hold them as they are, which a reader refuses as damaged (or, bytes, cannot
+# write). The first such value, its row and what the message says of it.
+POSTGRES_REFUSED = {
+    "numeric_under_integer": (
+        Column("numeric(20,0)", models.IntegerField(null=True), ["1"], "2"),
+        1,
+        f"the stored value '1' is a string where an IntegerField holds a number; {HINT}",
+    ),
+}
+MYSQL_REFUSED = {
+    "year_under_text": (
+        Column("year", text(), ["0", "1901"], "2024"),
+        1,
+        f"the stored value 0 is a number where a TextField holds a string; {HINT}",
+    ),
+    "bit_under_text": (
+        Column("bit(9)", text(), ["b'101'"], "1"),
+        1,
+        f"the stored value b'\\x00\\x05' is bytes where a TextField holds a string; "
+        f"{BYTES_HINT}",
+    ),
+    "binary_under_char": (
+        Column("binary(4)", char(4), ["'ab'"], "'x'"),
+        1,
+        f"the stored value b'ab\\x00\\x00' is bytes where a CharField holds a "
+        f"string; {BYTES_HINT}",
+    ),
+    "blob_under_text": (
+        Column("blob", text(), ["'text only'"], "'x'"),
+        1,
+        f"the stored value b'text only' is bytes where a TextField holds a string; "
+        f"{BYTES_HINT}",
+    ),
+    "tinyblob_under_text": (
+        Column("tinyblob", text(), ["X'00'"], "'x'"),
+        1,
+        f"the stored value b'\\x00' is bytes where a TextField holds a string; "
+        f"{BYTES_HINT}",
+    ),
+    "geometry_under_text": (
+        Column("geometry", text(), ["ST_GeomFromText('POINT(1 2)')"], "POINT(0, 0)"),
+        1,
+        "the stored value b'\\x00\\x00\\x00\\x00\\x01\\x01\\x00\\x00\\x00\\x00\\x00"
+        f"\\x00\\x00\\x0... is bytes where a TextField holds a string; {BYTES_HINT}",
+    ),
+    "tinyint_1_under_boolean": (
+        Column("tinyint(1)", models.BooleanField(null=True), ["0", "1", "2"], "1"),
+        3,
+        f"the stored value 2 is a number where a BooleanField holds a boolean; {HINT}",
+    ),
+}
+SQLITE_REFUSED = {
+    # A declared type of NUMERIC affinity keeps numbers of the text written.
+    "numeric_affinity_under_text": (
+        Column("money", text(), ["'abc'", "'12.50'"], "'x'"),
+        2,
+        f"the stored value 12.5 is a number where a TextField holds a string; {HINT}",
+    ),
+    "blob_under_text": (
+        Column("text", text(), ["'abc'", "X'00FF'"], "'x'"),
+        2,
+        f"the stored value b'\\x00\\xff' is bytes where a TextField holds a string; "
+        f"{BYTES_HINT}",
+    ),
+    "text_under_integer": (
+        Column("integer", models.IntegerField(null=True), ["1", "'abc'"], "2"),
+        2,
+        f"the stored value 'abc' is a string where an IntegerField holds a number; "
+        f"{HINT}",
+    ),
+    # The declared type Django gives a BooleanField; sqlite3's converter for it
+    # made False of 't' and 2.
+    "text_under_boolean": (
+        Column("bool", models.BooleanField(null=True), ["1", "0", "'t'"], "1"),
+        3,
+        f"the stored value 't' is a string where a BooleanField holds a boolean; "
+        f"{HINT}",
+    ),
+    "number_under_boolean": (
+        Column("bool", models.BooleanField(null=True), ["1", "2"], "1"),
+        2,
+        f"the stored value 2 is a number where a BooleanField holds a boolean; {HINT}",
+    ),
+}
+
+
+def assert_backup_refused(name: str, case: tuple, directory: Path) -> None:
+    column, pk, problem = case
+    with legacy_table(name, column) as legacy:
+        with pytest.raises(CommandError) as excinfo:
+            run_command("backup", "--output", str(directory / "refused.jsonl.gz"))
+        assert (str(excinfo.value), excinfo.value.returncode) == (
+            f"{legacy.label}.value, pk {pk}: {problem}",
+            1,
+        )
+        assert list(directory.iterdir()) == []
+
+
+@on_postgresql
+@pytest.mark.parametrize("name", sorted(POSTGRES_REFUSED))
+def test_postgresql_refuses(name, tmp_path):
+    assert_backup_refused(name, POSTGRES_REFUSED[name], tmp_path)
+
+
+@on_mysql
+@pytest.mark.parametrize("name", sorted(MYSQL_REFUSED))
+def test_mysql_refuses(name, tmp_path):
+    assert_backup_refused(name, MYSQL_REFUSED[name], tmp_path)
+
+
+@on_sqlite
+@pytest.mark.parametrize("name", sorted(SQLITE_REFUSED))
+def test_sqlite_refuses(name, tmp_path):
+    assert_backup_refused(name, SQLITE_REFUSED[name], tmp_path)
+
+
+@on_mysql
+def test_mysql_enum_error_value_stops_the_restore(tmp_path):
+    # The empty string a lax sql_mode stores for a value the ENUM does not list:
+    # kept by the backup, but no INSERT in strict mode can store it again.
+    column = Column("enum('a','b')", char(1), ["'a'", "'zz'"], "'b'", sql_mode="")
+    with legacy_table("enum_error", column) as legacy:
+        file = tmp_path / "enum.jsonl.gz"
+        create_backup(file)
+        assert validate_backup(file).ok
+        legacy.change()
+        changed = legacy.stored()
+        with pytest.raises(RestoreError) as excinfo:
+            restore_backup(file, safety_backup=False, full=True)
+        assert str(excinfo.value) == (
+            f"Restore of {file} failed and was rolled back: {legacy.label}, pk 2: "
+            "(1265, \"Data truncated for column 'value' at row 1\")"
+        )
+        assert legacy.stored() == changed
+
+
+UNFIT = {
+    "mysql": (Column("tinyint(1)", models.BooleanField(null=True), ["1"], "1"), "2"),
+    "sqlite": (Column("bool", models.BooleanField(null=True), ["1"], "1"), "'t'"),
+}
+
+
+@pytest.mark.skipif(
+    connection.vendor not in UNFIT, reason="a column of the field's type"
+)
+def test_a_restore_replaces_a_value_no_backup_can_hold(tmp_path):
+    """Compared with a file, such a value only differs; only a backup of it (the
+    safety backup) is refused."""
+    column, unfit = UNFIT[connection.vendor]
+    with legacy_table("unfit", column) as legacy:
+        file = tmp_path / "fit.jsonl.gz"
+        create_backup(file)
+        before = legacy.stored()
+        execute(f"UPDATE legacy_unfit SET value = {unfit} WHERE id = 1")
+        report = validate_backup(file)
+        (table,) = [t for t in report.tables if not t.matches]
+        assert (table.label, table.changed) == (legacy.label, 1)
+        with pytest.raises(BackupError) as excinfo:
+            restore_backup(file, safety_backup=True)
+        assert str(excinfo.value).startswith(f"{legacy.label}.value, pk 1: ")
+        restore_backup(file, safety_backup=False)
+        assert legacy.stored() == before
