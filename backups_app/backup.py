@@ -26,7 +26,12 @@ from .db.tables import TableSpec, column_of, require_tables, table_specs
 # Public: the check every operation starts with, which commands also make before
 # Django's system checks (an unreachable database would end in a traceback there).
 from .db.tables import require_database as require_database
-from .db.values import block_encoder, column_encoder
+from .db.values import (
+    block_encoder,
+    checked_types,
+    column_encoder,
+    unfit_value,
+)
 from .exceptions import BackupError, StorageError, one_line
 from .fileformat.codec import base_field, kind
 from .fileformat.streams import BackupTarget
@@ -236,7 +241,7 @@ def write_rows(
     """Write every row of ``spec`` into the section ``writer`` has open, as the
     database holds them now (in the caller's snapshot or transaction)."""
     connection = backend.connection
-    encode = block_encoder(spec.fields, spec.table, connection)
+    encode = block_encoder(spec.fields, spec.table, connection, checked=True)
     done = 0
     progress(Progress(stage, spec.label, 0, total, stage_total))
     try:
@@ -276,7 +281,7 @@ def unreadable_value(
     Called only once a batch has failed: the batch is encoded again value by value,
     with fresh encoders, until one fails.
     """
-    return _locate(spec, rows, connection) or (
+    return _locate(spec, rows, connection, checked=True) or (
         f"{spec.label}: cannot back up a row ({type(error).__name__}: "
         f"{one_line(error)})"
     )
@@ -289,7 +294,7 @@ def unreadable_value_in_table(
     in some other way (validation): read the table again to find the value."""
     with closing(backend.stream_rows(spec, app_settings.BATCH_SIZE)) as batches:
         for rows in batches:
-            if found := _locate(spec, rows, backend.connection):
+            if found := _locate(spec, rows, backend.connection, checked=False):
                 return found
     return (
         f"{spec.label}: cannot read a row ({type(error).__name__}: {one_line(error)})"
@@ -297,21 +302,34 @@ def unreadable_value_in_table(
 
 
 def _locate(
-    spec: TableSpec, rows: list[tuple[Any, ...]], connection: Any
+    spec: TableSpec, rows: list[tuple[Any, ...]], connection: Any, *, checked: bool
 ) -> str | None:
+    """Describe the first value of ``rows`` that fails to encode, or (``checked``,
+    as a backup's rows are) is of another type than its field's."""
     pk_indexes = [spec.fields.index(f) for f in spec.pk_fields]
     encoders = [column_encoder(f, spec.table, connection) for f in spec.fields]
+    types = [checked_types(f) if checked else None for f in spec.fields]
     for row in rows:
-        for column, encoder, value in zip(spec.fields, encoders, row, strict=True):
+        for column, encoder, allowed, value in zip(
+            spec.fields, encoders, types, row, strict=True
+        ):
             if value is None:
                 continue
             try:
-                orjson.dumps(value if encoder is None else encoder(value))
+                encoded = value if encoder is None else encoder(value)
+                fits = allowed is None or type(encoded) in allowed
+                if fits:
+                    orjson.dumps(encoded)
             except Exception as exc:  # noqa: BLE001 (described, then raised by the caller)
-                pk = _shown_pk(tuple(row[i] for i in pk_indexes))
-                return (
-                    f"{spec.label}.{column.name}, pk {pk}: {_what(column, value, exc)}"
+                problem = _what(column, value, exc)
+            else:
+                if fits:
+                    continue
+                problem = (
+                    f"the stored value {_shown(value)} {unfit_value(column, encoded)}"
                 )
+            pk = _shown_pk(tuple(row[i] for i in pk_indexes))
+            return f"{spec.label}.{column.name}, pk {pk}: {problem}"
     return None
 
 

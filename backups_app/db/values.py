@@ -25,6 +25,8 @@ from django.db.models.expressions import Col
 
 from ..fileformat.codec import (
     ENCODERS,
+    JSON_NAMES,
+    JSON_TYPES,
     TEMPORAL_KINDS,
     Encoder,
     base_field,
@@ -72,9 +74,11 @@ def _fast_encoder(
     field_kind: str, base: models.Field[Any, Any], table: str, connection: Any
 ) -> Encoder | None:
     """Shortcuts for costly SQLite and MySQL converters, giving the same values faster,
-    and the values some backends read as text (``postgres_interval``)."""
+    and the values some backends read as text (``postgres_interval``, ``text_kept``)."""
     if field_kind == "DurationField" and connection.vendor == "postgresql":
         return postgres_interval
+    if field_kind == "TimeField" and connection.vendor == "postgresql":
+        return text_kept(column_encoder_steps(base, table, connection))
     if connection.vendor not in ("sqlite", "mysql"):
         return None
     if field_kind in TEMPORAL_KINDS and connection.vendor == "sqlite":
@@ -236,6 +240,16 @@ def postgres_interval(value: Any) -> Any:
     return value if type(value) is str else duration_micros(value)
 
 
+def text_kept(encode: Encoder) -> Encoder:
+    """Keep the text a backend read for a value Python cannot hold (PostgreSQL's
+    ``24:00:00``, ``postgresql._text_when_out_of_range``); encode any other."""
+
+    def encode_value(value: Any) -> Any:
+        return value if type(value) is str else encode(value)
+
+    return encode_value
+
+
 def _interval_parameter(value: Any) -> Any:
     return value if type(value) is str else duration_value(value)
 
@@ -389,30 +403,112 @@ def column_encoder_steps(
     return _chain(_encoder_steps(base, table, connection))
 
 
+class UnfitValueError(TypeError):
+    """A column holds a value of another type than its field's values have in a
+    backup (``checked_types``)."""
+
+
+def checked_types(field: models.Field[Any, Any]) -> frozenset[type] | None:
+    """Return the types a column's values may have once encoded, when the field's
+    type has no encoding rule of ours (integers, booleans, text, IP addresses):
+    the JSON types of that type in a backup (``JSON_TYPES``), and None. None for
+    the other types, whose rules make values of the right type or fail.
+
+    A value of another type comes from a column whose own type is not the field's:
+    a MySQL ``YEAR`` (a number) or ``BLOB`` (bytes) under the TextField that
+    ``inspectdb`` guesses, a ``tinyint(1)`` holding 2 under a BooleanField, numbers
+    that SQLite keeps in the column of a text field. A file holding it would be
+    refused as damaged by every reader.
+    """
+    field_kind = kind(field)
+    if field_kind in ENCODERS or field_kind in TEMPORAL_KINDS:
+        return None
+    allowed = JSON_TYPES.get(field_kind)
+    return None if allowed is None else allowed | {type(None)}
+
+
+def unfit_value(field: models.Field[Any, Any], value: Any) -> str:
+    """Say what is wrong with a value that ``checked_types`` does not allow."""
+    field_kind = kind(field)
+    holds = " or ".join(sorted({JSON_NAMES[t] for t in JSON_TYPES[field_kind]}))
+    found = JSON_NAMES.get(type(value), f"a {type(value).__name__}")
+    hint = " (a BinaryField for bytes)" if isinstance(value, bytes) else ""
+    article = "an" if field_kind[0] in "AEIOU" else "a"
+    return (
+        f"is {found} where {article} {field_kind} holds {holds}; give the field "
+        f"the column's type{hint}, or exclude the model"
+    )
+
+
+def _types_vary(field_kind: str, connection: Any) -> bool:
+    """Whether the values of one column may come in more than one type: on SQLite,
+    which keeps any value in any column, and MySQL's booleans, of which Django's
+    converter makes True and False of 1 and 0 only. Elsewhere the column's type
+    decides the driver's type, and one value tells for all."""
+    return connection.vendor == "sqlite" or (
+        connection.vendor == "mysql" and field_kind == "BooleanField"
+    )
+
+
 def batch_encoder(
-    fields: Sequence[models.Field[Any, Any]], table: str, connection: Any
+    fields: Sequence[models.Field[Any, Any]],
+    table: str,
+    connection: Any,
+    *,
+    checked: bool = False,
 ) -> Callable[[list[Any]], bytes]:
-    """Return a function from a batch of raw rows to one JSON array: ``[[row],[row]]``."""
+    """Return a function from a batch of raw rows to one JSON array: ``[[row],[row]]``.
+
+    ``checked``, for rows that go into a file: raise UnfitValueError for a value
+    of another type than its field's (``checked_types``). Unchecked, such a value
+    is written as it is, which only compares as different from a file's."""
     steps = [
         (index, encoder)
         for index, field in enumerate(fields)
         if (encoder := column_encoder(field, table, connection)) is not None
     ]
+    checks = [
+        (index, allowed, _types_vary(kind(field), connection))
+        for index, field in enumerate(fields)
+        if checked and (allowed := checked_types(field)) is not None
+    ]
+    every = [(index, allowed) for index, allowed, vary in checks if vary]
+    sampled = [(index, allowed) for index, allowed, vary in checks if not vary]
+    by_column = bool(steps or every)
     dumps = orjson.dumps
-    if not steps:
+    if not by_column and not sampled:
         return dumps
+
+    def unfit(index: int, value: Any) -> UnfitValueError:
+        field = fields[index]
+        return UnfitValueError(
+            f"{field.model._meta.label}.{field.name}: a stored value "
+            f"{unfit_value(field, value)}"
+        )
 
     def encode_batch(rows: list[Any]) -> bytes:
         if not rows:
             return b"[]"
         # Column by column: one comprehension per column to convert rather than a
         # loop over the columns of every row (orjson writes tuples as arrays).
-        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        columns: list[Sequence[Any]] = (
+            list(zip(*rows, strict=True)) if by_column else []
+        )
         for index, encoder in steps:
             columns[index] = [
                 None if value is None else encoder(value) for value in columns[index]
             ]
-        return dumps(list(zip(*columns, strict=True)))
+        for index, allowed in every:
+            if not set(map(type, columns[index])) <= allowed:
+                raise unfit(
+                    index, next(v for v in columns[index] if type(v) not in allowed)
+                )
+        for index, allowed in sampled:
+            values = columns[index] if by_column else (row[index] for row in rows)
+            value = next((v for v in values if v is not None), None)
+            if type(value) not in allowed:
+                raise unfit(index, value)
+        return dumps(list(zip(*columns, strict=True)) if steps else rows)
 
     return encode_batch
 
@@ -432,11 +528,15 @@ def lines_encoder(
 
 
 def block_encoder(
-    fields: Sequence[models.Field[Any, Any]], table: str, connection: Any
+    fields: Sequence[models.Field[Any, Any]],
+    table: str,
+    connection: Any,
+    *,
+    checked: bool = False,
 ) -> Callable[[list[Any]], bytes]:
     """Return a function from a batch of raw rows to their lines, each ending in a
-    newline: the bytes of the rows in a backup."""
-    encode_batch = batch_encoder(fields, table, connection)
+    newline: the bytes of the rows in a backup (``checked``: see ``batch_encoder``)."""
+    encode_batch = batch_encoder(fields, table, connection, checked=checked)
     encode_lines = lines_of(encode_batch)
 
     def encode_block(rows: list[Any]) -> bytes:

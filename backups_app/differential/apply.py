@@ -473,6 +473,7 @@ class Changes:
             stage="compare",
             digest=digest,
             first=SAMPLE_ROWS,
+            checked=self._undo is not None,
         )
         self._removed.end()
         self._added.end()

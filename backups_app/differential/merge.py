@@ -75,6 +75,7 @@ def merge_table(
     stage: str = "validate",
     digest: Any = None,
     first: int | None = None,
+    checked: bool = False,
 ) -> Merged:
     """Merge the database's rows of ``spec`` with the file's, in ``section``.
 
@@ -84,9 +85,11 @@ def merge_table(
     ``digest`` (a hashlib object), when given, is fed the database's rows as a
     backup would write them: the table's digest, if the merge completes.
     ``first``: the rows after which ``differences`` is likely to stop the merge.
+    ``checked``: the database's lines go into a file (an undo file), and a value of
+    another type than its field's is refused (``values.batch_encoder``).
     """
     key = pk_key_function(spec.fields, spec.pk_fields)
-    encode = block_encoder(spec.fields, spec.table, backend.connection)
+    encode = block_encoder(spec.fields, spec.table, backend.connection, checked=checked)
     merge = _Merge(spec, section, key, differences, normalise)
     db_rows = 0
     complete = True

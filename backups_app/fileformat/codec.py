@@ -179,6 +179,59 @@ ENCODERS: dict[str, Encoder] = {
 }
 
 
+# The JSON types each column type's values are written as (docs/format.md, Values),
+# besides null: what a reader accepts, and what a backup writes. Columns of other
+# types (custom fields, contrib.postgres arrays) may hold any JSON value.
+_INTEGER = frozenset({int})
+_TEXT = frozenset({str})
+JSON_TYPES: dict[str, frozenset[type]] = {
+    **dict.fromkeys(
+        [
+            "AutoField",
+            "BigAutoField",
+            "SmallAutoField",
+            "IntegerField",
+            "BigIntegerField",
+            "SmallIntegerField",
+            "PositiveIntegerField",
+            "PositiveBigIntegerField",
+            "PositiveSmallIntegerField",
+        ],
+        _INTEGER,
+    ),
+    # Microseconds; PostgreSQL's intervals with months or years as its text.
+    "DurationField": frozenset({int, str}),
+    **dict.fromkeys(
+        [
+            *sorted(TEXT_KINDS),
+            *sorted(TEMPORAL_KINDS),
+            "GenericIPAddressField",
+            "IPAddressField",
+            "DecimalField",
+            "UUIDField",
+            "BinaryField",
+            "JSONField",
+        ],
+        _TEXT,
+    ),
+    "BooleanField": frozenset({bool}),
+    "NullBooleanField": frozenset({bool}),
+    # Numbers; NaN and the infinities as strings.
+    "FloatField": frozenset({float, int, str}),
+}
+# How messages name a value's JSON type (and bytes, which JSON has not).
+JSON_NAMES = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    bytes: "bytes",
+}
+
+
 def lines_of(
     encode_batch: Callable[[list[Any]], bytes],
 ) -> Callable[[list[Any]], memoryview | None]:

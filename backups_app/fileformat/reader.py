@@ -20,7 +20,7 @@ import orjson
 from ..conf import app_settings
 from ..exceptions import BackupFormatError, NotABackupError, one_line
 from ..progress import Progress, ProgressCallback, ignore_progress
-from .codec import TEMPORAL_KINDS, TEXT_KINDS, loads_block
+from .codec import JSON_NAMES, JSON_TYPES, loads_block
 from .manifest import (
     MEDIA_COLUMNS,
     MEDIA_KEY,
@@ -779,57 +779,6 @@ def _end_of_rows(buffer: bytes, start: int) -> int:
 
 def _is_text_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
-
-
-# The JSON types each column type's values are written as (docs/format.md, Values),
-# besides null. Columns of other types (custom fields, contrib.postgres arrays) may
-# hold any JSON value.
-_INTEGER = frozenset({int})
-_TEXT = frozenset({str})
-JSON_TYPES: dict[str, frozenset[type]] = {
-    **dict.fromkeys(
-        [
-            "AutoField",
-            "BigAutoField",
-            "SmallAutoField",
-            "IntegerField",
-            "BigIntegerField",
-            "SmallIntegerField",
-            "PositiveIntegerField",
-            "PositiveBigIntegerField",
-            "PositiveSmallIntegerField",
-        ],
-        _INTEGER,
-    ),
-    # Microseconds; PostgreSQL's intervals with months or years as its text.
-    "DurationField": frozenset({int, str}),
-    **dict.fromkeys(
-        [
-            *sorted(TEXT_KINDS),
-            *sorted(TEMPORAL_KINDS),
-            "GenericIPAddressField",
-            "IPAddressField",
-            "DecimalField",
-            "UUIDField",
-            "BinaryField",
-            "JSONField",
-        ],
-        _TEXT,
-    ),
-    "BooleanField": frozenset({bool}),
-    "NullBooleanField": frozenset({bool}),
-    # Numbers; NaN and the infinities as strings.
-    "FloatField": frozenset({float, int, str}),
-}
-JSON_NAMES = {
-    type(None): "null",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "an array",
-    dict: "an object",
-}
 
 
 def value_types(described: dict[str, Any]) -> list[tuple[int, frozenset[type]]]:

@@ -128,6 +128,22 @@ class MySQLBackend(Backend):
     def binary_order(self, column: str) -> str:
         return f"CAST({column} AS BINARY)"
 
+    def select_column(self, field: Field[Any, Any]) -> str:
+        column = super().select_column(field)
+        if kind(field) == "FloatField" and self._has_cast_as_double():
+            # A FLOAT column's values come with six digits (16777216 as 1.67772e7,
+            # which is another float); as a DOUBLE each is its exact value, which
+            # the column takes back as the same float. A DOUBLE stays as it is.
+            return f"CAST({column} AS DOUBLE)"
+        return column
+
+    def _has_cast_as_double(self) -> bool:
+        # Every MariaDB Django supports has it; MySQL from 8.0.17.
+        connection: Any = self.connection
+        return bool(
+            connection.mysql_is_mariadb or connection.mysql_version >= (8, 0, 17)
+        )
+
     def order_column(self, field: Field[Any, Any]) -> str:
         if kind(field) == "UUIDField":
             # MariaDB 10.7+'s uuid type sorts by its own segment order (node

@@ -13,7 +13,7 @@ from django.db import DatabaseError, models, transaction
 from django.db.models import Field
 
 from ...exceptions import OperationInProgressError
-from ...fileformat.codec import kind
+from ...fileformat.codec import TEXT_KINDS, kind
 from ..integrity import ForeignKey
 from ..prefetch import prefetched
 from ..tables import TableSpec, column_of
@@ -41,12 +41,13 @@ def _psycopg_tz_loader() -> Any:
     )
 
 
-# The types with values Python's datetime cannot hold: the infinities, dates before
-# year 1 (BC) and after 9999.
 # The rows of an update_rows, in the session's own schema of temporary tables.
 UPDATES_TABLE = "pg_temp.backups_app_updates"
 INSUFFICIENT_PRIVILEGE = "42501"
-UNBOUNDED_TEMPORAL_TYPES = ("date", "timestamp", "timestamptz")
+
+# The types with values Python's datetime cannot hold: the infinities, dates before
+# year 1 (BC) and after 9999, and the end of a day, 24:00:00.
+UNBOUNDED_TEMPORAL_TYPES = ("date", "timestamp", "timestamptz", "time", "timetz")
 
 
 def _composed_loader(
@@ -69,8 +70,9 @@ def _composed_loader(
 
 def _text_when_out_of_range(base_load: Callable[[Any], Any], data: Any) -> Any:
     """The base loader's value, or PostgreSQL's own text of a value that Python's
-    datetime cannot hold (``infinity``, ``0044-03-15 BC``, ``10000-01-01``): the
-    file keeps that text, and PostgreSQL reads it back as the same value."""
+    datetime cannot hold (``infinity``, ``0044-03-15 BC``, ``10000-01-01``, the
+    time ``24:00:00``): the file keeps that text, and PostgreSQL reads it back as
+    the same value."""
     from psycopg import DataError
 
     try:
@@ -101,6 +103,10 @@ def _out_of_range(error: BaseException) -> bool:
 
 
 class PostgreSQLBackend(Backend):
+    def __init__(self, using: str):
+        super().__init__(using)
+        self._other_types: dict[str, frozenset[str]] = {}
+
     def binary_order(self, column: str) -> str:
         return f'{column} COLLATE "C"'
 
@@ -108,9 +114,10 @@ class PostgreSQLBackend(Backend):
         from django.contrib.postgres.fields import RangeField
 
         column = super().select_column(field)
-        if isinstance(field, RangeField):
+        if isinstance(field, RangeField) or self._text_of_other_type(field):
             # psycopg's Range objects are no JSON; PostgreSQL's text of a range
-            # ("[1,5)", "empty", "(,2026-01-01 00:00:00+00]") reads back as it.
+            # ("[1,5)", "empty", "(,2026-01-01 00:00:00+00]") reads back as it, as
+            # does the text of any type a text field is put over.
             return f"{column}::text"
         return column
 
@@ -119,7 +126,38 @@ class PostgreSQLBackend(Backend):
             # inet sorts by family and bits ("9.0.0.1" before "10.0.0.1"); the file
             # holds its text, which host() gives for Django's host addresses.
             return self.binary_order(f"host({self.quote(column_of(field))})")
+        if self._text_of_other_type(field):
+            # Types without collations (macaddr, an enum) sort by their text.
+            return self.binary_order(f"{self.quote(column_of(field))}::text")
         return super().order_column(field)
+
+    def _text_of_other_type(self, field: Field[Any, Any]) -> bool:
+        """Whether a text field's column is of another type than PostgreSQL's
+        string types: a type Django has no field for, which ``inspectdb`` guesses
+        a TextField for (money, macaddr, xml, bit, interval, arrays, an enum, ...),
+        or a custom field's ``db_type()``.
+
+        Such a column is read as its text (``::text``), which COPY and INSERT turn
+        back into the same value. psycopg's reading is not that: lists of arrays,
+        timedeltas of intervals, numbers of oid, and xml's output leaves out the
+        value's declaration of version 1.0. Columns of the string types (a domain
+        over one too) are read as they are: char(n)'s cast to text drops its
+        padding. One catalog query per table, the first time.
+        """
+        if kind(field) not in TEXT_KINDS:
+            return False
+        table = field.model._meta.db_table
+        if table not in self._other_types:
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT a.attname FROM pg_attribute a "
+                    "JOIN pg_type t ON t.oid = a.atttypid "
+                    "WHERE a.attrelid = %s::regclass AND a.attnum > 0 "
+                    "AND NOT a.attisdropped AND t.typcategory <> 'S'",
+                    [self.quote(table)],
+                )
+                self._other_types[table] = frozenset(row[0] for row in cursor)
+        return column_of(field) in self._other_types[table]
 
     def begin_snapshot(self, cursor: Any) -> None:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -132,8 +170,8 @@ class PostgreSQLBackend(Backend):
     def _register_loaders(
         self, cursor: Any, raw: Any, *, out_of_range: bool = False
     ) -> None:
-        """The loaders of our reads. With ``out_of_range``, dates and timestamps
-        Python cannot hold come as PostgreSQL's text (slower: asked for only
+        """The loaders of our reads. With ``out_of_range``, dates, timestamps and
+        times Python cannot hold come as PostgreSQL's text (slower: asked for only
         after such a value was met)."""
         from psycopg.pq import Format
         from psycopg.types.string import TextLoader
@@ -166,12 +204,14 @@ class PostgreSQLBackend(Backend):
     ) -> Generator[list[tuple[Any, ...]], None, None]:
         # A server-side cursor closes at once, wherever it is.
         self.connection.ensure_connection()
-        return prefetched(self._fetch_batches(spec, batch_size))
+        # The query is made here: making it may read the catalog, through
+        # Django's connection, which the prefetching thread may not use.
+        sql = self.select_sql(spec)
+        return prefetched(self._fetch_batches(spec, sql, batch_size))
 
     def _fetch_batches(
-        self, spec: TableSpec, batch_size: int
+        self, spec: TableSpec, sql: str, batch_size: int
     ) -> Generator[list[tuple[Any, ...]], None, None]:
-        sql = self.select_sql(spec)
         read = 0
         try:
             for rows in self._cursor_batches(spec, sql, batch_size):

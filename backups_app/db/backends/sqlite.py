@@ -28,7 +28,11 @@ class SQLiteBackend(Backend):
             # these declared types) is skipped; the text is already nearly the
             # file's form (codec.sqlite_temporal_encoder).
             return f"CAST({column} AS TEXT)"
-        return column
+        # Not through the converter sqlite3 runs for a declared type Django
+        # registers one for ("bool"): it makes False of a 2 or a 't' that another
+        # program stored, where Django's own converter leaves them as they are, for
+        # a backup to refuse as no booleans. An expression has no declared type.
+        return f"+{column}"
 
     @contextlib.contextmanager
     def restore_session(self) -> Iterator[None]:
