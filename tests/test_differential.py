@@ -456,18 +456,18 @@ class ChoiceTests(DifferentialTestCase):
         table = connection.ops.quote_name(Label._meta.db_table)
         assert f"DELETE FROM {table}" in queries
 
-    def compared(self, changed: int) -> tuple[Any, int]:
-        """Restore with a sample of 10 rows, read 10 at a time, after changing
-        ``changed`` of Label's first 10 rows; return the summary and how many of
-        Label's rows the merge compared."""
-        labels = list(Label.objects.order_by("pk")[:10])
-        for label in labels[:changed]:
-            Label.objects.filter(pk=label.pk).update(name=f"{label.name} changed")
+    def compared(self, changed: int, model: Any = Label) -> tuple[Any, int]:
+        """Restore with a sample of 10 rows, read 10 at a time, after changing the
+        name of ``changed`` of ``model``'s first 10 rows; return the summary and how
+        many of its rows the merge compared."""
+        rows = list(model.objects.order_by("pk")[:10])
+        for row in rows[:changed]:
+            model.objects.filter(pk=row.pk).update(name=f"{row.name} changed")
         seen = [0]
         original = apply._Collector.seen
 
         def spy(collector, rows):
-            if collector.changes.label == "testapp.Label":
+            if collector.changes.label == model._meta.label:
                 seen.append(rows)
             original(collector, rows)
 
@@ -486,6 +486,13 @@ class ChoiceTests(DifferentialTestCase):
         summary, compared = self.compared(8)
         assert "testapp.Label" in summary.reloaded
         assert compared == 10 < Label.objects.count()
+
+    def test_a_sample_changed_wholesale_in_place_stops_the_comparison(self):
+        # Node's names are updated in place (no key, nothing unique): 9 of the
+        # first 10 rows weigh as much as 9 rows deleted and inserted again.
+        summary, compared = self.compared(9, Node)
+        assert "testapp.Node" in summary.reloaded
+        assert compared == 10 < Node.objects.count()
 
     def test_a_sample_with_few_changes_goes_on_comparing(self):
         summary, compared = self.compared(4)
