@@ -257,28 +257,29 @@ class _Updates:
         self.backend = backend
         self.unique_columns = unique_columns
         self.spool = spool
-        self._updatable: frozenset[int] | None = None
-        self._generated: frozenset[int] = frozenset()
-        self._every: tuple[int, ...] = ()
-
-    def _read_constraints(self) -> frozenset[int]:
-        spec = self.spec
-        written = [
-            position
-            for position, column_field in enumerate(spec.fields)
-            if column_field in spec.insert_fields and column_field not in spec.pk_fields
-        ]
+        fields = spec.fields
+        # Generated columns: computed by the database, never set.
         self._generated = frozenset(
             position
-            for position, column_field in enumerate(spec.fields)
+            for position, column_field in enumerate(fields)
             if column_field not in spec.insert_fields
         )
-        self._every = tuple(written)
-        unique = self.unique_columns(spec)
+        # Every column an UPDATE may set: all but the key and the generated ones.
+        self._every = tuple(
+            position
+            for position, column_field in enumerate(fields)
+            if position not in self._generated and column_field not in spec.pk_fields
+        )
+        self._updatable: frozenset[int] | None = None
+
+    def _read_constraints(self) -> frozenset[int]:
+        """The columns of ``_every`` that no key and no unique constraint holds."""
+        unique = self.unique_columns(self.spec)
         if unique is None:
             return frozenset()
         unsafe = unique | set(self.key_columns)
-        return frozenset(p for p in written if spec.columns[p] not in unsafe)
+        columns = self.spec.columns
+        return frozenset(p for p in self._every if columns[p] not in unsafe)
 
     def columns(self, values: list[Any], old_line: bytes) -> tuple[int, ...] | None:
         """The positions of the columns to set for a row changed from ``old_line``
