@@ -53,14 +53,18 @@ def one_line(exc: BaseException) -> str:
 
 def database_message(exc: BaseException) -> str:
     """The driver's message on one line, without what PostgreSQL adds to say where
-    (its CONTEXT, and the statement's line with a caret under the place): we say
-    where, naming the table, column and row."""
+    (its CONTEXT, the statement's line with a caret under the place, and every
+    value of the failing row): we say where, naming the table, column and row."""
     lines = [line.strip() for line in str(exc).splitlines()]
     kept = [
         line for line in lines if line and line != "^" and not line.startswith("LINE ")
     ]
     parts = "; ".join(kept).split("; ")
-    return "; ".join(part for part in parts if not part.startswith("CONTEXT:"))
+    return "; ".join(part for part in parts if not part.startswith(WHERE_PREFIXES))
+
+
+# What PostgreSQL adds to an error to say where it happened.
+WHERE_PREFIXES = ("CONTEXT:", "DETAIL:  Failing row contains")
 
 
 def error_text(exc: BaseException) -> str:

@@ -29,7 +29,13 @@ from .db.tables import (
     table_specs,
 )
 from .db.values import block_encoder, column_decoder, row_decoder
-from .differential.apply import Changes, ChangesFailed, find_changes, unreadable
+from .differential.apply import (
+    Changes,
+    ChangesFailed,
+    find_changes,
+    refused_row,
+    unreadable,
+)
 from .differential.preview import TablePreview, preview_changes
 from .differential.undo import undo_possible, undone, write_undo
 from .exceptions import (
@@ -784,19 +790,17 @@ class _Loader:
         return f"{spec.label}: a value cannot be converted ({_error_text(exc)})"
 
     def _insert_failure(self, spec: TableSpec, exc: DatabaseError) -> str:
-        message = _database_message(exc)
         located = self.backend.failed_row(exc)
         if located is not None:
             index, column = located
             row = self._file_row(spec, index)
             if row is not None:
-                where = f"{spec.label}.{column}" if column else spec.label
-                return f"{where}, pk {self._pk(spec, row)}: {message}"
+                return refused_row(spec, row, exc, self.backend, column)
         found = self._replay(spec)
         if found is not None:
             row, error = found
-            return f"{spec.label}, pk {self._pk(spec, row)}: {_database_message(error)}"
-        return f"{spec.label}: {message}"
+            return refused_row(spec, row, error, self.backend)
+        return f"{spec.label}: {_database_message(exc)}"
 
     def _section_lines(self, label: str) -> Generator[bytes, None, None]:
         """Yield the row lines of one table of the file, without their newlines."""

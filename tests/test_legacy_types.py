@@ -509,7 +509,7 @@ def test_mysql_enum_error_value_stops_the_restore(tmp_path):
         with pytest.raises(RestoreError) as excinfo:
             restore_backup(file, safety_backup=False, full=True)
         assert str(excinfo.value) == (
-            f"Restore of {file} failed and was rolled back: {legacy.label}, pk 2: "
+            f"Restore of {file} failed and was rolled back: {legacy.label}.value, pk 2: "
             "(1265, \"Data truncated for column 'value' at row 1\")"
         )
         assert legacy.stored() == changed

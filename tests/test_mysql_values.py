@@ -24,7 +24,7 @@ from unittest import mock
 
 import orjson
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test import (
     SimpleTestCase,
     TestCase,
@@ -45,6 +45,7 @@ from backups_app.validate import validate_backup
 from tests.backup_files import section_values
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_restore_safety import raw_contents
+from tests.testapp.models import Book
 from tests.valuesapp.models import Value
 
 pytestmark = [
@@ -451,3 +452,32 @@ def stored_times() -> list[tuple]:
             f"SELECT id, CAST(clock AS CHAR) FROM {Value._meta.db_table} ORDER BY id"
         )
         return list(cursor.fetchall())
+
+
+class RefusedColumnTests(TestCase):
+    """The column the server names when it refuses a value, in each of its forms."""
+
+    def refused(self, sql: str) -> str | None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    sql.format(
+                        table=connection.ops.quote_name(Value._meta.db_table),
+                        books=connection.ops.quote_name(Book._meta.db_table),
+                    )
+                )
+        except DatabaseError as exc:
+            return backend_for("default").failed_column(exc)
+        raise AssertionError("the server took the value")
+
+    def test_out_of_range(self):  # "for column 'integer'"
+        sql = "INSERT INTO {table} (id, `integer`) VALUES (1, 99999999999999)"
+        assert self.refused(sql) == "integer"
+
+    def test_wrong_type(self):  # "for column `db`.`table`.`integer`"
+        sql = "INSERT INTO {table} (id, `integer`) VALUES (1, 'many')"
+        assert self.refused(sql) == "integer"
+
+    def test_null(self):  # "Column 'title' cannot be null"
+        sql = "INSERT INTO {books} (title, author_id) VALUES (NULL, NULL)"
+        assert self.refused(sql) == "title"

@@ -51,12 +51,15 @@ class RestoreErrorTests(TestCase):
         self.before = snapshot()
 
     def assert_refused(self, file: Path, message: str) -> None:
-        with pytest.raises(RestoreError) as excinfo:
-            restore_backup(file, safety_backup=False)
-        assert str(excinfo.value) == (
-            f"Restore of {file} failed and was rolled back: {message}"
-        )
-        assert snapshot() == self.before
+        # The same line whether the tables are compared with the file and only
+        # their differences written, or emptied and loaded whole.
+        for full in (False, True):
+            with pytest.raises(RestoreError) as excinfo:
+                restore_backup(file, safety_backup=False, full=full)
+            assert str(excinfo.value) == (
+                f"Restore of {file} failed and was rolled back: {message}"
+            ), f"full={full}"
+            assert snapshot() == self.before
 
     def test_a_foreign_key_to_a_missing_row_names_the_row_and_the_value(self):
         first_book = pks(Book)[0]
@@ -138,6 +141,29 @@ class RestoreErrorTests(TestCase):
             "column 'decimal_money' at row 1\")",
         }[connection.vendor]
         self.assert_refused(broken, message)
+
+    def test_a_null_in_a_column_that_refuses_nulls_names_the_column(self):
+        pk = pks(AllFields)[0]
+        broken = rewrite(
+            self.good,
+            self.tmp_path / "null.jsonl",
+            row=change_column("testapp.AllFields", pk, "gen_a", None),
+        )
+        message = {
+            "sqlite": "NOT NULL constraint failed: testapp_allfields.gen_a",
+            # Without its DETAIL, which lists every value of the row.
+            "postgresql": 'null value in column "gen_a" of relation '
+            '"testapp_allfields" violates not-null constraint',
+            "mysql": "(1048, \"Column 'gen_a' cannot be null\")",
+        }[connection.vendor]
+        for full in (False, True):
+            with pytest.raises(RestoreError) as excinfo:
+                restore_backup(broken, safety_backup=False, full=full)
+            assert str(excinfo.value) == (
+                f"Restore of {broken} failed and was rolled back: "
+                f"testapp.AllFields.gen_a, pk {pk}: {message}"
+            ), f"full={full}"
+            assert snapshot() == self.before
 
     def test_a_value_changed_on_the_way_in_names_the_first_row_that_differs(self):
         pks_now = pks(AllFields)

@@ -145,6 +145,21 @@ def unreadable(
     return f"{spec.label}: a value does not read back ({error_text(exc)})"
 
 
+def refused_row(
+    spec: TableSpec,
+    row: list[Any],
+    error: DatabaseError,
+    backend: Backend,
+    column: str | None = None,
+) -> str:
+    """Say which row of the file (and column, where the error names one) the
+    database refused to write."""
+    column = column or backend.failed_column(error)
+    where = f"{spec.label}.{column}" if column else spec.label
+    pk = shown_value(pk_value(list(spec.fields), spec.pk_fields, row))
+    return f"{where}, pk {pk}: {database_message(error)}"
+
+
 def reload_cheaper(writes: int, rows_now: int, rows_in_file: int, cost: float) -> bool:
     """Whether reloading a table whole costs less than writing ``writes`` rows of it
     (deletes plus inserts) one by one."""
@@ -714,15 +729,13 @@ class Changes:
     def _insert_failure(self, table: TableChanges, exc: DatabaseError) -> str:
         """Find the row the database refused: the one COPY names, or, inserting the
         rows again one at a time in savepoints, the first that fails."""
-        message = database_message(exc)
         located = self.backend.failed_row(exc)
         spec = table.spec
         if located is not None:
             index, column = located
             for position, row in enumerate(self._rows_added(table)):
                 if position == index:
-                    where = f"{spec.label}.{column}" if column else spec.label
-                    return f"{where}, pk {self._pk(table, row)}: {message}"
+                    return refused_row(spec, row, exc, self.backend, column)
         decode = row_decoder(
             list(spec.fields),
             list(spec.insert_fields),
@@ -734,11 +747,8 @@ class Changes:
                 with transaction.atomic(using=self.backend.using):
                     self.backend.insert_row(spec, decode(list(row)))
             except DatabaseError as error:
-                return (
-                    f"{spec.label}, pk {self._pk(table, row)}: "
-                    f"{database_message(error)}"
-                )
-        return f"{spec.label}: {message}"
+                return refused_row(spec, row, error, self.backend)
+        return f"{spec.label}: {database_message(exc)}"
 
     def _written(self, table: TableChanges) -> Iterator[list[bytes]]:
         """The file's lines of the rows written to ``table``: inserted, then

@@ -284,6 +284,10 @@ class Backend:
         """
         return None
 
+    def failed_column(self, exc: BaseException) -> str | None:
+        """Return the column a refused single-row write names in ``exc``, if any."""
+        return None
+
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
         """Hold the session settings a restore needs while inserting."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
@@ -19,6 +20,14 @@ from .base import (
     SequenceSettlement,
     deadlock_error,
     writer_error,
+)
+
+# The column in the server's refusals of a value: "Out of range value for column
+# 'price' at row 1", "Incorrect integer value: 'x' for column `db`.`t`.`price` at
+# row 1", "Column 'price' cannot be null".
+REFUSED_COLUMN = re.compile(
+    r"for column (?:'(?P<quoted>[^']+)'|`[^`]*`\.`[^`]*`\.`(?P<qualified>[^`]+)`)"
+    r"|^Column '(?P<null>[^']+)' cannot be null"
 )
 
 
@@ -226,6 +235,16 @@ class MySQLBackend(Backend):
                     cursor.execute(statement)
                 written += len(rows)
         return written
+
+    def failed_column(self, exc: BaseException) -> str | None:
+        # mysqlclient's errors are (code, message).
+        message = [*getattr(exc.__cause__ or exc, "args", ()), None, None][1]
+        if not isinstance(message, str):
+            return None
+        found = REFUSED_COLUMN.search(message)
+        if found is None:
+            return None
+        return found["quoted"] or found["qualified"] or found["null"]
 
     def update_rows(
         self, spec: TableSpec, columns: list[str], rows: list[tuple[Any, ...]]

@@ -311,6 +311,11 @@ class PostgreSQLBackend(Backend):
             return None
         return int(found["line"]) - 1, found["column"]
 
+    def failed_column(self, exc: BaseException) -> str | None:
+        # Set for a null in a NOT NULL column, among others.
+        diag = getattr(exc.__cause__ or exc, "diag", None)
+        return getattr(diag, "column_name", None) or None
+
     def insert_rows(
         self, spec: TableSpec, batches: Iterable[list[tuple[Any, ...]]]
     ) -> int:

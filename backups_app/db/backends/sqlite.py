@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,9 @@ from ..tables import TableSpec
 from .base import Backend, SequenceSettlement, writer_error
 
 # SQLite's page cache while a restore writes (PRAGMA cache_size, in KiB).
+# "NOT NULL constraint failed: app_table.column"
+NOT_NULL = re.compile(r"^NOT NULL constraint failed: [^.\s]+\.(?P<column>\S+)$")
+
 RESTORE_CACHE_KIB = 32 * 1024
 
 
@@ -80,6 +84,10 @@ class SQLiteBackend(Backend):
             cursor.execute(f"PRAGMA {statement}")
             row = cursor.fetchone()
         return row[0] if row else None
+
+    def failed_column(self, exc: BaseException) -> str | None:
+        found = NOT_NULL.match(str(exc))
+        return found["column"] if found else None
 
     def foreign_keys_unchecked(self) -> bool:
         return self._foreign_keys_off
