@@ -452,32 +452,13 @@ def _restore(
                     if full
                     else find_changes(plan, specs, backend, progress, undo=undo)
                 )
-                if undo:
-                    undo_file = write_undo(
-                        plan, specs, backend, changes, exclude, media_plan, progress
+                safety_name = (
+                    _take_safety_backup(
+                        plan, changes, exclude, media_plan, progress, undo=undo
                     )
-                    signals.announce(
-                        signals.post_backup,
-                        create_backup,
-                        using=using,
-                        summary=undo_file,
-                    )
-                    safety_name = undo_file.name
-                elif safety_backup:
-                    progress(Progress("safety", "", 0, None, plan.rows_now))
-                    # Its reports come as the "safety" stage: a backup's own stage
-                    # would break the order of the restore's stages.
-                    safety_name = create_backup(
-                        None,
-                        using=using,
-                        exclude=exclude,
-                        origin="safety",
-                        name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
-                        progress=passed_on(progress, stage="safety"),
-                        # The files the restore may replace, to undo it: as the backup.
-                        media=media_plan is not None and media_plan.has_fields,
-                        media_storages=media_plan.whole_storages if media_plan else (),
-                    ).name
+                    if (undo or safety_backup)
+                    else None
+                )
                 if media_plan is not None and media_plan.prune:
                     read_before(media_plan, backend, specs)
                 with backend.writing():
@@ -570,6 +551,56 @@ def _restore(
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary
+
+
+def _take_safety_backup(
+    plan: RestorePlan,
+    changes: Changes,
+    exclude: tuple[str, ...],
+    media_plan: MediaPlan | None,
+    progress: StageClock,
+    *,
+    undo: bool,
+) -> str:
+    """Write the restore's undo file (``undo``) or its whole safety backup, inside
+    its transaction; return the file's name. One that cannot be taken (a stored value
+    its field cannot read, a full disk) stops the restore before anything is written.
+    """
+    using = changes.backend.using
+    try:
+        if undo:
+            undo_file = write_undo(
+                plan,
+                changes.specs,
+                changes.backend,
+                changes,
+                exclude,
+                media_plan,
+                progress,
+            )
+            signals.announce(
+                signals.post_backup, create_backup, using=using, summary=undo_file
+            )
+            return undo_file.name
+        progress(Progress("safety", "", 0, None, plan.rows_now))
+        return create_backup(
+            None,
+            using=using,
+            exclude=exclude,
+            origin="safety",
+            name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
+            # Its reports come as the "safety" stage: a backup's own stage would
+            # break the order of the restore's stages.
+            progress=passed_on(progress, stage="safety"),
+            # The files the restore may replace, to undo it: as the backup.
+            media=media_plan is not None and media_plan.has_fields,
+            media_storages=media_plan.whole_storages if media_plan else (),
+        ).name
+    except BackupError as exc:
+        raise _Failed(
+            f"no safety backup could be taken: {one_line(exc)}; restore without one "
+            "to go on"
+        ) from exc
 
 
 @contextlib.contextmanager

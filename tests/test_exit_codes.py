@@ -26,7 +26,7 @@ from backups_app.fileformat.streams import backup_storage
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_processes import ROOT, child_environment
 from tests.testapp.models import AllFields
-from tests.utils import snapshot
+from tests.utils import snapshot, stored_files
 
 pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
@@ -209,6 +209,76 @@ class UnreadableValueTests(TransactionTestCase):
             "decimal_places 2)\n",
         )
         assert list(self.tmp_path.iterdir()) == []
+
+    def unfit_after_backup(self) -> tuple[Path, int, dict[str, list[tuple]]]:
+        """A backup, then a value its field cannot read; return the file, the
+        row's pk and the database as stored before that value came."""
+        populate_zoo()
+        file = self.tmp_path / "zoo.jsonl.gz"
+        create_backup(file)
+        before = stored_tables()
+        pk = AllFields.objects.order_by("pk").values_list("pk", flat=True)[0]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE testapp_allfields SET decimal_money = 123456789012.5 "
+                "WHERE id = %s",
+                [pk],
+            )
+        return file, pk, before
+
+    def assert_replaced(self, *options: str) -> None:
+        # The table cannot be compared with the file: it is reloaded whole.
+        file, _, before = self.unfit_after_backup()
+        result = manage("restore", str(file), "--noinput", *options)
+        assert (result.returncode, result.stderr) == (0, "")
+        assert stored_tables() == before
+
+    def test_restore_without_a_safety_backup_replaces_it(self):
+        self.assert_replaced("--no-safety-backup")
+
+    def test_full_restore_without_a_safety_backup_replaces_it(self):
+        self.assert_replaced("--no-safety-backup", "--full")
+
+    def assert_refused(self, *options: str) -> None:
+        file, pk, _ = self.unfit_after_backup()
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE testapp_label SET name = name || ' renamed'")
+        changed = stored_tables()
+        kept = stored_files()
+        result = manage("restore", str(file), "--noinput", *options)
+        assert (result.returncode, result.stderr) == (
+            1,
+            f"CommandError: Restore of {file} failed and was rolled back: no "
+            f"safety backup could be taken: testapp.AllFields.decimal_money, pk "
+            f"{pk}: the stored value 123456789012.5 does not fit the field "
+            "(max_digits 10, decimal_places 2); restore without one to go on\n",
+        )
+        assert stored_tables() == changed
+        # No safety backup or undo file, whole or partial, is left behind.
+        assert stored_files() == kept
+
+    def test_restore_with_an_undo_file_names_it_and_changes_nothing(self):
+        self.assert_refused()
+
+    def test_restore_with_a_safety_backup_names_it_and_changes_nothing(self):
+        self.assert_refused("--full")
+
+
+def stored_tables() -> dict[str, list[tuple]]:
+    """Every table of the SQLite database, as stored: values and their types."""
+    with connection.cursor() as cursor:
+        tables = connection.introspection.table_names(cursor)
+        contents = {}
+        for table in tables:
+            cursor.execute(f'SELECT * FROM "{table}"')
+            contents[table] = sorted(
+                (
+                    tuple((type(value).__name__, value) for value in row)
+                    for row in cursor.fetchall()
+                ),
+                key=repr,
+            )
+        return contents
 
 
 class InterruptTests(TransactionTestCase):

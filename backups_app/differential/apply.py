@@ -58,7 +58,7 @@ from ..fileformat.codec import loads_block, loads_row, pk_value
 from ..fileformat.reader import BackupReader, TableSection, row_lines
 from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..validate import file_normaliser
-from .merge import StopComparing, merge_table
+from .merge import Merged, StopComparing, merge_table
 from .store import Spool, Stretch
 
 if TYPE_CHECKING:
@@ -481,24 +481,33 @@ class Changes:
                 spec, table.key_columns, self.backend, self._unique, self._updated
             ),
         )
-        merged = merge_table(
-            spec,
-            section,
-            self.backend,
-            collector,
-            normalise=normalise,
-            progress=progress,
-            stage="compare",
-            digest=digest,
-            first=SAMPLE_ROWS,
-            checked=self._undo is not None,
-        )
+        try:
+            merged: Merged | None = merge_table(
+                spec,
+                section,
+                self.backend,
+                collector,
+                normalise=normalise,
+                progress=progress,
+                stage="compare",
+                digest=digest,
+                first=SAMPLE_ROWS,
+                checked=self._undo is not None,
+            )
+        except CONVERSION_ERRORS:
+            # A stored value its field cannot read (SQLite keeps anything) cannot
+            # be compared: the table is reloaded whole, which replaces it. (Its
+            # safety backup, if one is taken, names the value and refuses.)
+            section.skip()
+            merged = None
         self._removed.end()
         self._added.end()
         self._updated.end()
         if self._undo is not None:
             self._undo.old.end()
             self._undo.dropped.end()
+        if merged is None:
+            return
         if digest is not None:
             table.rows_before = merged.db_rows
             table.digest_before = digest.hexdigest()
