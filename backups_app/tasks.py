@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, router, transaction
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from .exceptions import BackupError, OperationInProgressError
@@ -193,6 +194,11 @@ def mark_failed(operations: Any, *, username: str) -> int:
 # -- running -------------------------------------------------------------------------
 
 
+def grouped(count: int) -> str:
+    """A count as the admin's tables show it (20,120)."""
+    return number_format(count, force_grouping=True)
+
+
 class OperationRunner:
     """Carry out one Operation and keep its row up to date."""
 
@@ -343,8 +349,8 @@ class OperationRunner:
         ) % {
             "database": summary.database,
             "name": record.name,
-            "tables": summary.table_count,
-            "rows": summary.rows,
+            "tables": grouped(summary.table_count),
+            "rows": grouped(summary.rows),
         }
         data = summary.to_dict()
         data.pop("path", None)
@@ -404,15 +410,16 @@ class OperationRunner:
         # No admin log entry, here or for any operation: the admin log is one of the
         # tables a validation compares and a restore replaces. This Operation, in a
         # table restores never touch, is the record.
-        # Updated rows are deleted and inserted again: counted once, as updated.
+        # The summary counts an updated row as deleted and inserted too: here it
+        # is counted once, as updated.
         message = _(
             "Restored database %(database)s from %(name)s: %(deleted)s rows deleted, "
             "%(inserted)s rows inserted, %(updated)s rows updated."
         ) % {
             "database": using,
             "name": record.name,
-            "deleted": summary.rows_deleted - summary.rows_updated,
-            "inserted": summary.rows_inserted - summary.rows_updated,
-            "updated": summary.rows_updated,
+            "deleted": grouped(summary.rows_deleted - summary.rows_updated),
+            "inserted": grouped(summary.rows_inserted - summary.rows_updated),
+            "updated": grouped(summary.rows_updated),
         }
         return message, data

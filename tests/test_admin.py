@@ -19,6 +19,7 @@ from backups_app.backup import create_backup
 from backups_app.fileformat.streams import backup_storage
 from backups_app.models import BackupRecord, Integrity, Operation, ValidationRun
 from tests.factories import mutate_zoo, populate_zoo
+from tests.testapp.models import Author
 from tests.utils import snapshot, stored_files
 
 User = get_user_model()
@@ -283,6 +284,7 @@ class RecordingTests(AdminTestCase):
 
 class BackupNowTests(AdminTestCase):
     def test_backup_now_records_who_outside_the_admin_log(self):
+        Author.objects.bulk_create(Author(name=f"author {n}") for n in range(1000))
         response = self.client.get(url("backuprecord_backup"))
         self.assertTemplateUsed(response, "admin/backups_app/backup_form.html")
         response = self.client.post(url("backuprecord_backup"), {"database": "default"})
@@ -292,6 +294,11 @@ class BackupNowTests(AdminTestCase):
         record = BackupRecord.objects.get()
         assert (record.origin, record.username) == ("admin", "root")
         assert operation.backup == record
+        # Counts grouped as the tables show them.
+        assert operation.message == (
+            f"Backed up database default to {record.name}: {record.table_count} "
+            f"tables, {record.rows:,} rows."
+        )
         assert backup_storage().exists(record.name)
         assert not LogEntry.objects.exists()
         page = self.client.get(url("operation_change", operation.pk)).content.decode()

@@ -240,7 +240,11 @@ class LinkTests(AdminTestCase):
 
 class DamagedSyncTests(AdminTestCase):
     def sync_twice(self):
-        self.client.post(url("backuprecord_sync"), follow=True)
+        response = self.client.post(url("backuprecord_sync"), follow=True)
+        assert [str(m) for m in response.context["messages"]] == [
+            "Recorded 1 new file from the backup storage; forgot 0 records whose "
+            "files are gone."
+        ]
         first = list(BackupRecord.objects.values_list("name", "integrity", "problem"))
         response = self.client.post(url("backuprecord_sync"), follow=True)
         messages = [str(m) for m in response.context["messages"]]

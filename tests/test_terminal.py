@@ -216,6 +216,42 @@ class ProgressTests(TransactionTestCase):
         )
         assert "CommandError" not in result.text
 
+    def test_dry_run_fits_the_terminal(self):
+        mutate_zoo()
+        row = AllFields.objects.order_by("pk").first()
+        AllFields.objects.filter(pk=row.pk).update(
+            text="x" * 200, decimal_money="99.99"
+        )
+        # By its name in the backup storage: a long path cannot be wrapped.
+        with self.file.open("rb") as stream:
+            name = backup_storage().save("zoo.jsonl.gz", stream)
+        for columns in (80, 60):
+            result = run_in_terminal(
+                "restore",
+                name,
+                "--dry-run",
+                env=terminal_environment(),
+                columns=columns,
+            )
+            assert result.returncode == 0, result.text
+            screen = Screen(columns).feed(result.output)
+            lines = screen.text()
+            assert screen.wraps == 0 and max(map(len, lines)) < columns, lines
+            header = next(line for line in lines if line.startswith("table "))
+            assert header.split() == (
+                ["table", "rows", "now", "rows", "in", "file"]
+                if columns == 80
+                else ["table"]
+            ) + ["delete", "insert", "update", "how"]
+            # An example too long for one line goes on, indented under the change.
+            at = next(
+                i
+                for i, line in enumerate(lines)
+                if line.startswith(f"  update  pk {row.pk}: text")
+            )
+            assert lines[at + 1].startswith(" " * 10) and lines[at + 1][10] != " "
+            assert lines[-1] == "Dry run: nothing was changed."
+
     def test_quiet_without_a_terminal_at_verbosity_0_and_with_json(self):
         piped = subprocess.run(
             [sys.executable, "-m", "django", "validatebackup", str(self.file)],

@@ -38,6 +38,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -370,15 +371,17 @@ class SyncMixin(BackupViewsMixin):
                 messages.ERROR,
             )
             return HttpResponseRedirect(self.changelist_url())
-        self.message_user(
-            request,
-            _(
-                "Recorded %(added)s new files from the backup storage; forgot "
-                "%(gone)s records whose files are gone."
-            )
-            % {"added": len(added), "gone": len(gone)},
-            messages.SUCCESS,
-        )
+        recorded = ngettext(
+            "Recorded %(count)s new file from the backup storage",
+            "Recorded %(count)s new files from the backup storage",
+            len(added),
+        ) % {"count": len(added)}
+        forgot = ngettext(
+            "forgot %(count)s record whose file is gone",
+            "forgot %(count)s records whose files are gone",
+            len(gone),
+        ) % {"count": len(gone)}
+        self.message_user(request, f"{recorded}; {forgot}.", messages.SUCCESS)
         return HttpResponseRedirect(self.changelist_url())
 
 

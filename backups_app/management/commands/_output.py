@@ -386,6 +386,20 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+def wrapped(text: str, width: int | None, indent: int = 0) -> str:
+    """``text`` wrapped between words to ``width`` (a terminal's; None leaves it one
+    line, for a pipe), its continuation lines indented by ``indent`` spaces."""
+    if width is None or len(text) <= width:
+        return text
+    return textwrap.fill(
+        text,
+        width,
+        subsequent_indent=" " * indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
 def fitted(parts: Sequence[tuple[int, str]], width: int) -> str:
     """Join the texts of ``parts`` with two spaces, leaving out the least important
     (highest number) until the line fits ``width``; cut the rest if it still does

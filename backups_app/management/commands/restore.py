@@ -42,6 +42,7 @@ from ._output import (
     stage_times_text,
     table,
     terminal_width,
+    wrapped,
 )
 
 
@@ -367,10 +368,13 @@ class Command(BackupsCommand):
 
     def _render_plan(self, plan: RestorePlan) -> None:
         header = plan.header
+        self.stdout.write(f"Backup: {plan.source.name}")
         self.stdout.write(
-            f"Backup: {plan.source.name}\n"
-            f"Taken:  {local_time(header.get('created'))} ({header.get('vendor')}, "
-            f"database {header.get('database')!r})"
+            self._fit(
+                f"Taken:  {local_time(header.get('created'))} "
+                f"({header.get('vendor')}, database {header.get('database')!r})",
+                indent=8,
+            )
         )
         if plan.compared:
             self._render_changes(plan)
@@ -384,10 +388,17 @@ class Command(BackupsCommand):
         self._render_media(plan)
         self._render_differences(plan)
 
+    def _fit(self, text: str, indent: int = 0) -> str:
+        """Wrap ``text`` to the terminal's width (one column short of it, so that no
+        line ends in its last column), or leave it whole for a pipe."""
+        width = terminal_width(self.stdout)
+        return wrapped(text, None if width is None else width - 1, indent)
+
     def _render_changes(self, plan: RestorePlan) -> None:
         """The tables that would change, with what; the others folded in one line."""
         changing = [t for t in plan.tables if not t.unchanged]
         unchanged = [t.label for t in plan.tables if t.unchanged]
+        width = terminal_width(self.stdout)
         if changing:
             rows = [
                 (
@@ -397,7 +408,7 @@ class Command(BackupsCommand):
                     number(t.delete),
                     number(t.insert),
                     number(t.update),
-                    "reload whole" if t.reload else "rows",
+                    "whole" if t.reload else "rows",
                 )
                 for t in changing
             ]
@@ -425,28 +436,38 @@ class Command(BackupsCommand):
                         "how",
                     ],
                     rows,
+                    width=None if width is None else width - 1,
+                    optional=("rows in file", "rows now"),
                     text_last=True,
                 )
             )
         if unchanged:
             self.stdout.write(
-                f"{len(unchanged)} tables unchanged"
-                + (f": {folded(unchanged)}" if changing else "")
+                self._fit(
+                    f"{len(unchanged)} tables unchanged"
+                    + (f": {folded(unchanged)}" if changing else ""),
+                    indent=2,
+                )
             )
         for t in changing:
             self.stdout.write(t.label)
             for line in example_lines(t):
-                self.stdout.write(f"  {line}")
+                # Continued under the first primary key, or under the update.
+                indent = 10 if line.startswith("update") else len("  delete  pk ")
+                self.stdout.write(self._fit(f"  {line}", indent=indent))
 
     def _render_media(self, plan: RestorePlan) -> None:
         media = plan.media
         if media is None:
             return
         self.stdout.write(
-            f"Media: {files(media.files)} in the backup: "
-            f"{number(media.unchanged)} already right, {number(media.missing)} "
-            f"missing and {number(media.changed)} changed, to write "
-            f"({human_size(media.bytes_to_write)})"
+            self._fit(
+                f"Media: {files(media.files)} in the backup: "
+                f"{number(media.unchanged)} already right, {number(media.missing)} "
+                f"missing and {number(media.changed)} changed, to write "
+                f"({human_size(media.bytes_to_write)})",
+                indent=7,
+            )
         )
         if media.absent_at_backup:
             self.stdout.write(
