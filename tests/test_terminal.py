@@ -151,12 +151,15 @@ class ProgressTests(TransactionTestCase):
 
         # The file's long path is wider than the terminal.
         lines = result.screen().lines_written()
-        assert lines[-5].startswith(f"Restored database 'default' from {self.file} in")
+        assert lines[-6].startswith(f"Restored database 'default' from {self.file} in")
+        # What was done, wrapped to the terminal with an indent.
+        assert lines[-4].startswith("  ")
+        done = f"{lines[-5]} {lines[-4].strip()}"
         assert re.fullmatch(
             r"\d+ tables \(\d+ reloaded whole, \d+ changed row by row, \d+ "
             r"unchanged\): [\d,]+ rows deleted, [\d,]+ inserted, [\d,]+ updated",
-            lines[-4],
-        ), lines[-4]
+            done,
+        ), done
         name = lines[-3].removeprefix("Safety backup: ")
         assert name.startswith("safety-default-") and backup_storage().exists(name)
         undo = f"python -m django restore {name}"
@@ -251,6 +254,24 @@ class ProgressTests(TransactionTestCase):
             )
             assert lines[at + 1].startswith(" " * 10) and lines[at + 1][10] != " "
             assert lines[-1] == "Dry run: nothing was changed."
+
+    def test_results_fit_the_terminal(self):
+        with self.file.open("rb") as stream:
+            name = backup_storage().save("zoo.jsonl.gz", stream)
+        mutate_zoo()
+        # File names and the undo command are never cut: 80 columns hold them.
+        for args, code, columns in (
+            (["validatebackup", name], 1, 60),
+            (["restore", name, "--noinput"], 0, 80),
+            (["listbackups"], 0, 80),
+            (["prunebackups", "--dry-run"], 0, 80),
+        ):
+            result = run_in_terminal(*args, env=terminal_environment(), columns=columns)
+            assert result.returncode == code, result.text
+            screen = result.screen(columns)
+            # No line runs over, progress and results alike.
+            assert screen.wraps == 0, (args, screen.text())
+            assert max(map(len, screen.text())) <= columns, (args, screen.text())
 
     def test_quiet_without_a_terminal_at_verbosity_0_and_with_json(self):
         piped = subprocess.run(

@@ -142,6 +142,12 @@ class BackupsCommand(BaseCommand):
     # Where the JSON document goes; stderr when stdout carries a backup.
     json_stream: OutputWrapper | None = None
 
+    def fit(self, text: str, indent: int = 0) -> str:
+        """Wrap ``text`` to the terminal's width (one column short of it, so that no
+        line ends in its last column), or leave it whole for a pipe."""
+        width = terminal_width(self.stdout)
+        return wrapped(text, None if width is None else width - 1, indent)
+
     def write_json(self, data: Any, stream: OutputWrapper | None = None) -> None:
         """Write the command's one JSON document (to stdout unless ``stream``)."""
         (stream or self.json_stream or self.stdout).write(json_text(data))
@@ -388,14 +394,15 @@ def duration(seconds: float) -> str:
 
 def wrapped(text: str, width: int | None, indent: int = 0) -> str:
     """``text`` wrapped between words to ``width`` (a terminal's; None leaves it one
-    line, for a pipe), its continuation lines indented by ``indent`` spaces."""
+    line, for a pipe), its continuation lines indented by ``indent`` spaces. Only a
+    word longer than a line is cut."""
     if width is None or len(text) <= width:
         return text
     return textwrap.fill(
         text,
         width,
         subsequent_indent=" " * indent,
-        break_long_words=False,
+        break_long_words=True,
         break_on_hyphens=False,
     )
 

@@ -106,6 +106,10 @@ class Command(BackupsCommand):
         if any(b.media for b in backups):
             blobs, size = media_blob_totals()
             self.stdout.write(
-                f"Media: {number(blobs)} blobs, {human_size(size)} in the backup "
-                "storage, shared by the backups with media (each content stored once)."
+                self.fit(
+                    f"Media: {number(blobs)} blobs, {human_size(size)} in the backup "
+                    "storage, shared by the backups with media (each content stored "
+                    "once).",
+                    indent=7,
+                )
             )

@@ -170,7 +170,7 @@ class Command(BackupsCommand):
                 f"Deleted {len(deleted)} of {len(decisions)} files ({human_size(size)})."
             )
         if blobs.blobs:
-            self.stdout.write(media_line(blobs, dry_run))
+            self.stdout.write(self.fit(media_line(blobs, dry_run), indent=2))
             if blobs.refused:
                 self.stderr.write(
                     self.style.WARNING(

@@ -42,7 +42,6 @@ from ._output import (
     stage_times_text,
     table,
     terminal_width,
-    wrapped,
 )
 
 
@@ -303,7 +302,7 @@ class Command(BackupsCommand):
                     f"{summary.seconds:.1f} s"
                 )
             )
-            self.stdout.write(restored_text(summary))
+            self.stdout.write(self.fit(restored_text(summary), indent=2))
             if summary.media is not None:
                 self._render_media_done(summary.media)
             if verbosity >= 2:
@@ -370,7 +369,7 @@ class Command(BackupsCommand):
         header = plan.header
         self.stdout.write(f"Backup: {plan.source.name}")
         self.stdout.write(
-            self._fit(
+            self.fit(
                 f"Taken:  {local_time(header.get('created'))} "
                 f"({header.get('vendor')}, database {header.get('database')!r})",
                 indent=8,
@@ -387,12 +386,6 @@ class Command(BackupsCommand):
             self.stdout.write(table(["table", "rows now", "rows in file"], rows))
         self._render_media(plan)
         self._render_differences(plan)
-
-    def _fit(self, text: str, indent: int = 0) -> str:
-        """Wrap ``text`` to the terminal's width (one column short of it, so that no
-        line ends in its last column), or leave it whole for a pipe."""
-        width = terminal_width(self.stdout)
-        return wrapped(text, None if width is None else width - 1, indent)
 
     def _render_changes(self, plan: RestorePlan) -> None:
         """The tables that would change, with what; the others folded in one line."""
@@ -443,7 +436,7 @@ class Command(BackupsCommand):
             )
         if unchanged:
             self.stdout.write(
-                self._fit(
+                self.fit(
                     f"{len(unchanged)} tables unchanged"
                     + (f": {folded(unchanged)}" if changing else ""),
                     indent=2,
@@ -454,14 +447,14 @@ class Command(BackupsCommand):
             for line in example_lines(t):
                 # Continued under the first primary key, or under the update.
                 indent = 10 if line.startswith("update") else len("  delete  pk ")
-                self.stdout.write(self._fit(f"  {line}", indent=indent))
+                self.stdout.write(self.fit(f"  {line}", indent=indent))
 
     def _render_media(self, plan: RestorePlan) -> None:
         media = plan.media
         if media is None:
             return
         self.stdout.write(
-            self._fit(
+            self.fit(
                 f"Media: {files(media.files)} in the backup: "
                 f"{number(media.unchanged)} already right, {number(media.missing)} "
                 f"missing and {number(media.changed)} changed, to write "

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import textwrap
 from typing import Any
 
 from django.core.management.base import CommandError
@@ -119,6 +118,7 @@ class Command(BackupsCommand):
                 return
             self.stdout.write(self.style.SUCCESS(report.summary_line()))
             return
+        width = terminal_width(self.stdout)
         shown = (
             report.tables
             if verbosity >= 2
@@ -148,49 +148,35 @@ class Command(BackupsCommand):
                         )
                         for t in shown
                     ],
+                    width=None if width is None else width - 1,
+                    optional=["in file", "in db"],
+                    text_last=True,
                 )
             )
-        width = terminal_width(self.stdout)
         for t in report.tables:
             for what in ("missing", "extra"):
                 examples = getattr(t, f"{what}_examples")
                 if examples:
                     more = ", ..." if getattr(t, what) > len(examples) else ""
-                    self._example(
-                        f"  {t.label}: {what} pk {keys(examples)}{more}", width
-                    )
+                    self._example(f"  {t.label}: {what} pk {keys(examples)}{more}")
             for pk, changes in t.changed_rows:
                 self._example(
-                    f"  {t.label}: changed pk {keys([pk])}: {described(changes)}",
-                    width,
+                    f"  {t.label}: changed pk {keys([pk])}: {described(changes)}"
                 )
             if t.changed > len(t.changed_rows):
                 left = t.changed - len(t.changed_rows)
-                self.stdout.write(
+                self._example(
                     f"  {t.label}: {left:,} more changed row{'s' if left > 1 else ''}"
                 )
         self._render_media(report, verbosity, width)
         for difference in report.schema_differences:
             self.stdout.write(self.style.WARNING(f"  schema: {difference}"))
         style = self.style.SUCCESS if report.ok else self.style.ERROR
-        self.stdout.write(style(verdict(report)))
+        self.stdout.write(style(self.fit(verdict(report), indent=2)))
 
-    def _example(self, line: str, width: int | None) -> None:
+    def _example(self, line: str) -> None:
         """Write a line of examples, wrapped to the terminal with an indent."""
-        if width is None or len(line) < width:
-            self.stdout.write(line)
-            return
-        self.stdout.write(
-            "\n".join(
-                textwrap.wrap(
-                    line,
-                    width - 1,
-                    subsequent_indent="      ",
-                    break_long_words=True,
-                    break_on_hyphens=False,
-                )
-            )
-        )
+        self.stdout.write(self.fit(line, indent=6))
 
     def _render_media(
         self, report: ValidationReport, verbosity: int, width: int | None
@@ -212,6 +198,9 @@ class Command(BackupsCommand):
                     )
                     for m in shown
                 ],
+                width=None if width is None else width - 1,
+                optional=["files"],
+                text_last=True,
             )
         )
         for m in report.media:
@@ -222,6 +211,5 @@ class Command(BackupsCommand):
                     more = ", ..." if getattr(m, what) > len(examples) else ""
                     self._example(
                         f"  {m.source}: {what} files, {what_is_shown} "
-                        f"{keys(examples)}{more}",
-                        width,
+                        f"{keys(examples)}{more}"
                     )
