@@ -19,7 +19,7 @@ from django.db import connection, models
 from django.test import override_settings
 
 from backups_app.backup import create_backup
-from backups_app.exceptions import BackupError, RestoreError
+from backups_app.exceptions import RestoreError
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
 from tests.legacy_tables import Column, execute, legacy_table, round_trip
@@ -536,8 +536,14 @@ def test_a_restore_replaces_a_value_no_backup_can_hold(tmp_path):
         report = validate_backup(file)
         (table,) = [t for t in report.tables if not t.matches]
         assert (table.label, table.changed) == (legacy.label, 1)
-        with pytest.raises(BackupError) as excinfo:
+        with pytest.raises(RestoreError) as excinfo:
             restore_backup(file, safety_backup=True)
-        assert str(excinfo.value).startswith(f"{legacy.label}.value, pk 1: ")
+        message = str(excinfo.value)
+        assert message.startswith(
+            f"Restore of {file} failed and was rolled back: no safety backup could "
+            f"be taken: {legacy.label}.value, pk 1: "
+        ), message
+        assert message.endswith("; restore without one to go on")
+        assert legacy.stored() != before
         restore_backup(file, safety_backup=False)
         assert legacy.stored() == before
