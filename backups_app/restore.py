@@ -598,8 +598,8 @@ def _take_safety_backup(
         ).name
     except BackupError as exc:
         raise _Failed(
-            f"no safety backup could be taken: {one_line(exc)}; restore without one "
-            "to go on"
+            f"no safety backup could be taken: {one_line(exc).rstrip('.')}; restore "
+            "without one to go on"
         ) from exc
 
 

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.db import connection
 from django.test import TestCase, TransactionTestCase, override_settings
 
 from backups_app.backup import create_backup
+from backups_app.differential.undo import write_undo
 from backups_app.exceptions import RestoreError
+from backups_app.fileformat.streams import BackupSource, backup_storage
+from backups_app.fileformat.writer import BackupWriter
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
 from tests.backup_files import rewrite
 from tests.factories import mutate_zoo, populate_zoo
 from tests.testapp.models import AllFields, Author, Book, Label
-from tests.utils import snapshot
+from tests.utils import snapshot, stored_files
 
 pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
 
@@ -164,6 +168,38 @@ class RestoreErrorTests(TestCase):
                 f"testapp.AllFields.gen_a, pk {pk}: {message}"
             ), f"full={full}"
             assert snapshot() == self.before
+
+    def test_a_safety_backup_that_fills_the_disk_stops_the_restore(self):
+        # From the backup storage, where an undo file can be made for it.
+        with self.good.open("rb") as stream:
+            source = BackupSource.from_storage(
+                backup_storage().save("good.jsonl.gz", stream)
+            )
+        kept = stored_files()
+
+        def disk_full(writer, data):
+            raise OSError(28, "No space left on device")
+
+        for full in (False, True):  # an undo file, a whole safety backup
+            with (
+                mock.patch.object(BackupWriter, "_write_now", disk_full),
+                mock.patch("backups_app.restore.write_undo", wraps=write_undo) as spy,
+                pytest.raises(RestoreError) as excinfo,
+            ):
+                restore_backup(source, safety_backup=True, full=full)
+            assert spy.called is not full
+            message = str(excinfo.value)
+            assert message.startswith(
+                f"Restore of {source.name} failed and was rolled back: no safety "
+                "backup could be taken: Cannot write "
+            ), message
+            assert message.endswith(
+                ": No space left on device; restore without one to go on"
+            ), message
+            assert snapshot() == self.before
+            # No partial file is left, under any name.
+            assert stored_files() == kept
+            assert not list(Path(backup_storage().location).glob("*.partial"))
 
     def test_a_value_changed_on_the_way_in_names_the_first_row_that_differs(self):
         pks_now = pks(AllFields)
