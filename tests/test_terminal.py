@@ -258,6 +258,11 @@ class ProgressTests(TransactionTestCase):
     def test_results_fit_the_terminal(self):
         with self.file.open("rb") as stream:
             name = backup_storage().save("zoo.jsonl.gz", stream)
+        with self.file.open("rb") as stream:
+            # A name as long as a copy of a safety backup gets, 51 characters.
+            backup_storage().save(
+                "safety-default-20261201T064751631529Z-copy.jsonl.gz", stream
+            )
         mutate_zoo()
         # File names and the undo command are never cut: 80 columns hold them.
         for args, code, columns in (

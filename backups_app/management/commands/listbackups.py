@@ -100,7 +100,17 @@ class Command(BackupsCommand):
                     for b in backups
                 ],
                 width=terminal_width(self.stdout),
-                optional=["created", "tables", "rows", "media", "database", "kind"],
+                # A terminal too narrow for the rest keeps name and health.
+                optional=[
+                    "created",
+                    "tables",
+                    "rows",
+                    "media",
+                    "database",
+                    "kind",
+                    "size",
+                    "age",
+                ],
             )
         )
         if any(b.media for b in backups):
