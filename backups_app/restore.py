@@ -28,12 +28,14 @@ from .db.tables import (
     require_tables,
     table_specs,
 )
-from .db.values import block_encoder, column_decoder, row_decoder
+from .db.values import block_encoder, row_decoder
 from .differential.apply import (
+    CONVERSION_ERRORS,
     Changes,
     ChangesFailed,
     find_changes,
     refused_row,
+    unconvertible,
     unreadable,
 )
 from .differential.preview import TablePreview, preview_changes
@@ -45,7 +47,6 @@ from .exceptions import (
     one_line,
 )
 from .exceptions import database_message as _database_message
-from .exceptions import error_text as _error_text
 from .exceptions import shown_value as _shown
 from .fileformat.codec import loads_block, loads_row, pk_value
 from .fileformat.manifest import has_media
@@ -642,7 +643,6 @@ def _settle_sequences(
 # How many times the tables that triggers changed after their own load are emptied
 # and loaded again before the restore gives up.
 MAX_RELOADS = 3
-CONVERSION_ERRORS = (ValueError, ArithmeticError, TypeError, LookupError)
 
 
 class _Failed(Exception):
@@ -782,7 +782,9 @@ class _Loader:
                     # decode() changes rows in place: look at them as the file has them.
                     pristine = loads_block(block)[start : start + batch_size]
                     raise _Failed(
-                        self._conversion_failure(spec, pristine, exc)
+                        unconvertible(
+                            spec, pristine, exc, self.backend.connection, self.version
+                        )
                     ) from exc
                 yield decoded
                 done += len(batch)
@@ -791,34 +793,6 @@ class _Loader:
                 )
 
     # -- what went wrong, said precisely --------------------------------------------
-
-    def _pk(self, spec: TableSpec, row: list[Any]) -> str:
-        return _shown(pk_value(list(spec.fields), spec.pk_fields, row))
-
-    def _conversion_failure(
-        self, spec: TableSpec, rows: list[list[Any]], exc: BaseException
-    ) -> str:
-        fields = list(spec.fields)
-        connection = self.backend.connection
-        decoders = [(f, column_decoder(f, connection)) for f in spec.insert_fields]
-        for row in rows:
-            if not isinstance(row, list) or len(row) != len(fields):
-                return (
-                    f"{spec.label}: a row has {len(row)} values, the table "
-                    f"{len(fields)} columns"
-                )
-            for column_field, decoder in decoders:
-                value = row[fields.index(column_field)]
-                if decoder is None or value is None:
-                    continue
-                try:
-                    decoder(value)
-                except CONVERSION_ERRORS as error:
-                    return (
-                        f"{spec.label}.{column_field.column}, pk {self._pk(spec, row)}: "
-                        f"{_shown(value)} cannot be converted ({_error_text(error)})"
-                    )
-        return f"{spec.label}: a value cannot be converted ({_error_text(exc)})"
 
     def _insert_failure(self, spec: TableSpec, exc: DatabaseError) -> str:
         located = self.backend.failed_row(exc)

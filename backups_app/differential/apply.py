@@ -145,6 +145,40 @@ def unreadable(
     return f"{spec.label}: a value does not read back ({error_text(exc)})"
 
 
+def unconvertible(
+    spec: TableSpec,
+    rows: list[list[Any]],
+    exc: BaseException,
+    connection: Any,
+    version: int,
+) -> str:
+    """Say which value of ``rows`` (as the file has them) cannot be converted to what
+    the database takes: column and primary key, where it can be found."""
+    fields = list(spec.fields)
+    decoders = [
+        (fields.index(f), f.column, column_decoder(f, connection, version))
+        for f in spec.insert_fields
+    ]
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(fields):
+            return (
+                f"{spec.label}: a row has {len(row)} values, the table "
+                f"{len(fields)} columns"
+            )
+        for index, column, decoder in decoders:
+            if decoder is None or row[index] is None:
+                continue
+            try:
+                decoder(row[index])
+            except CONVERSION_ERRORS as error:
+                pk = shown_value(pk_value(fields, spec.pk_fields, row))
+                return (
+                    f"{spec.label}.{column}, pk {pk}: {shown_value(row[index])} "
+                    f"cannot be converted ({error_text(error)})"
+                )
+    return f"{spec.label}: a value cannot be converted ({error_text(exc)})"
+
+
 def refused_row(
     spec: TableSpec,
     row: list[Any],
@@ -635,7 +669,11 @@ class Changes:
                         (*(values[decoded_at[p]] for p in positions), *key)
                     )
             except CONVERSION_ERRORS as exc:
-                raise ChangesFailed(self._conversion_failure(table, rows, exc)) from exc
+                raise ChangesFailed(
+                    unconvertible(
+                        table.spec, rows, exc, self.backend.connection, self.version
+                    )
+                ) from exc
             for positions, params in groups.items():
                 columns = [spec.columns[p] for p in positions]
                 try:
@@ -704,7 +742,11 @@ class Changes:
             try:
                 decoded = [decode(list(row)) for row in rows]
             except CONVERSION_ERRORS as exc:
-                raise ChangesFailed(self._conversion_failure(table, rows, exc)) from exc
+                raise ChangesFailed(
+                    unconvertible(
+                        table.spec, rows, exc, self.backend.connection, self.version
+                    )
+                ) from exc
             yield decoded
             done += len(decoded)
             progress(
@@ -713,27 +755,6 @@ class Changes:
 
     def _pk(self, table: TableChanges, row: list[Any]) -> str:
         return shown_value(pk_value(list(table.spec.fields), table.spec.pk_fields, row))
-
-    def _conversion_failure(
-        self, table: TableChanges, rows: list[list[Any]], exc: BaseException
-    ) -> str:
-        spec = table.spec
-        fields = list(spec.fields)
-        connection = self.backend.connection
-        for row in rows:
-            for column_field in spec.insert_fields:
-                decoder = column_decoder(column_field, connection, self.version)
-                value = row[fields.index(column_field)]
-                if decoder is None or value is None:
-                    continue
-                try:
-                    decoder(value)
-                except CONVERSION_ERRORS as error:
-                    return (
-                        f"{spec.label}.{column_field.column}, pk {self._pk(table, row)}: "
-                        f"{shown_value(value)} cannot be converted ({error_text(error)})"
-                    )
-        return f"{spec.label}: a value cannot be converted ({error_text(exc)})"
 
     def _insert_failure(self, table: TableChanges, exc: DatabaseError) -> str:
         """Find the row the database refused: the one COPY names, or, inserting the
