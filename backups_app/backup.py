@@ -21,7 +21,14 @@ from .collector import collector_paused
 from .conf import app_settings
 from .db.backends import Backend, backend_for
 from .db.migrations import applied_migrations
-from .db.tables import TableSpec, column_of, require_tables, table_specs
+from .db.tables import (
+    TableSpec,
+    column_of,
+    require_tables,
+    table_specs,
+    unmanaged_labels,
+    unmanaged_left_out,
+)
 
 # Public: the check every operation starts with, which commands also make before
 # Django's system checks (an unreachable database would end in a traceback there).
@@ -66,6 +73,9 @@ class BackupSummary:
     tables: tuple[TableSummary, ...] = field(default=())
     # The files backed up with the rows (backup --media), else None.
     media: MediaSummary | None = None
+    # Unmanaged models whose tables are in the database and that the backup left
+    # out, as BACKUPS["UNMANAGED"] does not name them.
+    unmanaged_left_out: tuple[str, ...] = ()
 
     @property
     def table_count(self) -> int:
@@ -109,6 +119,7 @@ def backup_header(
         "origin": origin,
         "use_tz": settings.USE_TZ,
         "exclude": list(exclude),
+        "unmanaged": unmanaged_labels(specs),
         "migrations": applied_migrations(using),
         "tables": [describe_table(spec) for spec in specs],
     }
@@ -127,6 +138,7 @@ def create_backup(
     media: bool | None = None,
     media_storages: Iterable[str] | None = None,
     strict_media: bool = False,
+    unmanaged: Iterable[str] | None = None,
 ) -> BackupSummary:
     """Write a backup of database ``using`` to ``target``.
 
@@ -139,10 +151,13 @@ def create_backup(
     every file of each storage alias of ``media_storages`` (default:
     ``BACKUPS["MEDIA_STORAGES"]``). A referenced file that is missing is reported
     in the summary, or, with ``strict_media``, fails the backup.
+
+    ``unmanaged`` (default: ``BACKUPS["UNMANAGED"]``) names the unmanaged models
+    (or apps) whose tables are backed up too.
     """
     exclude = tuple(exclude)
     require_database(using)
-    specs = table_specs(using, exclude)
+    specs = table_specs(using, exclude, unmanaged)
     collector = media_collector(
         specs,
         app_settings.MEDIA if media is None else media,
@@ -224,6 +239,7 @@ def create_backup(
         digest=digest,
         tables=tuple(tables),
         media=collector.summary if collector is not None else None,
+        unmanaged_left_out=tuple(unmanaged_left_out(using, unmanaged)),
     )
     signals.announce(signals.post_backup, create_backup, using=using, summary=summary)
     return summary

@@ -20,6 +20,9 @@ from .db.tables import unknown_labels
 # The placeholders a file name template may use (streams.new_backup_name).
 TEMPLATE_PLACEHOLDERS = ("database", "timestamp")
 TEMPLATE_KEYS = ("FILENAME_TEMPLATE", "SAFETY_FILENAME_TEMPLATE")
+# Settings that list app or model labels, and an example of each.
+LABEL_KEYS = ("EXCLUDE", "UNMANAGED")
+LABEL_EXAMPLES = {"EXCLUDE": ["sessions", "shop.Cart"], "UNMANAGED": ["legacy"]}
 BOOLEAN_KEYS = ("POSTGRES_COPY", "SAFETY_BACKUP", "MEDIA")
 # What a rendered name is checked with: the longest timestamp new_backup_name makes.
 SAMPLE_NAME_VALUES = {"database": "default", "timestamp": "20260101T000000000000Z"}
@@ -39,7 +42,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages: list[CheckMessage] = []
     for key in sorted(set(config) - set(DEFAULTS), key=str):
         messages.append(_unknown_key(key))
-    messages += _check_exclude(config.get("EXCLUDE", ()))
+    for key in LABEL_KEYS:
+        messages += _check_labels(key, config.get(key, ()))
     if "STORAGE" in config:
         messages += _check_storage(config["STORAGE"])
     if "DIRECTORY" in config:
@@ -94,24 +98,24 @@ def _unknown_key(key: Any) -> CheckMessage:
     return Warning(f"Unknown key {key!r} in BACKUPS.", hint=hint, id="backups_app.W001")
 
 
-def _check_exclude(exclude: Any) -> list[CheckMessage]:
-    if not isinstance(exclude, (list, tuple, set)) or not all(
-        isinstance(label, str) for label in exclude
+def _check_labels(key: str, labels: Any) -> list[CheckMessage]:
+    if not isinstance(labels, (list, tuple, set)) or not all(
+        isinstance(label, str) for label in labels
     ):
         return [
             Error(
-                "BACKUPS['EXCLUDE'] must be a list of labels.",
-                hint="For example: BACKUPS = {'EXCLUDE': ['sessions', 'shop.Cart']}.",
+                f"BACKUPS[{key!r}] must be a list of labels.",
+                hint=f"For example: BACKUPS = {{{key!r}: {LABEL_EXAMPLES[key]!r}}}.",
                 id="backups_app.E004",
             )
         ]
     return [
         Error(
-            f"BACKUPS['EXCLUDE'] names {label!r}, which is no installed app or model.",
+            f"BACKUPS[{key!r}] names {label!r}, which is no installed app or model.",
             hint="Use 'app_label' or 'app_label.ModelName'.",
             id="backups_app.E003",
         )
-        for label in unknown_labels(exclude)
+        for label in unknown_labels(labels)
     ]
 
 

@@ -19,6 +19,9 @@ DEFAULTS: dict[str, Any] = {
     "SAFETY_FILENAME_TEMPLATE": "safety-{database}-{timestamp}",
     # Labels "app" or "app.Model" left out of every backup and restore.
     "EXCLUDE": (),
+    # Labels "app" or "app.Model" of unmanaged models (Meta.managed = False) whose
+    # tables backups cover; others are left out, as migrate leaves them.
+    "UNMANAGED": (),
     # Take a backup of the current data before every restore.
     "SAFETY_BACKUP": True,
     # Make that backup, for a restore that changes tables row by row, an undo file:
@@ -111,6 +114,10 @@ class AppSettings:
     @property
     def EXCLUDE(self) -> tuple[str, ...]:
         return tuple(self._get("EXCLUDE"))
+
+    @property
+    def UNMANAGED(self) -> tuple[str, ...]:
+        return tuple(self._get("UNMANAGED"))
 
     @property
     def SAFETY_BACKUP(self) -> bool:

@@ -24,6 +24,7 @@ from .db.schema import aligned, compare_schema
 from .db.tables import (
     TableSpec,
     file_table_specs,
+    file_unmanaged,
     require_database,
     require_tables,
     table_specs,
@@ -420,7 +421,8 @@ def _restore(
             plan.schema_differences,
         )
     exclude = tuple(plan.header.get("exclude", ()))
-    specs = table_specs(using, exclude)
+    unmanaged = file_unmanaged(plan.header)
+    specs = table_specs(using, exclude, unmanaged)
     if safety_backup is None:
         safety_backup = app_settings.SAFETY_BACKUP
     safety_name = None
@@ -588,6 +590,7 @@ def _take_safety_backup(
             None,
             using=using,
             exclude=exclude,
+            unmanaged=file_unmanaged(plan.header),
             origin="safety",
             name_template=app_settings.SAFETY_FILENAME_TEMPLATE,
             # Its reports come as the "safety" stage: a backup's own stage would

@@ -20,6 +20,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, router, tra
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from .exceptions import BackupError, OperationInProgressError
 from .models import BackupRecord, Operation, Provenance
@@ -352,6 +353,17 @@ class OperationRunner:
             "tables": grouped(summary.table_count),
             "rows": grouped(summary.rows),
         }
+        if summary.unmanaged_left_out:
+            message += " " + ngettext(
+                "The table of %(count)s unmanaged model is not in the backup: "
+                "%(labels)s (BACKUPS['UNMANAGED'] names the ones to back up).",
+                "The tables of %(count)s unmanaged models are not in the backup: "
+                "%(labels)s (BACKUPS['UNMANAGED'] names the ones to back up).",
+                len(summary.unmanaged_left_out),
+            ) % {
+                "count": len(summary.unmanaged_left_out),
+                "labels": ", ".join(summary.unmanaged_left_out),
+            }
         data = summary.to_dict()
         data.pop("path", None)
         data.pop("tables", None)

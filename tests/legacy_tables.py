@@ -2,8 +2,8 @@
 ``inspectdb`` (or a custom field) puts over them: for tests/test_legacy_types.py.
 
 The model is made while its test runs, in ``valuesapp``, so that backups cover
-its table (as they cover a legacy table once ``managed = False`` is taken out),
-and is taken out of the app registry again when its table is dropped.
+its table (a managed model's, or an unmanaged one's that ``BACKUPS["UNMANAGED"]``
+names), and is taken out of the app registry again when its table is dropped.
 """
 
 from __future__ import annotations
@@ -120,11 +120,12 @@ def sql_mode(mode: str | None) -> Iterator[None]:
             cursor.execute("SET SESSION sql_mode = %s", [before])
 
 
-def _model(name: str, column: Column) -> type[models.Model]:
+def _model(name: str, column: Column, managed: bool = True) -> type[models.Model]:
     value = column.field.clone()
+    meta = {"app_label": APP_LABEL, "db_table": name, "managed": managed}
     attrs: dict[str, Any] = {
         "__module__": f"tests.{APP_LABEL}.models",
-        "Meta": type("Meta", (), {"app_label": APP_LABEL, "db_table": name}),
+        "Meta": type("Meta", (), meta),
         "value": value,
     }
     if column.primary_key:
@@ -137,9 +138,12 @@ def _model(name: str, column: Column) -> type[models.Model]:
 
 
 @contextlib.contextmanager
-def legacy_table(name: str, column: Column) -> Iterator[LegacyTable]:
+def legacy_table(
+    name: str, column: Column, *, managed: bool = True
+) -> Iterator[LegacyTable]:
     """Make the table ``legacy_<name>`` of ``column``, fill it, and give it to the
-    block; drop it and its model afterwards."""
+    block; drop it and its model afterwards. ``managed``: the model's
+    ``Meta.managed`` (``inspectdb`` writes False)."""
     name = f"legacy_{name}"
     table, value = quote(name), quote("value")
     for sql in column.before:
@@ -151,7 +155,7 @@ def legacy_table(name: str, column: Column) -> Iterator[LegacyTable]:
             f"CREATE TABLE {table} (id integer PRIMARY KEY, "
             f"{value} {column.sql_type} NULL)"
         )
-    model = _model(name, column)
+    model = _model(name, column, managed)
     try:
         with sql_mode(column.sql_mode):
             if column.primary_key:

@@ -117,12 +117,27 @@ class CraftedFileTests(TestCase):
                 lambda h: h.update(exclude=[1]),
                 "has 'exclude' that is not a list of strings",
             ),
+            (
+                lambda h: h.update(unmanaged=[1]),
+                "has 'unmanaged' that is not a list of strings",
+            ),
+            (
+                lambda h: h.update(unmanaged="legacy"),
+                "has 'unmanaged' that is not a list of strings",
+            ),
         ]
         for change, problem in cases:
             with self.subTest(problem=problem):
                 self.assert_refused(
                     self.with_header(change), f"is damaged: its header {problem}"
                 )
+
+    def test_a_header_without_unmanaged_is_read_as_holding_none(self):
+        """Files written before the key have none."""
+        file = self.with_header(lambda h: h.pop("unmanaged"))
+        self.assertTrue(validate_backup(file, file_only=True).ok)
+        restore_backup(file, safety_backup=False)
+        self.assertTrue(validate_backup(file).ok)
 
     def test_header_tables_must_be_well_formed(self):
         def node(h):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -35,6 +36,10 @@ def concrete_model(model: type[models.Model]) -> type[models.Model]:
     model class.
     """
     return cast("type[models.Model]", model._meta.concrete_model)
+
+
+# App labels and lower-cased model labels (parse_labels).
+Labels = tuple[AbstractSet[str], AbstractSet[str]]
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,9 @@ def resolve_label(label: str) -> str:
         raise LookupError(str(exc)) from None
 
 
-def parse_labels(labels: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+def parse_labels(
+    labels: Iterable[str], where: str = "exclude"
+) -> tuple[frozenset[str], frozenset[str]]:
     """Split labels into app labels and lower-cased model labels; raise on unknown ones."""
     app_labels: set[str] = set()
     model_labels: set[str] = set()
@@ -91,7 +98,7 @@ def parse_labels(labels: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]
             resolved = resolve_label(label)
         except LookupError:
             what = "model" if is_model else "app"
-            raise CannotRunError(f"Unknown {what} in exclude: {label!r}.") from None
+            raise CannotRunError(f"Unknown {what} in {where}: {label!r}.") from None
         (model_labels if is_model else app_labels).add(resolved)
     return frozenset(app_labels), frozenset(model_labels)
 
@@ -112,8 +119,13 @@ def require_database(using: str) -> None:
         ) from exc
 
 
-def _is_backed_up(model: type[models.Model], using: str) -> bool:
-    """Tell whether ``migrate`` creates the model's table on database ``using``.
+def _is_backed_up(
+    model: type[models.Model],
+    using: str,
+    unmanaged: Labels = (frozenset(), frozenset()),
+) -> bool:
+    """Tell whether ``migrate`` creates the model's table on database ``using``, or
+    the model is an unmanaged one that ``unmanaged`` (app and model labels) names.
 
     The same test as Django's migration operations: ``Meta.can_migrate`` (managed,
     not proxy or swapped, ``required_db_vendor`` and ``required_db_features``), then
@@ -122,31 +134,84 @@ def _is_backed_up(model: type[models.Model], using: str) -> bool:
     """
     opts = model._meta
     owner = opts.auto_created if isinstance(opts.auto_created, type) else model
+    connection = connections[using]
     return (
-        opts.can_migrate(connections[using])
-        and owner._meta.can_migrate(connections[using])
+        _migrates(opts, connection, unmanaged, model)
+        and _migrates(owner._meta, connection, unmanaged, owner)
         and router.allow_migrate_model(using, model)
     )
+
+
+def _migrates(
+    opts: Any, connection: Any, unmanaged: Labels, model: type[models.Model]
+) -> bool:
+    if opts.managed or not _named(model, *unmanaged):
+        return bool(opts.can_migrate(connection))
+    # Meta.can_migrate, as if the model were managed.
+    if opts.proxy or opts.swapped:
+        return False
+    if opts.required_db_vendor:
+        return bool(opts.required_db_vendor == connection.vendor)
+    return all(
+        getattr(connection.features, f, False) for f in opts.required_db_features
+    )
+
+
+def unmanaged_left_out(using: str, unmanaged: Iterable[str] | None = None) -> list[str]:
+    """Return the labels of the unmanaged models whose table is in the database (a
+    table, not a view) and that backups leave out: ``BACKUPS["UNMANAGED"]`` (or
+    ``unmanaged``) does not name them."""
+    named = parse_labels(
+        app_settings.UNMANAGED if unmanaged is None else unmanaged, "unmanaged"
+    )
+    excluded = parse_labels(app_settings.EXCLUDE)
+    exists = _table_exists(using)
+    left_out = []
+    for model in apps.get_models():
+        opts = model._meta
+        if (
+            not opts.managed
+            and exists(opts.db_table)
+            and not _excluded(model, *excluded)
+            and not _is_backed_up(model, using, named)
+            and _is_backed_up(model, using, (frozenset(), {opts.label_lower}))
+        ):
+            left_out.append(opts.label)
+    return sorted(left_out)
 
 
 def require_tables(
     specs: Iterable[TableSpec], using: str, error: type[BackupError] = BackupError
 ) -> None:
     """Raise ``error`` naming the first model whose table the database lacks."""
+    for spec in missing_tables(specs, using):
+        remedy = (
+            "run migrate, or exclude the model"
+            if spec.model._meta.managed
+            else "the model is unmanaged: make the table as migrate does not"
+        )
+        raise error(
+            f"{spec.label}: table {spec.table!r} does not exist in database "
+            f"{using!r}; {remedy}."
+        )
+
+
+def missing_tables(specs: Iterable[TableSpec], using: str) -> list[TableSpec]:
+    """Return the specs whose table the database lacks (a view is no table)."""
+    exists = _table_exists(using)
+    return [spec for spec in specs if not exists(spec.table)]
+
+
+def _table_exists(using: str) -> Callable[[str], bool]:
+    """Return a test of whether the database has a table (not a view) of a name,
+    as the database compares names."""
     connection = connections[using]
     with connection.cursor() as cursor:
         existing = set(connection.introspection.table_names(cursor))
     if connection.features.ignores_table_name_case:
         existing = {name.lower() for name in existing}
-    for spec in specs:
-        table = spec.table
-        if connection.features.ignores_table_name_case:
-            table = table.lower()
-        if table not in existing:
-            raise error(
-                f"{spec.label}: table {spec.table!r} does not exist in database "
-                f"{using!r}; run migrate, or exclude the model."
-            )
+        return lambda table: table.lower() in existing
+    return existing.__contains__
 
 
 def _excluded(
@@ -154,15 +219,24 @@ def _excluded(
     app_labels: frozenset[str],
     model_labels: frozenset[str],
 ) -> bool:
+    return model._meta.app_label in ALWAYS_EXCLUDED_APPS or _named(
+        model, app_labels, model_labels
+    )
+
+
+def _named(
+    model: type[models.Model],
+    app_labels: AbstractSet[str],
+    model_labels: AbstractSet[str],
+) -> bool:
+    """Tell whether the labels name the model, or its app."""
     opts = model._meta
-    if opts.app_label in ALWAYS_EXCLUDED_APPS or opts.app_label in app_labels:
-        return True
-    if opts.label_lower in model_labels:
+    if opts.app_label in app_labels or opts.label_lower in model_labels:
         return True
     # An auto-created M2M table goes with the model that declares the field;
     # Django stores that model in Meta.auto_created.
     if isinstance(opts.auto_created, type):
-        return _excluded(opts.auto_created, app_labels, model_labels)
+        return _named(opts.auto_created, app_labels, model_labels)
     return False
 
 
@@ -185,25 +259,47 @@ def _spec(model: type[models.Model]) -> TableSpec:
     )
 
 
-def table_specs(using: str = "default", exclude: Iterable[str] = ()) -> list[TableSpec]:
-    """Return the tables of every installed model, parents before children."""
+def table_specs(
+    using: str = "default",
+    exclude: Iterable[str] = (),
+    unmanaged: Iterable[str] | None = None,
+) -> list[TableSpec]:
+    """Return the tables of every installed model, parents before children.
+
+    ``unmanaged``: labels of the unmanaged models (or their apps) to include;
+    ``BACKUPS["UNMANAGED"]`` when None.
+    """
     app_labels, model_labels = parse_labels([*app_settings.EXCLUDE, *exclude])
+    named = parse_labels(
+        app_settings.UNMANAGED if unmanaged is None else unmanaged, "unmanaged"
+    )
     specs = [
         _spec(model)
         for model in apps.get_models(include_auto_created=True)
-        if _is_backed_up(model, using)
+        if _is_backed_up(model, using, named)
         and not _excluded(model, app_labels, model_labels)
     ]
     return dependency_order(specs)
 
 
+def unmanaged_labels(specs: Iterable[TableSpec]) -> list[str]:
+    """Return the labels of the unmanaged models among ``specs``: what a backup of
+    them records in its header (``unmanaged``), for its restore to include them."""
+    return sorted(
+        spec.label
+        for spec in specs
+        if not spec.model._meta.managed and not spec.model._meta.auto_created
+    )
+
+
 def all_table_specs(using: str = "default") -> list[TableSpec]:
     """Return the tables of every installed model that has one in ``using``,
     excluded or not: what the database holds, in no particular order."""
+    named = parse_labels(app_settings.UNMANAGED, "unmanaged")
     return [
         _spec(model)
         for model in apps.get_models(include_auto_created=True)
-        if _is_backed_up(model, using)
+        if _is_backed_up(model, using, named)
     ]
 
 
@@ -235,7 +331,20 @@ def file_table_specs(using: str, header: dict[str, Any]) -> list[TableSpec]:
                 for label in unknown
             ],
         )
-    return table_specs(using, exclude)
+    unmanaged = file_unmanaged(header)
+    unknown = unknown_labels(unmanaged)
+    if unknown:
+        raise IncompatibleBackupError(
+            f"The backup holds the unmanaged model {unknown[0]!r}, which is not "
+            "installed here.",
+            [f"{label}: in the backup, not installed here" for label in unknown],
+        )
+    return table_specs(using, exclude, unmanaged)
+
+
+def file_unmanaged(header: dict[str, Any]) -> tuple[str, ...]:
+    """The unmanaged models a backup holds (none in files older than the key)."""
+    return tuple(header.get("unmanaged", ()))
 
 
 def dependency_order(specs: list[TableSpec]) -> list[TableSpec]:

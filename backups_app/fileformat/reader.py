@@ -808,6 +808,9 @@ def header_problem(header: dict[str, Any]) -> str | None:
     for key in ("exclude", "migrations"):
         if not _is_text_list(header[key]):
             return f"has {key!r} that is not a list of strings"
+    # Optional: files written before it have none.
+    if "unmanaged" in header and not _is_text_list(header["unmanaged"]):
+        return "has 'unmanaged' that is not a list of strings"
     labels = set()
     for number, table in enumerate(header["tables"], 1):
         problem = _table_problem(table)

@@ -1,6 +1,7 @@
 """Restore drills: prove that a backup restores, into a scratch database, and say so.
 
-The drill migrates the scratch database, restores the backup there (no safety backup:
+The drill migrates the scratch database (and makes the tables of the unmanaged models
+the file holds, which migrate does not), restores the backup there (no safety backup:
 the scratch data is not worth keeping), validates the result against the file, and
 records the outcome where ``checkbackups`` and the admin find it.
 """
@@ -15,6 +16,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connections
 
 from .. import signals
+from ..db.tables import file_unmanaged, missing_tables, table_specs
 from ..exceptions import BackupError, one_line
 from ..fileformat.reader import BackupReader
 from ..fileformat.streams import BackupSource
@@ -108,6 +110,7 @@ def run_drill(
     if migrate:
         try:
             call_command("migrate", database=scratch, interactive=False, verbosity=0)
+            _create_unmanaged_tables(header, scratch)
         except DatabaseError as exc:
             return _finish(name, backed_up, scratch, "migrate", exc, started)
     # The rows only: the files of a backup with media belong to the storages the
@@ -128,6 +131,24 @@ def run_drill(
             name, backed_up, scratch, "validate", report.summary_line(), started
         )
     return _finish(name, backed_up, scratch, "", report.summary_line(), started)
+
+
+def _create_unmanaged_tables(header: dict[str, Any], using: str) -> None:
+    """Make, from their models, the tables of the unmanaged models the file holds
+    that the scratch database lacks: ``migrate`` makes none."""
+    try:
+        specs = table_specs(using, unmanaged=file_unmanaged(header))
+    except BackupError:
+        return  # a model not installed here: the restore says so
+    unmanaged = [
+        spec.model
+        for spec in missing_tables(specs, using)
+        if not spec.model._meta.managed and not spec.model._meta.auto_created
+    ]
+    if unmanaged:
+        with connections[using].schema_editor() as editor:
+            for model in unmanaged:
+                editor.create_model(model)
 
 
 def _finish(

@@ -201,6 +201,8 @@ class Command(BackupsCommand):
         verbosity = options["verbosity"]
         if summary.media is not None and summary.media.missing and verbosity >= 1:
             self._warn_missing(summary.media)
+        if summary.unmanaged_left_out and verbosity >= 1:
+            self._warn_unmanaged(summary.unmanaged_left_out)
         if json:
             return summary
         if verbosity >= 2:
@@ -246,6 +248,24 @@ class Command(BackupsCommand):
             self.style.WARNING(
                 f"Warning: {number(media.missing)} {files} not in the backup "
                 "(--strict-media makes this an error)."
+            )
+        )
+
+    def _warn_unmanaged(self, labels: tuple[str, ...]) -> None:
+        """Name the unmanaged models whose tables are in the database but not in the
+        backup: never left out silently."""
+        tables = (
+            "table of 1 unmanaged model is"
+            if len(labels) == 1
+            else f"tables of {len(labels)} unmanaged models are"
+        )
+        self.stderr.write(
+            self.style.WARNING(
+                self.fit(
+                    f"Warning: the {tables} not in the backup: {', '.join(labels)} "
+                    "(BACKUPS['UNMANAGED'] names the ones to back up).",
+                    indent=9,
+                )
             )
         )
 
