@@ -20,14 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
-import orjson
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import get_valid_filename
 
-from .differential.undo import undone
+from .differential.undo import table_rows, undone
 from .exceptions import BackupError, BackupFormatError, StorageError, one_line
 from .fileformat.objectstore import MultipartUpload, RangedReader, object_store
 from .fileformat.reader import BackupReader, verify_file
@@ -461,24 +460,38 @@ def who_survives(
 ) -> dict[str, bool | None]:
     """Tell whether ``user`` and the session ``session_key`` are in the backup.
 
-    Streams the file up to the user and session tables and reads only their key
-    columns. A value is None when the backup does not carry that table.
+    Streams the file up to the user and session tables and reads only those. An
+    undo file is read as the backup it stands for, without building that backup
+    (``table_rows``). A value is None when the backup does not carry that table.
     """
     from django.contrib.auth import get_user_model
 
-    user_model = get_user_model()
-    user_label = user_model._meta.label
-    wanted = {user_label}
-    session_label = None
+    user_model: Any = get_user_model()
+    pk_column = user_model._meta.pk.column
+    name_column = user_model._meta.get_field(user_model.USERNAME_FIELD).column
+    # Per table: the answer it gives, and the values its row must have.
+    wanted = {
+        user_model._meta.label: (
+            "user",
+            {pk_column: str(user.pk), name_column: str(user.get_username())},
+        )
+    }
     if session_key:
         from django.apps import apps
 
         if apps.is_installed("django.contrib.sessions"):
-            session_label = "sessions.Session"
-            wanted.add(session_label)
+            wanted["sessions.Session"] = ("session", {"session_key": session_key})
     found: dict[str, bool | None] = {"user": None, "session": None}
     try:
-        _find_user_and_session(source, found, wanted, user_model, user, session_key)
+        for label, columns, rows in table_rows(source, wanted):
+            slot, values = wanted[label]
+            if not set(values) <= set(columns):
+                continue
+            positions = [columns.index(column) for column in values]
+            expected = list(values.values())
+            found[slot] = any(
+                [str(row[i]) for i in positions] == expected for row in rows
+            )
     except (ValueError, IndexError, TypeError) as exc:
         # Digests recomputed over rows that are not lists of the columns' values.
         raise BackupFormatError(
@@ -486,47 +499,6 @@ def who_survives(
             f"({type(exc).__name__}: {one_line(exc)})"
         ) from exc
     return found
-
-
-def _find_user_and_session(
-    source: BackupSource,
-    found: dict[str, bool | None],
-    wanted: set[str],
-    user_model: Any,
-    user: Any,
-    session_key: str | None,
-) -> None:
-    user_label = user_model._meta.label
-    pk_column = user_model._meta.pk.column
-    name_column = user_model._meta.get_field(user_model.USERNAME_FIELD).column
-    username = str(user.get_username())
-    user_pk = str(user.pk)
-    with source.open() as stream:
-        reader = BackupReader(stream, source.name)
-        for section in reader.tables():
-            if section.label not in wanted:
-                continue
-            wanted.discard(section.label)
-            if section.label == user_label:
-                key: tuple[str, list[str], list[str | None]] = (
-                    "user",
-                    [pk_column, name_column],
-                    [user_pk, username],
-                )
-            else:
-                key = ("session", ["session_key"], [session_key])
-            slot, columns, values = key
-            if not set(columns) <= set(section.columns):
-                continue
-            positions = [section.columns.index(column) for column in columns]
-            found[slot] = False
-            for lines in section.batches(2000):
-                for line in lines:
-                    row = orjson.loads(line)
-                    if [str(row[i]) for i in positions] == values:
-                        found[slot] = True
-            if not wanted:
-                break
 
 
 def forget_backup(name: str) -> None:

@@ -19,23 +19,30 @@ from unittest import mock
 
 import orjson
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
-from django.test import override_settings
+from django.test import TestCase, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
 from backups_app.backup import create_backup
+from backups_app.differential import undo as differential_undo
+from backups_app.differential.undo import undone
 from backups_app.exceptions import BackupFormatError, NotABackupError, StorageError
 from backups_app.fileformat import reader
 from backups_app.fileformat.reader import BackupReader, verify_file
-from backups_app.fileformat.streams import backup_storage
+from backups_app.fileformat.streams import BackupSource, backup_storage
+from backups_app.models import BackupRecord, Operation
 from backups_app.operations.prune import plan_prune
 from backups_app.operations.retention import RetentionPolicy
 from backups_app.provenance import sign
+from backups_app.records import who_survives
 from backups_app.restore import restore_backup
 from backups_app.validate import validate_backup
 from tests.backup_files import reseal
+from tests.factories import mutate_zoo, populate_zoo
 from tests.test_admin import AdminTestCase, url
 from tests.test_differential import (
     DifferentialTestCase,
@@ -50,9 +57,11 @@ from tests.test_differential import (
 )
 from tests.test_restore_safety import raw_contents
 from tests.testapp.models import Label
-from tests.utils import run_command
+from tests.utils import run_command, snapshot
 
 pytestmark = pytest.mark.usefixtures("tmp_path_on_test_case")
+
+User = get_user_model()
 
 SOME_CHANGES = [
     (rename_label, 3, 0),
@@ -476,3 +485,95 @@ class UndoAdminTests(AdminTestCase):
         assert "an undo file, which needs this backup" in self.restore_page()
         with override_settings(BACKUPS={"UNDO_FILES": False}):
             assert "an undo file" not in self.restore_page()
+
+    def test_confirming_the_restore_of_an_undo_file_builds_its_backup_once(self):
+        populate_zoo()
+        stored = create_backup(None).name
+        mutate_zoo()
+        before = snapshot()
+        undo = restore_backup(stored).safety_backup
+        record = BackupRecord.objects.get(name=undo)
+        with mock.patch.object(
+            differential_undo, "_rebuild", wraps=differential_undo._rebuild
+        ) as rebuild:
+            response = self.client.post(
+                url("backuprecord_restore", record.pk),
+                {"database": "default", "confirm": "default"},
+            )
+        operation = Operation.objects.get(kind="restore")
+        assert response.status_code == 302
+        assert operation.status == "succeeded", operation.message
+        # Who survives the restore is read from the undo file and its backup;
+        # only the restore builds the backup the undo file stands for.
+        assert rebuild.call_count == 1
+        assert snapshot() == before
+
+
+class UndoSurvivorsTests(TestCase):
+    """Who survives restoring an undo file is read from it and the backup it
+    names, and is what the backup it stands for says."""
+
+    databases = {"default"}
+
+    def setUp(self):
+        # Enough users for a few changes to be written as a patch.
+        self.users = [User.objects.create_user(f"user{n}") for n in range(40)]
+
+    def test_users_and_sessions_as_before_the_restore(self):
+        users = self.users
+        renamed, deleted, kept = users[:3]
+        lost_session, new_session = SessionStore(), SessionStore()
+        lost_session.create()
+        stored = create_backup(None).name
+        # After the backup: one user renamed, one deleted, one added; a session
+        # ended and another begun. Restoring the backup undoes all of it, and
+        # restoring its undo file brings it back.
+        name_in_backup = renamed.username
+        renamed.username = "renamed"
+        renamed.save()
+        deleted_pk = deleted.pk
+        deleted.delete()
+        added = User.objects.create_user("added")
+        lost_session.delete()
+        new_session.create()
+        undo = restore_backup(stored).safety_backup
+        assert "auth.User" in header_of(undo)["undo"]["tables"]
+        cases = {
+            "renamed, as before the restore": (renamed, None, True),
+            "renamed, as in the backup": (
+                User(pk=renamed.pk, username=name_in_backup),
+                None,
+                False,
+            ),
+            "deleted": (User(pk=deleted_pk, username="user1"), None, False),
+            "kept": (kept, None, True),
+            "added": (added, None, True),
+            "session begun": (kept, new_session.session_key, True),
+            "session ended": (kept, lost_session.session_key, False),
+        }
+        source = BackupSource.from_storage(undo)
+        self.addCleanup(source.close)
+        rebuilt = undone(BackupSource.from_storage(undo))
+        self.addCleanup(rebuilt.close)
+        for case, (user, session_key, survives) in cases.items():
+            with mock.patch.object(
+                differential_undo, "_rebuild", side_effect=AssertionError("built")
+            ):
+                found = who_survives(source, user, session_key)
+            assert found == who_survives(rebuilt, user, session_key), case
+            slot = "session" if session_key else "user"
+            assert found[slot] is survives, case
+
+    def test_the_backup_it_names_is_gone(self):
+        stored = create_backup(None).name
+        another = User.objects.create_user("another")
+        undo = restore_backup(stored).safety_backup
+        assert "auth.User" in header_of(undo)["undo"]["tables"]
+        backup_storage().delete(stored)
+        source = BackupSource.from_storage(undo)
+        self.addCleanup(source.close)
+        # Found among the undo file's own rows; any other user is looked up in
+        # the backup, which it cannot read.
+        assert who_survives(source, another, None)["user"] is True
+        with pytest.raises(StorageError, match=stored):
+            who_survives(source, self.users[5], None)

@@ -51,6 +51,7 @@ from ..records import (
     delete_backup,
     is_regular_file,
     open_restorable,
+    open_source,
     open_stored_file,
     record_provenance,
     store_upload,
@@ -592,7 +593,9 @@ class RestoreMixin(BackupViewsMixin):
         if database not in (user_db, session_db):
             return {"user": None, "session": None}
         try:
-            with open_restorable(record.name) as source:
+            # An undo file is read as the backup it stands for, not built (the
+            # restore that follows builds it once).
+            with open_source(record.name) as source:
                 found = who_survives(
                     source,
                     request.user,

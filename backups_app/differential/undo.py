@@ -23,8 +23,8 @@ import contextlib
 import tempfile
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
-from itertools import islice
+from collections.abc import Collection, Iterator
+from itertools import chain, islice
 from typing import IO, TYPE_CHECKING, Any
 
 from ..backup import (
@@ -254,6 +254,60 @@ def undone(source: BackupSource) -> BackupSource:
     return BackupSource.adopt(handle, source.name)
 
 
+def table_rows(
+    source: BackupSource, labels: Collection[str]
+) -> Iterator[tuple[str, list[str], Iterator[list[Any]]]]:
+    """Yield ``(label, columns, rows)`` for each table of ``labels`` that the backup
+    ``source`` stands for holds, in file order, rows as lists of values.
+
+    For an undo file, the rows of the backup ``undone`` would build, found without
+    building it: a table written as a patch has its rows before the restore and
+    the rows of the backup it names that the restore did not write. Unlike
+    ``undone``, nothing is checked against the digests the undo file recorded:
+    this is for a look at a few small tables (who survives a restore) that the
+    restore itself then reads and checks whole."""
+    wanted = set(labels)
+    with source.open() as stream:
+        reader = BackupReader(stream, source.name, undo=True)
+        patched = reader.header[UNDO_KEY]["tables"] if reader.is_undo else {}
+        sections = reader.tables()
+        for section in sections:
+            if section.label not in wanted:
+                continue
+            wanted.discard(section.label)
+            rows: Iterator[list[Any]] = _parsed(section)
+            if section.label in patched:
+                rows = chain(rows, _kept(reader.header, section, sections))
+            yield section.label, section.columns, rows
+            if not wanted:
+                return
+
+
+def _parsed(section: TableSection) -> Iterator[list[Any]]:
+    for block in section.blocks():
+        yield from section.parse(block)
+
+
+def _kept(
+    header: dict[str, Any], section: TableSection, sections: Iterator[TableSection]
+) -> Iterator[list[Any]]:
+    """The rows of the backup an undo file names, in table ``section``, that the
+    restore did not write (their keys are not in the ``#drop`` section after it)."""
+    dropped = next(sections)
+    positions, _kinds = _pk_kinds(header, section.label)
+    written = {tuple(values) for values in _parsed(dropped)}
+    with contextlib.closing(
+        BackupSource.from_storage(header[UNDO_KEY]["backup"])
+    ) as backup:
+        base = _Sections(backup)
+        try:
+            for row in _parsed(base.section(section.label, section.columns)):
+                if tuple(row[i] for i in positions) not in written:
+                    yield row
+        finally:
+            base.close()
+
+
 def _rebuild(source: BackupSource, backup: BackupSource, handle: IO[bytes]) -> None:
     with source.open() as stream, BackupWriter(handle) as writer:
         reader = BackupReader(stream, source.name, undo=True)
@@ -442,11 +496,14 @@ class _Sections:
             "names this backup changes"
         )
 
+    def close(self) -> None:
+        self._stack.close()
+
     def finish(self, digest: str, undo_name: str) -> None:
         """Read the backup to its end; it must be the file the undo file names."""
         for _ in self._sections:
             pass
-        self._stack.close()
+        self.close()
         assert self.reader.trailer is not None
         if self.reader.trailer["digest"] != digest:
             raise BackupFormatError(
