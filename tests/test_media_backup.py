@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from unittest import mock
 
 import orjson
 import pytest
+from django.core.files.base import ContentFile
 from django.test import TestCase, override_settings
 
 from backups_app.backup import create_backup
 from backups_app.exceptions import BackupError, CannotRunError
 from backups_app.fileformat.manifest import source_name
 from backups_app.fileformat.reader import BackupReader, verify_file
-from backups_app.media.blobs import BlobStore, blob_name
+from backups_app.media import files
+from backups_app.media.blobs import PREFIX, BlobStore, blob_name
 from tests.media_utils import (
     blob_digests,
     clear_media,
@@ -142,6 +145,29 @@ class MediaBackupTests(TestCase):
         assert blob_digests() == blobs | {sha(b"\x89PNG one, retouched")}
         assert (third.media.blobs_added, third.media.bytes_added) == (1, 19)
         assert third.media.files == first.media.files
+
+    def test_each_new_blob_is_looked_up_once(self):
+        # On an object store, each look is a request.
+        with mock.patch.object(files, "stat", wraps=files.stat) as stat:
+            _, summary = self.backup()
+        looked_up = [
+            call.args[1]
+            for call in stat.call_args_list
+            if call.args[1].startswith(PREFIX + "/")
+        ]
+        assert summary.media.blobs_added == 7
+        assert len(looked_up) == len(set(looked_up)) == 7
+
+    def test_a_blob_of_the_wrong_size_is_written_again(self):
+        self.backup("first.jsonl.gz")
+        store = BlobStore()
+        name = blob_name(sha(b"alpha\n"))
+        store.storage.delete(name)
+        store.storage.save(name, ContentFile(b"alp"))
+        _, summary = self.backup("second.jsonl.gz")
+        assert (summary.media.blobs_added, summary.media.bytes_added) == (1, 6)
+        with store.storage.open(name, "rb") as blob:
+            assert blob.read() == b"alpha\n"
 
     def test_two_names_with_one_content_share_a_blob(self):
         put("default", "documents/copy.txt", b"alpha\n")

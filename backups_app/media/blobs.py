@@ -34,22 +34,31 @@ class BlobStore:
     def __init__(self, storage: Storage | None = None):
         self.storage = storage if storage is not None else backup_storage()
 
+    def size_of(self, digest: str) -> int | None:
+        """The size of the blob as stored; None when there is none."""
+        found = files.stat(self.storage, blob_name(digest))
+        return None if found is None else found.size
+
     def has(self, digest: str, size: int) -> bool:
         """Whether the blob is there with the size it must have (a blob of another
         size is damaged, and ``put`` replaces it)."""
-        found = files.stat(self.storage, blob_name(digest))
-        return found is not None and found.size == size
+        return self.size_of(digest) == size
 
-    def put(self, source: Iterator[bytes], digest: str) -> int:
+    def put(
+        self, source: Iterator[bytes], digest: str, *, replace: bool | None = None
+    ) -> int:
         """Store chunks whose SHA-256 must be ``digest``; return their size.
+
+        ``replace`` says whether a (damaged) blob is there to be replaced; the
+        storage is asked when it is not given.
 
         Raises files.ContentChanged (and stores nothing) when the content has
         another digest.
         """
-        name = blob_name(digest)
-        found = files.stat(self.storage, name)
+        if replace is None:
+            replace = self.size_of(digest) is not None
         size, _ = files.write(
-            self.storage, name, source, digest=digest, replace=found is not None
+            self.storage, blob_name(digest), source, digest=digest, replace=replace
         )
         return size
 

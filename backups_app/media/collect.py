@@ -122,11 +122,12 @@ def back_up_file(
             size, digest = files.digest_of(storage, name)
         except SuspiciousFileOperation:
             return UNSAFE, None, None
-        if blobs.has(digest, size):
+        stored = blobs.size_of(digest)
+        if stored == size:
             return STORED, size, digest
         try:
             with files.opened(storage, name) as stream:
-                blobs.put(files.chunks(stream), digest)
+                blobs.put(files.chunks(stream), digest, replace=stored is not None)
         except files.ContentChanged:
             continue  # it changed since it was hashed: hash it again
         return ADDED, size, digest
