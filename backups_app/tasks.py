@@ -200,6 +200,27 @@ def grouped(count: int) -> str:
     return number_format(count, force_grouping=True)
 
 
+def restored_message(database: str, name: str, summary: Any) -> str:
+    """What a restore did, for its Operation. The summary counts an updated row as
+    deleted and inserted too: here it is counted once, as updated."""
+    deleted = summary.rows_deleted - summary.rows_updated
+    inserted = summary.rows_inserted - summary.rows_updated
+    updated = summary.rows_updated
+    counts = [
+        ngettext("%(count)s row deleted", "%(count)s rows deleted", deleted)
+        % {"count": grouped(deleted)},
+        ngettext("%(count)s row inserted", "%(count)s rows inserted", inserted)
+        % {"count": grouped(inserted)},
+        ngettext("%(count)s row updated", "%(count)s rows updated", updated)
+        % {"count": grouped(updated)},
+    ]
+    return _("Restored database %(database)s from %(name)s: %(counts)s.") % {
+        "database": database,
+        "name": name,
+        "counts": ", ".join(counts),
+    }
+
+
 class OperationRunner:
     """Carry out one Operation and keep its row up to date."""
 
@@ -422,16 +443,5 @@ class OperationRunner:
         # No admin log entry, here or for any operation: the admin log is one of the
         # tables a validation compares and a restore replaces. This Operation, in a
         # table restores never touch, is the record.
-        # The summary counts an updated row as deleted and inserted too: here it
-        # is counted once, as updated.
-        message = _(
-            "Restored database %(database)s from %(name)s: %(deleted)s rows deleted, "
-            "%(inserted)s rows inserted, %(updated)s rows updated."
-        ) % {
-            "database": using,
-            "name": record.name,
-            "deleted": grouped(summary.rows_deleted - summary.rows_updated),
-            "inserted": grouped(summary.rows_inserted - summary.rows_updated),
-            "updated": grouped(summary.rows_updated),
-        }
+        message = restored_message(using, record.name, summary)
         return message, data

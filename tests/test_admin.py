@@ -531,7 +531,9 @@ class RestoreTests(AdminTestCase):
             ("updated", updated),
         ]:
             assert f'<td id="rows-{row}">{count:,}</td>' in page
-            assert f"{count:,} rows {row}" in operation.message
+            assert f"{count:,} {'row' if count == 1 else 'rows'} {row}" in (
+                operation.message
+            )
         # Where the time went, stage by stage (all of them: these are short).
         with mock.patch("backups_app.progress.SHORT_STAGE", 0):
             timed = self.client.get(url("operation_change", operation.pk)).content

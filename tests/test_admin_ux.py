@@ -187,8 +187,11 @@ class LockOutTests(AdminTestCase):
             f'<pre id="undo-command">python manage.py restore {safety.name} '
             "--database default</pre>"
         ) in page
-        # Nothing behind the login is linked from there.
+        # Nothing behind the login is linked from there, and no empty sidebar
+        # says it may see nothing.
         assert url("backuprecord_change", safety.pk) not in page
+        assert 'id="nav-sidebar"' not in page
+        assert "permission to view or edit anything" not in page
 
     def test_the_outcome_needs_that_browsers_signed_cookie(self):
         operation, client, _record = self.restore_as_newcomer()

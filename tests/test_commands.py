@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -13,6 +14,8 @@ from django.core.management.base import CommandError
 from django.test import TestCase
 
 from backups_app.fileformat.streams import backup_storage
+from backups_app.management.commands.restore import restored_text
+from backups_app.tasks import restored_message
 from tests.factories import populate_zoo
 from tests.testapp.models import Node
 from tests.utils import run_command, snapshot
@@ -268,3 +271,40 @@ class ValidateCommandTests(TestCase):
         Node.objects.create(name="extra")
         stdout, _ = run_command("validatebackup", str(self.file), "--file-only")
         assert stdout.strip().startswith("Backup intact:")
+
+
+@pytest.mark.parametrize(
+    ("deleted", "inserted", "updated", "cli", "admin"),
+    [
+        (
+            2,
+            2,
+            1,
+            "20 tables: 1 row deleted, 1 inserted, 1 updated",
+            "1 row deleted, 1 row inserted, 1 row updated",
+        ),
+        (
+            1001,
+            3,
+            0,
+            "20 tables: 1,001 rows deleted, 3 inserted, 0 updated",
+            "1,001 rows deleted, 3 rows inserted, 0 rows updated",
+        ),
+    ],
+)
+def test_a_restore_counts_one_row_as_a_row(deleted, inserted, updated, cli, admin):
+    # An updated row is counted as deleted and inserted too in the summary, and
+    # once, as updated, in what the command and the admin say.
+    summary = SimpleNamespace(
+        tables=20,
+        reloaded=[],
+        tables_changed=0,
+        tables_unchanged=0,
+        rows_deleted=deleted,
+        rows_inserted=inserted,
+        rows_updated=updated,
+    )
+    assert restored_text(summary) == cli
+    assert restored_message("default", "b.jsonl.gz", summary) == (
+        f"Restored database default from b.jsonl.gz: {admin}."
+    )

@@ -157,7 +157,7 @@ class ProgressTests(TransactionTestCase):
         done = f"{lines[-5]} {lines[-4].strip()}"
         assert re.fullmatch(
             r"\d+ tables \(\d+ reloaded whole, \d+ changed row by row, \d+ "
-            r"unchanged\): [\d,]+ rows deleted, [\d,]+ inserted, [\d,]+ updated",
+            r"unchanged\): [\d,]+ rows? deleted, [\d,]+ inserted, [\d,]+ updated",
             done,
         ), done
         name = lines[-3].removeprefix("Safety backup: ")

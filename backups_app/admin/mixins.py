@@ -812,6 +812,9 @@ class RestoreOutcomeMixin(OperationStatusMixin):
                 "user_lost": data.get("user") is False,
                 "session_lost": data.get("session") is False,
                 "login_url": f"{admin_url(self, 'login')}?next={status_url}",
+                # Nothing in it to navigate to: for this browser, the admin's
+                # sidebar would only say it may see nothing.
+                "is_nav_sidebar_enabled": False,
             }
         )
         return TemplateResponse(request, self.outcome_template_name, context)

@@ -576,7 +576,8 @@ def example_lines(plan: TablePlan) -> list[str]:
 
 def restored_text(summary: RestoreSummary) -> str:
     """What a restore did, in one line: ``20 tables (2 reloaded whole, 3 changed
-    row by row, 15 unchanged): 12 rows deleted, 30 inserted, 5 updated``."""
+    row by row, 15 unchanged): 12 rows deleted, 30 inserted, 5 updated`` (``1 row
+    deleted``)."""
     parts = []
     if summary.reloaded:
         parts.append(f"{len(summary.reloaded)} reloaded whole")
@@ -588,8 +589,9 @@ def restored_text(summary: RestoreSummary) -> str:
     tables = f"{summary.tables} tables"
     if len(parts) > 1:
         tables += f" ({', '.join(parts)})"
+    deleted = summary.rows_deleted - summary.rows_updated
     return (
-        f"{tables}: {number(summary.rows_deleted - summary.rows_updated)} rows "
-        f"deleted, {number(summary.rows_inserted - summary.rows_updated)} inserted, "
+        f"{tables}: {number(deleted)} {'row' if deleted == 1 else 'rows'} deleted, "
+        f"{number(summary.rows_inserted - summary.rows_updated)} inserted, "
         f"{number(summary.rows_updated)} updated"
     )
