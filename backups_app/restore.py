@@ -189,6 +189,17 @@ class RestorePlan:
             self.media.close()
 
 
+def rows_counted_once(deleted: int, inserted: int, updated: int) -> dict[str, int]:
+    """A restore's rows deleted, inserted and updated, each row counted once, as
+    the command and the admin say them: its summary counts an updated row as
+    deleted and inserted too."""
+    return {
+        "deleted": deleted - updated,
+        "inserted": inserted - updated,
+        "updated": updated,
+    }
+
+
 @dataclass(frozen=True)
 class RestoreSummary:
     source: str
@@ -212,6 +223,11 @@ class RestoreSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def rows_changed(self) -> dict[str, int]:
+        return rows_counted_once(
+            self.rows_deleted, self.rows_inserted, self.rows_updated
+        )
 
 
 @collector_paused()

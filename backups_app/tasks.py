@@ -14,7 +14,7 @@ import time
 from datetime import timedelta
 from importlib import import_module
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, router, transaction
 from django.utils import timezone
@@ -32,6 +32,9 @@ from .records import (
     record_provenance,
     record_validation,
 )
+
+if TYPE_CHECKING:
+    from .restore import RestoreSummary
 
 logger = logging.getLogger(__name__)
 
@@ -200,19 +203,16 @@ def grouped(count: int) -> str:
     return number_format(count, force_grouping=True)
 
 
-def restored_message(database: str, name: str, summary: Any) -> str:
-    """What a restore did, for its Operation. The summary counts an updated row as
-    deleted and inserted too: here it is counted once, as updated."""
-    deleted = summary.rows_deleted - summary.rows_updated
-    inserted = summary.rows_inserted - summary.rows_updated
-    updated = summary.rows_updated
+def restored_message(database: str, name: str, summary: RestoreSummary) -> str:
+    """What a restore did, for its Operation, each row counted once."""
+    rows = summary.rows_changed()
     counts = [
-        ngettext("%(count)s row deleted", "%(count)s rows deleted", deleted)
-        % {"count": grouped(deleted)},
-        ngettext("%(count)s row inserted", "%(count)s rows inserted", inserted)
-        % {"count": grouped(inserted)},
-        ngettext("%(count)s row updated", "%(count)s rows updated", updated)
-        % {"count": grouped(updated)},
+        ngettext("%(count)s row deleted", "%(count)s rows deleted", rows["deleted"])
+        % {"count": grouped(rows["deleted"])},
+        ngettext("%(count)s row inserted", "%(count)s rows inserted", rows["inserted"])
+        % {"count": grouped(rows["inserted"])},
+        ngettext("%(count)s row updated", "%(count)s rows updated", rows["updated"])
+        % {"count": grouped(rows["updated"])},
     ]
     return _("Restored database %(database)s from %(name)s: %(counts)s.") % {
         "database": database,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from io import StringIO
 from pathlib import Path
-from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -15,6 +14,7 @@ from django.test import TestCase
 
 from backups_app.fileformat.streams import backup_storage
 from backups_app.management.commands.restore import restored_text
+from backups_app.restore import RestoreSummary
 from backups_app.tasks import restored_message
 from tests.factories import populate_zoo
 from tests.testapp.models import Node
@@ -295,14 +295,15 @@ class ValidateCommandTests(TestCase):
 def test_a_restore_counts_one_row_as_a_row(deleted, inserted, updated, cli, admin):
     # An updated row is counted as deleted and inserted too in the summary, and
     # once, as updated, in what the command and the admin say.
-    summary = SimpleNamespace(
+    summary = RestoreSummary(
+        source="b.jsonl.gz",
+        database="default",
         tables=20,
-        reloaded=[],
-        tables_changed=0,
-        tables_unchanged=0,
         rows_deleted=deleted,
         rows_inserted=inserted,
         rows_updated=updated,
+        seconds=0.1,
+        safety_backup=None,
     )
     assert restored_text(summary) == cli
     assert restored_message("default", "b.jsonl.gz", summary) == (

@@ -743,14 +743,13 @@ def rows_changed(result: Any) -> dict[str, int] | None:
     """A restore's rows deleted, inserted and updated, each row counted once, as the
     command and the operation's message count them (its result counts an updated
     row as deleted and inserted too)."""
+    from ..restore import rows_counted_once
+
     if not isinstance(result, dict) or "rows_deleted" not in result:
         return None
-    updated = result.get("rows_updated") or 0
-    return {
-        "deleted": result["rows_deleted"] - updated,
-        "inserted": result["rows_inserted"] - updated,
-        "updated": updated,
-    }
+    return rows_counted_once(
+        result["rows_deleted"], result["rows_inserted"], result.get("rows_updated") or 0
+    )
 
 
 def stage_times(result: Any) -> list[tuple[str, float]]:

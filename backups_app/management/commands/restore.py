@@ -589,9 +589,9 @@ def restored_text(summary: RestoreSummary) -> str:
     tables = f"{summary.tables} tables"
     if len(parts) > 1:
         tables += f" ({', '.join(parts)})"
-    deleted = summary.rows_deleted - summary.rows_updated
+    rows = summary.rows_changed()
+    deleted = rows["deleted"]
     return (
         f"{tables}: {number(deleted)} {'row' if deleted == 1 else 'rows'} deleted, "
-        f"{number(summary.rows_inserted - summary.rows_updated)} inserted, "
-        f"{number(summary.rows_updated)} updated"
+        f"{number(rows['inserted'])} inserted, {number(rows['updated'])} updated"
     )
