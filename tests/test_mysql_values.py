@@ -45,7 +45,7 @@ from backups_app.validate import validate_backup
 from tests.backup_files import section_values
 from tests.factories import mutate_zoo, populate_zoo
 from tests.test_restore_safety import raw_contents
-from tests.testapp.models import Book
+from tests.testapp.models import Book, Label
 from tests.valuesapp.models import Value
 
 pytestmark = [
@@ -239,6 +239,84 @@ class SmallStatementsRestoreTests(TestCase):
         with mock.patch.object(backend, "_statement_limit", return_value=60):
             restore_backup(file, safety_backup=False, full=True)
         assert raw_contents() == before
+
+
+class PipelinedInsertTests(TestCase):
+    """A restore's INSERTs are sent one ahead: the next rows are read and made into
+    a statement while the server runs the one before (``mysql._pipelined``)."""
+
+    databases = {"default"}
+
+    def setUp(self):
+        self.backend = backend_for("default")
+        self.spec = next(s for s in table_specs("default") if s.model is Label)
+        self.events: list[str] = []
+        driver = type(raw_connection())
+        send, read = driver.send_query, driver.read_query_result
+
+        def sent(raw, statement):
+            self.events.append("send")
+            return send(raw, statement)
+
+        def read_back(raw):
+            self.events.append("read")
+            return read(raw)
+
+        self.patches = [
+            mock.patch.object(driver, "send_query", sent),
+            mock.patch.object(driver, "read_query_result", read_back),
+            # A statement per row.
+            mock.patch.object(type(self.backend), "_statement_limit", return_value=1),
+        ]
+        for patch in self.patches:
+            patch.start()
+            self.addCleanup(patch.stop)
+
+    def batches(self, *names: str, then: BaseException | None = None):
+        for number, name in enumerate(names, start=1):
+            self.events.append(f"rows {name}")
+            yield [(number, name)]
+        if then is not None:
+            raise then
+
+    def labels(self) -> list[tuple]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id, name FROM testapp_label ORDER BY id")
+            return list(cursor.fetchall())
+
+    def test_the_next_rows_are_read_before_the_result_of_the_last_statement(self):
+        written = self.backend.insert_rows(self.spec, self.batches("a", "b", "c"))
+        assert written == 3
+        assert self.events == [
+            "rows a", "send",
+            "rows b", "read", "send",
+            "rows c", "read", "send",
+            "read",
+        ]  # fmt: skip
+        assert self.labels() == [(1, "a"), (2, "b"), (3, "c")]
+
+    def test_a_refused_statement_is_raised_when_its_result_is_read(self):
+        with pytest.raises(DatabaseError) as excinfo, transaction.atomic():
+            self.backend.insert_rows(self.spec, self.batches("a", "a", "b"))
+        assert excinfo.value.args[0] == 1062  # ER_DUP_ENTRY, of the second row
+        assert self.events == [
+            "rows a", "send",
+            "rows a", "read", "send",
+            "rows b", "read",
+        ]  # fmt: skip
+        assert self.labels() == []
+
+    def test_a_failure_while_a_statement_runs_reads_its_result_before_rollback(self):
+        with pytest.raises(KeyboardInterrupt), transaction.atomic():
+            self.backend.insert_rows(
+                self.spec, self.batches("a", "b", then=KeyboardInterrupt())
+            )
+        # The second statement's result was read: the savepoint rolled back, and
+        # the connection is in step for what comes next.
+        assert self.events[-2:] == ["send", "read"]
+        assert self.labels() == []
+        Label.objects.create(name="after")
+        assert [name for _, name in self.labels()] == ["after"]
 
 
 class FirstRowsTests(TestCase):

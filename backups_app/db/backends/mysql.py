@@ -13,6 +13,7 @@ from django.db.models import Field
 
 from ...exceptions import OperationInProgressError
 from ...fileformat.codec import kind
+from ..integrity import ForeignKey, orphan_value_sql
 from ..tables import TableSpec, column_of
 from .base import (
     LOCK_NAME,
@@ -114,6 +115,47 @@ def _statements(
         size += len(values) + 1
     if parts:
         yield prefix + b",".join(parts) + suffix
+
+
+@contextlib.contextmanager
+def _pipelined(raw: Any) -> Iterator[Callable[[bytes], None]]:
+    """Give a function that sends a statement which returns no rows and returns
+    while the server still runs it; its result is read when the next one is sent,
+    or when the block ends. Reading the file and making the next statement's
+    literals (a third of a full restore of 1M rows) then overlap with the server's
+    work on the one before, on the same connection and in the same transaction.
+
+    A statement's error is raised when its result is read: by the next call, or
+    at the end of the block. When the block ends with an exception of its own, the
+    result of the statement still running is read first (an error of its own is
+    dropped), so that the connection is free for the rollback that follows.
+    """
+    pending = False
+
+    def finish() -> None:
+        nonlocal pending
+        try:
+            raw.read_query_result()
+        finally:
+            # Never read twice: with no result to come, the read would wait forever.
+            pending = False
+
+    def execute(statement: bytes) -> None:
+        nonlocal pending
+        if pending:
+            finish()
+        raw.send_query(statement)
+        pending = True
+
+    try:
+        yield execute
+    except BaseException:
+        if pending:
+            with contextlib.suppress(Exception):
+                finish()
+        raise
+    if pending:
+        finish()
 
 
 def restore_sql_mode(sql_mode: str) -> str:
@@ -229,10 +271,10 @@ class MySQLBackend(Backend):
         prefix = f"{self.insert_into_sql(spec)} VALUES ".encode()
         limit = self._statement_limit()
         written = 0
-        with self.connection.wrap_database_errors, raw.cursor() as cursor:
+        with self.connection.wrap_database_errors, _pipelined(raw) as execute:
             for rows in batches:
                 for statement in _statements(prefix, rows, literal, limit):
-                    cursor.execute(statement)
+                    execute(statement)
                 written += len(rows)
         return written
 
@@ -311,6 +353,17 @@ class MySQLBackend(Backend):
     def foreign_keys_unchecked(self) -> bool:
         # constraint_checks_disabled() sets FOREIGN_KEY_CHECKS = 0 for the restore.
         return True
+
+    def may_have_orphans(self, cursor: Any, fk: ForeignKey) -> bool:
+        # After a load, InnoDB reads each row the transaction wrote through the
+        # table itself, so orphan_sql's scan in key order is cheaper than one
+        # through the column's index; a value shared by many rows is probed once
+        # (a 1M-row restore's check: 2.0 s, against 0.6 s with this). A unique
+        # column's distinct values would be the table over again.
+        if not fk.shared:
+            return True
+        cursor.execute(orphan_value_sql(fk, self.quote))
+        return cursor.fetchone() is not None
 
     def catalog_foreign_keys(self) -> list[tuple[str, str, str, str | None]]:
         with self.connection.cursor() as cursor:
