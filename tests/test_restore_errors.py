@@ -80,6 +80,23 @@ class RestoreErrorTests(TestCase):
             "id = 987654 (foreign key)",
         )
 
+    def test_of_several_rows_without_a_parent_the_first_is_named(self):
+        # The first row in key order, whichever missing value a probe meets first.
+        first, second = pks(Book)[:2]
+        missing = {first: 999999, second: 555555}
+
+        def orphans(label, row):
+            if label == "testapp.Book" and row[0] in missing:
+                row[-1] = missing[row[0]]
+            return row
+
+        broken = rewrite(self.good, self.tmp_path / "orphans.jsonl", row=orphans)
+        self.assert_refused(
+            broken,
+            f"testapp.Book.author_id, pk {first}: no testapp.Author row has "
+            "id = 999999 (foreign key)",
+        )
+
     def duplicate_label(self) -> tuple[Path, int]:
         def same_name(label, row):
             if label == "testapp.Label":

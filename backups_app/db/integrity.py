@@ -30,6 +30,9 @@ class ForeignKey:
     parent_label: str
     parent_table: str
     parent_column: str
+    # Whether many rows may hold one value: a model's ForeignKey that is not
+    # unique (a OneToOneField is). Unknown, so False, for a catalog's key.
+    shared: bool = False
 
 
 def _has_table(model: type[models.Model], using: str) -> bool:
@@ -84,6 +87,7 @@ def model_foreign_keys(
                     parent_label=parent._meta.label,
                     parent_table=parent._meta.db_table,
                     parent_column=column_of(target),
+                    shared=not field.unique,
                 )
             )
     return found
@@ -141,6 +145,23 @@ def orphan_sql(fk: ForeignKey, quote: Callable[[str], str], values: int = 0) -> 
         f"LEFT JOIN {parent} p ON p.{quote(fk.parent_column)} = {column} "
         f"WHERE {where} AND p.{quote(fk.parent_column)} IS NULL "
         f"ORDER BY {order} LIMIT 1"
+    )
+
+
+def orphan_value_sql(fk: ForeignKey, quote: Callable[[str], str]) -> str:
+    """Return a query for any value of ``fk``'s column that no parent row holds,
+    each distinct value probed once.
+
+    Fast where many rows share each value and the column has an index to skip
+    through (MariaDB reads one entry per value); ``orphan_sql`` probes the parent
+    once per row, and is still needed to name the first row that has no parent.
+    """
+    column, parent_column = quote(fk.column), quote(fk.parent_column)
+    return (
+        f"SELECT c.v FROM (SELECT DISTINCT {column} AS v FROM {quote(fk.table)} "
+        f"WHERE {column} IS NOT NULL) c "
+        f"LEFT JOIN {quote(fk.parent_table)} p ON p.{parent_column} = c.v "
+        f"WHERE p.{parent_column} IS NULL LIMIT 1"
     )
 
 
