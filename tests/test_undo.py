@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import uuid
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -311,6 +312,19 @@ class BadUndoFileTests(UndoTestCase):
         finally:
             store_lines(self.stored, lines)
         assert message.startswith(f"{undo} undoes a restore of {self.stored}")
+
+    def test_a_patched_table_not_followed_by_its_drop_section_is_refused(self):
+        # The reader refuses such a file first; the rebuild and the look at a few
+        # tables (table_rows) say it in one line all the same.
+        for sections in ([], [SimpleNamespace(label="testapp.Author")]):
+            with pytest.raises(BackupFormatError) as caught:
+                differential_undo._drop_section(
+                    "undo.jsonl", "testapp.Book", iter(sections)
+                )
+            assert str(caught.value) == (
+                "undo.jsonl: table testapp.Book is not followed by its "
+                "testapp.Book#drop section"
+            )
 
     def refused_over(self, edit) -> tuple[str, str]:
         """Restore, then store the backup restored passed through ``edit`` (intact

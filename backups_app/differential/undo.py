@@ -277,7 +277,7 @@ def table_rows(
             wanted.discard(section.label)
             rows: Iterator[list[Any]] = _parsed(section)
             if section.label in patched:
-                rows = chain(rows, _kept(reader.header, section, sections))
+                rows = chain(rows, _kept(source.name, reader.header, section, sections))
             yield section.label, section.columns, rows
             if not wanted:
                 return
@@ -288,12 +288,29 @@ def _parsed(section: TableSection) -> Iterator[list[Any]]:
         yield from section.parse(block)
 
 
+def _drop_section(
+    name: str, label: str, sections: Iterator[TableSection]
+) -> TableSection:
+    """The ``#drop`` section that follows patched table ``label``'s in undo file
+    ``name``. The reader already refuses a header that lists none after it and a
+    file that ends early; this does not depend on that."""
+    dropped = next(sections, None)
+    if dropped is None or dropped.label != drop_label(label):
+        raise BackupFormatError(
+            f"{name}: table {label} is not followed by its {drop_label(label)} section"
+        )
+    return dropped
+
+
 def _kept(
-    header: dict[str, Any], section: TableSection, sections: Iterator[TableSection]
+    name: str,
+    header: dict[str, Any],
+    section: TableSection,
+    sections: Iterator[TableSection],
 ) -> Iterator[list[Any]]:
     """The rows of the backup an undo file names, in table ``section``, that the
     restore did not write (their keys are not in the ``#drop`` section after it)."""
-    dropped = next(sections)
+    dropped = _drop_section(name, section.label, sections)
     positions, _kinds = _pk_kinds(header, section.label)
     written = {tuple(values) for values in _parsed(dropped)}
     with contextlib.closing(
@@ -338,7 +355,7 @@ def _rebuild(source: BackupSource, backup: BackupSource, handle: IO[bytes]) -> N
                     for line in row_lines(block):
                         old.add(line)
                 old.end()
-                dropped = next(sections)
+                dropped = _drop_section(source.name, label, sections)
                 _merge(
                     source.name,
                     base.section(label, section.columns),
