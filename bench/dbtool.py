@@ -2,6 +2,7 @@
 
     python bench/dbtool.py empty        # what flush does, without post_migrate
     python bench/dbtool.py empty-all    # also django_migrations: for the native tools
+    python bench/dbtool.py empty-data   # as empty-all, keeping django_migrations
     python bench/dbtool.py count        # {"table": rows, ...} of every table, as JSON
     python bench/dbtool.py change FRACTION [SEED]  # change rows of every table (changes.py)
 
@@ -31,9 +32,10 @@ def tables() -> list[str]:
         return sorted(connection.introspection.table_names(cursor))
 
 
-def empty_all() -> None:
-    """Delete every row of every table, django_migrations included."""
-    names = tables()
+def empty_all(keep: tuple[str, ...] = ()) -> None:
+    """Delete every row of every table but those in ``keep``, django_migrations
+    included unless kept."""
+    names = [name for name in tables() if name not in keep]
     quote = connection.ops.quote_name
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -69,6 +71,10 @@ def main() -> None:
         call_command("flush", interactive=False, inhibit_post_migrate=True, verbosity=0)
     elif command == "empty-all":
         empty_all()
+    elif command == "empty-data":
+        # Our restore then starts where the native tools' restores start, and
+        # still finds the migrations it compares the file's schema with.
+        empty_all(keep=("django_migrations",))
     elif command == "count":
         print(json.dumps(count()))
     elif command == "change":
