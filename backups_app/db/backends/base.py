@@ -351,8 +351,9 @@ class Backend:
         return None
 
     def may_have_orphans(self, cursor: Any, fk: ForeignKey) -> bool:
-        """Whether ``fk``'s table may hold a row whose parent is missing, found by a
-        cheaper query than the one that names the row; True when there is none."""
+        """Whether ``fk``'s table may hold a row whose parent is missing, by a query
+        cheaper than the one that names the row. True here: a backend without such
+        a query always runs that one."""
         return True
 
     def _parentless(self, cursor: Any, fk: ForeignKey, values: list[Any]) -> list[Any]:
