@@ -65,15 +65,20 @@ class RestoreErrorTests(TestCase):
             ), f"full={full}"
             assert snapshot() == self.before
 
-    def test_a_foreign_key_to_a_missing_row_names_the_row_and_the_value(self):
-        first_book = pks(Book)[0]
+    def with_authors(self, name: str, author_of) -> Path:
+        """The good file with each Book's author_id (its last column) set to
+        ``author_of(pk)`` where that is not None."""
 
-        def orphan(label, row):
-            if label == "testapp.Book":
-                row[-1] = 987654  # author_id, the last column
+        def point(label, row):
+            if label == "testapp.Book" and (author := author_of(row[0])) is not None:
+                row[-1] = author
             return row
 
-        broken = rewrite(self.good, self.tmp_path / "orphan.jsonl", row=orphan)
+        return rewrite(self.good, self.tmp_path / name, row=point)
+
+    def test_a_foreign_key_to_a_missing_row_names_the_row_and_the_value(self):
+        first_book = pks(Book)[0]
+        broken = self.with_authors("orphan.jsonl", lambda pk: 987654)
         self.assert_refused(
             broken,
             f"testapp.Book.author_id, pk {first_book}: no testapp.Author row has "
@@ -83,14 +88,7 @@ class RestoreErrorTests(TestCase):
     def test_of_several_rows_without_a_parent_the_first_is_named(self):
         # The first row in key order, whichever missing value a probe meets first.
         first, second = pks(Book)[:2]
-        missing = {first: 999999, second: 555555}
-
-        def orphans(label, row):
-            if label == "testapp.Book" and row[0] in missing:
-                row[-1] = missing[row[0]]
-            return row
-
-        broken = rewrite(self.good, self.tmp_path / "orphans.jsonl", row=orphans)
+        broken = self.with_authors("orphans.jsonl", {first: 999999, second: 555555}.get)
         self.assert_refused(
             broken,
             f"testapp.Book.author_id, pk {first}: no testapp.Author row has "
