@@ -195,8 +195,13 @@ class _ZstdWriter(io.RawIOBase):
 def _zstd_writer(stream: IO[bytes], level: int) -> Iterator[IO[bytes]]:
     writer = _ZstdWriter(stream, level)
     buffered = io.BufferedWriter(writer, WRITE_BUFFER)
-    yield buffered
-    buffered.flush()
+    try:
+        yield buffered
+        buffered.flush()
+    except BaseException:
+        # Closed under it, the buffer is dropped rather than flushed when collected.
+        writer.close()
+        raise
     writer.finish()
 
 

@@ -116,6 +116,9 @@ def encrypting(target: IO[bytes], recipients: Sequence[str]) -> Iterator[IO[byte
         buffered.flush()
     except BaseException:
         writer.abort()
+        # Closed under it, the buffer is dropped rather than flushed into the
+        # stopped encryption (an error nobody could catch) when it is collected.
+        writer.close()
         raise
     writer.finish()
 
