@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import orjson
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.test import TestCase, TransactionTestCase, override_settings
@@ -31,6 +32,7 @@ from backups_app.db.backends import backend_for
 from backups_app.differential import apply, store
 from backups_app.exceptions import RestoreError
 from backups_app.fileformat import reader
+from backups_app.fileformat.encryption import ScratchKey
 from backups_app.restore import plan_restore, restore_backup
 from backups_app.validate import validate_backup
 from tests import test_restore_safety, test_triggers
@@ -59,6 +61,7 @@ from tests.factories import (
     populate_zoo,
 )
 from tests.test_admin import AdminTestCase, url
+from tests.test_pipeline import keys
 from tests.test_restore_safety import (
     assert_next_inserts_work,
     raw_contents,
@@ -1014,13 +1017,17 @@ class SpoolTests(TestCase):
 
     databases: set[str] = set()
 
-    def test_rows_spill_to_disk_and_come_back_in_order(self):
+    def spool(self, key=None) -> store.Spool:
+        """A spool that moves to disk after 1,000 bytes."""
         original = store.SPOOL_MEMORY
         store.SPOOL_MEMORY = 1000
         try:
-            spool = store.Spool()
+            return store.Spool(key)
         finally:
             store.SPOOL_MEMORY = original
+
+    def test_rows_spill_to_disk_and_come_back_in_order(self):
+        spool = self.spool()
         first = spool.begin()
         for i in range(2500):
             spool.add(f"row {i}".encode())
@@ -1035,6 +1042,55 @@ class SpoolTests(TestCase):
         assert [row for chunk in spool.chunks(second) for row in chunk] == [b"other"]
         assert (first.rows, second.rows) == (2500, 1)
         spool.close()
+
+    def test_given_a_key_a_spool_writes_no_row_in_the_clear(self):
+        rows = [f"secret row {i}".encode() for i in range(2500)]
+        written = {}
+        for key in (None, ScratchKey()):
+            spool = self.spool(key)
+            stretch = spool.begin()
+            for row in rows:
+                spool.add(row)
+            spool.end()
+            assert [row for chunk in spool.chunks(stretch) for row in chunk] == rows
+            spool._file.seek(0)
+            written[key is not None] = spool._file.read()
+            spool.close()
+        assert b"secret row 1" in written[False]
+        assert b"secret row" not in written[True]
+
+
+class ScratchEncryptionTests(DifferentialTestCase):
+    """What a restore spills to disk of the rows it writes is encrypted when backups
+    are: no row in the clear on this machine's disk."""
+
+    def spilled(self) -> tuple[bytes, bytes]:
+        """Rename a label and restore; return the label's name as the backup holds
+        it (JSON), and every byte the restore's spools were given."""
+        name = orjson.dumps(nth(Label, 3).name)
+        written: list[bytes] = []
+
+        class Recording(tempfile.SpooledTemporaryFile):
+            def write(self, data):
+                written.append(bytes(data))
+                return super().write(data)
+
+        apply_changes([(rename_label, 3, 0)])
+        with mock.patch.object(store.tempfile, "SpooledTemporaryFile", Recording):
+            summary = restore_backup(self.file, safety_backup=False)
+        assert summary.tables_changed and "testapp.Label" not in summary.reloaded
+        assert raw_contents() == self.backed_up
+        return name, b"".join(written)
+
+    def test_plain_when_nothing_is_encrypted(self):
+        name, spilled = self.spilled()
+        assert name in spilled
+
+    @override_settings(BACKUPS=keys())
+    def test_encrypted_when_backups_are(self):
+        name, spilled = self.spilled()
+        assert spilled
+        assert name not in spilled
 
 
 # Through their modules: a test class imported by name would run here again.

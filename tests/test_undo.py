@@ -33,6 +33,7 @@ from backups_app.differential import undo as differential_undo
 from backups_app.differential.undo import undone
 from backups_app.exceptions import BackupFormatError, NotABackupError, StorageError
 from backups_app.fileformat import reader
+from backups_app.fileformat.encryption import AGE_MAGIC
 from backups_app.fileformat.reader import BackupReader, verify_file
 from backups_app.fileformat.streams import BackupSource, backup_storage
 from backups_app.models import BackupRecord, Operation
@@ -56,6 +57,7 @@ from tests.test_differential import (
     rename_label,
     swap_label_names,
 )
+from tests.test_pipeline import keys
 from tests.test_restore_safety import raw_contents
 from tests.testapp.models import Label
 from tests.utils import run_command, snapshot
@@ -250,6 +252,37 @@ class UndoChoiceTests(UndoTestCase):
     def test_the_setting_turns_undo_files_off(self):
         with override_settings(BACKUPS={"UNDO_FILES": False}):
             assert self.safety_format(self.stored) == "backups_app"
+
+
+@override_settings(BACKUPS=keys())
+class EncryptedUndoTests(UndoTestCase):
+    """With encrypted backups, the backup an undo file stands for is built in a
+    temporary file encrypted to a key of the process: no row in the clear on disk."""
+
+    def test_the_backup_is_built_encrypted_and_restores_exactly(self):
+        with backup_storage().open(self.stored, "rb") as stored:
+            assert stored.read(40).startswith(AGE_MAGIC)
+        before, undo = self.changed_and_restored()
+        made: list[Any] = []
+        real = tempfile.TemporaryFile
+
+        def recorded(*args, **kwargs):
+            made.append(real(*args, **kwargs))
+            return made[-1]
+
+        with mock.patch.object(differential_undo.tempfile, "TemporaryFile", recorded):
+            source = undone(BackupSource.from_storage(undo))
+        (scratch,) = made
+        scratch.seek(0)
+        built = scratch.read()
+        assert built.startswith(AGE_MAGIC)
+        # The renamed labels, which only the state before the restore holds: there,
+        # but only for the key of this process.
+        with source.open() as plain:
+            assert b"renamed 0" in plain.read()
+        assert b"renamed 0" not in built
+        restore_backup(source, safety_backup=False)
+        assert raw_contents() == before
 
 
 class RandomUndoTests(UndoTestCase, HypothesisTestCase):

@@ -55,6 +55,7 @@ from ..db.values import (
 )
 from ..exceptions import database_message, error_text, shown_value
 from ..fileformat.codec import loads_block, loads_row, pk_value
+from ..fileformat.encryption import ScratchKey, scratch_key
 from ..fileformat.reader import BackupReader, TableSection, row_lines
 from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..validate import file_normaliser
@@ -352,9 +353,9 @@ class _Updates:
 class _UndoSpools:
     """What an undo file needs of the tables changed row by row."""
 
-    def __init__(self) -> None:
-        self.old = Spool()
-        self.dropped = Spool()
+    def __init__(self, key: ScratchKey | None) -> None:
+        self.old = Spool(key)
+        self.dropped = Spool(key)
 
     def close(self) -> None:
         self.old.close()
@@ -374,7 +375,8 @@ def find_changes(
     reload. To be called inside the restore's transaction, after its locks.
 
     With ``undo``, what an undo file needs is kept too (``undo_lines``)."""
-    changes = Changes(plan, specs, backend, undo=undo)
+    key = scratch_key(plan.source.is_encrypted())
+    changes = Changes(plan, specs, backend, undo=undo, key=key)
     try:
         changes._find(progress)
     except BaseException:
@@ -394,6 +396,7 @@ class Changes:
         backend: Backend,
         *,
         undo: bool = False,
+        key: ScratchKey | None = None,
     ):
         self.plan = plan
         self.specs = specs
@@ -402,12 +405,13 @@ class Changes:
         self.tables: dict[str, TableChanges] = {}
         self.by_table = {spec.table: spec for spec in specs}
         self.side_effects = False
-        self._removed = Spool()
-        self._added = Spool()
+        # Rows spilled to disk are encrypted to ``key`` (``scratch_key``).
+        self._removed = Spool(key)
+        self._added = Spool(key)
         # (primary key, positions of the columns to set, the file's line)
-        self._updated = Spool()
+        self._updated = Spool(key)
         self._unique: Callable[[TableSpec], set[str] | None] = backend.unique_columns
-        self._undo = _UndoSpools() if undo else None
+        self._undo = _UndoSpools(key) if undo else None
 
     @classmethod
     def none(

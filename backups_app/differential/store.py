@@ -2,20 +2,26 @@
 
 Two spooled temporary files (in memory up to SPOOL_MEMORY bytes each, then on
 disk), written table by table: each table's rows are one stretch of each file, in
-chunks of up to CHUNK_ROWS rows (pickled lists). Only this process reads them back.
+chunks of up to CHUNK_ROWS rows (pickled lists, each after its length). Only this
+process reads them back. Given a ScratchKey, a spool encrypts every chunk to it.
 """
 
 from __future__ import annotations
 
 import pickle
+import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..fileformat.encryption import ScratchKey
+
 # Bytes of each spool kept in memory before it moves to a temporary file.
 SPOOL_MEMORY = 16 << 20
 CHUNK_ROWS = 1000
+# A chunk's length, before it.
+LENGTH = struct.Struct("<Q")
 
 
 @dataclass
@@ -30,9 +36,10 @@ class Stretch:
 class Spool:
     """Lists of items written in order and read back by stretch."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: ScratchKey | None = None) -> None:
         # Closed by close(), when the restore is over.
         self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self._key = key
         self._pending: list[Any] = []
         self._stretch: Stretch | None = None
 
@@ -54,7 +61,11 @@ class Spool:
 
     def _flush(self) -> None:
         if self._pending:
-            pickle.dump(self._pending, self._file, pickle.HIGHEST_PROTOCOL)
+            chunk = pickle.dumps(self._pending, pickle.HIGHEST_PROTOCOL)
+            if self._key is not None:
+                chunk = self._key.seal(chunk)
+            self._file.write(LENGTH.pack(len(chunk)))
+            self._file.write(chunk)
             if self._stretch is not None:
                 self._stretch.rows += len(self._pending)
             self._pending = []
@@ -66,9 +77,12 @@ class Spool:
         position = stretch.start
         while position < stretch.stop:
             self._file.seek(position)
-            chunk = pickle.load(self._file)
+            (length,) = LENGTH.unpack(self._file.read(LENGTH.size))
+            chunk = self._file.read(length)
             position = self._file.tell()
-            yield chunk
+            if self._key is not None:
+                chunk = self._key.unseal(chunk)
+            yield pickle.loads(chunk)
         self._file.seek(0, 2)
 
     def close(self) -> None:

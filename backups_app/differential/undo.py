@@ -39,6 +39,7 @@ from ..db.backends import Backend
 from ..db.tables import TableSpec
 from ..exceptions import BackupFormatError, StorageError, one_line
 from ..fileformat.codec import key_function, lines_normaliser, loads_block
+from ..fileformat.encryption import ScratchKey, scratch_key, sealed
 from ..fileformat.reader import BackupReader, TableSection, row_lines
 from ..fileformat.streams import BackupSource, BackupTarget
 from ..fileformat.undo import UNDO_KEY, drop_label, restored_header
@@ -237,11 +238,14 @@ def undone(source: BackupSource) -> BackupSource:
             f"{source.name} undoes a restore of {backup_name}, which it needs and "
             f"cannot read: {one_line(exc)}"
         ) from exc
+    # The backup's rows reach this machine's disk encrypted (to a key of this
+    # process) when either file is encrypted, or backups are to be.
+    key = scratch_key(source.is_encrypted() or backup.is_encrypted())
     try:
         handle = tempfile.TemporaryFile(prefix="backups_app-undo-")  # noqa: SIM115
         try:
             with contextlib.closing(backup):
-                _rebuild(source, backup, handle)
+                _rebuild(source, backup, handle, key)
             handle.flush()
         except BaseException:
             handle.close()
@@ -251,7 +255,7 @@ def undone(source: BackupSource) -> BackupSource:
             f"Cannot build the backup that {source.name} stands for in a temporary "
             f"file ({tempfile.gettempdir()}): {exc.strerror or one_line(exc)}."
         ) from exc
-    return BackupSource.adopt(handle, source.name)
+    return BackupSource.adopt(handle, source.name, [key.identity] if key else None)
 
 
 def table_rows(
@@ -325,8 +329,17 @@ def _kept(
             base.close()
 
 
-def _rebuild(source: BackupSource, backup: BackupSource, handle: IO[bytes]) -> None:
-    with source.open() as stream, BackupWriter(handle) as writer:
+def _rebuild(
+    source: BackupSource,
+    backup: BackupSource,
+    handle: IO[bytes],
+    key: ScratchKey | None,
+) -> None:
+    with (
+        source.open() as stream,
+        sealed(handle, key) as out,
+        BackupWriter(out) as writer,
+    ):
         reader = BackupReader(stream, source.name, undo=True)
         undo = reader.header[UNDO_KEY]
         writer.write_header(restored_header(reader.header))
@@ -347,7 +360,7 @@ def _rebuild(source: BackupSource, backup: BackupSource, handle: IO[bytes]) -> N
                     writer.write_block(block, block.count(b"\n"))
                 writer.end_table()
                 continue
-            old = Spool()
+            old = Spool(key)
             try:
                 stretch = old.begin()
                 for block in section.blocks():

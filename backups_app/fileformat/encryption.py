@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..conf import app_settings
 from ..exceptions import BackupFormatError, StorageError, one_line
 from .pipeline import (
     BackgroundReader,
@@ -90,6 +91,44 @@ def parse_identities(entries: Sequence[str]) -> list[Any]:
                     "identity (AGE-SECRET-KEY-1…)."
                 ) from None
     return identities
+
+
+class ScratchKey:
+    """An age key made for the scratch files of one operation and never stored.
+
+    What a restore spills to this machine's disk (rows it will write or remove, the
+    backup an undo file stands for) is encrypted to it when the backup is encrypted
+    or backups are to be: no plaintext row reaches the disk, and none can be read
+    once the process ends.
+    """
+
+    def __init__(self) -> None:
+        self._identity = _pyrage().x25519.Identity.generate()
+        self._recipient = self._identity.to_public()
+        self.identity = str(self._identity)
+        self.recipient = str(self._recipient)
+
+    def seal(self, data: bytes) -> bytes:
+        return bytes(_pyrage().encrypt(data, [self._recipient]))
+
+    def unseal(self, data: bytes) -> bytes:
+        return bytes(_pyrage().decrypt(data, [self._identity]))
+
+
+def scratch_key(encrypted: bool) -> ScratchKey | None:
+    """Return a new ScratchKey when the file at hand is ``encrypted`` or
+    BACKUPS['ENCRYPTION'] names recipients, else None (scratch files stay plain)."""
+    return ScratchKey() if encrypted or app_settings.RECIPIENTS else None
+
+
+def sealed(
+    target: IO[bytes], key: ScratchKey | None
+) -> contextlib.AbstractContextManager[IO[bytes]]:
+    """``target`` itself, or with a ``key``, a stream whose bytes reach it
+    encrypted to that key (see ``encrypting``)."""
+    if key is None:
+        return contextlib.nullcontext(target)
+    return encrypting(target, [key.recipient])
 
 
 class _Encrypting(BackgroundWriter):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, cast
 
@@ -111,14 +111,24 @@ def encoded(target: IO[bytes], layers: Layers) -> Iterator[IO[bytes]]:
         yield stack.enter_context(layers.codec.writer(out, layers.level))
 
 
+def starts_encrypted(raw: io.RawIOBase) -> bool:
+    """Whether the stored file ``raw`` reads from the start of is age-encrypted."""
+    return is_encrypted(io.BufferedReader(_Filling(raw), MAGIC_BYTES).peek(MAGIC_BYTES))
+
+
 @contextlib.contextmanager
-def decoded(raw: io.RawIOBase, name: str) -> Iterator[IO[bytes]]:
-    """Yield the plain content of a stored file: decrypted if it is age, then
+def decoded(
+    raw: io.RawIOBase, name: str, identities: Sequence[str] | None = None
+) -> Iterator[IO[bytes]]:
+    """Yield the plain content of a stored file: decrypted if it is age (with
+    ``identities``, by default BACKUPS['ENCRYPTION']['IDENTITIES']), then
     decompressed if it is gzip or zstd, as its first bytes say."""
     with contextlib.ExitStack() as stack:
         buffered = io.BufferedReader(_Filling(raw), READ_BUFFER)
         if is_encrypted(buffered.peek(MAGIC_BYTES)):
-            decrypted = decrypting(buffered, app_settings.IDENTITIES, name)
+            if identities is None:
+                identities = app_settings.IDENTITIES
+            decrypted = decrypting(buffered, identities, name)
             stack.callback(decrypted.close)
             buffered = io.BufferedReader(_Filling(decrypted), READ_BUFFER)
             try:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
@@ -44,6 +44,7 @@ from .stack import (
     encoded,
     layers_for_name,
     layers_for_stream,
+    starts_encrypted,
 )
 
 if TYPE_CHECKING:
@@ -109,6 +110,10 @@ class BackupSource:
     garbage collection) closes it.
     """
 
+    # Who can decrypt the file; None: BACKUPS['ENCRYPTION']['IDENTITIES'].
+    _identities: Sequence[str] | None = None
+    _encrypted: bool | None = None  # is_encrypted(), once asked
+
     def __init__(self, source: str | os.PathLike[str] | IO[bytes]):
         self._source = source
         self._handle: IO[bytes] | None = None
@@ -150,10 +155,14 @@ class BackupSource:
         return source
 
     @classmethod
-    def adopt(cls, handle: IO[bytes], name: str) -> BackupSource:
+    def adopt(
+        cls, handle: IO[bytes], name: str, identities: Sequence[str] | None = None
+    ) -> BackupSource:
         """Return a source reading ``handle`` (a file of this process, such as a
-        temporary file; closed with the source), called ``name``."""
+        temporary file; closed with the source), called ``name``, decrypted (if it
+        is encrypted) with ``identities`` rather than the configured ones."""
         source = cls.__new__(cls)
+        source._identities = identities
         source._source = handle
         source._handle = handle
         source._finalizer = weakref.finalize(source, handle.close)
@@ -243,11 +252,22 @@ class BackupSource:
         ``read()`` from."""
         raw, to_close = self._open_raw()
         try:
-            with decoded(raw, self.name) as stream:
+            with decoded(raw, self.name, self._identities) as stream:
                 yield stream
         finally:
             if to_close is not None:
                 to_close.close()
+
+    def is_encrypted(self) -> bool:
+        """Whether the file is age-encrypted, as its first bytes say."""
+        if self._encrypted is None:
+            raw, to_close = self._open_raw()
+            try:
+                self._encrypted = starts_encrypted(raw)
+            finally:
+                if to_close is not None:
+                    to_close.close()
+        return self._encrypted
 
     def size(self) -> int | None:
         if self._path is not None:
