@@ -8,6 +8,9 @@
   ``BACKUPS_TEST_PAUSE`` until it is interrupted (see tests/pauses/apps.py);
 - ``s3``: the backup storage is the S3 storage described (as JSON) by
   ``BACKUPS_TEST_STORAGE``, and ``BACKUPS`` is ``BACKUPS_TEST_BACKUPS`` (JSON).
+
+With any variant, ``BACKUPS_TEST_BACKUP_DIR`` is the backup storage's folder: a
+test's own, which no other test's files reach.
 """
 
 from __future__ import annotations
@@ -35,3 +38,12 @@ elif VARIANT == "pause":
 elif VARIANT == "s3":
     STORAGES = {**STORAGES, "backups": json.loads(os.environ["BACKUPS_TEST_STORAGE"])}
     BACKUPS = json.loads(os.environ.get("BACKUPS_TEST_BACKUPS", "{}"))
+
+if "BACKUPS_TEST_BACKUP_DIR" in os.environ:
+    STORAGES = {
+        **STORAGES,
+        "backups": {
+            **STORAGES["backups"],
+            "OPTIONS": {"location": os.environ["BACKUPS_TEST_BACKUP_DIR"]},
+        },
+    }

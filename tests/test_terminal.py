@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from backups_app.management.commands._output import (
     RESTORE_STEPS,
     ProgressLine,
     duration,
+    table,
 )
 from backups_app.progress import Progress
 from tests.factories import mutate_zoo, populate_zoo
@@ -256,13 +258,18 @@ class ProgressTests(TransactionTestCase):
             assert lines[-1] == "Dry run: nothing was changed."
 
     def test_results_fit_the_terminal(self):
-        with self.file.open("rb") as stream:
-            name = backup_storage().save("zoo.jsonl.gz", stream)
-        with self.file.open("rb") as stream:
-            # A name as long as a copy of a safety backup gets, 51 characters.
-            backup_storage().save(
-                "safety-default-20261201T064751631529Z-copy.jsonl.gz", stream
-            )
+        # A backup storage of its own: the files listed are these, not other tests'.
+        stored = self.tmp_path / "backups"
+        stored.mkdir()
+        name = "zoo.jsonl.gz"
+        shutil.copyfile(self.file, stored / name)
+        # A name as long as a copy of a safety backup gets, 51 characters.
+        copy = "safety-default-20261201T064751631529Z-copy.jsonl.gz"
+        shutil.copyfile(self.file, stored / copy)
+        # A name of an upload that leaves a decision too little room beside it.
+        upload = "shop-production-before-the-migration-to-0042-of-2026-12-01.jsonl.gz"
+        shutil.copyfile(self.file, stored / upload)
+        env = terminal_environment(BACKUPS_TEST_BACKUP_DIR=str(stored))
         mutate_zoo()
         # File names and the undo command are never cut: 80 columns hold them.
         for args, code, columns in (
@@ -271,12 +278,15 @@ class ProgressTests(TransactionTestCase):
             (["listbackups"], 0, 80),
             (["prunebackups", "--dry-run"], 0, 80),
         ):
-            result = run_in_terminal(*args, env=terminal_environment(), columns=columns)
+            result = run_in_terminal(*args, env=env, columns=columns)
             assert result.returncode == code, result.text
             screen = result.screen(columns)
             # No line runs over, progress and results alike.
             assert screen.wraps == 0, (args, screen.text())
             assert max(map(len, screen.text())) <= columns, (args, screen.text())
+        # The restore's safety backup went there too, and the listings showed them.
+        assert len(list(stored.iterdir())) == 4
+        assert sum(upload in line for line in screen.text()) == 1
 
     def test_quiet_without_a_terminal_at_verbosity_0_and_with_json(self):
         piped = subprocess.run(
@@ -638,6 +648,41 @@ def test_a_line_never_wider_than_the_terminal_least_useful_left_out(width):
         19: "[4/5] Loading rows",
     }
     assert text == expected[width]
+
+
+NAMES = ["zoo.jsonl.gz", "n" * 66 + ".jsonl.gz"]
+
+
+def test_a_wrapped_last_column_beside_the_others_when_it_has_room():
+    lines = table(
+        ["name", "decision"],
+        [(NAMES[0], "keep: newest, last, daily, weekly, monthly, yearly")],
+        width=40,
+        text_last=True,
+    ).splitlines()
+    assert lines[0].split() == ["name", "decision"]
+    assert lines[2].startswith("zoo.jsonl.gz  keep: newest")
+    assert lines[3].startswith(" " * 14) and lines[3][14] != " "
+    assert max(map(len, lines)) <= 40
+
+
+@pytest.mark.parametrize("text_last", [True, False], ids=["wrapped", "aligned"])
+def test_the_last_column_goes_under_rows_whose_names_leave_it_no_room(text_last):
+    decisions = ["keep: newest, last, daily, weekly, monthly, yearly", "delete"]
+    if not text_last:
+        decisions = ["unchecked", "intact"]
+    text = table(
+        ["name", "decision"],
+        list(zip(NAMES, decisions, strict=True)),
+        width=80,
+        text_last=text_last,
+    )
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 80
+    # Names whole, each on its own line, its decision under it, indented.
+    assert lines[:3] == ["name", "    decision", "-" * 75]
+    assert lines[3::2] == NAMES
+    assert lines[4::2] == ["    " + decision for decision in decisions]
 
 
 def test_no_estimate_without_an_honest_total():

@@ -266,6 +266,12 @@ def number(value: int | None) -> str:
     return format_count(value, missing="-")
 
 
+# The narrowest a wrapped last column gets beside the others; with less room it
+# goes under its row, indented this much.
+TEXT_MIN = 12
+UNDER_INDENT = 4
+
+
 def table(
     headers: Sequence[str],
     rows: Sequence[Sequence[Any]],
@@ -279,6 +285,8 @@ def table(
     With ``width``, the ``optional`` columns are left out, in the order given, until
     the table fits. ``text_last`` left-aligns the last column and, with ``width``,
     wraps it onto continuation lines instead of letting the terminal wrap the row.
+    When the columns before it leave the last one too little room (a long file
+    name, which is never cut), it goes on lines of its own under each row.
     """
     cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
@@ -292,22 +300,37 @@ def table(
             break
         shown.remove(list(headers).index(name))
     last = shown[-1]
-    if text_last and width is not None and total() > width:
-        widths[last] = max(len(cells[0][last]), width - (total() - widths[last]), 12)
+    under = False
+    if width is not None and len(shown) > 1 and total() > width:
+        room = width - (total() - widths[last])
+        needed = max(len(cells[0][last]), TEXT_MIN) if text_last else widths[last]
+        if room < needed:
+            under = True
+        elif text_last:
+            widths[last] = room
+    before = shown[:-1] if under else shown
     lines = []
     for index, row in enumerate(cells):
         texts = [row[last]]
-        if text_last:
+        if under:
+            assert width is not None
+            if text_last:
+                texts = textwrap.wrap(row[last], width - UNDER_INDENT) or [""]
+        elif text_last:
             texts = textwrap.wrap(row[last], widths[last]) or [""]
         parts = [row[shown[0]].ljust(widths[shown[0]])]
         parts += [row[i].rjust(widths[i]) for i in shown[1:-1]]
-        if len(shown) > 1:
-            parts.append(texts[0] if text_last else texts[0].rjust(widths[last]))
-        lines.append("  ".join(parts).rstrip())
-        indent = " " * (total() - widths[last])
-        lines += [indent + text for text in texts[1:]]
+        if under:
+            lines.append("  ".join(parts).rstrip())
+            lines += [" " * UNDER_INDENT + text for text in texts]
+        else:
+            if len(shown) > 1:
+                parts.append(texts[0] if text_last else texts[0].rjust(widths[last]))
+            lines.append("  ".join(parts).rstrip())
+            indent = " " * (total() - widths[last])
+            lines += [indent + text for text in texts[1:]]
         if index == 0:
-            lines.append("  ".join("-" * widths[i] for i in shown))
+            lines.append("  ".join("-" * widths[i] for i in before))
     return "\n".join(lines)
 
 
