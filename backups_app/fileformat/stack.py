@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, cast
 
@@ -118,14 +118,21 @@ def starts_encrypted(raw: io.RawIOBase) -> bool:
 
 @contextlib.contextmanager
 def decoded(
-    raw: io.RawIOBase, name: str, identities: Sequence[str] | None = None
+    raw: io.RawIOBase,
+    name: str,
+    identities: Sequence[str] | None = None,
+    noted: Callable[[bool], None] | None = None,
 ) -> Iterator[IO[bytes]]:
     """Yield the plain content of a stored file: decrypted if it is age (with
     ``identities``, by default BACKUPS['ENCRYPTION']['IDENTITIES']), then
-    decompressed if it is gzip or zstd, as its first bytes say."""
+    decompressed if it is gzip or zstd, as its first bytes say. ``noted`` is told
+    whether it was encrypted."""
     with contextlib.ExitStack() as stack:
         buffered = io.BufferedReader(_Filling(raw), READ_BUFFER)
-        if is_encrypted(buffered.peek(MAGIC_BYTES)):
+        encrypted = is_encrypted(buffered.peek(MAGIC_BYTES))
+        if noted is not None:
+            noted(encrypted)
+        if encrypted:
             if identities is None:
                 identities = app_settings.IDENTITIES
             decrypted = decrypting(buffered, identities, name)

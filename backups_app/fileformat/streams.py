@@ -112,7 +112,7 @@ class BackupSource:
 
     # Who can decrypt the file; None: BACKUPS['ENCRYPTION']['IDENTITIES'].
     _identities: Sequence[str] | None = None
-    _encrypted: bool | None = None  # is_encrypted(), once asked
+    _encrypted: bool | None = None  # is_encrypted(), once opened or asked
 
     def __init__(self, source: str | os.PathLike[str] | IO[bytes]):
         self._source = source
@@ -252,14 +252,18 @@ class BackupSource:
         ``read()`` from."""
         raw, to_close = self._open_raw()
         try:
-            with decoded(raw, self.name, self._identities) as stream:
+            with decoded(raw, self.name, self._identities, self._note) as stream:
                 yield stream
         finally:
             if to_close is not None:
                 to_close.close()
 
+    def _note(self, encrypted: bool) -> None:
+        self._encrypted = encrypted
+
     def is_encrypted(self) -> bool:
-        """Whether the file is age-encrypted, as its first bytes say."""
+        """Whether the file is age-encrypted, as its first bytes say (known without
+        a read once it was opened)."""
         if self._encrypted is None:
             raw, to_close = self._open_raw()
             try:

@@ -309,15 +309,10 @@ def table(
         elif text_last:
             widths[last] = room
     before = shown[:-1] if under else shown
+    wrap = width - UNDER_INDENT if under and width is not None else widths[last]
     lines = []
     for index, row in enumerate(cells):
-        texts = [row[last]]
-        if under:
-            assert width is not None
-            if text_last:
-                texts = textwrap.wrap(row[last], width - UNDER_INDENT) or [""]
-        elif text_last:
-            texts = textwrap.wrap(row[last], widths[last]) or [""]
+        texts = (textwrap.wrap(row[last], wrap) or [""]) if text_last else [row[last]]
         parts = [row[shown[0]].ljust(widths[shown[0]])]
         parts += [row[i].rjust(widths[i]) for i in shown[1:-1]]
         if under:
