@@ -26,6 +26,8 @@ from .fileformat.reader import BackupReader
 
 OURS = "ours"
 FOREIGN = "foreign"
+# A plan made from the header alone: the trailer, and so its mac, is not read yet.
+UNVERIFIED = "unverified"
 MAC_SALT = "backups_app.provenance"
 # The preview lists at most this many account changes, and reads at most this many
 # rows of each account table of a foreign file (a crafted file may hold millions).

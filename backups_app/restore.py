@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import IO, Any
 
 from django.db import DatabaseError, transaction
@@ -57,7 +57,7 @@ from .fileformat.reader import (
     TableSection,
     Verified,
     row_lines,
-    verify_file,
+    verified_read,
 )
 from .fileformat.streams import BackupSource
 from .media import files as media_files
@@ -78,7 +78,7 @@ from .progress import (
     ignore_progress,
     passed_on,
 )
-from .provenance import provenance_of
+from .provenance import UNVERIFIED, provenance_of
 from .validate import file_normaliser, normalised_block, normalised_digests
 
 
@@ -140,6 +140,12 @@ class RestorePlan:
     # What happens to the backup's media files (None: it has none, or they are left
     # out of this restore).
     media: MediaPlan | None = field(default=None, repr=False)
+    # False for a plan made from the header alone (``plan_restore(verify=False)``):
+    # its ends, digest, provenance and media are not known until a restore has read
+    # the whole file, which it does while it compares the tables.
+    verified: bool = True
+    # Such a plan's ``prune_media``, for the media plan its restore makes.
+    prune_media: bool = field(default=False, repr=False)
 
     @property
     def can_restore(self) -> bool:
@@ -239,6 +245,7 @@ def plan_restore(
     compare: bool = False,
     media: bool = True,
     prune_media: bool = False,
+    verify: bool = True,
 ) -> RestorePlan:
     """Check the whole file and its fit to the database; return what a restore would do.
 
@@ -251,18 +258,44 @@ def plan_restore(
     compared with its storage, and every blob the restore would write from is read
     through: a missing or damaged blob raises BackupFormatError. With
     ``prune_media`` the plan lists the files the restore would delete.
+
+    With ``verify`` False (and no ``compare``), only the file's header is read: a
+    plan that is not ``verified``, for ``restore_backup``, which then checks the
+    whole file in the same read that compares the tables, before it writes
+    anything. A file whose schema does not fit is checked whole all the same, so
+    that a damaged file is told as damaged.
     """
     require_database(using)
     source = source if isinstance(source, BackupSource) else BackupSource(source)
     # An undo file is restored as the backup it stands for.
     source = undone(source)
+    if not verify and not compare:
+        plan = _header_plan(source, using, prune_media)
+        if plan.can_restore:
+            return plan
+    return _checked_plan(source, using, progress, compare, media, prune_media)
+
+
+def _checked_plan(
+    source: BackupSource,
+    using: str,
+    progress: ProgressCallback,
+    compare: bool,
+    media: bool,
+    prune_media: bool,
+    header: dict[str, Any] | None = None,
+) -> RestorePlan:
+    """The plan of a file read and checked whole; with ``header``, the file must
+    still have it (the header a plan was made from, read again)."""
     progress(Progress("verify", "", 0, None))
     manifest = Manifest()
     try:
         with source.open() as stream:
-            verified = verify_file(
-                stream,
-                source.name,
+            reader = BackupReader(stream, source.name)
+            if header is not None:
+                reader.expect(header, "")
+            verified = verified_read(
+                reader,
                 progress=progress,
                 media=manifest.add if media else None,
             )
@@ -271,6 +304,17 @@ def plan_restore(
         )
     finally:
         manifest.close()
+
+
+def _header_plan(source: BackupSource, using: str, prune_media: bool) -> RestorePlan:
+    """The plan of a file whose header alone was read (``plan_restore(verify=False)``)."""
+    with source.open() as stream:
+        header = BackupReader(stream, source.name).header
+    unread = Verified(header, {}, "", {})
+    plan = _plan(
+        source, using, unread, Manifest(), ignore_progress, False, False, False
+    )
+    return replace(plan, provenance=UNVERIFIED, verified=False, prune_media=prune_media)
 
 
 def _plan(
@@ -380,12 +424,19 @@ def restore_backup(
     full: bool = False,
     media: bool = True,
     prune_media: bool = False,
+    on_verified: Callable[[RestorePlan], None] | None = None,
 ) -> RestoreSummary:
     """Replace the contents of every table in the backup's scope with the backup's rows.
 
     One transaction: the file is checked completely before anything changes, and the
     written tables are re-counted and re-digested before commit. Any failure rolls back
     and raises, leaving the database as it was.
+
+    Given a path or a source, the restore reads the file's header first and checks
+    the whole file while it compares the tables, in one read (a ``full`` restore
+    checks it before it begins). ``on_verified(plan)`` is called with the checked
+    plan before anything is written; it may raise to stop the restore, which then
+    changes nothing (the command refuses a foreign file this way).
 
     Each table is first compared with the file (``differential``): one that differs
     in few rows gets only those rows deleted and inserted, and only those are read
@@ -412,12 +463,23 @@ def restore_backup(
             progress=clock,
             media=media,
             prune_media=prune_media,
+            verify=full,
         )
     )
-    try:
-        return _restore(plan, safety_backup, lock_wait, clock, full, media, started)
-    finally:
-        plan.close()
+    with contextlib.ExitStack() as plans:
+        plans.callback(plan.close)
+        return _restore(
+            plan,
+            safety_backup,
+            lock_wait,
+            clock,
+            full,
+            media,
+            started,
+            prune_media,
+            on_verified,
+            plans,
+        )
 
 
 def _restore(
@@ -428,14 +490,12 @@ def _restore(
     full: bool,
     media: bool,
     started: float,
+    prune_media: bool = False,
+    on_verified: Callable[[RestorePlan], None] | None = None,
+    plans: contextlib.ExitStack | None = None,
 ) -> RestoreSummary:
     using = plan.database
-    if not plan.can_restore:
-        raise IncompatibleBackupError(
-            f"{plan.source.name} does not fit database {using!r}: "
-            f"{len(plan.schema_differences)} schema differences.",
-            plan.schema_differences,
-        )
+    _require_fit(plan)
     exclude = tuple(plan.header.get("exclude", ()))
     unmanaged = file_unmanaged(plan.header)
     specs = table_specs(using, exclude, unmanaged)
@@ -466,11 +526,23 @@ def _restore(
                 undo = (
                     safety_backup and not full and undo_possible(plan, specs, backend)
                 )
-                changes = (
-                    Changes.none(plan, specs, backend)
-                    if full
-                    else find_changes(plan, specs, backend, progress, undo=undo)
+                checked, changes = _compared(
+                    plan,
+                    specs,
+                    backend,
+                    progress,
+                    full,
+                    undo,
+                    media,
+                    prune_media or plan.prune_media,
                 )
+                if checked is not plan:
+                    plan = checked
+                    if plans is not None:
+                        plans.callback(plan.close)
+                    media_plan = plan.media if media else None
+                if on_verified is not None:
+                    on_verified(plan)
                 safety_name = (
                     _take_safety_backup(
                         plan, changes, exclude, media_plan, progress, undo=undo
@@ -570,6 +642,74 @@ def _restore(
     )
     signals.announce(signals.post_restore, restore_backup, using=using, summary=summary)
     return summary
+
+
+def _require_fit(plan: RestorePlan) -> None:
+    if not plan.can_restore:
+        raise IncompatibleBackupError(
+            f"{plan.source.name} does not fit database {plan.database!r}: "
+            f"{len(plan.schema_differences)} schema differences.",
+            plan.schema_differences,
+        )
+
+
+def _compared(
+    plan: RestorePlan,
+    specs: list[TableSpec],
+    backend: Backend,
+    progress: ProgressCallback,
+    full: bool,
+    undo: bool,
+    media: bool,
+    prune_media: bool,
+) -> tuple[RestorePlan, Changes]:
+    """What each table needs (``find_changes``; nothing to compare when ``full``),
+    with the plan checked: ``plan`` itself, or, for a plan made from the header
+    alone, the plan of the whole file as this read found it."""
+    if full:
+        if not plan.verified:
+            plan = _checked_plan(
+                plan.source,
+                plan.database,
+                progress,
+                False,
+                media,
+                prune_media,
+                header=plan.header,
+            )
+            _require_fit(plan)
+        return plan, Changes.none(plan, specs, backend)
+    manifest = Manifest()
+    try:
+        changes = find_changes(
+            plan,
+            specs,
+            backend,
+            progress,
+            undo=undo,
+            media=manifest.add if media and not plan.verified else None,
+        )
+        if changes.read is None:
+            return plan, changes
+        try:
+            checked = _plan(
+                plan.source,
+                plan.database,
+                changes.read,
+                manifest,
+                progress,
+                False,
+                media,
+                prune_media,
+            )
+            _require_fit(checked)
+        except BaseException:
+            changes.close()
+            raise
+    finally:
+        manifest.close()
+    changes.plan = checked
+    return checked, changes
 
 
 def _take_safety_backup(

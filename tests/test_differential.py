@@ -8,6 +8,7 @@ changes make a table cheaper to change row by row than to reload.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -19,6 +20,7 @@ from unittest import mock
 
 import orjson
 import pytest
+from django.core.management import CommandError
 from django.db import DatabaseError, connection, transaction
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
@@ -30,13 +32,13 @@ from backups_app.backup import create_backup
 from backups_app.changes import FieldChange
 from backups_app.db.backends import backend_for
 from backups_app.differential import apply, store
-from backups_app.exceptions import RestoreError
+from backups_app.exceptions import BackupFormatError, RestoreError
 from backups_app.fileformat import reader
 from backups_app.fileformat.encryption import ScratchKey
 from backups_app.restore import plan_restore, restore_backup
 from backups_app.validate import validate_backup
 from tests import test_restore_safety, test_triggers
-from tests.backup_files import rewrite
+from tests.backup_files import plain_lines, rewrite
 from tests.factories import (
     make_all_fields,
     make_author,
@@ -62,6 +64,7 @@ from tests.factories import (
 )
 from tests.test_admin import AdminTestCase, url
 from tests.test_pipeline import keys
+from tests.test_provenance import crafted
 from tests.test_restore_safety import (
     assert_next_inserts_work,
     raw_contents,
@@ -1094,6 +1097,131 @@ class ScratchEncryptionTests(DifferentialTestCase):
 
 
 # Through their modules: a test class imported by name would run here again.
+def damaged_copy(source: Path, target: Path, label: str) -> Path:
+    """``source`` with one value of ``label``'s last row changed and no digest
+    made to fit: a file whose damage only a read to that row finds."""
+    lines = plain_lines(source)
+    section = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith(b'{"kind":"table"') and f'"{label}"'.encode() in line
+    )
+    last = next(
+        i for i in range(section + 1, len(lines)) if b'"kind":"end"' in lines[i]
+    )
+    row = orjson.loads(lines[last - 1])
+    row[0] = row[0] + 1_000 if isinstance(row[0], int) else f"{row[0]}x"
+    lines[last - 1] = orjson.dumps(row) + b"\n"
+    target.write_bytes(gzip.compress(b"".join(lines)))
+    return target
+
+
+class OneReadTests(DifferentialTestCase):
+    """A restore given a file (not a plan) reads its header, then checks the whole
+    file in the read that compares the tables, before it writes anything."""
+
+    def setUp(self):
+        rename_label(3, 0)
+        delete_book(5, 0)
+        self.changed = raw_contents()
+
+    def test_the_file_is_read_whole_once_when_no_table_is_reloaded(self):
+        with mock.patch.object(
+            reader.BackupReader,
+            "_check_trailer",
+            autospec=True,
+            side_effect=reader.BackupReader._check_trailer,
+        ) as trailer_checked:
+            summary = restore_backup(self.file, safety_backup=False)
+        assert raw_contents() == self.backed_up
+        assert summary.reloaded == []
+        assert trailer_checked.call_count == 1
+
+    def test_a_plan_from_the_header_alone_knows_only_what_the_header_says(self):
+        plan = plan_restore(self.file, verify=False)
+        assert not plan.verified
+        assert plan.provenance == "unverified"
+        assert plan.ends == {} and plan.digest == ""
+        assert all(t.rows_in_file is None for t in plan.tables)
+        checked = plan_restore(self.file)
+        assert checked.verified and checked.provenance == "ours"
+        assert [t.label for t in plan.tables] == [t.label for t in checked.tables]
+
+    def test_the_plan_a_restore_checks_is_handed_over_before_anything_is_written(self):
+        seen = []
+
+        def verified(plan):
+            seen.append(plan)
+            assert raw_contents() == self.changed
+            raise RuntimeError("stop here")
+
+        with pytest.raises(RuntimeError, match="stop here"):
+            restore_backup(self.file, safety_backup=False, on_verified=verified)
+        assert raw_contents() == self.changed
+        (plan,) = seen
+        assert plan.verified and plan.provenance == "ours"
+        assert plan.ends == plan_restore(self.file).ends
+        assert plan.digest == plan_restore(self.file).digest
+
+    def test_a_file_damaged_after_its_header_changes_nothing(self):
+        damaged = damaged_copy(
+            self.file, self.tmp_path / "damaged.jsonl.gz", "testapp.Node"
+        )
+        plan = plan_restore(damaged, verify=False)
+        assert plan.can_restore and not plan.verified
+        before = test_restore_safety.safety_files()
+        with pytest.raises(BackupFormatError, match="damaged"):
+            restore_backup(damaged, safety_backup=True)
+        assert raw_contents() == self.changed
+        # The safety backup comes after the check: none was written.
+        assert test_restore_safety.safety_files() == before
+
+    def test_a_full_restore_of_a_header_plan_checks_the_file_first(self):
+        damaged = damaged_copy(
+            self.file, self.tmp_path / "damaged.jsonl.gz", "testapp.Node"
+        )
+        plan = plan_restore(damaged, verify=False)
+        with pytest.raises(BackupFormatError, match="damaged"):
+            restore_backup(plan, safety_backup=False, full=True)
+        assert raw_contents() == self.changed
+        summary = restore_backup(plan_restore(self.file, verify=False), full=True)
+        assert raw_contents() == self.backed_up
+        assert summary.tables_changed == 0
+
+    def test_a_file_replaced_after_its_header_was_read_is_refused(self):
+        # Changed in place: a file replaced by another (a rename) would not be
+        # seen, as the plan's source keeps the file it opened.
+        path = self.tmp_path / "replaced.jsonl.gz"
+        shutil.copyfile(self.file, path)
+        plan = plan_restore(path, verify=False)
+        other = create_backup(self.tmp_path / "other.jsonl.gz").path
+        with open(path, "r+b") as stream:
+            stream.write(Path(other).read_bytes())
+            stream.truncate()
+        with pytest.raises(BackupFormatError, match="changed since it was checked"):
+            restore_backup(plan, safety_backup=False)
+        assert raw_contents() == self.changed
+
+    def test_the_command_refuses_a_foreign_file_before_writing(self):
+        # With a safety backup: taken after the check, so none is written either.
+        foreign = crafted(self.file, self.tmp_path / "foreign.jsonl.gz")
+        before = test_restore_safety.safety_files()
+        with pytest.raises(CommandError) as caught:
+            run_command("restore", str(foreign), interactive=False)
+        assert caught.value.returncode == 1
+        assert str(caught.value).startswith(f"Restore refused: {foreign} was not")
+        assert raw_contents() == self.changed
+        assert test_restore_safety.safety_files() == before
+        run_command(
+            "restore",
+            str(foreign),
+            "--allow-foreign",
+            "--no-safety-backup",
+            interactive=False,
+        )
+        assert raw_contents() == self.backed_up
+
+
 class KilledDifferentialRestoreTests(test_restore_safety.KilledRestoreTests):
     """``SIGKILL`` at each stage of a restore that writes only the rows that differ
     (the tests of KilledRestoreTests, on a database that differs in a few rows):

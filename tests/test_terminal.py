@@ -35,7 +35,7 @@ from tests.factories import mutate_zoo, populate_zoo
 from tests.terminal import Screen, run_in_terminal
 from tests.test_exit_codes import environment
 from tests.test_processes import ROOT
-from tests.test_restore_safety import raw_contents
+from tests.test_restore_safety import raw_contents, safety_files
 from tests.testapp.models import AllFields, Node
 
 pytestmark = [pytest.mark.process, pytest.mark.usefixtures("tmp_path_on_test_case")]
@@ -121,21 +121,20 @@ class ProgressTests(TransactionTestCase):
         frames = self.assert_drawn_in_place(result.output)
         assert all(len(frame) <= 79 for frame in frames)
         steps = [int(STEP.match(frame).group(1)) for frame in frames]
-        assert {STEP.match(frame).group(2) for frame in frames} == {"5"}
-        assert steps == sorted(steps) and set(steps) == {1, 2, 3, 4, 5}
+        assert {STEP.match(frame).group(2) for frame in frames} == {"4"}
+        assert steps == sorted(steps) and set(steps) == {1, 2, 3, 4}
         titles = {frame.split("  ")[0] for frame in frames}
         assert {
-            "[1/5] Checking the file",
-            "[2/5] Comparing with the file",
-            "[3/5] Safety backup",
-            "[4/5] Loading rows",
-            "[5/5] Reading back",
-            "[5/5] Committing",
+            "[1/4] Comparing with the file",
+            "[2/4] Safety backup",
+            "[3/4] Loading rows",
+            "[4/4] Reading back",
+            "[4/4] Committing",
         } <= titles
         # The comparison and the safety backup count the rows there are now; the
         # load the rows it writes, only those that differ in the tables that differ
         # in few rows (Node's thousands of rows are not written again).
-        for step in ("[2/5] Comparing with the file", "[3/5] Safety backup"):
+        for step in ("[1/4] Comparing with the file", "[2/4] Safety backup"):
             assert any(
                 re.match(rf"{re.escape(step)}  [\d,]+ / {rows_now:,} rows", frame)
                 for frame in frames
@@ -145,7 +144,7 @@ class ProgressTests(TransactionTestCase):
             for frame in frames
             if (
                 found := re.match(
-                    r"\[4/5\] Loading rows  [\d,]+ / ([\d,]+) rows", frame
+                    r"\[3/4\] Loading rows  [\d,]+ / ([\d,]+) rows", frame
                 )
             )
         ]
@@ -355,9 +354,16 @@ class InterruptTests(TransactionTestCase):
         return name
 
     def test_while_checking_the_file(self):
-        lines = self.interrupt("restore-verify", "--noinput")
+        lines = self.interrupt("restore-verify", "--noinput", "--full")
         assert lines == ["Restore interrupted: database 'default' was left unchanged."]
         assert raw_contents() == self.before
+
+    def test_while_comparing_and_checking_the_file(self):
+        safety_before = safety_files()
+        lines = self.interrupt("restore-compare", "--noinput")
+        assert lines == ["Restore interrupted: database 'default' was left unchanged."]
+        assert raw_contents() == self.before
+        assert safety_files() == safety_before
 
     def test_before_the_load_after_the_safety_backup(self):
         lines = self.interrupt("restore-after-safety", "--noinput")

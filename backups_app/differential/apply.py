@@ -56,7 +56,13 @@ from ..db.values import (
 from ..exceptions import database_message, error_text, shown_value
 from ..fileformat.codec import loads_block, loads_row, pk_value
 from ..fileformat.encryption import ScratchKey, scratch_key
-from ..fileformat.reader import BackupReader, TableSection, row_lines
+from ..fileformat.reader import (
+    BackupReader,
+    TableEnd,
+    TableSection,
+    Verified,
+    row_lines,
+)
 from ..progress import Progress, ProgressCallback, ignore_progress, passed_on
 from ..validate import file_normaliser
 from .merge import Merged, StopComparing, merge_table
@@ -369,16 +375,20 @@ def find_changes(
     progress: ProgressCallback = ignore_progress,
     *,
     undo: bool = False,
+    media: Callable[[dict[str, Any], list[list[Any]]], None] | None = None,
 ) -> Changes:
     """Compare every table in scope with the file (``plan``'s, read again and checked
     as it goes); return what to write for the tables cheaper to change than to
     reload. To be called inside the restore's transaction, after its locks.
 
-    With ``undo``, what an undo file needs is kept too (``undo_lines``)."""
+    With ``undo``, what an undo file needs is kept too (``undo_lines``). A plan
+    that is not ``verified`` (made from the header alone) is checked by this read:
+    ``Changes.read`` holds what it found. ``media(header, entries)`` is handed the
+    media manifest's entries, as ``verify_file`` hands them."""
     key = scratch_key(plan.source.is_encrypted())
     changes = Changes(plan, specs, backend, undo=undo, key=key)
     try:
-        changes._find(progress)
+        changes._find(progress, media)
     except BaseException:
         changes.close()
         raise
@@ -412,6 +422,8 @@ class Changes:
         self._updated = Spool(key)
         self._unique: Callable[[TableSpec], set[str] | None] = backend.unique_columns
         self._undo = _UndoSpools(key) if undo else None
+        # What the comparison's read found, for a plan that was not checked before.
+        self.read: Verified | None = None
 
     @classmethod
     def none(
@@ -442,7 +454,11 @@ class Changes:
 
     # -- finding -----------------------------------------------------------------------
 
-    def _find(self, progress: ProgressCallback) -> None:
+    def _find(
+        self,
+        progress: ProgressCallback,
+        media: Callable[[dict[str, Any], list[list[Any]]], None] | None,
+    ) -> None:
         plan, backend = self.plan, self.backend
         by_label = {spec.label: spec for spec in self.specs}
         with_triggers = backend.trigger_tables()
@@ -458,25 +474,56 @@ class Changes:
         rows_now = {table.label: table.rows_now or 0 for table in plan.tables}
         progress = passed_on(progress, stage_total=plan.rows_now)
         progress(Progress("compare", "", 0, None))
+        ends: dict[str, TableEnd] = {}
         with plan.source.open() as stream:
             reader = BackupReader(stream, plan.source.name)
             reader.expect(plan.header, plan.digest)
-            for section in reader.tables():
-                spec = by_label.get(section.label)
-                now = rows_now.get(section.label, 0)
-                in_file = plan.ends[section.label].rows
-                if spec is None or (
-                    (now or in_file)
-                    and reload_cheaper(
-                        abs(now - in_file), now, in_file, backend.row_change_cost
-                    )
-                ):
-                    # Known without comparing: at least the difference in rows must
-                    # be written (a table emptied, or loaded into an empty table).
-                    section.skip()
+            for section in reader.tables(media=media is not None):
+                if section is reader.media:
+                    assert media is not None  # asked for with it
+                    for block in section.blocks():
+                        media(reader.header, section.parse(block))
                     continue
-                spec = aligned(spec, section.columns)
-                self._compare(spec, section, referenced, now, in_file, progress)
+                self._table(section, by_label, rows_now, referenced, progress)
+                assert section.end is not None  # read to its end
+                ends[section.label] = section.end
+        if not plan.verified:
+            assert reader.trailer is not None  # checked at the end of tables()
+            self.read = Verified(
+                reader.header,
+                ends,
+                reader.trailer["digest"],
+                reader.trailer,
+                reader.media.end if reader.media is not None else None,
+            )
+
+    def _table(
+        self,
+        section: TableSection,
+        by_label: dict[str, TableSpec],
+        rows_now: dict[str, int],
+        referenced: dict[str, list[str]],
+        progress: ProgressCallback,
+    ) -> None:
+        spec = by_label.get(section.label)
+        now = rows_now.get(section.label, 0)
+        end = self.plan.ends.get(section.label)
+        # A plan made from the header alone does not know the file's rows yet: the
+        # database's count stands in for them where the cost of a reload is weighed.
+        in_file = now if end is None else end.rows
+        if spec is None or (
+            end is not None
+            and (now or in_file)
+            and reload_cheaper(
+                abs(now - in_file), now, in_file, self.backend.row_change_cost
+            )
+        ):
+            # Known without comparing: at least the difference in rows must be
+            # written (a table emptied, or loaded into an empty table).
+            section.skip()
+            return
+        spec = aligned(spec, section.columns)
+        self._compare(spec, section, referenced, now, in_file, progress)
 
     def _compare(
         self,

@@ -630,7 +630,9 @@ class BackupReader:
             return None
         while (newline := self._buffer.find(b"\n", self._position)) < 0:
             if not self._fill():
-                raise self._error(f"is truncated inside table {section.label}")
+                raise self._error(
+                    f"is incomplete: it ends inside {section.title} {UNFINISHED}"
+                )
         if self._buffer[self._position] != ROW_START:
             self._end_section(section)
             return None
@@ -710,6 +712,11 @@ class BackupReader:
             first_line = section._block_line
         for index, line in enumerate(row_lines(block)):
             number = first_line + index
+            if not line.endswith(b"]"):
+                # As _next_row_block says it, for a row read by itself (peek()).
+                raise self._error(
+                    f"line {number}: {section.a_row} is not one JSON array on one line"
+                )
             try:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -881,6 +888,17 @@ def verify_file(
     ``media(header, entries)`` is handed the media manifest's entries, a block at a
     time, as they are checked. With ``undo``, an undo file is read too."""
     reader = BackupReader(stream, name, undo=undo)
+    return verified_read(reader, rows=rows, progress=progress, media=media)
+
+
+def verified_read(
+    reader: BackupReader,
+    *,
+    rows: bool = False,
+    progress: ProgressCallback = ignore_progress,
+    media: Callable[[dict[str, Any], list[list[Any]]], None] | None = None,
+) -> Verified:
+    """``verify_file`` with a reader that has read no more than the header."""
     ends: dict[str, TableEnd] = {}
     for section in reader.tables(media=media is not None):
         if section is reader.media:

@@ -45,18 +45,21 @@ class PausesConfig(AppConfig):
         if point == "backup-table":
             # After the header and the tables before testapp.Node are written.
             pausing_factory(backup, "block_encoder", point)
-        elif point == "validate-table":
-            # validate_backup compares through differential.merge.
+        elif point in ("validate-table", "restore-compare"):
+            # validate_backup compares through differential.merge, as a restore
+            # does inside its transaction (where it checks the file, unless a plan
+            # checked it before).
             pausing_factory(merge, "block_encoder", point)
         elif point == "restore-verify":
-            # While the restore checks the file, before its transaction.
-            original_verify = restore.verify_file
+            # While the restore checks the file, before its transaction (a plan
+            # that checks the whole file first: --full, or a preview).
+            original_verify = restore.verified_read
 
-            def verify_file(*args, **kwargs):
+            def verified_read(*args, **kwargs):
                 pause(point)
                 return original_verify(*args, **kwargs)
 
-            restore.verify_file = verify_file
+            restore.verified_read = verified_read
         elif point == "restore-commit":
             # Just after the restore's COMMIT, before the restore has heard that it
             # is done: a Ctrl-C here must not be reported as "left unchanged". A

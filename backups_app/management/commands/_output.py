@@ -37,7 +37,7 @@ from backups_app.exceptions import (
     StorageError,
 )
 from backups_app.operations.units import format_count, format_size
-from backups_app.progress import Progress, ProgressCallback, long_stages
+from backups_app.progress import Progress, long_stages
 
 # The exit codes of the three commands (README.md and docs/usage.md have the table).
 # 1 is each command's own failure, and for validatebackup only "the database differs";
@@ -553,7 +553,7 @@ def running(
     options: dict[str, Any],
     failed: int = EXIT_FAILED,
     steps: Sequence[str] = (),
-) -> Iterator[ProgressCallback]:
+) -> Iterator[ProgressLine]:
     """Call the library: show progress, and turn its errors into CommandErrors.
 
     Where no progress is shown the library is told so, and skips the work only

@@ -215,8 +215,14 @@ class Command(BackupsCommand):
         # The plan says which rows would change where it is shown; a restore
         # without a preview compares the tables only inside its transaction.
         compare = (dry_run or interactive or verbosity >= 2) and not full
+        # Nor does such a restore check the file beforehand: it reads the header,
+        # then checks the whole file in the read that compares the tables, before
+        # it writes anything (plan_restore(verify=False)).
+        verify = compare or full or prune_media
         if dry_run:
             steps = ["verify", "compare"] if compare else ["verify"]
+        elif not verify:
+            steps.remove("verify")
         with running(self, {**options, "json": json}, steps=steps) as progress:
             plan = plan_restore(
                 file,
@@ -225,6 +231,7 @@ class Command(BackupsCommand):
                 compare=compare,
                 media=media,
                 prune_media=prune_media,
+                verify=verify,
             )
         if prune_media and plan.can_restore and plan.media is None:
             raise CommandError(
@@ -252,14 +259,7 @@ class Command(BackupsCommand):
             self._render_plan(plan)
         elif verbosity >= 1:
             self._render_differences(plan)
-        foreign = plan.provenance != "ours"
-        if foreign and verbosity >= 1:
-            self.stderr.write(
-                self.style.WARNING(
-                    f"Warning: {plan.source.name} was not made by this installation "
-                    "(its mac does not verify); it may hold any users and permissions."
-                )
-            )
+        foreign = plan.verified and self._foreign(plan, verbosity)
         if misfit:
             raise misfit
         if dry_run:
@@ -267,11 +267,7 @@ class Command(BackupsCommand):
                 self.stdout.write("Dry run: nothing was changed.")
             return
         if foreign and not interactive and not allow_foreign:
-            raise CommandError(
-                f"Restore refused: {plan.source.name} was not made by this "
-                "installation; pass --allow-foreign to restore it anyway.",
-                returncode=EXIT_FAILED,
-            )
+            raise self._refused(plan)
         if interactive:
             self._confirm(plan, foreign)
         settings = options.get("settings")
@@ -280,12 +276,22 @@ class Command(BackupsCommand):
             self._interruption_told(database, settings) as committed,
             CommitGuard(progress, committed).held() as guarded,
         ):
+
+            def verified(checked: RestorePlan) -> None:
+                # A file that the restore's own read checked (not the plan's): told
+                # and refused as above, before the restore writes anything.
+                if not plan.verified:
+                    progress.clear()
+                    if self._foreign(checked, verbosity) and not allow_foreign:
+                        raise self._refused(checked)
+
             summary = restore_backup(
                 plan,
                 safety_backup=safety_backup,
                 progress=guarded,
                 full=full,
                 media=media,
+                on_verified=verified,
             )
         undo = (
             undo_command(summary.safety_backup, database, settings)
@@ -489,6 +495,25 @@ class Command(BackupsCommand):
             self.stderr.write(
                 self.style.WARNING(f"Warning: could not delete {failure}")
             )
+
+    def _foreign(self, plan: RestorePlan, verbosity: int) -> bool:
+        """Whether the (checked) file was made elsewhere; warn if so."""
+        foreign = plan.provenance != "ours"
+        if foreign and verbosity >= 1:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Warning: {plan.source.name} was not made by this installation "
+                    "(its mac does not verify); it may hold any users and permissions."
+                )
+            )
+        return foreign
+
+    def _refused(self, plan: RestorePlan) -> CommandError:
+        return CommandError(
+            f"Restore refused: {plan.source.name} was not made by this "
+            "installation; pass --allow-foreign to restore it anyway.",
+            returncode=EXIT_FAILED,
+        )
 
     def _render_differences(self, plan: RestorePlan) -> None:
         for difference in plan.schema_differences:
