@@ -326,7 +326,10 @@ def _plan(
     compare: bool,
     media: bool,
     prune_media: bool,
+    counts: dict[str, int] | None = None,
 ) -> RestorePlan:
+    """The plan of what ``verified`` found; ``counts``: the database's rows of each
+    table, when an earlier plan counted them."""
     header, ends = verified.header, verified.ends
     try:
         specs = file_table_specs(using, header)
@@ -346,7 +349,11 @@ def _plan(
     try:
         require_tables(specs, using, IncompatibleBackupError)
         differences = compare_schema(header, specs, using)
-        current = {spec.label: backend.count(spec) for spec in specs}
+        current = (
+            {spec.label: backend.count(spec) for spec in specs}
+            if counts is None
+            else counts
+        )
         if media and has_media(header) and not differences:
             try:
                 media_plan = plan_media(
@@ -701,6 +708,10 @@ def _compared(
                 False,
                 media,
                 prune_media,
+                # As the comparison took them (counted before the locks).
+                counts={
+                    t.label: t.rows_now for t in plan.tables if t.rows_now is not None
+                },
             )
             _require_fit(checked)
         except BaseException:
