@@ -1,7 +1,10 @@
 """Signals the library sends around its operations (model signals are never sent).
 
 - ``pre_backup(sender, using)`` / ``post_backup(sender, using, summary)``
-- ``pre_restore(sender, using, plan)`` / ``post_restore(sender, using, summary)``
+- ``pre_restore(sender, using, plan)`` / ``post_restore(sender, using, summary)``;
+  ``plan`` is as it is before the restore's locks: made from the file's header
+  alone (``plan.verified`` False) when the restore checks the file as it compares
+  the tables.
 - ``post_validate(sender, using, report)``
 - ``backup_failed(sender, using, exception, target)``,
   ``restore_failed(sender, using, exception, source)``,
