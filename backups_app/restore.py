@@ -497,10 +497,12 @@ def _restore(
     full: bool,
     media: bool,
     started: float,
-    prune_media: bool = False,
-    on_verified: Callable[[RestorePlan], None] | None = None,
-    plans: contextlib.ExitStack | None = None,
+    prune_media: bool,
+    on_verified: Callable[[RestorePlan], None] | None,
+    plans: contextlib.ExitStack,
 ) -> RestoreSummary:
+    """The restore of a plan; ``plans`` closes the plans it makes (a plan checked
+    by the comparison's read) when the restore is over."""
     using = plan.database
     _require_fit(plan)
     exclude = tuple(plan.header.get("exclude", ()))
@@ -545,8 +547,7 @@ def _restore(
                 )
                 if checked is not plan:
                     plan = checked
-                    if plans is not None:
-                        plans.callback(plan.close)
+                    plans.callback(plan.close)
                     media_plan = plan.media if media else None
                 if on_verified is not None:
                     on_verified(plan)

@@ -481,21 +481,13 @@ class Changes:
             for section in reader.tables(media=media is not None):
                 if section is reader.media:
                     assert media is not None  # asked for with it
-                    for block in section.blocks():
-                        media(reader.header, section.parse(block))
+                    reader.media.hand_over(media)
                     continue
                 self._table(section, by_label, rows_now, referenced, progress)
                 assert section.end is not None  # read to its end
                 ends[section.label] = section.end
         if not plan.verified:
-            assert reader.trailer is not None  # checked at the end of tables()
-            self.read = Verified(
-                reader.header,
-                ends,
-                reader.trailer["digest"],
-                reader.trailer,
-                reader.media.end if reader.media is not None else None,
-            )
+            self.read = reader.verified(ends)
 
     def _table(
         self,

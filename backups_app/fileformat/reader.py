@@ -250,6 +250,14 @@ class MediaSection(TableSection):
         )
         self.sources: list[dict[str, Any]] = reader.header[MEDIA_KEY]["sources"]
 
+    def hand_over(
+        self, media: Callable[[dict[str, Any], list[list[Any]]], None]
+    ) -> None:
+        """Hand the entries to ``media(header, entries)``, a block at a time, as
+        they are checked."""
+        for block in self.blocks():
+            media(self._reader.header, self.parse(block))
+
     def parse(self, block: bytes) -> list[list[Any]]:
         """Return the entries of the block ``blocks()`` handed out last; raise
         BackupFormatError unless each follows the manifest's rules."""
@@ -311,6 +319,18 @@ class BackupReader:
         self, message: str = "is not a backups_app backup (no header)"
     ) -> NotABackupError:
         return NotABackupError(f"{self.name}: {message}")
+
+    def verified(self, ends: dict[str, TableEnd]) -> Verified:
+        """What the whole file was found to hold, once ``tables()`` has ended:
+        ``ends``, the table ends its caller kept, with the header and trailer."""
+        assert self.trailer is not None  # checked at the end of tables()
+        return Verified(
+            self.header,
+            ends,
+            self.trailer["digest"],
+            self.trailer,
+            self.media.end if self.media is not None else None,
+        )
 
     def expect(self, header: dict[str, Any], digest: str) -> None:
         """Insist on the same file as an earlier read: this header, and at its end,
@@ -903,8 +923,7 @@ def verified_read(
     for section in reader.tables(media=media is not None):
         if section is reader.media:
             assert media is not None  # asked for with it
-            for block in section.blocks():
-                media(reader.header, section.parse(block))
+            reader.media.hand_over(media)
             continue
         progress(Progress("verify", section.label, 0, None))
         for block in section.blocks():
@@ -913,14 +932,7 @@ def verified_read(
             progress(Progress("verify", section.label, section.rows, None))
         assert section.end is not None  # set by its last block
         ends[section.label] = section.end
-    assert reader.trailer is not None  # checked at the end of tables()
-    return Verified(
-        reader.header,
-        ends,
-        reader.trailer["digest"],
-        reader.trailer,
-        reader.media.end if reader.media is not None else None,
-    )
+    return reader.verified(ends)
 
 
 def verify(
