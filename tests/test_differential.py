@@ -31,6 +31,8 @@ from hypothesis.extra.django import TestCase as HypothesisTestCase
 from backups_app.backup import create_backup
 from backups_app.changes import FieldChange
 from backups_app.db.backends import backend_for
+from backups_app.db.backends.base import Backend
+from backups_app.db.tables import table_specs
 from backups_app.differential import apply, store
 from backups_app.exceptions import BackupFormatError, RestoreError
 from backups_app.fileformat import reader
@@ -731,6 +733,38 @@ class InPlaceTests(DifferentialTestCase):
         # Which columns it covers is not known: deleted and inserted again.
         assert statements(queries, "DELETE FROM", Node)
         assert updated == set()
+
+    def test_the_unique_columns_found_are_those_of_djangos_introspection(self):
+        if connection.vendor != "mysql":
+            # Neither on an expression nor partial on MariaDB; DDL commits there.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "CREATE UNIQUE INDEX testapp_node_lower_name "
+                    "ON testapp_node (lower(name))"
+                )
+                cursor.execute(
+                    "CREATE UNIQUE INDEX testapp_book_title_partial "
+                    "ON testapp_book (title) WHERE id > 0"
+                )
+        backend = backend_for("default")
+        specs = table_specs("default", (), ())
+        found = backend.unique_column_finder(specs)
+        # Django reports a table's primary key as a constraint, which a vendor's
+        # catalogue may not list as an index (SQLite's rowid): keys are never
+        # updated in place either way.
+        for spec in specs:
+            expected = Backend.unique_columns(backend, spec)
+            seen = found(spec)
+            if expected is None or seen is None:
+                assert seen == expected, spec.label
+            else:
+                keys = set(spec.pk_columns)
+                assert seen | keys == expected | keys, spec.label
+        by_table = {spec.table: spec for spec in specs}
+        if connection.vendor != "mysql":
+            assert found(by_table["testapp_node"]) is None
+            assert "title" in found(by_table["testapp_book"])
+        assert found(by_table["testapp_label"]) >= {"name"}
 
     def test_a_role_that_may_not_create_temporary_tables_updates_row_by_row(self):
         if connection.vendor != "postgresql":

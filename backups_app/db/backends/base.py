@@ -242,6 +242,22 @@ class Backend:
         rows stream in: here, each table's constraints are read when first asked."""
         return self.unique_columns
 
+    @staticmethod
+    def unique_columns_by_table(
+        rows: Iterable[tuple[str, str | None]],
+    ) -> Callable[[TableSpec], set[str] | None]:
+        """``unique_columns`` from the ``(table, column)`` of every column of every
+        unique index of the database (a column None: a part on an expression)."""
+        unique: dict[str, set[str] | None] = {}
+        for table, column in rows:
+            columns = unique.setdefault(table, set())
+            if columns is not None:
+                if column is None:
+                    unique[table] = None
+                else:
+                    columns.add(column)
+        return lambda spec: unique.get(spec.table, set())
+
     def deletes_cascade(self, specs: list[TableSpec]) -> bool:
         """Whether deleting rows of these tables makes the database change rows of
         them by itself (ON DELETE CASCADE, SET NULL or SET DEFAULT), now."""

@@ -331,16 +331,8 @@ class MySQLBackend(Backend):
                 "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
                 "WHERE TABLE_SCHEMA = DATABASE() AND NON_UNIQUE = 0"
             )
-            rows = cursor.fetchall()
-        unique: dict[str, set[str] | None] = {}
-        for table, column in rows:
-            columns = unique.setdefault(table, set())
-            if columns is not None:
-                if column is None:  # a key part on an expression (MySQL 8)
-                    unique[table] = None
-                else:
-                    columns.add(column)
-        return lambda spec: unique.get(spec.table, set())
+            # COLUMN_NAME is NULL for a key part on an expression (MySQL 8).
+            return self.unique_columns_by_table(cursor.fetchall())
 
     def trigger_tables(self) -> set[str]:
         with self.connection.cursor() as cursor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import DatabaseError
@@ -120,6 +120,21 @@ class SQLiteBackend(Backend):
                 child in tables and parent in tables
                 for child, parent in cursor.fetchall()
             )
+
+    def unique_column_finder(
+        self, specs: list[TableSpec]
+    ) -> Callable[[TableSpec], set[str] | None]:
+        # The unique indexes of every table, those of UNIQUE and PRIMARY KEY
+        # constraints too, in one query (an expression's column has no name).
+        # Django's introspection parses each table's SQL with sqlparse: 0.1 s of a
+        # restore of the demo's 20 tables with 1% of their rows changed.
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT m.name, c.name FROM sqlite_master m, "
+                "pragma_index_list(m.name) i, pragma_index_info(i.name) c "
+                "WHERE m.type = 'table' AND i.\"unique\""
+            )
+            return self.unique_columns_by_table(cursor.fetchall())
 
     def trigger_tables(self) -> set[str]:
         with self.connection.cursor() as cursor:
