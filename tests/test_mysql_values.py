@@ -485,6 +485,52 @@ class TimestampColumnTests(TransactionTestCase):
         assert stored_dates() == self.stored
         assert validate_backup(self.file).ok
 
+    def instants(self) -> list[tuple]:
+        """Each row's moment as MySQL keeps a TIMESTAMP: seconds since the epoch,
+        whatever the session's time zone."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, UNIX_TIMESTAMP(moment) FROM {Value._meta.db_table} "
+                "ORDER BY id"
+            )
+            return list(cursor.fetchall())
+
+    def set_time_zone(self, zone: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@SESSION.time_zone")
+            (before,) = cursor.fetchone()
+            cursor.execute("SET time_zone = %s", [zone])
+        self.addCleanup(self.restore_time_zone, before)
+
+    def restore_time_zone(self, zone: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET time_zone = %s", [zone])
+
+    def test_a_session_in_another_time_zone_restores_the_same_instants(self):
+        # The backup of setUp ran in the server's zone; a restore, a validation
+        # and a backup in another one keep, find and write the same instants.
+        instants = self.instants()
+        self.set_time_zone("+05:00")
+        assert validate_backup(self.file).ok
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Value._meta.db_table} SET moment = NULL WHERE id = 2"
+            )
+        restore_backup(self.file, safety_backup=False)
+        assert self.instants() == instants
+        restore_backup(self.file, safety_backup=False, full=True)
+        assert self.instants() == instants
+        # The session's own zone, once each is over.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@SESSION.time_zone")
+            assert cursor.fetchone() == ("+05:00",)
+        again = self.tmp_path / "in-another-zone.jsonl.gz"
+        create_backup(again)
+        self.restore_time_zone("-03:00")
+        restore_backup(again, safety_backup=False, full=True)
+        assert self.instants() == instants
+        assert validate_backup(again).ok
+
 
 class TimesBeyondADayTests(TestCase):
     """A TIME column holds spans of up to 838 hours either way (legacy schemas map

@@ -60,6 +60,8 @@ def _as_text(converter: dict[Any, Any]) -> Iterator[None]:
         converter.update(saved)
 
 
+# The session time zone of backups, validations and restores (MySQLBackend._in_utc).
+UTC = "+00:00"
 # MySQL's LIMIT for "no limit" (with an OFFSET, which needs one).
 ALL_ROWS = 18446744073709551615
 # An INSERT statement of many rows stops growing at this size (or at half the
@@ -202,6 +204,39 @@ class MySQLBackend(Backend):
             # column this is the hex text's byte order, the same thing.
             return self.binary_order(self.quote(column_of(field)))
         return super().order_column(field)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self._in_utc(), super().snapshot():
+            yield
+
+    @contextlib.contextmanager
+    def restore_session(self) -> Iterator[None]:
+        with self._in_utc(), super().restore_session():
+            yield
+
+    @contextlib.contextmanager
+    def _in_utc(self) -> Iterator[None]:
+        """Run the block in a session whose time zone is UTC.
+
+        MySQL hands out a TIMESTAMP as text in the session's time zone, and reads
+        text back in it. A backup, a validation and a restore each run in UTC, so
+        that the file holds each instant as UTC text (as it says, with "+00:00")
+        and a session in another zone (another server's, an application's own)
+        finds and writes the same instants; in a zone with summer time, the text of
+        the hour that repeats in autumn would also name either of two instants.
+        """
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT @@SESSION.time_zone")
+            (zone,) = cursor.fetchone()
+            if zone != UTC:
+                cursor.execute("SET time_zone = %s", [UTC])
+        try:
+            yield
+        finally:
+            if zone != UTC:
+                with self.connection.cursor() as cursor:
+                    cursor.execute("SET time_zone = %s", [zone])
 
     def begin_snapshot(self, cursor: Any) -> None:
         # Django opens MySQL connections at READ COMMITTED; a backup needs one
